@@ -1,0 +1,2 @@
+//! Where cached responses live (to be written).
+pub mod memory;

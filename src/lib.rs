@@ -6,3 +6,10 @@
 pub mod config;
 pub mod policy;
 pub mod store;
+pub mod error;
+pub mod single_flight;
+pub mod body;
+pub mod upstream;
+pub mod server;
+pub mod stats;
+pub mod proxy;

@@ -1,1 +1,152 @@
-fn main() {}
+//! The `cachegate` command: parse arguments, set up logging, load the config, run.
+
+use anyhow::Context;
+use cachegate::config::Config;
+use cachegate::proxy::Proxy;
+use cachegate::server::{serve, ServeOptions};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// A read-through caching reverse proxy for multi-tenant REST APIs.
+#[derive(Parser)]
+#[command(name = "cachegate", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Listen and proxy to the backend, caching under the route rules.
+    Serve(ConfigArg),
+    /// Validate the config and print the resolved route table.
+    Check(ConfigArg),
+}
+
+#[derive(Args)]
+struct ConfigArg {
+    /// The config file. Without it, ./proxy.toml when present, else the embedded default
+    /// (memory tier, backend on 127.0.0.1:8000, listening on 0.0.0.0:8080).
+    #[arg(long, short, env = "CACHEGATE_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+/// Exit status for a config that cannot be used (EX_CONFIG is 78, but 64 = EX_USAGE is what
+/// operators' scripts here expect for "fix your input").
+const EXIT_BAD_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (Command::Serve(arg) | Command::Check(arg)) = &cli.command;
+    let config = match load_config(arg.config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("cachegate: {err:#}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    match cli.command {
+        Command::Check(_) => {
+            println!("{}: ok", config.source);
+            println!("{}", config.routes);
+            ExitCode::SUCCESS
+        }
+        Command::Serve(_) => match run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("cachegate: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => {
+            let default = Path::new("proxy.toml");
+            if default.exists() {
+                Ok(Config::load(default)?)
+            } else {
+                Ok(Config::embedded_default())
+            }
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(config.log.as_deref().unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    init_tracing(&config);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(workers) = config.server.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.build().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let config = Arc::new(config);
+        let mut listeners = Vec::new();
+        for addr in &config.server.listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            listeners.push(listener);
+        }
+        let proxy = Proxy::new(config.clone()).context("cannot set up the upstream client")?;
+        tracing::info!(
+            config = %config.source,
+            listen = ?config.server.listen,
+            upstream = %config.upstream.url,
+            routes = config.routes.routes().len(),
+            "cachegate {} serving",
+            env!("CARGO_PKG_VERSION"),
+        );
+        let opts = ServeOptions {
+            header_read_timeout: config.server.header_read_timeout,
+            max_header_bytes: config.server.max_header_bytes,
+            max_connections: config.server.max_connections,
+            shutdown_grace: config.server.shutdown_grace,
+        };
+        serve(listeners, Arc::new(proxy), opts, shutdown_signal()).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

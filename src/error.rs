@@ -1,0 +1,97 @@
+//! `ProxyError`: every failure cachegate answers for itself, and the one place that maps it to a status.
+
+use http::StatusCode;
+use std::time::Duration;
+
+/// A failure that cachegate answers itself, with a JSON body, instead of a backend response.
+///
+/// Variants say where the failure came from; `status()` is the only mapping to HTTP. Clients get a
+/// short, stable `error` code and a one-line `detail`; the log line gets the whole source chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream connection failed")]
+    UpstreamConnect(#[source] BoxError),
+    #[error("upstream timed out after {0:?}")]
+    UpstreamTimeout(Duration),
+    #[error("upstream protocol error")]
+    UpstreamProtocol(#[source] BoxError),
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("misdirected request: host {0:?} is not served here")]
+    MisdirectedHost(String),
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// The boxed source error kept for logs.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::UpstreamConnect(_) | ProxyError::UpstreamProtocol(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
+            ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable machine-readable code for the JSON body and metric labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::UpstreamConnect(_) => "upstream_unreachable",
+            ProxyError::UpstreamTimeout(_) => "upstream_timeout",
+            ProxyError::UpstreamProtocol(_) => "upstream_protocol",
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::MisdirectedHost(_) => "misdirected_request",
+            ProxyError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body sent to the client: `{"error": code, "detail": message}`.
+    pub fn json_body(&self) -> String {
+        serde_json::json!({ "error": self.code(), "detail": self.to_string() }).to_string()
+    }
+
+    /// The whole chain of causes, for a log line.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(err) = source {
+            out.push_str(": ");
+            out.push_str(&err.to_string());
+            source = err.source();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_maps_to_its_status_and_json() {
+        let cases: Vec<(ProxyError, u16, &str)> = vec![
+            (ProxyError::UpstreamConnect("refused".into()), 502, "upstream_unreachable"),
+            (ProxyError::UpstreamTimeout(Duration::from_secs(5)), 504, "upstream_timeout"),
+            (ProxyError::BadRequest("missing host"), 400, "bad_request"),
+            (ProxyError::MisdirectedHost("evil.test".into()), 421, "misdirected_request"),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(err.status().as_u16(), status);
+            let body: serde_json::Value = serde_json::from_str(&err.json_body()).unwrap();
+            assert_eq!(body["error"], code);
+            assert!(body["detail"].as_str().unwrap().len() > 3);
+        }
+    }
+
+    #[test]
+    fn chain_includes_the_source() {
+        let err = ProxyError::UpstreamConnect("connection refused".into());
+        assert_eq!(err.chain(), "upstream connection failed: connection refused");
+    }
+}

@@ -1,0 +1,375 @@
+//! The pipeline, and the only module where everything meets:
+//! route -> tenant -> key -> lookup -> coalesced fill -> store -> respond, and write eviction.
+//!
+//! Decisions are made by the pure functions in `policy`; this module only sequences them and does
+//! the IO (store, upstream). See ARCHITECTURE.md for the flow and the invariants it keeps.
+
+mod fill;
+mod write;
+
+use crate::body::ProxyBody;
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::policy::cache_key::{self, KeyParts, Target};
+use crate::policy::cacheability::{self, Bypass, RequestFacts};
+use crate::policy::outcome::Outcome;
+use crate::policy::route::{Route, RouteMatch};
+use crate::policy::tenant::{self, Tenant, TenantInputs};
+use crate::policy::Key;
+use crate::server::Handler;
+use crate::single_flight::SingleFlight;
+use crate::stats::Stats;
+use crate::store::{CachedResponse, FillTicket, MemoryOptions, TagKey, Tiered};
+use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
+use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
+use http::{HeaderName, Method, Request, Response};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Implicit tag carried by every entry of a tenant, so a whole tenant can be purged by tag.
+pub const TENANT_TAG: &str = "*";
+/// Prefix of the implicit per-path tag, used to evict a URI's every variant (RFC 9111 §4.4).
+pub const PATH_TAG_PREFIX: &str = "path:";
+
+/// The caching reverse proxy. Cheap to clone: fills run as tasks that hold their own handle.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    upstream: Upstream,
+    store: Tiered,
+    flights: SingleFlight<Key, fill::Shared, FlightMeta>,
+    stats: Stats,
+}
+
+/// What a request needs to know about the flight it might join.
+pub(crate) struct FlightMeta {
+    ticket: FillTicket,
+}
+
+/// A request that may be answered from the cache, with everything derived from it.
+pub(crate) struct Cacheable<'r> {
+    route: &'r Route,
+    key: Key,
+    tenant: Arc<str>,
+    tags: Vec<TagKey>,
+    head: bool,
+}
+
+// === impl Proxy ===
+
+impl Proxy {
+    pub fn new(config: Arc<Config>) -> Result<Self, ProxyError> {
+        let upstream = Upstream::new(&UpstreamOptions {
+            url: config.upstream.url.clone(),
+            connect_timeout: config.upstream.connect_timeout,
+            timeout: config.upstream.timeout,
+            pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
+            pool_idle_timeout: config.upstream.pool_idle_timeout,
+        })?;
+        let store = Tiered::new(MemoryOptions {
+            max_bytes: config.cache.max_memory,
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                upstream,
+                store,
+                flights: SingleFlight::new(),
+                stats: Stats::default(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Tiered {
+        &self.inner.store
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let host = request_host(&req)?;
+        if let Some(allowed) = &self.inner.config.server.hosts {
+            if !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+                return Err(ProxyError::MisdirectedHost(host));
+            }
+        }
+        let client = ClientInfo { peer, host: &host };
+        match *req.method() {
+            Method::GET | Method::HEAD => self.read(req, &client).await,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+                self.write(req, &client).await
+            }
+            _ => {
+                let outcome = Outcome::Method;
+                self.inner.stats.record(outcome);
+                self.pass(req, &client, outcome).await
+            }
+        }
+    }
+
+    /// GET and HEAD: answer from the cache when the rules allow it, otherwise pass through.
+    async fn read(
+        &self,
+        req: Request<Incoming>,
+        client: &ClientInfo<'_>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let config = self.inner.config.clone();
+        let (parts, body) = req.into_parts();
+        let decision = classify(&config, &parts, client.host);
+        let (cacheable, target) = match decision {
+            Ok(pair) => pair,
+            Err(reason) => {
+                let outcome = Outcome::Bypass(reason);
+                self.inner.stats.record(outcome);
+                return self
+                    .pass(Request::from_parts(parts, body), client, outcome)
+                    .await;
+            }
+        };
+        // A request with a body was refused by `classify`, so nothing is dropped here.
+        drop(body);
+
+        let now = Instant::now();
+        if let Some(entry) = self.inner.store.lookup(&cacheable.key, now).await {
+            self.inner.stats.record(Outcome::Hit);
+            return Ok(from_entry(&entry, Outcome::Hit, cacheable.head, Some(now)));
+        }
+        self.fill_or_join(cacheable, &target, &parts, client).await
+    }
+
+    /// Builds the GET a fill sends: the normalized target (what was keyed is what is forwarded),
+    /// and the client's headers minus hop-by-hop ones, with cachegate's forwarding headers.
+    fn fill_request(
+        &self,
+        parts: &http::request::Parts,
+        target: &Target<'_>,
+        client: &ClientInfo<'_>,
+    ) -> Result<Request<ProxyBody>, ProxyError> {
+        let uri = self.inner.upstream.uri_for(&target.path_and_query())?;
+        let mut headers = parts.headers.clone();
+        forward_headers(&mut headers, client);
+        // The entry must be a full GET response so later GETs can use it; HEAD is answered from it.
+        let mut req = Request::new(ProxyBody::empty());
+        *req.method_mut() = Method::GET;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        Ok(req)
+    }
+
+    /// Forwards a request unchanged (bar the forwarding headers) and streams the answer back.
+    async fn pass(
+        &self,
+        req: Request<Incoming>,
+        client: &ClientInfo<'_>,
+        outcome: Outcome,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let response = self.send_as_is(req, client).await?;
+        Ok(stream_response(response, outcome))
+    }
+
+    async fn send_as_is(
+        &self,
+        req: Request<Incoming>,
+        client: &ClientInfo<'_>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let (mut parts, body) = req.into_parts();
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        parts.uri = self.inner.upstream.uri_for(&target)?;
+        parts.version = http::Version::HTTP_11;
+        forward_headers(&mut parts.headers, client);
+        let req = Request::from_parts(parts, ProxyBody::Stream(body));
+        self.inner.upstream.send(req).await
+    }
+
+    fn error_response(&self, err: &ProxyError) -> Response<ProxyBody> {
+        match err {
+            ProxyError::UpstreamConnect(_)
+            | ProxyError::UpstreamTimeout(_)
+            | ProxyError::UpstreamProtocol(_) => {
+                self.inner.stats.upstream_error();
+                tracing::warn!(error = %err.chain(), status = err.status().as_u16(), "upstream failure");
+            }
+            _ => tracing::info!(error = %err.chain(), status = err.status().as_u16(), "request refused"),
+        }
+        error_response(err)
+    }
+}
+
+impl Handler for Proxy {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        match self.dispatch(req, peer).await {
+            Ok(response) => response,
+            Err(err) => self.error_response(&err),
+        }
+    }
+}
+
+/// Decides whether a GET/HEAD may use the cache, and derives its key and tags when it may.
+/// Pure apart from reading the request; every "no" is a named [`Bypass`].
+fn classify<'c, 'p>(
+    config: &'c Config,
+    parts: &'p http::request::Parts,
+    host: &str,
+) -> Result<(Cacheable<'c>, Target<'p>), Bypass> {
+    let target = cache_key::normalize(parts.uri.path(), parts.uri.query())
+        .map_err(|_| Bypass::AmbiguousPath)?;
+    let RouteMatch { route, captures } = config
+        .routes
+        .find(&parts.method, &target.path)
+        .ok_or(Bypass::NoRoute)?;
+    if !route.cache {
+        return Err(Bypass::RouteNoCache);
+    }
+    let inputs = TenantInputs {
+        headers: &parts.headers,
+        host: Some(host),
+        captures: &captures,
+        query: parts.uri.query(),
+    };
+    let tenant: Option<Arc<str>> = match tenant::extract(&route.tenant, &inputs) {
+        Tenant::Shared => None,
+        Tenant::Id(id) => Some(Arc::from(&*id)),
+        Tenant::Missing => return Err(Bypass::NoTenant),
+        Tenant::Invalid(_) => return Err(Bypass::InvalidTenant),
+    };
+    let facts = RequestFacts {
+        method: &parts.method,
+        headers: &parts.headers,
+        tenant_keyed: tenant.is_some(),
+        vary: &route.vary,
+    };
+    if let Some(reason) = cacheability::request_bypass(&facts) {
+        return Err(reason);
+    }
+    let key_parts = KeyParts {
+        namespace: &config.cache.namespace,
+        version: config.cache.version,
+        host,
+        tenant: tenant.as_deref(),
+        target: &target,
+        vary: &route.vary,
+        headers: &parts.headers,
+    };
+    let key = cache_key::digest(&key_parts);
+    let tenant = tenant.unwrap_or_else(|| Arc::from(""));
+    let mut tags: Vec<TagKey> = route
+        .entry_tags
+        .iter()
+        .map(|t| TagKey {
+            tenant: tenant.clone(),
+            tag: Arc::from(t.render(&captures)),
+        })
+        .collect();
+    tags.push(TagKey {
+        tenant: tenant.clone(),
+        tag: Arc::from(TENANT_TAG),
+    });
+    tags.push(TagKey {
+        tenant: tenant.clone(),
+        tag: Arc::from(format!("{PATH_TAG_PREFIX}{}", target.path)),
+    });
+    let cacheable = Cacheable {
+        route,
+        key,
+        tenant,
+        tags,
+        head: parts.method == Method::HEAD,
+    };
+    Ok((cacheable, target))
+}
+
+/// The Host the client addressed: exactly one `Host` header (HTTP/1.1) or the `:authority` (h2).
+fn request_host<B>(req: &Request<B>) -> Result<String, ProxyError> {
+    let mut values = req.headers().get_all(HOST).iter();
+    let host = match (values.next(), values.next()) {
+        (Some(_), Some(_)) => return Err(ProxyError::BadRequest("repeated host header")),
+        (Some(value), None) => value
+            .to_str()
+            .map_err(|_| ProxyError::BadRequest("host header is not valid text"))?
+            .to_owned(),
+        (None, _) => match req.uri().authority() {
+            Some(authority) => authority.as_str().to_owned(),
+            None => return Err(ProxyError::BadRequest("missing host header")),
+        },
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+    {
+        return Err(ProxyError::BadRequest("malformed host header"));
+    }
+    let mut host = host.to_ascii_lowercase();
+    if let Some(stripped) = host.strip_suffix(".") {
+        host = stripped.to_owned();
+    }
+    Ok(host)
+}
+
+/// A response from a stored entry. `now` is given for hits (which carry `Age`).
+fn from_entry(
+    entry: &CachedResponse,
+    outcome: Outcome,
+    head: bool,
+    now: Option<Instant>,
+) -> Response<ProxyBody> {
+    let body = if head {
+        ProxyBody::empty()
+    } else {
+        ProxyBody::Full(Some(entry.body.clone()))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = entry.status;
+    *response.headers_mut() = entry.headers.clone();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_STATUS.clone(), outcome.cache_status());
+    if let Some(now) = now {
+        headers.insert(AGE, HeaderValue::from(entry.age(now).as_secs()));
+    }
+    response
+}
+
+/// Streams a backend response to the client (hop-by-hop headers removed), tagged with `outcome`.
+fn stream_response(response: Response<Incoming>, outcome: Outcome) -> Response<ProxyBody> {
+    let (mut parts, body) = response.into_parts();
+    cacheability::strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(CACHE_STATUS.clone(), outcome.cache_status());
+    Response::from_parts(parts, ProxyBody::Stream(body))
+}
+
+/// The JSON error answer: `{"error": code, "detail": message}`.
+pub(crate) fn error_response(err: &ProxyError) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(err.json_body()));
+    *response.status_mut() = err.status();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CACHE_STATUS.clone(), HeaderValue::from_static("cachegate; fwd=miss; detail=error"));
+    response
+}

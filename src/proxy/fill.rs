@@ -1,0 +1,295 @@
+//! Misses: one fill per key at a time, run as its own task, shared with the requests that wait on it.
+//!
+//! The fill task owns the flight, so the leader's client going away never cancels it. What waiters
+//! receive is either the stored entry or the shared error; a response that may not be stored
+//! (`Set-Cookie`, `private`, a status outside the list, too large...) may belong to the leader alone,
+//! so waiters never see it: they go round again behind a new leader.
+
+use super::{from_entry, stream_response, Cacheable, FlightMeta, Inner, Proxy};
+use crate::body::ProxyBody;
+use crate::error::ProxyError;
+use crate::policy::cache_key::{self, KeyParts, Target};
+use crate::policy::cacheability::{self, NotStored, StoreRules};
+use crate::policy::route::TenantSource;
+use crate::policy::outcome::{Fill, Outcome};
+use crate::policy::Key;
+use crate::single_flight::{Leader, Role, Wait};
+use crate::store::{CachedResponse, StoreOutcome, TagKey};
+use crate::upstream::ClientInfo;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, Request, Response};
+use http_body_util::BodyExt;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// What a flight hands to its waiters.
+#[derive(Clone)]
+pub(crate) enum Shared {
+    Entry(Arc<CachedResponse>),
+    Error(Arc<ProxyError>),
+    /// The response was for the leader only; wait behind a new leader.
+    NotShareable,
+}
+
+/// What the fill hands to the request that started it.
+enum LeaderAnswer {
+    Entry(Arc<CachedResponse>, Fill),
+    Private(Response<ProxyBody>, NotStored),
+    Error(Arc<ProxyError>),
+}
+
+/// Everything a fill task needs, owned, so it can outlive the request that started it.
+struct FillJob {
+    key: Key,
+    request: Request<ProxyBody>,
+    tags: Vec<TagKey>,
+    ttl: Duration,
+    readable_key: String,
+    keyed_headers: Vec<HeaderName>,
+    tenant_keyed: bool,
+}
+
+enum Fetched {
+    Complete(http::response::Parts, Bytes),
+    Private(Response<ProxyBody>, NotStored),
+}
+
+impl Proxy {
+    /// Joins the fill in flight for this key, or starts one; retries behind a new leader when the
+    /// fill's response was not shareable, and goes alone once the coalescing bound has passed.
+    pub(super) async fn fill_or_join(
+        &self,
+        cacheable: Cacheable<'_>,
+        target: &Target<'_>,
+        parts: &http::request::Parts,
+        client: &ClientInfo<'_>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.config.cache.coalesce_timeout;
+        loop {
+            let role = inner.flights.join_or_lead(
+                cacheable.key,
+                |meta| !inner.store.is_fenced(&meta.ticket, &cacheable.tags),
+                || FlightMeta {
+                    ticket: inner.store.begin_fill(),
+                },
+            );
+            let waiter = match role {
+                Role::Leader(leader) => {
+                    return self.lead(leader, &cacheable, target, parts, client).await;
+                }
+                Role::Waiter(waiter) => waiter,
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match waiter.wait(remaining).await {
+                Wait::Done(Shared::Entry(entry)) => {
+                    inner.stats.record(Outcome::Collapsed);
+                    return Ok(from_entry(&entry, Outcome::Collapsed, cacheable.head, None));
+                }
+                Wait::Done(Shared::Error(err)) => {
+                    return Err(clone_error(&err));
+                }
+                Wait::Done(Shared::NotShareable) | Wait::Abandoned => continue,
+                Wait::TimedOut => {
+                    inner.stats.record(Outcome::CoalesceTimeout);
+                    let request = self.fill_request(parts, target, client)?;
+                    let response = inner.upstream.send(request).await?;
+                    let mut response = stream_response(response, Outcome::CoalesceTimeout);
+                    if cacheable.head {
+                        *response.body_mut() = ProxyBody::empty();
+                    }
+                    return Ok(response);
+                }
+            }
+        }
+    }
+
+    async fn lead(
+        &self,
+        leader: Leader<Key, Shared, FlightMeta>,
+        cacheable: &Cacheable<'_>,
+        target: &Target<'_>,
+        parts: &http::request::Parts,
+        client: &ClientInfo<'_>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let request = self.fill_request(parts, target, client)?;
+        let config = &self.inner.config;
+        let readable_key = cache_key::readable(&KeyParts {
+            namespace: &config.cache.namespace,
+            version: config.cache.version,
+            host: client.host,
+            tenant: (!cacheable.tenant.is_empty()).then_some(&*cacheable.tenant),
+            target,
+            vary: &cacheable.route.vary,
+            headers: &parts.headers,
+        });
+        let mut keyed_headers = cacheable.route.vary.clone();
+        if let TenantSource::Header(name) = &cacheable.route.tenant {
+            keyed_headers.push(name.clone());
+        }
+        let job = FillJob {
+            key: cacheable.key,
+            request,
+            tags: cacheable.tags.clone(),
+            ttl: cacheable.route.ttl,
+            readable_key,
+            keyed_headers,
+            tenant_keyed: !cacheable.tenant.is_empty(),
+        };
+        let (tx, rx) = oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::spawn(async move { run_fill(inner, leader, job, tx).await });
+        let answer = rx
+            .await
+            .map_err(|_| ProxyError::Internal("fill task ended without an answer"))?;
+        let head = cacheable.head;
+        match answer {
+            LeaderAnswer::Entry(entry, fill) => {
+                let outcome = Outcome::Miss(fill);
+                self.inner.stats.record(outcome);
+                Ok(from_entry(&entry, outcome, head, None))
+            }
+            LeaderAnswer::Private(mut response, reason) => {
+                let outcome = Outcome::Miss(Fill::NotStored(reason));
+                self.inner.stats.record(outcome);
+                response
+                    .headers_mut()
+                    .insert(super::CACHE_STATUS.clone(), outcome.cache_status());
+                if head {
+                    *response.body_mut() = ProxyBody::empty();
+                }
+                Ok(response)
+            }
+            LeaderAnswer::Error(err) => Err(clone_error(&err)),
+        }
+    }
+}
+
+/// The fill task: fetch, decide, store, then publish to waiters and answer the leader.
+async fn run_fill(
+    inner: Arc<Inner>,
+    leader: Leader<Key, Shared, FlightMeta>,
+    job: FillJob,
+    answer: oneshot::Sender<LeaderAnswer>,
+) {
+    let FillJob {
+        key,
+        request,
+        tags,
+        ttl,
+        readable_key,
+        keyed_headers,
+        tenant_keyed,
+    } = job;
+    let rules = StoreRules {
+        cacheable_statuses: &inner.config.cache.cacheable_statuses,
+        max_object_size: inner.config.cache.max_object_size,
+        keyed_headers: &keyed_headers,
+        tenant_keyed,
+    };
+    let timeout = inner.upstream.timeout();
+    let fetched = match tokio::time::timeout(timeout, fetch(&inner, request, &rules)).await {
+        Ok(result) => result,
+        Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
+    };
+    match fetched {
+        Ok(Fetched::Complete(parts, body)) => {
+            let entry = Arc::new(CachedResponse {
+                status: parts.status,
+                headers: cacheability::stored_headers(&parts.headers),
+                body,
+                stored_at: Instant::now(),
+                ttl,
+                tags,
+                readable_key,
+            });
+            let fill = match inner
+                .store
+                .store(key, &leader.meta().ticket, entry.clone())
+                .await
+            {
+                StoreOutcome::Stored => Fill::Stored,
+                StoreOutcome::Fenced => Fill::Fenced,
+                StoreOutcome::TooLarge => Fill::NotStored(NotStored::TooLarge),
+            };
+            tracing::debug!(key = %entry.readable_key, fill = ?fill, "filled");
+            // Store first, publish second: a request arriving in between finds the entry.
+            leader.publish(Shared::Entry(entry.clone()));
+            let _ = answer.send(LeaderAnswer::Entry(entry, fill));
+        }
+        Ok(Fetched::Private(response, reason)) => {
+            leader.publish(Shared::NotShareable);
+            let _ = answer.send(LeaderAnswer::Private(response, reason));
+        }
+        Err(err) => {
+            tracing::warn!(key = %readable_key, error = %err.chain(), "fill failed");
+            let err = Arc::new(err);
+            leader.publish(Shared::Error(err.clone()));
+            let _ = answer.send(LeaderAnswer::Error(err));
+        }
+    }
+}
+
+/// Sends the fill request and buffers the body while it can still be stored.
+async fn fetch(
+    inner: &Inner,
+    request: Request<ProxyBody>,
+    rules: &StoreRules<'_>,
+) -> Result<Fetched, ProxyError> {
+    let response = inner.upstream.send(request).await?;
+    let (mut parts, mut body) = response.into_parts();
+    if let Err(reason) = cacheability::response_storable(parts.status, &parts.headers, rules) {
+        cacheability::strip_hop_by_hop(&mut parts.headers);
+        return Ok(Fetched::Private(
+            Response::from_parts(parts, ProxyBody::Stream(body)),
+            reason,
+        ));
+    }
+    let mut chunks: VecDeque<Bytes> = VecDeque::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::UpstreamProtocol(Box::new(e)))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers are not stored
+        };
+        total += data.len() as u64;
+        chunks.push_back(data);
+        if total > rules.max_object_size {
+            // Too large to store: the leader streams it through, prefix first.
+            cacheability::strip_hop_by_hop(&mut parts.headers);
+            let rest = Some(body);
+            return Ok(Fetched::Private(
+                Response::from_parts(parts, ProxyBody::Prefixed { prefix: chunks, rest }),
+                NotStored::TooLarge,
+            ));
+        }
+    }
+    Ok(Fetched::Complete(parts, concat(chunks, total)))
+}
+
+fn concat(mut chunks: VecDeque<Bytes>, total: u64) -> Bytes {
+    if chunks.len() == 1 {
+        return chunks.pop_front().unwrap_or_default();
+    }
+    let mut buf = BytesMut::with_capacity(usize::try_from(total).unwrap_or(0));
+    for chunk in chunks {
+        buf.extend_from_slice(&chunk);
+    }
+    buf.freeze()
+}
+
+/// Waiters answer with the same error the leader got. `ProxyError` holds boxed sources that
+/// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message.
+fn clone_error(err: &ProxyError) -> ProxyError {
+    match err {
+        ProxyError::UpstreamConnect(_) => ProxyError::UpstreamConnect(err.chain().into()),
+        ProxyError::UpstreamTimeout(d) => ProxyError::UpstreamTimeout(*d),
+        ProxyError::UpstreamProtocol(_) => ProxyError::UpstreamProtocol(err.chain().into()),
+        ProxyError::BadRequest(m) => ProxyError::BadRequest(m),
+        ProxyError::MisdirectedHost(h) => ProxyError::MisdirectedHost(h.clone()),
+        ProxyError::Internal(m) => ProxyError::Internal(m),
+    }
+}

@@ -1,0 +1,206 @@
+//! The backend client: a pooled hyper-util client with connect and response timeouts.
+//!
+//! Knows nothing of caching. It builds the forwarded request head (hop-by-hop headers removed,
+//! `X-Forwarded-*` and `Forwarded` set by cachegate) and turns transport failures into `ProxyError`.
+
+use crate::body::ProxyBody;
+use crate::error::ProxyError;
+use crate::policy::cacheability::strip_hop_by_hop;
+use http::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// How to reach the backend.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    pub url: Uri,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+    pub pool_idle_timeout: Duration,
+}
+
+/// A shared, cloneable handle on the backend connection pool.
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<HttpConnector, ProxyBody>,
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    timeout: Duration,
+}
+
+/// Who sent the request to cachegate and under which name, for the forwarding headers.
+pub struct ClientInfo<'a> {
+    pub peer: SocketAddr,
+    pub host: &'a str,
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+// === impl Upstream ===
+
+impl Upstream {
+    pub fn new(opts: &UpstreamOptions) -> Result<Self, ProxyError> {
+        let scheme = opts
+            .url
+            .scheme()
+            .cloned()
+            .ok_or(ProxyError::Internal("upstream url has no scheme"))?;
+        let authority = opts
+            .url
+            .authority()
+            .cloned()
+            .ok_or(ProxyError::Internal("upstream url has no authority"))?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(opts.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(opts.pool_max_idle_per_host)
+            .pool_idle_timeout(opts.pool_idle_timeout)
+            .build(connector);
+        Ok(Self {
+            client,
+            scheme,
+            authority,
+            timeout: opts.timeout,
+        })
+    }
+
+    /// The time allowed for the backend's response head (and, for fills, the whole body).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The absolute backend URI for an origin-form target like `/api/x/?a=1`.
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, ProxyError> {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| ProxyError::BadRequest("request target cannot be forwarded"))
+    }
+
+    /// Sends `req` and waits at most the configured timeout for the response head.
+    pub async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, ProxyError> {
+        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+            Err(_elapsed) => Err(ProxyError::UpstreamTimeout(self.timeout)),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(err)) if err.is_connect() => Err(ProxyError::UpstreamConnect(Box::new(err))),
+            Ok(Err(err)) => Err(ProxyError::UpstreamProtocol(Box::new(err))),
+        }
+    }
+}
+
+/// Turns the client's request headers into the forwarded ones: hop-by-hop headers go, and the
+/// forwarding headers are replaced by what cachegate saw, never kept from the client (a backend
+/// that builds absolute links from them must not be steered by a caller into a cached body).
+pub fn forward_headers(headers: &mut HeaderMap, client: &ClientInfo<'_>) {
+    strip_hop_by_hop(headers);
+    for name in [
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &FORWARDED,
+    ] {
+        headers.remove(name);
+    }
+    let ip = client.peer.ip();
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let for_value = match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Ok(host) = HeaderValue::from_str(client.host) {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.insert(HOST, host);
+    }
+    let forwarded = format!("for={for_value};proto=http;host=\"{}\"", client.host);
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(FORWARDED.clone(), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(peer: &str, host: &str, incoming: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (k, v) in incoming {
+            headers.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let client = ClientInfo {
+            peer: peer.parse().unwrap(),
+            host,
+        };
+        forward_headers(&mut headers, &client);
+        headers
+    }
+
+    #[test]
+    fn client_forwarding_headers_are_replaced_not_kept() {
+        let h = forwarded(
+            "10.1.2.3:5000",
+            "api.example.com",
+            &[
+                ("x-forwarded-for", "6.6.6.6"),
+                ("x-forwarded-host", "evil.test"),
+                ("x-forwarded-proto", "https"),
+                ("forwarded", "for=6.6.6.6;host=evil.test"),
+            ],
+        );
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(
+            h["forwarded"],
+            "for=10.1.2.3;proto=http;host=\"api.example.com\""
+        );
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    #[test]
+    fn ipv6_peers_are_quoted_in_forwarded() {
+        let h = forwarded("[2001:db8::1]:443", "h", &[]);
+        assert_eq!(h["forwarded"], "for=\"[2001:db8::1]\";proto=http;host=\"h\"");
+        assert_eq!(h["x-forwarded-for"], "2001:db8::1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_not_forwarded() {
+        let h = forwarded(
+            "127.0.0.1:1",
+            "h",
+            &[
+                ("connection", "x-secret, keep-alive"),
+                ("x-secret", "1"),
+                ("keep-alive", "timeout=5"),
+                ("accept", "application/json"),
+            ],
+        );
+        assert!(h.get("connection").is_none());
+        assert!(h.get("x-secret").is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert_eq!(h["accept"], "application/json");
+    }
+}

@@ -1,0 +1,21 @@
+//! The integration suite: real origin, real proxy, real sockets on 127.0.0.1 port 0.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+// hits, misses, keys, tenants, TTL, what is never stored
+#[path = "proxy/caching.rs"]
+mod caching;
+// single-flight: stampedes, failing and cancelled leaders, private responses
+#[path = "proxy/coalescing.rs"]
+mod coalescing;
+// writes passing through evict what they change, fenced against fills in flight
+#[path = "proxy/write_eviction.rs"]
+mod write_eviction;
+// forwarding: headers, hosts, streaming, errors, shutdown
+#[path = "proxy/forwarding.rs"]
+mod forwarding;
+// the command line: check, bad configs
+#[path = "proxy/cli.rs"]
+mod cli;

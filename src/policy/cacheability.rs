@@ -1,1 +1,416 @@
-//! (to be written)
+//! Cacheability: whether a request may be answered from the cache and whether a response may be stored.
+//!
+//! We are a shared cache, so RFC 9111 applies where it does not conflict with the route rules.
+//! The route TTL governs freshness: origin `max-age` and `s-maxage` are not consulted yet, and
+//! `no-cache` responses are not stored because we do not revalidate yet.
+
+use http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, COOKIE, PRAGMA,
+    SET_COOKIE, TRANSFER_ENCODING, VARY,
+};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+
+/// Why a request is passed through uncached (feeds the Cache-Status detail, a log field and a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bypass {
+    /// No route matches the path.
+    NoRoute,
+    /// The matching route is not cached.
+    RouteNoCache,
+    /// The method is neither GET nor HEAD.
+    Method,
+    /// The request has a body.
+    RequestBody,
+    /// The route is keyed by tenant and the request names none.
+    NoTenant,
+    /// The request names a tenant that is not a valid id.
+    InvalidTenant,
+    /// The request target cannot be normalized without guessing.
+    AmbiguousPath,
+    /// The request carries credentials the key does not cover.
+    Credentials,
+    /// The client sent `Cache-Control: no-store`.
+    RequestNoStore,
+    /// The client sent `Cache-Control: no-cache` (or `Pragma: no-cache` alone).
+    RequestNoCache,
+}
+
+impl Bypass {
+    /// A stable kebab-case label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Bypass::NoRoute => "no-route",
+            Bypass::RouteNoCache => "route-no-cache",
+            Bypass::Method => "method",
+            Bypass::RequestBody => "request-body",
+            Bypass::NoTenant => "no-tenant",
+            Bypass::InvalidTenant => "invalid-tenant",
+            Bypass::AmbiguousPath => "ambiguous-path",
+            Bypass::Credentials => "credentials",
+            Bypass::RequestNoStore => "request-no-store",
+            Bypass::RequestNoCache => "request-no-cache",
+        }
+    }
+}
+
+impl std::fmt::Display for Bypass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The request facts the request-side checks need.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request headers (after hop-by-hop headers were stripped).
+    pub headers: &'a HeaderMap,
+    /// Whether the route keys entries by tenant.
+    pub tenant_keyed: bool,
+    /// The route's vary headers.
+    pub vary: &'a [HeaderName],
+}
+
+/// Request-side checks only (route/tenant/path decisions are made by the caller).
+pub fn request_bypass(f: &RequestFacts<'_>) -> Option<Bypass> {
+    if f.method != Method::GET && f.method != Method::HEAD {
+        return Some(Bypass::Method);
+    }
+    if has_body(f.headers) {
+        return Some(Bypass::RequestBody);
+    }
+    if has_directive(f.headers, &CACHE_CONTROL, "no-store") {
+        return Some(Bypass::RequestNoStore);
+    }
+    // Pragma only counts when there is no Cache-Control at all (RFC 9111 section 5.4).
+    let no_cache = if f.headers.contains_key(CACHE_CONTROL) {
+        has_directive(f.headers, &CACHE_CONTROL, "no-cache")
+    } else {
+        has_directive(f.headers, &PRAGMA, "no-cache")
+    };
+    if no_cache {
+        return Some(Bypass::RequestNoCache);
+    }
+    // A credential may select what the origin returns. It is safe to cache only when the key
+    // covers it: through the tenant (the route scopes callers by tenant) or as a vary header.
+    for credential in [&AUTHORIZATION, &COOKIE] {
+        if f.headers.contains_key(credential) && !f.tenant_keyed && !f.vary.contains(credential) {
+            return Some(Bypass::Credentials);
+        }
+    }
+    None
+}
+
+/// Whether a request has a body; an unreadable `Content-Length` counts as one.
+fn has_body(headers: &HeaderMap) -> bool {
+    if headers.contains_key(TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get_all(CONTENT_LENGTH)
+        .iter()
+        .any(|value| !matches!(value.to_str().map(|v| v.trim().parse::<u64>()), Ok(Ok(0))))
+}
+
+/// Why a response was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotStored {
+    /// The status is not in the route's cacheable list.
+    Status,
+    /// The response sets a cookie.
+    SetCookie,
+    /// `Cache-Control: private`, also with field names.
+    Private,
+    /// `Cache-Control: no-store`.
+    NoStore,
+    /// `Cache-Control: no-cache`, also with field names (we do not revalidate yet).
+    NoCache,
+    /// `Vary: *`.
+    VaryStar,
+    /// `Vary` names a header the key does not cover.
+    VaryUnkeyed,
+    /// `Content-Length` exceeds the maximum object size.
+    TooLarge,
+    /// `Content-Length` is not a single number.
+    InvalidLength,
+}
+
+impl NotStored {
+    /// A stable kebab-case label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NotStored::Status => "status",
+            NotStored::SetCookie => "set-cookie",
+            NotStored::Private => "private",
+            NotStored::NoStore => "no-store",
+            NotStored::NoCache => "no-cache",
+            NotStored::VaryStar => "vary-star",
+            NotStored::VaryUnkeyed => "vary-unkeyed",
+            NotStored::TooLarge => "too-large",
+            NotStored::InvalidLength => "invalid-length",
+        }
+    }
+}
+
+impl std::fmt::Display for NotStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The route rules a response is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreRules<'a> {
+    /// Statuses that may be stored.
+    pub cacheable_statuses: &'a [u16],
+    /// The largest body stored, in bytes.
+    pub max_object_size: u64,
+    /// Request headers the key covers (the route's vary headers).
+    pub keyed_headers: &'a [HeaderName],
+    /// Whether the route keys entries by tenant.
+    pub tenant_keyed: bool,
+}
+
+/// Whether a response may be stored. A response without `Content-Length` passes the size check
+/// here; the caller must still stop buffering once `max_object_size` is exceeded.
+pub fn response_storable(
+    status: StatusCode,
+    headers: &HeaderMap,
+    rules: &StoreRules<'_>,
+) -> Result<(), NotStored> {
+    if !rules.cacheable_statuses.contains(&status.as_u16()) {
+        return Err(NotStored::Status);
+    }
+    if headers.contains_key(SET_COOKIE) {
+        return Err(NotStored::SetCookie);
+    }
+    let (mut private, mut no_store, mut no_cache) = (false, false, false);
+    for item in list_items(headers, &CACHE_CONTROL) {
+        private |= item.is("private");
+        no_store |= item.is("no-store");
+        no_cache |= item.is("no-cache");
+    }
+    if private {
+        return Err(NotStored::Private);
+    }
+    if no_store {
+        return Err(NotStored::NoStore);
+    }
+    if no_cache {
+        return Err(NotStored::NoCache);
+    }
+    check_vary(headers, rules)?;
+    check_length(headers, rules.max_object_size)
+}
+
+fn check_vary(headers: &HeaderMap, rules: &StoreRules<'_>) -> Result<(), NotStored> {
+    let mut unkeyed = false;
+    for item in list_items(headers, &VARY) {
+        if item.is("*") {
+            return Err(NotStored::VaryStar);
+        }
+        let keyed = rules
+            .keyed_headers
+            .iter()
+            .any(|name| item.is(name.as_str()))
+            // The tenant already separates callers on a tenant-keyed route.
+            || (rules.tenant_keyed && (item.is("cookie") || item.is("authorization")))
+            // Bodies are stored as the origin sent them; an unencoded body suits every client.
+            || (item.is("accept-encoding") && !headers.contains_key(CONTENT_ENCODING));
+        unkeyed |= !keyed;
+    }
+    if unkeyed {
+        return Err(NotStored::VaryUnkeyed);
+    }
+    Ok(())
+}
+
+fn check_length(headers: &HeaderMap, max_object_size: u64) -> Result<(), NotStored> {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let Some(value) = values.next() else {
+        return Ok(());
+    };
+    if values.next().is_some() {
+        return Err(NotStored::InvalidLength);
+    }
+    let length = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or(NotStored::InvalidLength)?;
+    if length > max_object_size {
+        return Err(NotStored::TooLarge);
+    }
+    Ok(())
+}
+
+/// Headers that only concern one connection and are never forwarded or stored.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+    )
+}
+
+/// The header names a `Connection` header declares hop-by-hop.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    list_items(headers, &CONNECTION)
+        .filter_map(|item| HeaderName::from_bytes(item.name).ok())
+        .collect()
+}
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+///
+/// On requests, call this before extracting the tenant or vary values: a client could otherwise
+/// name `x-tenant-id` in `Connection` and have the key say one thing while the origin sees another.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in connection_named(headers) {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// The headers kept in a stored entry: end-to-end only, no `Set-Cookie`, no `Age`.
+///
+/// `Date` is kept: it tells clients when the origin produced the body.
+pub fn stored_headers(headers: &HeaderMap) -> HeaderMap {
+    let named = connection_named(headers);
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let dropped = is_hop_by_hop(name)
+            || named.contains(name)
+            || name == SET_COOKIE
+            || name == http::header::AGE;
+        if !dropped {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Whether any line of a comma-separated header holds `directive` (case-insensitive).
+fn has_directive(headers: &HeaderMap, header: &HeaderName, directive: &str) -> bool {
+    list_items(headers, header).any(|item| item.is(directive))
+}
+
+/// One item of a comma-separated header such as Cache-Control, Pragma, Vary or Connection:
+/// `name` or `name=value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Item<'a> {
+    /// The item name as sent; compare with [`Item::is`], which ignores case.
+    pub name: &'a [u8],
+    /// The argument, without surrounding quotes; backslash escapes inside quotes are left as sent.
+    pub value: Option<&'a [u8]>,
+}
+
+impl Item<'_> {
+    /// Whether the item is `name`, ignoring ASCII case.
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name.as_bytes())
+    }
+}
+
+/// All items of every line of a comma-separated header, in order; quoted commas do not split.
+pub fn list_items<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = Item<'a>> {
+    headers.get_all(name).into_iter().flat_map(|value| Items {
+        rest: value.as_bytes(),
+    })
+}
+
+/// Splits one header line into items, honouring quoted strings (which may hold commas).
+struct Items<'a> {
+    rest: &'a [u8],
+}
+
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !is_ows(*first) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., last] = s {
+        if !is_ows(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Item<'a>;
+
+    fn next(&mut self) -> Option<Item<'a>> {
+        loop {
+            let start = self.rest.iter().position(|&b| b != b',' && !is_ows(b))?;
+            let s = &self.rest[start..];
+            let name_end = s
+                .iter()
+                .position(|&b| b == b',' || b == b'=')
+                .unwrap_or(s.len());
+            let name = trim_ows(&s[..name_end]);
+            let mut value = None;
+            let mut end = name_end;
+            if s.get(name_end) == Some(&b'=') {
+                let after = name_end + 1;
+                let skip = s[after..].iter().take_while(|&&b| is_ows(b)).count();
+                let value_start = after + skip;
+                if s.get(value_start) == Some(&b'"') {
+                    // A quoted string ends at the first unescaped quote, or at the end of the line.
+                    let mut i = value_start + 1;
+                    while i < s.len() && s[i] != b'"' {
+                        i += if s[i] == b'\\' { 2 } else { 1 };
+                    }
+                    let close = i.min(s.len());
+                    value = Some(&s[value_start + 1..close]);
+                    end = (close + 1).min(s.len());
+                } else {
+                    let value_end = s[value_start..]
+                        .iter()
+                        .position(|&b| b == b',')
+                        .map_or(s.len(), |p| value_start + p);
+                    value = Some(trim_ows(&s[value_start..value_end]));
+                    end = value_end;
+                }
+            }
+            // Anything between the item and the next comma is malformed and ignored.
+            let next = s[end..]
+                .iter()
+                .position(|&b| b == b',')
+                .map_or(s.len(), |p| end + p);
+            self.rest = &s[next..];
+            if !name.is_empty() {
+                return Some(Item { name, value });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

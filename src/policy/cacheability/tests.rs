@@ -1,0 +1,433 @@
+//! Tests for request bypass, response storability and header filtering.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+use super::*;
+
+/// Header lines of one table case, in order.
+type Pairs = &'static [(&'static str, &'static str)];
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("valid name"),
+            HeaderValue::from_str(value).expect("valid value"),
+        );
+    }
+    map
+}
+
+fn names(list: &[&str]) -> Vec<HeaderName> {
+    list.iter()
+        .map(|n| HeaderName::from_bytes(n.as_bytes()).expect("valid name"))
+        .collect()
+}
+
+/// Runs the request checks on a GET-like request description.
+fn check(
+    method: Method,
+    pairs: &[(&str, &str)],
+    tenant_keyed: bool,
+    vary: &[&str],
+    want: Option<Bypass>,
+) {
+    let headers = headers(pairs);
+    let vary = names(vary);
+    let facts = RequestFacts {
+        method: &method,
+        headers: &headers,
+        tenant_keyed,
+        vary: &vary,
+    };
+    assert_eq!(request_bypass(&facts), want, "{method} {pairs:?}");
+}
+
+#[test]
+fn get_and_head_are_cacheable() {
+    check(Method::GET, &[], false, &[], None);
+    check(Method::HEAD, &[], false, &[], None);
+}
+
+#[test]
+fn other_methods_bypass() {
+    for method in [
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ] {
+        check(method, &[], false, &[], Some(Bypass::Method));
+    }
+}
+
+#[test]
+fn request_body_bypasses() {
+    let table: &[(Pairs, Option<Bypass>)] = &[
+        (&[("content-length", "0")], None),
+        (&[("content-length", "12")], Some(Bypass::RequestBody)),
+        (&[("content-length", "x")], Some(Bypass::RequestBody)),
+        (
+            &[("content-length", "0"), ("content-length", "3")],
+            Some(Bypass::RequestBody),
+        ),
+        (
+            &[("transfer-encoding", "chunked")],
+            Some(Bypass::RequestBody),
+        ),
+        (
+            &[("transfer-encoding", "identity")],
+            Some(Bypass::RequestBody),
+        ),
+    ];
+    for (pairs, want) in table {
+        check(Method::GET, pairs, false, &[], *want);
+    }
+}
+
+#[test]
+fn request_cache_control_is_parsed() {
+    let table: &[(Pairs, Option<Bypass>)] = &[
+        (
+            &[("cache-control", "no-store")],
+            Some(Bypass::RequestNoStore),
+        ),
+        (
+            &[("cache-control", "No-Store")],
+            Some(Bypass::RequestNoStore),
+        ),
+        (
+            &[("cache-control", "max-age=0, no-store")],
+            Some(Bypass::RequestNoStore),
+        ),
+        (
+            &[
+                ("cache-control", "max-age=0"),
+                ("cache-control", "no-store"),
+            ],
+            Some(Bypass::RequestNoStore),
+        ),
+        (
+            &[("cache-control", "no-cache")],
+            Some(Bypass::RequestNoCache),
+        ),
+        (
+            &[("cache-control", " NO-CACHE ")],
+            Some(Bypass::RequestNoCache),
+        ),
+        (
+            &[("cache-control", "no-cache, no-store")],
+            Some(Bypass::RequestNoStore),
+        ),
+        (&[("cache-control", "x=\"no-cache, no-store\"")], None),
+        (&[("cache-control", "no-storex")], None),
+        (&[("cache-control", "max-age=60")], None),
+    ];
+    for (pairs, want) in table {
+        check(Method::GET, pairs, false, &[], *want);
+    }
+}
+
+#[test]
+fn pragma_counts_only_without_cache_control() {
+    check(
+        Method::GET,
+        &[("pragma", "no-cache")],
+        false,
+        &[],
+        Some(Bypass::RequestNoCache),
+    );
+    check(
+        Method::GET,
+        &[("pragma", "no-cache"), ("cache-control", "max-age=60")],
+        false,
+        &[],
+        None,
+    );
+}
+
+#[test]
+fn credentials_bypass_unless_keyed() {
+    let table: &[(&str, bool, &[&str], Option<Bypass>)] = &[
+        ("authorization", false, &[], Some(Bypass::Credentials)),
+        ("cookie", false, &[], Some(Bypass::Credentials)),
+        ("authorization", true, &[], None),
+        ("cookie", true, &[], None),
+        ("authorization", false, &["authorization"], None),
+        ("cookie", false, &["cookie"], None),
+        (
+            "cookie",
+            false,
+            &["authorization"],
+            Some(Bypass::Credentials),
+        ),
+        ("x-api-key", false, &[], None),
+    ];
+    for (name, tenant_keyed, vary, want) in table {
+        check(Method::GET, &[(name, "secret")], *tenant_keyed, vary, *want);
+    }
+}
+
+#[test]
+fn bypass_labels_are_kebab_case() {
+    let table = [
+        (Bypass::NoRoute, "no-route"),
+        (Bypass::RouteNoCache, "route-no-cache"),
+        (Bypass::Method, "method"),
+        (Bypass::RequestBody, "request-body"),
+        (Bypass::NoTenant, "no-tenant"),
+        (Bypass::InvalidTenant, "invalid-tenant"),
+        (Bypass::AmbiguousPath, "ambiguous-path"),
+        (Bypass::Credentials, "credentials"),
+        (Bypass::RequestNoStore, "request-no-store"),
+        (Bypass::RequestNoCache, "request-no-cache"),
+    ];
+    for (reason, label) in table {
+        assert_eq!(reason.as_str(), label);
+    }
+}
+
+/// Runs the response checks with statuses 200/404, 1000 bytes and `accept-language` keyed.
+fn check_store(
+    status: u16,
+    pairs: &[(&str, &str)],
+    tenant_keyed: bool,
+    want: Result<(), NotStored>,
+) {
+    let headers = headers(pairs);
+    let keyed = names(&["accept-language"]);
+    let rules = StoreRules {
+        cacheable_statuses: &[200, 404],
+        max_object_size: 1000,
+        keyed_headers: &keyed,
+        tenant_keyed,
+    };
+    let status = StatusCode::from_u16(status).expect("valid status");
+    assert_eq!(
+        response_storable(status, &headers, &rules),
+        want,
+        "{status} {pairs:?}"
+    );
+}
+
+#[test]
+fn listed_statuses_are_stored() {
+    check_store(200, &[], false, Ok(()));
+    check_store(404, &[], false, Ok(()));
+    for status in [201, 206, 301, 500, 503] {
+        check_store(status, &[], false, Err(NotStored::Status));
+    }
+}
+
+#[test]
+fn set_cookie_is_not_stored() {
+    check_store(
+        200,
+        &[("set-cookie", "a=1")],
+        true,
+        Err(NotStored::SetCookie),
+    );
+}
+
+#[test]
+fn response_cache_control_is_honoured() {
+    let table: &[(&str, Result<(), NotStored>)] = &[
+        ("private", Err(NotStored::Private)),
+        ("Private", Err(NotStored::Private)),
+        ("private=\"set-cookie, x-user\"", Err(NotStored::Private)),
+        ("no-store", Err(NotStored::NoStore)),
+        ("no-cache", Err(NotStored::NoCache)),
+        ("no-cache=\"x-user\"", Err(NotStored::NoCache)),
+        ("no-cache=x-user", Err(NotStored::NoCache)),
+        ("no-store, private", Err(NotStored::Private)),
+        ("no-cache, no-store", Err(NotStored::NoStore)),
+        ("public, max-age=60", Ok(())),
+        ("s-maxage=0", Ok(())),
+        ("max-age=0", Ok(())),
+        ("x=\"private, no-store\"", Ok(())),
+    ];
+    for (value, want) in table {
+        check_store(200, &[("cache-control", value)], false, *want);
+    }
+}
+
+#[test]
+fn cache_control_spans_lines() {
+    check_store(
+        200,
+        &[("cache-control", "public"), ("cache-control", "no-store")],
+        false,
+        Err(NotStored::NoStore),
+    );
+}
+
+#[test]
+fn vary_must_be_covered_by_the_key() {
+    let table: &[(Pairs, bool, Result<(), NotStored>)] = &[
+        (&[("vary", "*")], false, Err(NotStored::VaryStar)),
+        (
+            &[("vary", "accept-language, *")],
+            false,
+            Err(NotStored::VaryStar),
+        ),
+        (
+            &[("vary", "origin"), ("vary", "*")],
+            false,
+            Err(NotStored::VaryStar),
+        ),
+        (&[("vary", "Accept-Language")], false, Ok(())),
+        (&[("vary", "origin")], false, Err(NotStored::VaryUnkeyed)),
+        (
+            &[("vary", "accept-language, origin")],
+            false,
+            Err(NotStored::VaryUnkeyed),
+        ),
+        (&[("vary", "cookie")], false, Err(NotStored::VaryUnkeyed)),
+        (&[("vary", "cookie")], true, Ok(())),
+        (&[("vary", "Authorization")], true, Ok(())),
+        (
+            &[("vary", "authorization")],
+            false,
+            Err(NotStored::VaryUnkeyed),
+        ),
+        (&[("vary", "accept-encoding")], false, Ok(())),
+        (
+            &[("vary", "accept-encoding"), ("content-encoding", "gzip")],
+            false,
+            Err(NotStored::VaryUnkeyed),
+        ),
+        (&[("vary", "")], false, Ok(())),
+    ];
+    for (pairs, tenant_keyed, want) in table {
+        check_store(200, pairs, *tenant_keyed, *want);
+    }
+}
+
+#[test]
+fn content_length_is_bounded() {
+    let table: &[(Pairs, Result<(), NotStored>)] = &[
+        (&[], Ok(())),
+        (&[("content-length", "1000")], Ok(())),
+        (&[("content-length", "1001")], Err(NotStored::TooLarge)),
+        (&[("content-length", "x")], Err(NotStored::InvalidLength)),
+        (
+            &[("content-length", "1"), ("content-length", "1")],
+            Err(NotStored::InvalidLength),
+        ),
+    ];
+    for (pairs, want) in table {
+        check_store(200, pairs, false, *want);
+    }
+}
+
+#[test]
+fn not_stored_labels_are_kebab_case() {
+    let table = [
+        (NotStored::Status, "status"),
+        (NotStored::SetCookie, "set-cookie"),
+        (NotStored::Private, "private"),
+        (NotStored::NoStore, "no-store"),
+        (NotStored::NoCache, "no-cache"),
+        (NotStored::VaryStar, "vary-star"),
+        (NotStored::VaryUnkeyed, "vary-unkeyed"),
+        (NotStored::TooLarge, "too-large"),
+        (NotStored::InvalidLength, "invalid-length"),
+    ];
+    for (reason, label) in table {
+        assert_eq!(reason.as_str(), label);
+    }
+}
+
+#[test]
+fn hop_by_hop_names_are_known() {
+    for (name, hop) in [
+        ("connection", true),
+        ("keep-alive", true),
+        ("proxy-connection", true),
+        ("te", true),
+        ("trailer", true),
+        ("transfer-encoding", true),
+        ("upgrade", true),
+        ("proxy-authenticate", true),
+        ("proxy-authorization", true),
+        ("content-length", false),
+        ("authorization", false),
+        ("trailers", false),
+    ] {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("valid name");
+        assert_eq!(is_hop_by_hop(&name), hop, "{name}");
+    }
+}
+
+/// The sorted names left after a header filter.
+fn left(map: &HeaderMap) -> Vec<String> {
+    let mut out: Vec<String> = map.keys().map(|k| k.as_str().to_owned()).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn strip_removes_hop_by_hop_and_connection_named() {
+    let mut map = headers(&[
+        ("connection", "close, X-Debug"),
+        ("connection", "x-trace"),
+        ("keep-alive", "timeout=5"),
+        ("transfer-encoding", "chunked"),
+        ("te", "trailers"),
+        ("upgrade", "h2c"),
+        ("proxy-authorization", "Basic x"),
+        ("x-debug", "1"),
+        ("x-trace", "2"),
+        ("accept", "*/*"),
+        ("authorization", "Bearer x"),
+    ]);
+    strip_hop_by_hop(&mut map);
+    assert_eq!(left(&map), ["accept", "authorization"]);
+}
+
+#[test]
+fn stored_headers_keep_end_to_end_only() {
+    let map = headers(&[
+        ("connection", "x-debug"),
+        ("x-debug", "1"),
+        ("transfer-encoding", "chunked"),
+        ("set-cookie", "a=1"),
+        ("age", "12"),
+        ("date", "Tue, 01 Jul 2025 10:00:00 GMT"),
+        ("content-type", "application/json"),
+        ("link", "</a>"),
+        ("link", "</b>"),
+    ]);
+    let stored = stored_headers(&map);
+    assert_eq!(left(&stored), ["content-type", "date", "link"]);
+    assert_eq!(stored.get_all("link").iter().count(), 2);
+}
+
+#[test]
+fn list_items_honour_quotes_and_arguments() {
+    let map = headers(&[
+        ("cache-control", "max-age=60 , private=\"a, b\", ,no-cache"),
+        ("cache-control", "x=\"q\\\"x\", =bad, s-maxage= 5,\"junk"),
+    ]);
+    let got: Vec<(String, Option<String>)> = list_items(&map, &CACHE_CONTROL)
+        .map(|item| {
+            (
+                String::from_utf8_lossy(item.name).into_owned(),
+                item.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Option<String>)> = [
+        ("max-age", Some("60")),
+        ("private", Some("a, b")),
+        ("no-cache", None),
+        ("x", Some("q\\\"x")),
+        ("s-maxage", Some("5")),
+        ("\"junk", None),
+    ]
+    .iter()
+    .map(|(n, v)| (n.to_string(), v.map(str::to_owned)))
+    .collect();
+    assert_eq!(got, want);
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Hit throughput and latency through cachegate vs the same origin answering directly (the ceiling),
+# measured in one run, interleaved, plus the stampede count. Usage: bash bench/run.sh [seconds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+conns=${CONNS:-32}
+rounds=${ROUNDS:-3}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --quiet --bin cachegate --bin cachegate-bench-origin
+out=bench/out; mkdir -p "$out"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+# One core for the server under test, one for wrk, as far as two cores allow: both servers get one
+# worker thread and the measurement alternates between them, so noise hits both alike.
+target/release/cachegate-bench-origin --listen 127.0.0.1:18000 --threads 1 --slow-ms 200 2>"$out/origin.log" & pids+=($!)
+target/release/cachegate serve --config bench/proxy.toml 2>"$out/cachegate.log" & pids+=($!)
+for port in 18000 18080; do
+  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/api/warm/" -H 'X-Org-Id: 1' && break; sleep 0.1; done
+done
+curl -fs -o /dev/null -D - http://127.0.0.1:18080/api/faculty/ -H 'X-Org-Id: 42' | grep -i cache-status
+curl -fs -o /dev/null -D - http://127.0.0.1:18080/api/faculty/ -H 'X-Org-Id: 42' | grep -i cache-status
+
+measure() { # name url -> "rps p50 p99"
+  wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'X-Org-Id: 42' "$2" >"$out/$1.txt"
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out/$1.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$out/$1.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$out/$1.txt")
+  echo "$rps $p50 $p99"
+}
+printf '%-6s %-10s %12s %10s %10s\n' round server req/s p50 p99
+best_ratio=0; ratios=()
+for r in $(seq "$rounds"); do
+  read -r o_rps o_p50 o_p99 < <(measure origin "http://127.0.0.1:18000/api/faculty/")
+  read -r c_rps c_p50 c_p99 < <(measure cachegate "http://127.0.0.1:18080/api/faculty/")
+  printf '%-6s %-10s %12s %10s %10s\n' "$r" origin "$o_rps" "$o_p50" "$o_p99"
+  printf '%-6s %-10s %12s %10s %10s\n' "$r" cachegate "$c_rps" "$c_p50" "$c_p99"
+  ratios+=("$(awk -v c="$c_rps" -v o="$o_rps" 'BEGIN {printf "%.2f", c/o}')")
+done
+echo "hit throughput / ceiling, per round: ${ratios[*]}"
+
+# Stampede: 200 concurrent requests on a cold key behind a 200 ms origin.
+key="/slow/stampede-$RANDOM$RANDOM/"
+seq 200 | xargs -P 200 -I{} curl -fs -o /dev/null -H 'X-Org-Id: 42' "http://127.0.0.1:18080$key"
+echo "stampede: 200 concurrent requests on a cold key -> $(curl -fs "http://127.0.0.1:18000/__count?path=$key") origin request(s)"

@@ -645,9 +645,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let factor: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1000,
-        "mb" => 1000_000,
-        "gb" => 1000_000_000,
-        "tb" => 1000_000_000_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
         "kib" => 1 << 10,
         "mib" => 1 << 20,
         "gib" => 1 << 30,
@@ -657,4 +657,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     number
         .checked_mul(factor)
         .ok_or_else(|| format!("invalid size \"{s}\": too large"))
+}
+
+/// Renders a byte count in the notation [`parse_size`] reads, using the largest binary unit
+/// that divides it exactly: `256MiB`, `1GiB`, `1500B`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u32, &str); 4] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    for (shift, unit) in UNITS {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
 }

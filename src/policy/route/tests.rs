@@ -458,3 +458,18 @@ fn sizes_table() {
         assert_eq!(parse_size(text), expected.map_err(str::to_string), "{text}");
     }
 }
+
+#[test]
+fn format_size_uses_largest_exact_unit() {
+    let cases = [
+        (256 << 20, "256MiB"),
+        (1 << 30, "1GiB"),
+        (1536, "1536B"),
+        (8 << 10, "8KiB"),
+        (0, "0B"),
+    ];
+    for (bytes, text) in cases {
+        assert_eq!(format_size(bytes), text);
+        assert_eq!(parse_size(text), Ok(bytes), "{text} round-trips");
+    }
+}

@@ -1,1 +1,1155 @@
-//! stub
+//! The configuration file: TOML parsing, every validation, and the validated types the proxy reads.
+//!
+//! This is the only module that knows serde and TOML. The file is deserialized into private
+//! `Raw*` structs section by section, then compiled into the public types below; nothing later
+//! validates again. A bad file yields one [`ConfigError`] listing every problem found, each with
+//! its line and column, so a user fixes them all in one pass.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use http::{HeaderName, Method, Uri};
+use serde::de::{self, DeserializeOwned};
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use crate::policy::route::{
+    format_duration, format_size, parse_duration, parse_size, resource_tags, PathPattern, Route,
+    RouteTable, TagTemplate, TenantSource,
+};
+
+#[cfg(test)]
+mod tests;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// File name used in messages, `<embedded default>` for the built-in file.
+    pub source: String,
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub cache: CacheConfig,
+    pub routes: RouteTable,
+    /// `[log] level`, a tracing filter; `RUST_LOG` wins over it.
+    pub log: Option<String>,
+}
+
+/// `[server]`: how clients are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Addresses to listen on; default `0.0.0.0:8080`.
+    pub listen: Vec<SocketAddr>,
+    /// Runtime worker threads; `None` uses every available core.
+    pub workers: Option<usize>,
+    /// Time a client has to send its request head; default 10s.
+    pub header_read_timeout: Duration,
+    /// Largest accepted request head; default 64KiB, at least 8KiB.
+    pub max_header_bytes: usize,
+    /// Open client connections; default 10000.
+    pub max_connections: usize,
+    /// Allowed Host values, lower-cased, possibly with `:port`; others get 421.
+    pub hosts: Option<Vec<String>>,
+    /// Time in-flight requests get to finish on shutdown; default 30s.
+    pub shutdown_grace: Duration,
+}
+
+/// `[upstream]`: the API behind the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// `http://host:port`, without path or query.
+    pub url: Uri,
+    /// Default 2s.
+    pub connect_timeout: Duration,
+    /// Time to wait for the response head; default 30s.
+    pub timeout: Duration,
+    /// Default 64.
+    pub pool_max_idle_per_host: usize,
+    /// Default 90s.
+    pub pool_idle_timeout: Duration,
+}
+
+/// `[cache]`: what is stored and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Key prefix, `[A-Za-z0-9_-]{1,32}`; default `cg`.
+    pub namespace: String,
+    /// Bumping it orphans every stored entry; default 1.
+    pub version: u32,
+    /// Memory budget in bytes; default 256MiB.
+    pub max_memory: u64,
+    /// Largest stored response body in bytes, below `max_memory`; default 1MiB.
+    pub max_object_size: u64,
+    /// TTL of routes that set none; default 5m, never zero.
+    pub default_ttl: Duration,
+    /// Upstream statuses that may be stored; default 200, 203, 204, 300, 301, 308.
+    pub cacheable_statuses: Vec<u16>,
+    /// Tenant source of routes that set none; default none.
+    pub tenant: TenantSource,
+    /// How long a request waits on an identical request's fill before going upstream alone.
+    pub coalesce_timeout: Duration,
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line and column, when the problem has a place in the file.
+    pub position: Option<(usize, usize)>,
+    /// Key path such as `route[2].ttl`; empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    source: String,
+    problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    /// The file the problems are in.
+    pub fn source_name(&self) -> &str {
+        &self.source
+    }
+
+    /// The problems, in file order.
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+}
+
+impl fmt::Display for ConfigError {
+    /// One problem a line: `<file>:<line>:<col>: <key path>: <what is wrong>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.source)?;
+            if let Some((line, col)) = p.position {
+                write!(f, ":{line}:{col}")?;
+            }
+            if !p.key.is_empty() {
+                write!(f, ": {}", p.key)?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses and validates configuration text; `source` names the file in messages.
+    pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let mut report = Report {
+            text,
+            problems: Vec::new(),
+        };
+        let config = compile(text, source, &mut report);
+        match config {
+            Some(config) if report.problems.is_empty() => Ok(config),
+            _ => {
+                let mut problems = report.problems;
+                // Problems without a place come first, the rest in file order.
+                problems.sort_by_key(|p| p.position);
+                Err(ConfigError {
+                    source: source.to_string(),
+                    problems,
+                })
+            }
+        }
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_toml(&text, &source),
+            Err(err) => Err(ConfigError {
+                source,
+                problems: vec![Problem {
+                    position: None,
+                    key: String::new(),
+                    message: format!("cannot read the file: {err}"),
+                }],
+            }),
+        }
+    }
+
+    /// The shipped `proxy.toml`, built into the binary.
+    pub fn embedded_default() -> Config {
+        // The file is part of the source tree and a unit test parses it, so a failure here
+        // can only be a build of an untested tree.
+        Config::from_toml(include_str!("../proxy.toml"), "<embedded default>")
+            .expect("the shipped proxy.toml is valid")
+    }
+}
+
+/// A string or an integer, so that `ttl = 30` gets a helpful message instead of a type error.
+#[derive(Debug, Clone)]
+enum Scalar {
+    Str(String),
+    Int(i64),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::custom("number too large"))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<toml::Value>>,
+    workers: Option<Spanned<i64>>,
+    header_read_timeout: Option<Spanned<Scalar>>,
+    max_header_bytes: Option<Spanned<Scalar>>,
+    max_connections: Option<Spanned<i64>>,
+    hosts: Option<Vec<Spanned<String>>>,
+    shutdown_grace: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    url: Spanned<String>,
+    connect_timeout: Option<Spanned<Scalar>>,
+    timeout: Option<Spanned<Scalar>>,
+    pool_max_idle_per_host: Option<Spanned<i64>>,
+    pool_idle_timeout: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    namespace: Option<Spanned<String>>,
+    version: Option<Spanned<i64>>,
+    max_memory: Option<Spanned<Scalar>>,
+    max_object_size: Option<Spanned<Scalar>>,
+    default_ttl: Option<Spanned<Scalar>>,
+    cacheable_statuses: Option<Spanned<Vec<Spanned<i64>>>>,
+    tenant: Option<Spanned<toml::Value>>,
+    coalesce_timeout: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    level: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    path: Spanned<String>,
+    methods: Option<Spanned<Vec<Spanned<String>>>>,
+    ttl: Option<Spanned<Scalar>>,
+    cache: Option<bool>,
+    tenant: Option<Spanned<toml::Value>>,
+    vary: Option<Vec<Spanned<String>>>,
+    resource: Option<Spanned<String>>,
+    tags: Option<Vec<Spanned<String>>>,
+    invalidates: Option<Vec<Spanned<String>>>,
+}
+
+/// Stand-in for a broken `[cache]` while routes are checked; routes only read its
+/// `default_ttl` and `tenant`, which hold their defaults here.
+const FALLBACK_CACHE: CacheConfig = CacheConfig {
+    namespace: String::new(),
+    version: 1,
+    max_memory: 256 << 20,
+    max_object_size: 1 << 20,
+    default_ttl: Duration::from_secs(300),
+    cacheable_statuses: Vec::new(),
+    tenant: TenantSource::None,
+    coalesce_timeout: Duration::from_secs(10),
+};
+
+/// Headers that describe one connection, not the resource, so they cannot select an entry.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+const SECTIONS: &str = "server, upstream, cache, log, route";
+
+/// Collects problems and turns byte spans into line and column.
+struct Report<'t> {
+    text: &'t str,
+    problems: Vec<Problem>,
+}
+
+impl Report<'_> {
+    fn at(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        let position = Some(self.position(span.start));
+        self.problems.push(Problem {
+            position,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn nowhere(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            position: None,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before[line_start..].chars().count() + 1;
+        (line, col)
+    }
+
+    /// Line of a byte offset, for messages that point at a second place.
+    fn line(&self, offset: usize) -> usize {
+        self.position(offset).0
+    }
+
+    /// Records the problem of a field check and keeps going with `None`.
+    fn check<T>(
+        &mut self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        result: Result<T, String>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(message) => {
+                self.at(span, key, message);
+                None
+            }
+        }
+    }
+
+    /// Deserializes one table, reporting every unknown or mistyped key rather than the first.
+    ///
+    /// After each serde error the offending key is dropped and deserialization runs again, so
+    /// one bad key does not hide the next. Returns `None` when the table cannot be built at all.
+    fn table<T: DeserializeOwned>(&mut self, value: &Spanned<DeValue<'_>>, key: &str) -> Option<T> {
+        let mut value = value.clone();
+        if !value.get_ref().is_table() {
+            self.at(value.span(), key, "expected a table");
+            return None;
+        }
+        let mut removed: Vec<String> = Vec::new();
+        loop {
+            let error = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(parsed) => return Some(parsed),
+                Err(error) => error,
+            };
+            let span = error.span().unwrap_or_else(|| value.span());
+            // serde names Rust types; users write TOML.
+            let message = error
+                .message()
+                .trim()
+                .replace("expected i64", "expected an integer")
+                .replace("expected a boolean", "expected true or false");
+            if let Some(name) = backticked(&message, "missing field `") {
+                // A key dropped for a bad value is reported already; its absence is no news.
+                if !removed.iter().any(|r| r == name) {
+                    self.at(
+                        value.span(),
+                        format!("{key}.{name}"),
+                        "missing required key",
+                    );
+                }
+                return None;
+            }
+            let DeValue::Table(table) = value.get_mut() else {
+                self.at(span, key, message);
+                return None;
+            };
+            let culprit = table.iter().find_map(|(k, v)| {
+                let hit = |s: Range<usize>| s.contains(&span.start) || s == span;
+                (hit(k.span()) || hit(v.span())).then(|| k.get_ref().to_string())
+            });
+            let Some(name) = culprit else {
+                self.at(span, key, message);
+                return None;
+            };
+            let message = match backticked(&message, "unknown field `") {
+                Some(_) => match message.split_once(", ") {
+                    Some((_, expected)) => format!("unknown key; {expected}"),
+                    None => "unknown key".to_string(),
+                },
+                None => message,
+            };
+            self.at(span, format!("{key}.{name}"), message);
+            table.remove(name.as_str());
+            removed.push(name);
+        }
+    }
+}
+
+/// The name in "prefix`name`..." messages from serde.
+fn backticked<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    message.strip_prefix(prefix)?.split('`').next()
+}
+
+fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> {
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(error) => {
+            let message = error.message().trim().to_string();
+            match error.span() {
+                Some(span) => report.at(span, "", message),
+                None => report.nowhere("", message),
+            }
+            return None;
+        }
+    };
+    let mut server = None;
+    let mut upstream = None;
+    let mut cache = None;
+    let mut log = None;
+    let mut routes = None;
+    for (key, value) in root.get_ref().iter() {
+        match key.get_ref().as_ref() {
+            "server" => server = Some(report.table::<RawServer>(value, "server")),
+            "upstream" => upstream = Some(report.table::<RawUpstream>(value, "upstream")),
+            "cache" => cache = Some(report.table::<RawCache>(value, "cache")),
+            "log" => log = Some(report.table::<RawLog>(value, "log")),
+            "route" => routes = Some(value),
+            other => report.at(
+                key.span(),
+                other,
+                format!("unknown section; expected one of {SECTIONS}"),
+            ),
+        }
+    }
+    let server = compile_server(report, server.unwrap_or_else(|| Some(RawServer::default())));
+    let upstream = match upstream {
+        Some(raw) => compile_upstream(report, raw),
+        None => {
+            report.nowhere(
+                "upstream.url",
+                "missing required key (the http:// address of the API behind the proxy)",
+            );
+            None
+        }
+    };
+    let cache = compile_cache(report, cache.unwrap_or_else(|| Some(RawCache::default())));
+    let log = log
+        .unwrap_or_else(|| Some(RawLog::default()))
+        .and_then(|raw| {
+            let level = raw.level?;
+            let span = level.span();
+            let level = level.into_inner();
+            if level.trim().is_empty() {
+                report.at(
+                    span,
+                    "log.level",
+                    "must not be empty; leave it out for the default",
+                );
+            }
+            Some(level)
+        });
+    let routes = match routes {
+        // Routes inherit from [cache]. When it is broken its problems are reported already,
+        // and the defaults (no tenant, 5m) cannot add spurious route problems.
+        Some(value) => compile_routes(report, value, cache.as_ref().unwrap_or(&FALLBACK_CACHE)),
+        None => RouteTable::default(),
+    };
+    Some(Config {
+        source: source.to_string(),
+        server: server?,
+        upstream: upstream?,
+        cache: cache?,
+        routes,
+        log,
+    })
+}
+
+fn duration_of(value: &Scalar) -> Result<Duration, String> {
+    match value {
+        Scalar::Str(text) => parse_duration(text),
+        Scalar::Int(n) => parse_duration(&n.to_string()),
+    }
+}
+
+fn size_of(value: &Scalar) -> Result<u64, String> {
+    match value {
+        Scalar::Str(text) => parse_size(text),
+        Scalar::Int(n) => {
+            u64::try_from(*n).map_err(|_| format!("invalid size {n}: must not be negative"))
+        }
+    }
+}
+
+/// A duration key with its default; `positive` refuses zero.
+fn duration_field(
+    report: &mut Report<'_>,
+    field: Option<Spanned<Scalar>>,
+    key: &str,
+    default: Duration,
+    positive: bool,
+) -> Option<Duration> {
+    let Some(field) = field else {
+        return Some(default);
+    };
+    let span = field.span();
+    let result = duration_of(field.get_ref()).and_then(|d| {
+        if positive && d.is_zero() {
+            Err("must be greater than zero".to_string())
+        } else {
+            Ok(d)
+        }
+    });
+    report.check(span, key, result)
+}
+
+fn size_field(
+    report: &mut Report<'_>,
+    field: Option<Spanned<Scalar>>,
+    key: &str,
+    default: u64,
+    minimum: u64,
+) -> Option<u64> {
+    let Some(field) = field else {
+        return Some(default);
+    };
+    let span = field.span();
+    let result = size_of(field.get_ref()).and_then(|n| {
+        if n < minimum {
+            Err(format!("must be at least {}", format_size(minimum)))
+        } else {
+            Ok(n)
+        }
+    });
+    report.check(span, key, result)
+}
+
+fn count_field(
+    report: &mut Report<'_>,
+    field: Option<Spanned<i64>>,
+    key: &str,
+    default: usize,
+    minimum: usize,
+) -> Option<usize> {
+    let Some(field) = field else {
+        return Some(default);
+    };
+    let span = field.span();
+    let n = *field.get_ref();
+    let result = usize::try_from(n)
+        .ok()
+        .filter(|n| *n >= minimum)
+        .ok_or_else(|| format!("must be at least {minimum}, not {n}"));
+    report.check(span, key, result)
+}
+
+fn compile_server(report: &mut Report<'_>, raw: Option<RawServer>) -> Option<ServerConfig> {
+    let raw = raw?;
+    let listen = match raw.listen {
+        None => Some(vec![SocketAddr::from(([0, 0, 0, 0], 8080))]),
+        Some(value) => {
+            let span = value.span();
+            report.check(span, "server.listen", listen_addresses(value.get_ref()))
+        }
+    };
+    let workers = match raw.workers {
+        None => Some(None),
+        Some(w) => count_field(report, Some(w), "server.workers", 0, 1).map(Some),
+    };
+    let header_read_timeout = duration_field(
+        report,
+        raw.header_read_timeout,
+        "server.header_read_timeout",
+        Duration::from_secs(10),
+        true,
+    );
+    // hyper refuses read buffers below 8KiB, and a request head must fit in one.
+    let max_header_bytes = size_field(
+        report,
+        raw.max_header_bytes,
+        "server.max_header_bytes",
+        64 << 10,
+        8 << 10,
+    )
+    .and_then(|n| usize::try_from(n).ok());
+    let max_connections = count_field(
+        report,
+        raw.max_connections,
+        "server.max_connections",
+        10_000,
+        1,
+    );
+    let hosts = match raw.hosts {
+        None => Some(None),
+        Some(list) => {
+            let mut hosts = Vec::with_capacity(list.len());
+            let mut ok = true;
+            for host in &list {
+                match host_entry(host.get_ref()) {
+                    Ok(h) => hosts.push(h),
+                    Err(message) => {
+                        report.at(host.span(), "server.hosts", message);
+                        ok = false;
+                    }
+                }
+            }
+            if list.is_empty() {
+                report.nowhere(
+                    "server.hosts",
+                    "is empty, which would refuse every request; leave it out to accept any host",
+                );
+                ok = false;
+            }
+            ok.then_some(Some(hosts))
+        }
+    };
+    let shutdown_grace = duration_field(
+        report,
+        raw.shutdown_grace,
+        "server.shutdown_grace",
+        Duration::from_secs(30),
+        false,
+    );
+    Some(ServerConfig {
+        listen: listen?,
+        workers: workers?,
+        header_read_timeout: header_read_timeout?,
+        max_header_bytes: max_header_bytes?,
+        max_connections: max_connections?,
+        hosts: hosts?,
+        shutdown_grace: shutdown_grace?,
+    })
+}
+
+fn listen_addresses(value: &toml::Value) -> Result<Vec<SocketAddr>, String> {
+    let parse = |v: &toml::Value| {
+        match v.as_str() {
+        Some(text) => text.parse::<SocketAddr>().map_err(|_| {
+            format!("\"{text}\" is not a socket address; expected e.g. \"0.0.0.0:8080\" or \"[::]:8080\"")
+        }),
+        None => Err("expected an address string or a list of them".to_string()),
+    }
+    };
+    match value {
+        toml::Value::Array(items) if items.is_empty() => {
+            Err("is empty; give at least one address".to_string())
+        }
+        toml::Value::Array(items) => items.iter().map(parse).collect(),
+        other => parse(other).map(|a| vec![a]),
+    }
+}
+
+fn host_entry(host: &str) -> Result<String, String> {
+    let lower = host.to_ascii_lowercase();
+    let valid =
+        !lower.is_empty() && !lower.contains('@') && lower.parse::<http::uri::Authority>().is_ok();
+    if valid {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "\"{host}\" is not a host name, optionally with :port"
+        ))
+    }
+}
+
+fn compile_upstream(report: &mut Report<'_>, raw: Option<RawUpstream>) -> Option<UpstreamConfig> {
+    let raw = raw?;
+    let url = report.check(
+        raw.url.span(),
+        "upstream.url",
+        upstream_url(raw.url.get_ref()),
+    );
+    let connect_timeout = duration_field(
+        report,
+        raw.connect_timeout,
+        "upstream.connect_timeout",
+        Duration::from_secs(2),
+        true,
+    );
+    let timeout = duration_field(
+        report,
+        raw.timeout,
+        "upstream.timeout",
+        Duration::from_secs(30),
+        true,
+    );
+    let pool_max_idle_per_host = count_field(
+        report,
+        raw.pool_max_idle_per_host,
+        "upstream.pool_max_idle_per_host",
+        64,
+        0,
+    );
+    let pool_idle_timeout = duration_field(
+        report,
+        raw.pool_idle_timeout,
+        "upstream.pool_idle_timeout",
+        Duration::from_secs(90),
+        false,
+    );
+    Some(UpstreamConfig {
+        url: url?,
+        connect_timeout: connect_timeout?,
+        timeout: timeout?,
+        pool_max_idle_per_host: pool_max_idle_per_host?,
+        pool_idle_timeout: pool_idle_timeout?,
+    })
+}
+
+fn upstream_url(text: &str) -> Result<Uri, String> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|e| format!("invalid url \"{text}\": {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err("https upstreams are not supported yet".to_string()),
+        Some(other) => return Err(format!("unsupported scheme \"{other}\"; use http://")),
+        None => {
+            return Err(format!(
+                "\"{text}\" is not an absolute url; expected e.g. \"http://127.0.0.1:8000\""
+            ))
+        }
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("\"{text}\" has no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err("the url may not carry user info".to_string());
+    }
+    // Request paths are forwarded unchanged, so a base path would silently be dropped.
+    if !matches!(uri.path(), "" | "/") {
+        return Err(format!(
+            "the url may not have a path (\"{}\"); request paths are forwarded as they are",
+            uri.path()
+        ));
+    }
+    if uri.query().is_some() {
+        return Err("the url may not have a query".to_string());
+    }
+    Ok(uri)
+}
+
+fn compile_cache(report: &mut Report<'_>, raw: Option<RawCache>) -> Option<CacheConfig> {
+    let raw = raw?;
+    let namespace = match raw.namespace {
+        None => Some("cg".to_string()),
+        Some(ns) => {
+            let text = ns.get_ref();
+            let valid = (1..=32).contains(&text.len())
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let result = if valid {
+                Ok(text.clone())
+            } else {
+                Err(format!(
+                    "invalid namespace \"{text}\": use 1 to 32 of A-Z, a-z, 0-9, '_' and '-'"
+                ))
+            };
+            report.check(ns.span(), "cache.namespace", result)
+        }
+    };
+    let version = match raw.version {
+        None => Some(1),
+        Some(v) => {
+            let n = *v.get_ref();
+            let result = u32::try_from(n)
+                .map_err(|_| format!("must be between 0 and {}, not {n}", u32::MAX));
+            report.check(v.span(), "cache.version", result)
+        }
+    };
+    let memory_set = raw.max_memory.is_some();
+    let max_memory = size_field(report, raw.max_memory, "cache.max_memory", 256 << 20, 1);
+    let object_span = raw.max_object_size.as_ref().map(Spanned::span);
+    let max_object_size = size_field(
+        report,
+        raw.max_object_size,
+        "cache.max_object_size",
+        1 << 20,
+        1,
+    );
+    if let (Some(memory), Some(object)) = (max_memory, max_object_size) {
+        if object >= memory {
+            let message = format!(
+                "must be smaller than max_memory ({} >= {}{})",
+                format_size(object),
+                format_size(memory),
+                if memory_set { "" } else { ", the default" }
+            );
+            match object_span {
+                Some(span) => report.at(span, "cache.max_object_size", message),
+                None => report.nowhere("cache.max_memory", message),
+            }
+        }
+    }
+    let default_ttl = duration_field(
+        report,
+        raw.default_ttl,
+        "cache.default_ttl",
+        Duration::from_secs(300),
+        true,
+    );
+    let cacheable_statuses = match raw.cacheable_statuses {
+        None => Some(vec![200, 203, 204, 300, 301, 308]),
+        Some(list) => {
+            let mut statuses = Vec::new();
+            let mut ok = true;
+            for status in list.get_ref() {
+                let n = *status.get_ref();
+                match u16::try_from(n).ok().filter(|n| (100..=599).contains(n)) {
+                    Some(s) if !statuses.contains(&s) => statuses.push(s),
+                    Some(_) => {}
+                    None => {
+                        report.at(
+                            status.span(),
+                            "cache.cacheable_statuses",
+                            format!("invalid status {n}: must be between 100 and 599"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if list.get_ref().is_empty() {
+                report.at(
+                    list.span(),
+                    "cache.cacheable_statuses",
+                    "is empty; set cache = false on routes to pass them through",
+                );
+                ok = false;
+            }
+            ok.then_some(statuses)
+        }
+    };
+    let tenant = match raw.tenant {
+        None => Some(TenantSource::None),
+        Some(t) => report.check(t.span(), "cache.tenant", tenant_source(t.get_ref())),
+    };
+    let coalesce_timeout = duration_field(
+        report,
+        raw.coalesce_timeout,
+        "cache.coalesce_timeout",
+        Duration::from_secs(10),
+        true,
+    );
+    Some(CacheConfig {
+        namespace: namespace?,
+        version: version?,
+        max_memory: max_memory?,
+        max_object_size: max_object_size?,
+        default_ttl: default_ttl?,
+        cacheable_statuses: cacheable_statuses?,
+        tenant: tenant?,
+        coalesce_timeout: coalesce_timeout?,
+    })
+}
+
+/// Parses `"none"` or an inline table with exactly one of header, path, query or host.
+fn tenant_source(value: &toml::Value) -> Result<TenantSource, String> {
+    const SHAPE: &str =
+        "expected \"none\" or one of { header = \"...\" }, { path = \"...\" }, { query = \"...\" }, { host = \"subdomain\" }";
+    let table = match value {
+        toml::Value::String(s) if s == "none" => return Ok(TenantSource::None),
+        toml::Value::Table(table) if table.len() == 1 => table,
+        _ => return Err(format!("invalid tenant: {SHAPE}")),
+    };
+    let Some((kind, value)) = table.iter().next() else {
+        return Err(format!("invalid tenant: {SHAPE}"));
+    };
+    let Some(text) = value.as_str() else {
+        return Err(format!("tenant {kind} must be a string"));
+    };
+    match kind.as_str() {
+        "header" => header_name(text, "tenant").map(TenantSource::Header),
+        "path" => {
+            // Reuse the pattern parser's capture-name rule by parsing a one-capture pattern.
+            PathPattern::parse(&format!("/{{{text}}}"))
+                .map(|_| TenantSource::Path(text.to_string()))
+                .map_err(|e| format!("invalid tenant path capture: {e}"))
+        }
+        "query" if !text.is_empty() => Ok(TenantSource::Query(text.to_string())),
+        "query" => Err("tenant query parameter name must not be empty".to_string()),
+        "host" if text == "subdomain" => Ok(TenantSource::Host),
+        "host" => Err(format!(
+            "invalid tenant host \"{text}\": the only accepted value is \"subdomain\""
+        )),
+        other => Err(format!("unknown tenant source \"{other}\"; {SHAPE}")),
+    }
+}
+
+/// A request header name usable in the key; hop-by-hop headers describe the connection only.
+fn header_name(text: &str, role: &str) -> Result<HeaderName, String> {
+    let name = HeaderName::from_bytes(text.as_bytes())
+        .map_err(|_| format!("invalid {role} header name \"{text}\""))?;
+    if HOP_BY_HOP.contains(&name.as_str()) {
+        return Err(format!(
+            "\"{text}\" is a hop-by-hop header and cannot be used as a {role} header"
+        ));
+    }
+    Ok(name)
+}
+
+fn compile_routes(
+    report: &mut Report<'_>,
+    value: &Spanned<DeValue<'_>>,
+    cache: &CacheConfig,
+) -> RouteTable {
+    let Some(items) = value.get_ref().as_array() else {
+        report.at(
+            value.span(),
+            "route",
+            "expected an array of tables; write each route as [[route]]",
+        );
+        return RouteTable::default();
+    };
+    let mut routes = Vec::new();
+    // Where each compiled route's path is, for messages naming an earlier route.
+    let mut path_spans = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let key = format!("route[{index}]");
+        let Some(raw) = report.table::<RawRoute>(item, &key) else {
+            continue;
+        };
+        let span = raw.path.span();
+        if let Some(route) = compile_route(report, raw, index, &key, cache) {
+            routes.push(route);
+            path_spans.push(span);
+        }
+    }
+    let table = RouteTable::new(routes);
+    for (later, earlier) in table.shadowed() {
+        let (l, e) = (&table.routes()[later], &table.routes()[earlier]);
+        let line = report.line(path_spans[earlier].start);
+        report.at(
+            path_spans[later].clone(),
+            format!("route[{}].path", l.index),
+            format!(
+                "\"{}\" can never match: route[{}] \"{}\" (line {line}) matches every path it does",
+                l.pattern, e.index, e.pattern
+            ),
+        );
+    }
+    table
+}
+
+fn compile_route(
+    report: &mut Report<'_>,
+    raw: RawRoute,
+    index: usize,
+    key: &str,
+    cache: &CacheConfig,
+) -> Option<Route> {
+    let path_span = raw.path.span();
+    let pattern = report.check(
+        path_span.clone(),
+        format!("{key}.path"),
+        PathPattern::parse(raw.path.get_ref())
+            .map_err(|e| format!("invalid pattern \"{}\": {e}", raw.path.get_ref())),
+    )?;
+    let mut ok = true;
+
+    let methods = match raw.methods {
+        None => None,
+        Some(list) => {
+            let mut methods: Vec<Method> = Vec::new();
+            for m in list.get_ref() {
+                match method(m.get_ref()) {
+                    Ok(m) if !methods.contains(&m) => methods.push(m),
+                    Ok(_) => {}
+                    Err(message) => {
+                        report.at(m.span(), format!("{key}.methods"), message);
+                        ok = false;
+                    }
+                }
+            }
+            if list.get_ref().is_empty() {
+                report.at(
+                    list.span(),
+                    format!("{key}.methods"),
+                    "is empty; leave it out to match every method",
+                );
+                ok = false;
+            }
+            Some(methods)
+        }
+    };
+
+    let cached = raw.cache.unwrap_or(true);
+    let ttl = duration_field(
+        report,
+        raw.ttl,
+        &format!("{key}.ttl"),
+        cache.default_ttl,
+        cached,
+    );
+
+    let tenant = match &raw.tenant {
+        None => Some(cache.tenant.clone()),
+        Some(t) => report.check(
+            t.span(),
+            format!("{key}.tenant"),
+            tenant_source(t.get_ref()),
+        ),
+    };
+    if let Some(TenantSource::Path(name)) = &tenant {
+        if !pattern.has_capture(name) {
+            let origin = if raw.tenant.is_some() {
+                "the route's tenant"
+            } else {
+                "[cache].tenant"
+            };
+            let span = raw.tenant.as_ref().map_or(path_span.clone(), Spanned::span);
+            report.at(
+                span,
+                format!("{key}.tenant"),
+                format!(
+                    "tenant capture {{{name}}} (from {origin}) is not in the pattern \"{}\"; capture it or set tenant = \"none\" on this route",
+                    pattern
+                ),
+            );
+            ok = false;
+        }
+    }
+
+    let mut vary: Vec<HeaderName> = Vec::new();
+    for h in raw.vary.iter().flatten() {
+        match header_name(h.get_ref(), "vary") {
+            Ok(name) if !vary.contains(&name) => vary.push(name),
+            Ok(_) => {}
+            Err(message) => {
+                report.at(h.span(), format!("{key}.vary"), message);
+                ok = false;
+            }
+        }
+    }
+
+    let mut entry_tags: Vec<TagTemplate> = Vec::new();
+    let mut write_invalidates: Vec<TagTemplate> = Vec::new();
+    let resource = raw.resource.as_ref().map(|r| r.get_ref().clone());
+    if let (Some(r), Some(tenant)) = (&raw.resource, &tenant) {
+        match resource_tags(r.get_ref(), &pattern, tenant) {
+            Ok((entry, write)) => {
+                entry_tags = entry;
+                write_invalidates = write;
+            }
+            Err(message) => {
+                report.at(r.span(), format!("{key}.resource"), message);
+                ok = false;
+            }
+        }
+    }
+    for (list, into, name) in [
+        (&raw.tags, &mut entry_tags, "tags"),
+        (&raw.invalidates, &mut write_invalidates, "invalidates"),
+    ] {
+        for t in list.iter().flatten() {
+            match TagTemplate::parse(t.get_ref(), &pattern) {
+                Ok(tag) if !into.contains(&tag) => into.push(tag),
+                Ok(_) => {}
+                Err(message) => {
+                    report.at(t.span(), format!("{key}.{name}"), message);
+                    ok = false;
+                }
+            }
+        }
+    }
+
+    if !ok {
+        return None;
+    }
+    Some(Route {
+        index,
+        pattern,
+        methods,
+        cache: cached,
+        ttl: ttl?,
+        tenant: tenant?,
+        vary,
+        resource,
+        entry_tags,
+        write_invalidates,
+    })
+}
+
+fn method(text: &str) -> Result<Method, String> {
+    let upper = !text.is_empty() && !text.bytes().any(|b| b.is_ascii_lowercase());
+    match Method::from_bytes(text.as_bytes()) {
+        Ok(m) if upper => Ok(m),
+        _ => Err(format!(
+            "invalid method \"{text}\": methods are upper-case names such as \"GET\""
+        )),
+    }
+}
+
+impl fmt::Display for Config {
+    /// A summary of the effective settings followed by the route table, for `cachegate check`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.server;
+        let u = &self.upstream;
+        let c = &self.cache;
+        let listen: Vec<String> = s.listen.iter().map(ToString::to_string).collect();
+        writeln!(f, "config:   {}", self.source)?;
+        writeln!(
+            f,
+            "listen:   {} (workers {}, max {} connections)",
+            listen.join(", "),
+            s.workers.map_or("auto".to_string(), |w| w.to_string()),
+            s.max_connections
+        )?;
+        writeln!(
+            f,
+            "upstream: {} (connect {}, timeout {})",
+            u.url,
+            format_duration(u.connect_timeout),
+            format_duration(u.timeout)
+        )?;
+        writeln!(
+            f,
+            "cache:    {}/v{}, {}, objects up to {}, default ttl {}, tenant {}",
+            c.namespace,
+            c.version,
+            format_size(c.max_memory),
+            format_size(c.max_object_size),
+            format_duration(c.default_ttl),
+            c.tenant
+        )?;
+        writeln!(f)?;
+        write!(f, "{}", self.routes)
+    }
+}

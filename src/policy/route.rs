@@ -1,16 +1,672 @@
-//! Route rules: which request paths are cached and how their tenant is found.
+//! Route rules: path patterns, tag templates, the route table and the duration/size notation.
+//!
+//! Everything here is already validated when it exists: config.rs parses the file and builds
+//! these values, and the request path only ever asks [`RouteTable::find`] which rule applies.
 
-/// Where a route finds the tenant of a request.
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+
+use super::Captures;
+
+#[cfg(test)]
+mod tests;
+
+/// Where the tenant of a request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantSource {
-    /// The route is not keyed by tenant: one entry serves every caller.
+    /// Entries are shared by every caller (no tenant in the key).
     None,
-    /// A request header carries the tenant id.
+    /// A request header, e.g. `X-Org-Id` (stored lower-case as an `http::HeaderName`).
     Header(http::HeaderName),
-    /// A named capture of the route pattern carries the tenant id.
+    /// A capture of the route pattern, e.g. `{ path = "org" }` for `/orgs/{org}/...`.
     Path(String),
-    /// A query parameter carries the tenant id.
+    /// A query parameter, e.g. `{ query = "org" }`.
     Query(String),
-    /// The first label of the Host header carries the tenant id (`acme.api.example.com` -> `acme`).
+    /// The first label of the Host header (`{ host = "subdomain" }`): `acme.api.example.com` -> `acme`.
     Host,
+}
+
+impl fmt::Display for TenantSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TenantSource::None => f.write_str("none"),
+            TenantSource::Header(name) => write!(f, "header {name}"),
+            TenantSource::Path(name) => write!(f, "path {{{name}}}"),
+            TenantSource::Query(name) => write!(f, "query {name}"),
+            TenantSource::Host => f.write_str("host subdomain"),
+        }
+    }
+}
+
+/// One `/`-separated piece of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// Matches exactly this text; the empty literal only appears last and stands for a trailing slash.
+    Literal(String),
+    /// `{name}`: exactly one non-empty segment.
+    Param(String),
+    /// `{*name}`: everything after the previous `/`, possibly empty, possibly spanning `/`.
+    Tail(String),
+}
+
+impl Segment {
+    /// True when every segment text `other` accepts is also accepted by `self`.
+    ///
+    /// Only called for positions before any tail of `self`, so a tail in `other` means `other`
+    /// reaches paths of other lengths that `self` cannot follow.
+    fn covers(&self, other: &Segment) -> bool {
+        match (self, other) {
+            (_, Segment::Tail(_)) => matches!(self, Segment::Tail(_)),
+            (Segment::Literal(a), Segment::Literal(b)) => a == b,
+            (Segment::Literal(_), Segment::Param(_)) => false,
+            (Segment::Param(_), Segment::Literal(b)) => !b.is_empty(),
+            (Segment::Param(_), Segment::Param(_)) => true,
+            (Segment::Tail(_), _) => true,
+        }
+    }
+}
+
+/// A parsed route path such as `/api/faculty/{id}/` or `/api/auth/{*rest}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    raw: String,
+    segments: Vec<Segment>,
+}
+
+impl PathPattern {
+    /// Parses a pattern; the error names the problem, e.g. `duplicate capture {id}`.
+    pub fn parse(raw: &str) -> Result<PathPattern, String> {
+        let Some(rest) = raw.strip_prefix('/') else {
+            return Err("pattern must start with '/'".to_string());
+        };
+        let pieces: Vec<&str> = rest.split('/').collect();
+        let mut segments = Vec::with_capacity(pieces.len());
+        for (i, piece) in pieces.iter().enumerate() {
+            let last = i + 1 == pieces.len();
+            let segment = parse_segment(piece, last)?;
+            if let Segment::Param(name) | Segment::Tail(name) = &segment {
+                let seen = segments.iter().any(
+                    |s: &Segment| matches!(s, Segment::Param(n) | Segment::Tail(n) if n == name),
+                );
+                if seen {
+                    return Err(format!("duplicate capture {{{name}}}"));
+                }
+            }
+            if matches!(segment, Segment::Tail(_)) && !last {
+                return Err(format!("tail capture {piece} must be last"));
+            }
+            segments.push(segment);
+        }
+        Ok(PathPattern {
+            raw: raw.to_string(),
+            segments,
+        })
+    }
+
+    /// The pattern as written in the configuration.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Capture names in pattern order (`{*rest}` is named `rest`).
+    pub fn capture_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(n) | Segment::Tail(n) => Some(n.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
+    /// True when the pattern has a capture of this name.
+    pub fn has_capture(&self, name: &str) -> bool {
+        self.capture_names().any(|n| n == name)
+    }
+
+    /// True for a pattern without captures, i.e. one fixed path such as a collection listing.
+    pub fn is_list(&self) -> bool {
+        self.capture_names().next().is_none()
+    }
+
+    /// Matches an already normalized path and returns its captures in pattern order.
+    pub fn matches<'r, 'p>(&'r self, path: &'p str) -> Option<Captures<'r, 'p>> {
+        let mut rest = path.strip_prefix('/')?;
+        let mut captures = Captures::new();
+        let count = self.segments.len();
+        for (i, segment) in self.segments.iter().enumerate() {
+            if let Segment::Tail(name) = segment {
+                captures.push(name, rest);
+                return Some(captures);
+            }
+            // The last pattern segment must consume the rest of the path; earlier ones stop at
+            // the next `/`, which must exist because more segments follow.
+            let piece = if i + 1 == count {
+                if rest.contains('/') {
+                    return None;
+                }
+                std::mem::take(&mut rest)
+            } else {
+                let (piece, after) = rest.split_once('/')?;
+                rest = after;
+                piece
+            };
+            match segment {
+                Segment::Literal(text) if text == piece => {}
+                Segment::Param(name) if !piece.is_empty() => captures.push(name, piece),
+                _ => return None,
+            }
+        }
+        Some(captures)
+    }
+
+    /// True when every path `other` matches is also matched by `self`.
+    ///
+    /// Used to refuse a route that an earlier route makes unreachable.
+    pub fn covers(&self, other: &PathPattern) -> bool {
+        for (i, mine) in self.segments.iter().enumerate() {
+            if matches!(mine, Segment::Tail(_)) {
+                // A tail accepts anything after its `/`, so `other` only has to reach this far.
+                return other.segments.len() > i;
+            }
+            match other.segments.get(i) {
+                Some(theirs) if mine.covers(theirs) => {}
+                _ => return false,
+            }
+        }
+        other.segments.len() == self.segments.len()
+    }
+}
+
+impl fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+fn parse_segment(piece: &str, last: bool) -> Result<Segment, String> {
+    if !piece.contains(['{', '}']) {
+        if piece.is_empty() && !last {
+            return Err("empty segment '//'".to_string());
+        }
+        return Ok(Segment::Literal(piece.to_string()));
+    }
+    let Some(inner) = piece.strip_prefix('{') else {
+        return if piece.contains('{') {
+            Err(format!(
+                "capture must be a whole segment, not part of \"{piece}\""
+            ))
+        } else {
+            Err("unmatched '}'".to_string())
+        };
+    };
+    let Some(inner) = inner.strip_suffix('}') else {
+        return if inner.contains('}') {
+            Err(format!(
+                "capture must be a whole segment, not part of \"{piece}\""
+            ))
+        } else {
+            Err("unclosed '{'".to_string())
+        };
+    };
+    if inner.contains(['{', '}']) {
+        return Err(format!("nested braces in \"{piece}\""));
+    }
+    let (tail, name) = match inner.strip_prefix('*') {
+        Some(name) => (true, name),
+        None => (false, inner),
+    };
+    check_capture_name(name)?;
+    Ok(if tail {
+        Segment::Tail(name.to_string())
+    } else {
+        Segment::Param(name.to_string())
+    })
+}
+
+fn check_capture_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = match chars.next() {
+        Some(first) => {
+            (first.is_ascii_alphabetic() || first == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+        None => return Err("empty capture name '{}'".to_string()),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid capture name \"{name}\": use letters, digits and '_', not starting with a digit"
+        ))
+    }
+}
+
+/// One piece of a tag template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TagPart {
+    Text(String),
+    Capture(String),
+}
+
+/// A tag with optional capture references, e.g. `department` or `faculty:{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagTemplate {
+    raw: String,
+    parts: Vec<TagPart>,
+}
+
+impl TagTemplate {
+    /// Parses a template whose `{name}` references must be captures of `pattern`.
+    pub fn parse(raw: &str, pattern: &PathPattern) -> Result<TagTemplate, String> {
+        if raw.is_empty() {
+            return Err("tags must not be empty".to_string());
+        }
+        if raw.contains(|c: char| c.is_whitespace() || c == ',') {
+            return Err(format!(
+                "invalid tag template \"{raw}\": tags may not contain whitespace or commas"
+            ));
+        }
+        let mut parts = Vec::new();
+        let mut rest = raw;
+        while !rest.is_empty() {
+            match rest.find(['{', '}']) {
+                None => {
+                    parts.push(TagPart::Text(rest.to_string()));
+                    rest = "";
+                }
+                Some(at) if rest[at..].starts_with('}') => {
+                    return Err(format!("unmatched '}}' in tag template \"{raw}\""));
+                }
+                Some(at) => {
+                    if at > 0 {
+                        parts.push(TagPart::Text(rest[..at].to_string()));
+                    }
+                    let after = &rest[at + 1..];
+                    let Some(close) = after.find('}') else {
+                        return Err(format!("unclosed '{{' in tag template \"{raw}\""));
+                    };
+                    let name = &after[..close];
+                    if !pattern.has_capture(name) {
+                        let known: Vec<&str> = pattern.capture_names().collect();
+                        let known = if known.is_empty() {
+                            "the pattern has no captures".to_string()
+                        } else {
+                            format!("the pattern captures: {}", known.join(", "))
+                        };
+                        return Err(format!(
+                            "unknown capture {{{name}}} in tag template \"{raw}\"; {known}"
+                        ));
+                    }
+                    parts.push(TagPart::Capture(name.to_string()));
+                    rest = &after[close + 1..];
+                }
+            }
+        }
+        Ok(TagTemplate {
+            raw: raw.to_string(),
+            parts,
+        })
+    }
+
+    /// The template as written (or as generated for resource defaults).
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Fills the capture references from a match of the route the template belongs to.
+    pub fn render(&self, captures: &Captures<'_, '_>) -> String {
+        let mut out = String::with_capacity(self.raw.len() + 16);
+        for part in &self.parts {
+            match part {
+                TagPart::Text(text) => out.push_str(text),
+                // Templates are checked against their own route's pattern, so the capture
+                // is always present; an empty value is the harmless fallback.
+                TagPart::Capture(name) => out.push_str(captures.get(name).unwrap_or("")),
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for TagTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+/// Checks a `resource` name: it becomes the prefix of generated tags, so keep it plain.
+pub fn check_resource_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid resource name \"{name}\": use letters, digits, '_', '-' and '.'"
+        ))
+    }
+}
+
+/// The tags a resource implies for a route: `(entry tags, write invalidations)`.
+///
+/// A capture used as the tenant does not identify an object, so it is left out. A list route
+/// (no other capture) stores `R` and `R:*` and a write there purges `R`; a detail route uses
+/// its last other capture `{c}`, stores `R:{c}` and `R:*`, and a write purges `R:{c}` and `R`.
+pub fn resource_tags(
+    resource: &str,
+    pattern: &PathPattern,
+    tenant: &TenantSource,
+) -> Result<(Vec<TagTemplate>, Vec<TagTemplate>), String> {
+    check_resource_name(resource)?;
+    let tenant_capture = match tenant {
+        TenantSource::Path(name) => Some(name.as_str()),
+        _ => None,
+    };
+    let object = pattern
+        .capture_names()
+        .filter(|n| Some(*n) != tenant_capture)
+        .last();
+    let make = |text: String| TagTemplate::parse(&text, pattern);
+    let all = make(format!("{resource}:*"))?;
+    let list = make(resource.to_string())?;
+    Ok(match object {
+        None => (vec![list.clone(), all], vec![list]),
+        Some(c) => {
+            let one = make(format!("{resource}:{{{c}}}"))?;
+            (vec![one.clone(), all], vec![one, list])
+        }
+    })
+}
+
+/// One validated `[[route]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Position in the config file, 0-based.
+    pub index: usize,
+    pub pattern: PathPattern,
+    /// `None` matches every method.
+    pub methods: Option<Vec<Method>>,
+    /// False means pass-through: never stored, never served from the cache.
+    pub cache: bool,
+    pub ttl: Duration,
+    /// Already resolved: the route's own `tenant` or `[cache].tenant`.
+    pub tenant: TenantSource,
+    /// Extra request headers that select a stored entry.
+    pub vary: Vec<HeaderName>,
+    pub resource: Option<String>,
+    /// Tags a stored entry carries (resource defaults, then `tags`).
+    pub entry_tags: Vec<TagTemplate>,
+    /// Tags a successful write here purges (resource defaults, then `invalidates`).
+    pub write_invalidates: Vec<TagTemplate>,
+}
+
+impl Route {
+    /// True when the route applies to this method.
+    pub fn allows(&self, method: &Method) -> bool {
+        match &self.methods {
+            None => true,
+            Some(list) => list.contains(method),
+        }
+    }
+
+    /// True when every request this route could take would be taken by `self` first.
+    pub fn shadows(&self, later: &Route) -> bool {
+        let methods = match (&self.methods, &later.methods) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(mine), Some(theirs)) => theirs.iter().all(|m| mine.contains(m)),
+        };
+        methods && self.pattern.covers(&later.pattern)
+    }
+}
+
+/// A route chosen for a request, with the values its pattern captured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteMatch<'r, 'p> {
+    pub route: &'r Route,
+    pub captures: Captures<'r, 'p>,
+}
+
+/// All routes in file order; the first one that matches wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteTable {
+    pub routes: Vec<Route>,
+}
+
+impl RouteTable {
+    /// Wraps routes that are already in file order.
+    pub fn new(routes: Vec<Route>) -> RouteTable {
+        RouteTable { routes }
+    }
+
+    /// The routes in file order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The first route, in file order, that allows `method` and matches `path`.
+    pub fn find<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Option<RouteMatch<'r, 'p>> {
+        self.routes.iter().find_map(|route| {
+            if !route.allows(method) {
+                return None;
+            }
+            route
+                .pattern
+                .matches(path)
+                .map(|captures| RouteMatch { route, captures })
+        })
+    }
+
+    /// Pairs `(shadowed, by)` of positions in the table where route `shadowed` can never match
+    /// because the earlier route `by` covers its pattern and all its methods.
+    pub fn shadowed(&self) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        for (j, later) in self.routes.iter().enumerate() {
+            if let Some(i) = self.routes[..j].iter().position(|r| r.shadows(later)) {
+                found.push((j, i));
+            }
+        }
+        found
+    }
+}
+
+impl fmt::Display for RouteTable {
+    /// The table `cachegate check` prints: one route a line, columns aligned.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEADER: [&str; 9] = [
+            "#",
+            "PATH",
+            "METHODS",
+            "CACHE",
+            "TENANT",
+            "VARY",
+            "RESOURCE",
+            "TAGS",
+            "WRITE PURGES",
+        ];
+        let join = |items: &mut dyn Iterator<Item = String>| {
+            let text = items.collect::<Vec<_>>().join(" ");
+            if text.is_empty() {
+                "-".to_string()
+            } else {
+                text
+            }
+        };
+        let rows: Vec<[String; 9]> = self
+            .routes
+            .iter()
+            .map(|r| {
+                [
+                    r.index.to_string(),
+                    r.pattern.to_string(),
+                    match &r.methods {
+                        None => "*".to_string(),
+                        Some(list) => list
+                            .iter()
+                            .map(Method::as_str)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    },
+                    if r.cache {
+                        format_duration(r.ttl)
+                    } else {
+                        "pass".to_string()
+                    },
+                    r.tenant.to_string(),
+                    join(&mut r.vary.iter().map(|h| h.to_string())),
+                    r.resource.clone().unwrap_or_else(|| "-".to_string()),
+                    join(&mut r.entry_tags.iter().map(|t| t.to_string())),
+                    join(&mut r.write_invalidates.iter().map(|t| t.to_string())),
+                ]
+            })
+            .collect();
+        let mut widths = HEADER.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut line = |cells: &[&str]| -> fmt::Result {
+            let mut text = String::new();
+            for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    text.push_str(cell);
+                } else {
+                    text.push_str(&format!("{cell:<width$}  "));
+                }
+            }
+            writeln!(f, "{}", text.trim_end())
+        };
+        line(&HEADER)?;
+        for row in &rows {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            line(&cells)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `30s`, `5m`, `1h`, `250ms`, `1d` and combinations such as `1h30m`.
+///
+/// A bare number is refused because its unit would be a guess.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let generic =
+        || format!("invalid duration \"{s}\": expected a number followed by ms, s, m, h or d");
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid duration \"{s}\": a unit is required, e.g. \"{s}s\" or \"{s}m\""
+        ));
+    }
+    let too_large = || format!("invalid duration \"{s}\": too large");
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(generic());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(generic());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| too_large())?;
+        rest = &rest[digits..];
+        let units = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, after) = rest.split_at(units);
+        rest = after;
+        let seconds_per = match unit {
+            "ms" => {
+                total = total
+                    .checked_add(Duration::from_millis(number))
+                    .ok_or_else(too_large)?;
+                continue;
+            }
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(generic()),
+        };
+        let seconds = number.checked_mul(seconds_per).ok_or_else(too_large)?;
+        total = total
+            .checked_add(Duration::from_secs(seconds))
+            .ok_or_else(too_large)?;
+    }
+    Ok(total)
+}
+
+/// Renders a duration in the notation [`parse_duration`] reads: `5m`, `1h30m`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    if d.is_zero() {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    let secs = d.as_secs();
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(d.subsec_millis()), "ms"),
+    ];
+    for (value, unit) in parts {
+        if value > 0 {
+            out.push_str(&format!("{value}{unit}"));
+        }
+    }
+    // Sub-millisecond remainders never come from the config file, but a duration computed
+    // elsewhere should still not print as a misleading "0s".
+    let micros = d.subsec_micros() % 1000;
+    let nanos = d.subsec_nanos() % 1000;
+    if micros > 0 {
+        out.push_str(&format!("{micros}us"));
+    }
+    if nanos > 0 {
+        out.push_str(&format!("{nanos}ns"));
+    }
+    out
+}
+
+/// Parses a size: `256MiB`, `512KiB`, `1GiB` (powers of 1024), `100KB`, `1MB` (powers of
+/// 1000), `512B`, or a plain number of bytes such as `1024`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = s[digits..].trim_start();
+    let generic = || {
+        format!("invalid size \"{s}\": expected a number of bytes, optionally followed by B, KB, MB, GB, KiB, MiB or GiB")
+    };
+    if digits == 0 {
+        return Err(generic());
+    }
+    let number: u64 = s[..digits]
+        .parse()
+        .map_err(|_| format!("invalid size \"{s}\": too large"))?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        _ => return Err(generic()),
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("invalid size \"{s}\": too large"))
+}
+
+/// Renders a byte count in the notation [`parse_size`] reads, using the largest binary unit
+/// that divides it exactly: `256MiB`, `1GiB`, `1500B`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u32, &str); 4] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    for (shift, unit) in UNITS {
+        if bytes != 0 && bytes.trailing_zeros() >= shift {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
 }

@@ -1,2 +1,252 @@
-//! Where cached responses live (to be written).
-pub mod memory;
+//! Where cached responses live: the stored form, tags, purges, fill fences and the tiered store.
+//!
+//! Entries live in a bounded in-memory tier ([`memory`]). A shared tier may later sit behind the
+//! same [`Tiered`] API, which is why lookup, store and purge are `async` even though the memory
+//! tier never waits: nothing outside this module may assume that entries are local.
+//!
+//! Two promises shape this module. A tag is always scoped to a tenant, so a purge for one tenant
+//! never removes (or keeps) another tenant's entries. And a fill that overlapped a purge of one
+//! of its tags is never left servable: see [`fence`] for the ordering that makes this race-free.
+
+mod fence;
+mod index;
+mod memory;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use crate::policy::Key;
+pub use fence::FillTicket;
+
+use fence::Fences;
+use memory::{Insert, MemoryTier};
+
+/// Version of the [`CachedResponse`] layout; bump it whenever a field is added, removed or
+/// changes meaning, so a shared tier never decodes an entry written by an incompatible build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A tag scoped to a tenant. tenant "" = entries shared by all callers (routes without a tenant).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TagKey {
+    pub tenant: Arc<str>,
+    pub tag: Arc<str>,
+}
+
+impl TagKey {
+    /// Builds a tag key from anything that converts into shared strings.
+    pub fn new(tenant: impl Into<Arc<str>>, tag: impl Into<Arc<str>>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            tag: tag.into(),
+        }
+    }
+}
+
+/// The stored form of a response (a compatibility surface: see [`FORMAT_VERSION`]).
+#[derive(Clone, Debug)]
+pub struct CachedResponse {
+    pub status: http::StatusCode,
+    /// End-to-end headers only: the caller has already filtered out hop-by-hop headers.
+    pub headers: http::HeaderMap,
+    /// A hit clones the `Bytes` handle (a reference count), never the body itself.
+    pub body: bytes::Bytes,
+    pub stored_at: Instant,
+    pub ttl: Duration,
+    pub tags: Vec<TagKey>,
+    /// The human-readable form of the key, for logs and the admin API.
+    pub readable_key: String,
+}
+
+/// Bytes charged to every entry on top of its variable parts: the struct itself, the map slot,
+/// the `Arc` header and the header map's table, roughly.
+pub const ENTRY_OVERHEAD: u64 = 200;
+
+/// Bytes charged per tag on top of its strings: the two `Arc` headers and the index slots.
+pub const TAG_OVERHEAD: u64 = 48;
+
+/// Bytes charged per header on top of its name and value: the map's entry bookkeeping.
+pub const HEADER_OVERHEAD: u64 = 32;
+
+impl CachedResponse {
+    /// True while the entry is younger than its TTL; an entry is stale from the instant it
+    /// reaches its TTL, so a zero TTL is never fresh.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        self.age(now) < self.ttl
+    }
+
+    /// Time since the entry was stored; zero when `now` is before `stored_at`.
+    pub fn age(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.stored_at)
+    }
+
+    /// The approximate memory this entry costs, used to bound the memory tier by bytes.
+    ///
+    /// Counts the body, header names and values, the readable key and the tags, plus fixed
+    /// overheads. The result only depends on immutable fields, so it is constant for an entry.
+    pub fn weight(&self) -> u64 {
+        let headers: u64 = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                name.as_str().len() as u64 + value.as_bytes().len() as u64 + HEADER_OVERHEAD
+            })
+            .sum();
+        let tags: u64 = self
+            .tags
+            .iter()
+            .map(|t| t.tenant.len() as u64 + t.tag.len() as u64 + TAG_OVERHEAD)
+            .sum();
+        self.body.len() as u64 + headers + self.readable_key.len() as u64 + tags + ENTRY_OVERHEAD
+    }
+}
+
+/// Which tenants a purge applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantScope {
+    /// One tenant ("" is the scope of entries shared by all callers).
+    One(Arc<str>),
+    /// Every tenant, including the shared scope.
+    All,
+}
+
+/// A request to remove every entry carrying any of `tags` within `tenant`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Purge {
+    pub tenant: TenantScope,
+    pub tags: Vec<Arc<str>>,
+}
+
+/// What happened to an entry handed to [`Tiered::store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// The entry is stored and servable.
+    Stored,
+    /// A purge covering one of the entry's tags happened after the fill began; nothing is kept.
+    Fenced,
+    /// The entry is larger than the memory tier admits ([`Tiered::max_entry_weight`]).
+    TooLarge,
+}
+
+/// Counters for the admin API and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Entries currently held (expired entries count until they are looked up or evicted).
+    pub entries: u64,
+    /// Sum of the weights of the entries held.
+    pub bytes: u64,
+    /// Entries pushed out by byte pressure since start.
+    pub evictions: u64,
+    /// Entries removed by purges since start.
+    pub purged: u64,
+    /// Fills refused (or undone) because a purge overlapped them, since start.
+    pub fenced: u64,
+}
+
+/// Sizing of the memory tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryOptions {
+    /// Upper bound on the sum of entry weights (see [`CachedResponse::weight`]).
+    pub max_bytes: u64,
+}
+
+/// The store the request pipeline talks to: lookup, fenced fill, tag purge.
+pub struct Tiered {
+    memory: MemoryTier,
+    fences: Arc<Fences>,
+}
+
+impl Tiered {
+    /// Creates an empty store bounded by `opts.max_bytes`.
+    pub fn new(opts: MemoryOptions) -> Self {
+        Self {
+            memory: MemoryTier::new(&opts),
+            fences: Arc::new(Fences::new()),
+        }
+    }
+
+    /// A fresh entry or None. An expired entry is removed (and its index entries) and gives None.
+    pub async fn lookup(&self, key: &Key, now: Instant) -> Option<Arc<CachedResponse>> {
+        self.memory.get(key, now)
+    }
+
+    /// Call before sending the upstream request of a fill.
+    pub fn begin_fill(&self) -> FillTicket {
+        Fences::begin(&self.fences)
+    }
+
+    /// True when a purge that covers any of `tags` happened after `ticket` was taken.
+    pub fn is_fenced(&self, ticket: &FillTicket, tags: &[TagKey]) -> bool {
+        self.fences.is_fenced(ticket, tags)
+    }
+
+    /// Stores unless fenced; race-free against a concurrent purge.
+    ///
+    /// The entry and its index entries go in first (unpublished, so not yet served) and the
+    /// fence is checked after: a purge either finds the index entry (and removes the entry)
+    /// or has already raised the fence that this check then sees. Only an entry that passed
+    /// the check is published, so a fenced entry is never served, not even before it is taken
+    /// out again. It is taken out only if it is still the one this call inserted, so a newer
+    /// fill under the same key is never removed.
+    pub async fn store(
+        &self,
+        key: Key,
+        ticket: &FillTicket,
+        entry: Arc<CachedResponse>,
+    ) -> StoreOutcome {
+        // A cheap early out: most fenced fills are caught here without touching the cache.
+        if self.is_fenced(ticket, &entry.tags) {
+            self.memory.count_fenced();
+            return StoreOutcome::Fenced;
+        }
+        // Test builds widen the window in which a purge can slip between the early check and
+        // the insert, so the race tests exercise the second check below.
+        #[cfg(test)]
+        tokio::task::yield_now().await;
+        let pending = match self.memory.insert(key, Arc::clone(&entry)) {
+            Insert::TooLarge => return StoreOutcome::TooLarge,
+            Insert::Stored(pending) => pending,
+        };
+        if self.is_fenced(ticket, &entry.tags) {
+            self.memory.remove_if_same(&key, &entry);
+            self.memory.count_fenced();
+            return StoreOutcome::Fenced;
+        }
+        self.memory.publish(&pending);
+        StoreOutcome::Stored
+    }
+
+    /// Removes every entry carrying any of the tags in the scope and fences in-flight fills;
+    /// returns how many entries were removed.
+    pub async fn purge(&self, purge: &Purge) -> usize {
+        // The fence goes up before any entry is looked for; see `store` for why.
+        self.fences.raise(&purge.tenant, &purge.tags);
+        purge
+            .tags
+            .iter()
+            .map(|tag| self.memory.purge_tag(&purge.tenant, tag))
+            .sum()
+    }
+
+    /// A snapshot of the store's counters.
+    pub fn stats(&self) -> StoreStats {
+        self.memory.stats()
+    }
+
+    /// The largest entry weight the memory tier admits; heavier entries give `TooLarge`.
+    pub fn max_entry_weight(&self) -> u64 {
+        self.memory.max_entry_weight()
+    }
+}
+
+impl std::fmt::Debug for Tiered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tiered")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}

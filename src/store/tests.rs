@@ -1,0 +1,518 @@
+//! Tests of the store: freshness, the tag index, purges, eviction, fences and weights.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tokio::time::Instant;
+
+use super::*;
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn key(n: u64) -> Key {
+    Key(*blake3::hash(&n.to_le_bytes()).as_bytes())
+}
+
+fn tags(pairs: &[(&str, &str)]) -> Vec<TagKey> {
+    pairs.iter().map(|(t, g)| TagKey::new(*t, *g)).collect()
+}
+
+fn entry(now: Instant, body: usize, tag_pairs: &[(&str, &str)]) -> Arc<CachedResponse> {
+    entry_named(now, body, tag_pairs, "GET /items")
+}
+
+fn entry_named(
+    now: Instant,
+    body: usize,
+    tag_pairs: &[(&str, &str)],
+    readable_key: &str,
+) -> Arc<CachedResponse> {
+    Arc::new(CachedResponse {
+        status: StatusCode::OK,
+        headers: HeaderMap::new(),
+        body: Bytes::from(vec![b'x'; body]),
+        stored_at: now,
+        ttl: TTL,
+        tags: tags(tag_pairs),
+        readable_key: readable_key.to_owned(),
+    })
+}
+
+fn store(max_bytes: u64) -> Tiered {
+    Tiered::new(MemoryOptions { max_bytes })
+}
+
+/// A fill with a ticket taken just before the store.
+async fn fill(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> StoreOutcome {
+    let ticket = s.begin_fill();
+    s.store(k, &ticket, e).await
+}
+
+fn purge_one(tenant: &str, tag: &str) -> Purge {
+    Purge {
+        tenant: TenantScope::One(tenant.into()),
+        tags: vec![tag.into()],
+    }
+}
+
+fn purge_all(tag: &str) -> Purge {
+    Purge {
+        tenant: TenantScope::All,
+        tags: vec![tag.into()],
+    }
+}
+
+/// Checks that the index names exactly the (tag, key) pairs of the entries held: a missing
+/// pair would let a purge miss an entry, an extra one is a leak.
+fn check_index(s: &Tiered) {
+    let mut pairs = 0;
+    for k in s.memory.keys() {
+        let Some(e) = s.memory.peek(&k) else { continue };
+        for t in &e.tags {
+            assert!(
+                s.memory.index().contains(t, &k),
+                "{k:?} not indexed under {t:?}"
+            );
+            pairs += 1;
+        }
+    }
+    assert_eq!(
+        s.memory.index().len(),
+        pairs,
+        "index holds keys the cache does not"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fresh_until_ttl_then_removed() {
+    let s = store(1 << 20);
+    let t0 = Instant::now();
+    assert_eq!(
+        fill(&s, key(1), entry(t0, 10, &[("a", "x")])).await,
+        StoreOutcome::Stored
+    );
+    tokio::time::advance(TTL - Duration::from_millis(1)).await;
+    let hit = s.lookup(&key(1), Instant::now()).await;
+    assert_eq!(
+        hit.map(|e| e.age(Instant::now())),
+        Some(TTL - Duration::from_millis(1))
+    );
+    tokio::time::advance(Duration::from_millis(1)).await;
+    assert!(s.lookup(&key(1), Instant::now()).await.is_none());
+    assert_eq!(s.stats().entries, 0);
+    assert_eq!(s.memory.index().len(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_ttl_is_never_fresh() {
+    let now = Instant::now();
+    let mut e = (*entry(now, 1, &[])).clone();
+    e.ttl = Duration::ZERO;
+    assert!(!e.is_fresh(now));
+}
+
+#[tokio::test(start_paused = true)]
+async fn replace_moves_index_to_new_tags() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    fill(&s, key(1), entry(now, 10, &[("a", "old")])).await;
+    fill(&s, key(1), entry(now, 10, &[("a", "new")])).await;
+    check_index(&s);
+    assert!(!s.memory.index().contains(&TagKey::new("a", "old"), &key(1)));
+    assert_eq!(s.purge(&purge_one("a", "old")).await, 0);
+    assert_eq!(s.purge(&purge_one("a", "new")).await, 1);
+    assert_eq!(s.stats().evictions, 0, "a replacement is not an eviction");
+}
+
+#[tokio::test(start_paused = true)]
+async fn purge_one_tenant_leaves_other_tenants() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    fill(&s, key(1), entry(now, 10, &[("a", "x")])).await;
+    fill(&s, key(2), entry(now, 10, &[("b", "x")])).await;
+    fill(&s, key(3), entry(now, 10, &[("", "x")])).await;
+    fill(&s, key(4), entry(now, 10, &[("a", "y")])).await;
+    assert_eq!(s.purge(&purge_one("a", "x")).await, 1);
+    assert!(s.lookup(&key(1), now).await.is_none());
+    for k in [2, 3, 4] {
+        assert!(s.lookup(&key(k), now).await.is_some(), "key {k} was purged");
+    }
+    check_index(&s);
+    assert_eq!(s.stats().purged, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn purge_all_covers_every_tenant() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    fill(&s, key(1), entry(now, 10, &[("a", "x")])).await;
+    fill(&s, key(2), entry(now, 10, &[("b", "x"), ("b", "z")])).await;
+    fill(&s, key(3), entry(now, 10, &[("", "x")])).await;
+    fill(&s, key(4), entry(now, 10, &[("a", "y")])).await;
+    assert_eq!(s.purge(&purge_all("x")).await, 3);
+    assert!(s.lookup(&key(4), now).await.is_some());
+    check_index(&s);
+    assert_eq!(s.memory.index().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn purge_of_several_tags_counts_each_entry_once() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    fill(&s, key(1), entry(now, 10, &[("a", "x"), ("a", "y")])).await;
+    fill(&s, key(2), entry(now, 10, &[("a", "y")])).await;
+    let p = Purge {
+        tenant: TenantScope::One("a".into()),
+        tags: vec!["x".into(), "y".into()],
+    };
+    assert_eq!(s.purge(&p).await, 2);
+    assert_eq!(s.stats().entries, 0);
+    check_index(&s);
+}
+
+#[tokio::test(start_paused = true)]
+async fn eviction_under_byte_pressure_cleans_index() {
+    let s = store(64 * 1024);
+    let now = Instant::now();
+    for n in 0..500 {
+        let tenant = if n % 2 == 0 { "a" } else { "b" };
+        fill(&s, key(n), entry(now, 1024, &[(tenant, "x")])).await;
+    }
+    let stats = s.stats();
+    assert!(stats.evictions > 0);
+    assert!(stats.bytes <= 64 * 1024, "{stats:?}");
+    assert_eq!(stats.entries + stats.evictions, 500);
+    check_index(&s);
+    assert_eq!(s.purge(&purge_all("x")).await as u64, stats.entries);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fill_overlapping_purge_is_fenced() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    let ticket = s.begin_fill();
+    s.purge(&purge_one("a", "x")).await;
+    let e = entry(now, 10, &[("a", "x")]);
+    assert_eq!(s.store(key(1), &ticket, e).await, StoreOutcome::Fenced);
+    assert!(s.lookup(&key(1), now).await.is_none());
+    assert_eq!(s.memory.index().len(), 0);
+    assert_eq!(s.stats().fenced, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ticket_after_purge_stores() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    s.purge(&purge_one("a", "x")).await;
+    assert_eq!(
+        fill(&s, key(1), entry(now, 10, &[("a", "x")])).await,
+        StoreOutcome::Stored
+    );
+    assert!(s.lookup(&key(1), now).await.is_some());
+}
+
+/// Which fills a purge fences: (purge tenant or None for all, entry tags, fenced?).
+fn check_fence(purge_tenant: Option<&str>, entry_tags: &[(&str, &str)], fenced: bool) {
+    let s = store(1 << 20);
+    let ticket = s.begin_fill();
+    let scope = match purge_tenant {
+        Some(t) => TenantScope::One(t.into()),
+        None => TenantScope::All,
+    };
+    s.fences.raise(&scope, &["x".into()]);
+    assert_eq!(
+        s.is_fenced(&ticket, &tags(entry_tags)),
+        fenced,
+        "purge {purge_tenant:?} vs {entry_tags:?}"
+    );
+}
+
+#[test]
+fn fence_is_scoped_to_tenant_and_tag() {
+    check_fence(Some("a"), &[("a", "x")], true);
+    check_fence(Some("a"), &[("b", "x")], false);
+    check_fence(Some("a"), &[("a", "y")], false);
+    check_fence(Some("a"), &[("a", "y"), ("a", "x")], true);
+    check_fence(Some(""), &[("", "x")], true);
+    check_fence(Some(""), &[("a", "x")], false);
+    check_fence(None, &[("b", "x")], true);
+    check_fence(None, &[("", "x")], true);
+    check_fence(None, &[("b", "y")], false);
+    check_fence(None, &[], false);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fenced_undo_keeps_newer_fill() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    let older = entry(now, 10, &[("a", "x")]);
+    let newer = entry(now, 10, &[("a", "x")]);
+    s.memory.insert(key(1), Arc::clone(&older));
+    s.memory.insert(key(1), Arc::clone(&newer));
+    assert!(!s.memory.remove_if_same(&key(1), &older));
+    let held = s.memory.peek(&key(1));
+    assert!(held.is_some_and(|e| Arc::ptr_eq(&e, &newer)));
+    check_index(&s);
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_lookup_keeps_fresh_replacement() {
+    let s = store(1 << 20);
+    let t0 = Instant::now();
+    fill(&s, key(1), entry(t0, 10, &[("a", "x")])).await;
+    tokio::time::advance(TTL).await;
+    fill(&s, key(1), entry(Instant::now(), 10, &[("a", "x")])).await;
+    assert!(s.lookup(&key(1), Instant::now()).await.is_some());
+    check_index(&s);
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_large_is_refused_without_trace() {
+    let s = store(64 * 1024);
+    let now = Instant::now();
+    let max = s.max_entry_weight();
+    assert!(max > 0 && max <= 64 * 1024);
+    fill(&s, key(1), entry(now, 10, &[("a", "x")])).await;
+    let big = entry(now, max as usize, &[("a", "x")]);
+    assert_eq!(fill(&s, key(2), big).await, StoreOutcome::TooLarge);
+    assert!(s.lookup(&key(2), now).await.is_none());
+    assert_eq!(s.stats().entries, 1);
+    check_index(&s);
+}
+
+/// Weight of an entry built from parts.
+fn check_weight(
+    body: usize,
+    headers: &[(&str, &str)],
+    readable: &str,
+    tag_pairs: &[(&str, &str)],
+    want: u64,
+) {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let name: http::HeaderName = name.parse().unwrap();
+        map.append(name, HeaderValue::from_str(value).unwrap());
+    }
+    let mut e = (*entry_named(Instant::now(), body, tag_pairs, readable)).clone();
+    e.headers = map;
+    assert_eq!(
+        e.weight(),
+        want,
+        "body {body} headers {headers:?} tags {tag_pairs:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn weight_counts_body_headers_key_and_tags() {
+    check_weight(0, &[], "", &[], ENTRY_OVERHEAD);
+    check_weight(1000, &[], "", &[], 1000 + ENTRY_OVERHEAD);
+    check_weight(
+        0,
+        &[("etag", "\"abc\"")],
+        "",
+        &[],
+        4 + 5 + HEADER_OVERHEAD + ENTRY_OVERHEAD,
+    );
+    check_weight(
+        0,
+        &[("vary", "a"), ("vary", "b")],
+        "",
+        &[],
+        2 * (5 + HEADER_OVERHEAD) + ENTRY_OVERHEAD,
+    );
+    check_weight(0, &[], "GET /x", &[], 6 + ENTRY_OVERHEAD);
+    check_weight(
+        0,
+        &[],
+        "",
+        &[("acme", "orders")],
+        4 + 6 + TAG_OVERHEAD + ENTRY_OVERHEAD,
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stats_bytes_is_sum_of_weights() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    let mut want = 0;
+    for n in 0..20 {
+        let e = entry(now, 100 * n as usize, &[("a", "x")]);
+        want += e.weight();
+        fill(&s, key(n), e).await;
+    }
+    // Replacing an entry swaps its weight rather than adding to it.
+    let replaced = s.memory.peek(&key(3)).map_or(0, |e| e.weight());
+    let e = entry(now, 7, &[]);
+    want = want - replaced + e.weight();
+    fill(&s, key(3), e).await;
+    assert_eq!(s.stats().bytes, want);
+    assert_eq!(s.stats().entries, 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn purge_cost_is_proportional_to_what_is_purged() {
+    let s = store(64 << 20);
+    let now = Instant::now();
+    // 2000 entries under a tag nobody purges, 5 under the purged tag for tenant a, and one
+    // under the purged tag for each of 10 other tenants.
+    for n in 0..2000 {
+        fill(&s, key(n), entry(now, 10, &[("a", "big")])).await;
+    }
+    for n in 2000..2005 {
+        fill(&s, key(n), entry(now, 10, &[("a", "small")])).await;
+    }
+    for n in 0..10 {
+        let tenant = format!("t{n}");
+        fill(
+            &s,
+            key(3000 + n),
+            entry(now, 10, &[(tenant.as_str(), "small")]),
+        )
+        .await;
+    }
+    let before = s.memory.index().visits();
+    assert_eq!(s.purge(&purge_one("a", "small")).await, 5);
+    // One tenant bucket and its five keys.
+    assert_eq!(s.memory.index().visits() - before, 1 + 5);
+    let before = s.memory.index().visits();
+    assert_eq!(s.purge(&purge_all("small")).await, 10);
+    // Ten tenant buckets and one key each; tenant a's bucket is gone.
+    assert_eq!(s.memory.index().visits() - before, 10 + 10);
+    assert_eq!(s.stats().entries, 2000);
+}
+
+#[test]
+fn purge_records_are_pruned() {
+    let s = store(1 << 20);
+    let ticket = s.begin_fill();
+    for n in 0..3000 {
+        s.fences
+            .raise(&TenantScope::One("a".into()), &[format!("tag{n}").into()]);
+    }
+    // The live ticket predates every record, so none may go, and the oldest still fences it.
+    assert_eq!(s.fences.record_count(), 3000);
+    assert!(s.is_fenced(&ticket, &tags(&[("a", "tag0")])));
+    drop(ticket);
+    assert_eq!(s.fences.live_ticket_seqs(), 0);
+    for n in 3000..6000 {
+        s.fences
+            .raise(&TenantScope::All, &[format!("tag{n}").into()]);
+    }
+    assert!(
+        s.fences.record_count() < 3000,
+        "{}",
+        s.fences.record_count()
+    );
+    // Pruning keeps every record a live ticket can still be fenced by.
+    let ticket = s.begin_fill();
+    s.fences
+        .raise(&TenantScope::One("a".into()), &["late".into()]);
+    for n in 6000..9000 {
+        s.fences
+            .raise(&TenantScope::All, &[format!("tag{n}").into()]);
+    }
+    assert!(s.is_fenced(&ticket, &tags(&[("a", "late")])));
+}
+
+/// The promise under test: no read returns data older than an acknowledged write.
+///
+/// The origin's data is a version number. A writer bumps it, purges the tag and then counts
+/// the write as acknowledged. Fills take their ticket, then read the version (their upstream
+/// request) and store it. Readers note the acknowledged version before each lookup; a hit
+/// older than that is a stale read. Fills race on a few keys so replacements happen too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_fills_never_outlive_an_overlapping_purge() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const FILLERS: u64 = 3;
+    const FILLS: u64 = 3000;
+    const WRITES: u64 = 500;
+    const KEYS: u64 = 8;
+    let s = Arc::new(store(1 << 20));
+    let version = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for f in 0..FILLERS {
+        let (s, version) = (Arc::clone(&s), Arc::clone(&version));
+        writers.push(tokio::spawn(async move {
+            for n in 0..FILLS {
+                let ticket = s.begin_fill();
+                tokio::task::yield_now().await;
+                let seen = version.load(Ordering::SeqCst).to_string();
+                tokio::task::yield_now().await;
+                let e = entry_named(Instant::now(), 10, &[("a", "x")], &seen);
+                s.store(key((f + n) % KEYS), &ticket, e).await;
+            }
+        }));
+    }
+    {
+        let (s, version, acked) = (Arc::clone(&s), Arc::clone(&version), Arc::clone(&acked));
+        writers.push(tokio::spawn(async move {
+            for _ in 0..WRITES {
+                let v = version.fetch_add(1, Ordering::SeqCst) + 1;
+                s.purge(&purge_one("a", "x")).await;
+                acked.store(v, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut readers = Vec::new();
+    for r in 0..2 {
+        let (s, acked, done) = (Arc::clone(&s), Arc::clone(&acked), Arc::clone(&done));
+        readers.push(tokio::spawn(async move {
+            let (mut hits, mut stale) = (0u64, Vec::new());
+            let mut n = r;
+            while !done.load(Ordering::SeqCst) {
+                let floor = acked.load(Ordering::SeqCst);
+                if let Some(e) = s.lookup(&key(n % KEYS), Instant::now()).await {
+                    hits += 1;
+                    let v: u64 = e.readable_key.parse().unwrap_or(0);
+                    if v < floor {
+                        stale.push((v, floor));
+                    }
+                }
+                n += 1;
+                tokio::task::yield_now().await;
+            }
+            (hits, stale)
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+    let mut hits = 0;
+    for r in readers {
+        let (h, stale) = r.await.unwrap();
+        assert!(
+            stale.is_empty(),
+            "stale reads (version, acknowledged): {stale:?}"
+        );
+        hits += h;
+    }
+    assert!(hits > 0, "the readers never hit, so they checked nothing");
+    for k in s.memory.keys() {
+        let Some(e) = s.memory.peek(&k) else { continue };
+        let v: u64 = e.readable_key.parse().unwrap_or(0);
+        assert!(v >= WRITES, "entry of version {v} survived write {WRITES}");
+    }
+    check_index(&s);
+    let left = s.stats().entries as usize;
+    assert_eq!(s.purge(&purge_one("a", "x")).await, left);
+    assert_eq!(s.stats().entries, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unpublished_entry_is_not_served() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    let pending = match s.memory.insert(key(1), entry(now, 10, &[("a", "x")])) {
+        memory::Insert::Stored(p) => p,
+        memory::Insert::TooLarge => panic!("a small entry was refused"),
+    };
+    assert!(s.lookup(&key(1), now).await.is_none());
+    s.memory.publish(&pending);
+    assert!(s.lookup(&key(1), now).await.is_some());
+}

@@ -47,6 +47,10 @@ impl Slot {
     fn entry(&self) -> &Arc<CachedResponse> {
         &self.0.entry
     }
+
+    fn is(&self, other: &Slot) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -150,7 +154,7 @@ impl MemoryTier {
             return Some(Arc::clone(slot.entry()));
         }
         // Only this expired entry goes: a fresh one stored meanwhile under the key stays.
-        self.remove_if_same(key, slot.entry());
+        self.remove_slot(key, &slot);
         None
     }
 
@@ -176,7 +180,7 @@ impl MemoryTier {
         let mut refused = false;
         for (gone_key, gone) in left {
             self.index.remove(&gone_key, &gone.entry().tags);
-            if Arc::ptr_eq(&gone.0, &slot.0) {
+            if gone.is(&slot) {
                 refused = true;
             } else if gone_key != key {
                 // A value leaving under the inserted key was replaced, not evicted.
@@ -192,15 +196,19 @@ impl MemoryTier {
 
     /// Makes an inserted entry servable.
     pub(crate) fn publish(&self, pending: &Pending) {
-        pending.0 .0.published.store(true, Ordering::Release);
+        let Pending(slot) = pending;
+        slot.0.published.store(true, Ordering::Release);
     }
 
-    /// Removes the entry under `key` only if it is `entry` itself; true when it was removed.
-    pub(crate) fn remove_if_same(&self, key: &Key, entry: &Arc<CachedResponse>) -> bool {
-        match self
-            .cache
-            .remove_if(key, |slot| Arc::ptr_eq(slot.entry(), entry))
-        {
+    /// Takes an inserted entry out again, unless another entry has replaced it under `key`;
+    /// true when it was removed.
+    pub(crate) fn withdraw(&self, key: &Key, pending: &Pending) -> bool {
+        self.remove_slot(key, &pending.0)
+    }
+
+    /// Removes the entry under `key` only if it is `slot` itself, so a newer entry stays.
+    fn remove_slot(&self, key: &Key, slot: &Slot) -> bool {
+        match self.cache.remove_if(key, |held| held.is(slot)) {
             Some((gone_key, slot)) => {
                 self.index.remove(&gone_key, &slot.entry().tags);
                 true

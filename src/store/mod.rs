@@ -212,7 +212,7 @@ impl Tiered {
             Insert::Stored(pending) => pending,
         };
         if self.is_fenced(ticket, &entry.tags) {
-            self.memory.remove_if_same(&key, &entry);
+            self.memory.withdraw(&key, &pending);
             self.memory.count_fenced();
             return StoreOutcome::Fenced;
         }

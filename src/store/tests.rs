@@ -64,6 +64,14 @@ fn purge_all(tag: &str) -> Purge {
     }
 }
 
+/// Inserts without a fence check or publication, as `store` does before its second check.
+fn insert_pending(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> memory::Pending {
+    match s.memory.insert(k, e) {
+        memory::Insert::Stored(p) => p,
+        memory::Insert::TooLarge => panic!("a small entry was refused"),
+    }
+}
+
 /// Checks that the index names exactly the (tag, key) pairs of the entries held: a missing
 /// pair would let a purge miss an entry, an extra one is a leak.
 fn check_index(s: &Tiered) {
@@ -247,14 +255,15 @@ fn fence_is_scoped_to_tenant_and_tag() {
 async fn fenced_undo_keeps_newer_fill() {
     let s = store(1 << 20);
     let now = Instant::now();
-    let older = entry(now, 10, &[("a", "x")]);
-    let newer = entry(now, 10, &[("a", "x")]);
-    s.memory.insert(key(1), Arc::clone(&older));
-    s.memory.insert(key(1), Arc::clone(&newer));
-    assert!(!s.memory.remove_if_same(&key(1), &older));
-    let held = s.memory.peek(&key(1));
-    assert!(held.is_some_and(|e| Arc::ptr_eq(&e, &newer)));
+    // The same response stored twice: only the slot, not the response, identifies a fill.
+    let shared = entry(now, 10, &[("a", "x")]);
+    let older = insert_pending(&s, key(1), Arc::clone(&shared));
+    let newer = insert_pending(&s, key(1), Arc::clone(&shared));
+    assert!(!s.memory.withdraw(&key(1), &older));
+    assert!(s.memory.peek(&key(1)).is_some());
     check_index(&s);
+    assert!(s.memory.withdraw(&key(1), &newer));
+    assert_eq!(s.memory.index().len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -508,10 +517,7 @@ async fn concurrent_fills_never_outlive_an_overlapping_purge() {
 async fn unpublished_entry_is_not_served() {
     let s = store(1 << 20);
     let now = Instant::now();
-    let pending = match s.memory.insert(key(1), entry(now, 10, &[("a", "x")])) {
-        memory::Insert::Stored(p) => p,
-        memory::Insert::TooLarge => panic!("a small entry was refused"),
-    };
+    let pending = insert_pending(&s, key(1), entry(now, 10, &[("a", "x")]));
     assert!(s.lookup(&key(1), now).await.is_none());
     s.memory.publish(&pending);
     assert!(s.lookup(&key(1), now).await.is_some());

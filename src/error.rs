@@ -76,10 +76,22 @@ mod tests {
     #[test]
     fn each_error_maps_to_its_status_and_json() {
         let cases: Vec<(ProxyError, u16, &str)> = vec![
-            (ProxyError::UpstreamConnect("refused".into()), 502, "upstream_unreachable"),
-            (ProxyError::UpstreamTimeout(Duration::from_secs(5)), 504, "upstream_timeout"),
+            (
+                ProxyError::UpstreamConnect("refused".into()),
+                502,
+                "upstream_unreachable",
+            ),
+            (
+                ProxyError::UpstreamTimeout(Duration::from_secs(5)),
+                504,
+                "upstream_timeout",
+            ),
             (ProxyError::BadRequest("missing host"), 400, "bad_request"),
-            (ProxyError::MisdirectedHost("evil.test".into()), 421, "misdirected_request"),
+            (
+                ProxyError::MisdirectedHost("evil.test".into()),
+                421,
+                "misdirected_request",
+            ),
         ];
         for (err, status, code) in cases {
             assert_eq!(err.status().as_u16(), status);
@@ -92,6 +104,9 @@ mod tests {
     #[test]
     fn chain_includes_the_source() {
         let err = ProxyError::UpstreamConnect("connection refused".into());
-        assert_eq!(err.chain(), "upstream connection failed: connection refused");
+        assert_eq!(
+            err.chain(),
+            "upstream connection failed: connection refused"
+        );
     }
 }

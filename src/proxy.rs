@@ -102,9 +102,13 @@ impl Proxy {
 
     async fn dispatch(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        // First of all: a header the client lists in `Connection` never reaches the backend, so it
+        // must not take part in any decision either (e.g. `Connection: x-org-id` would key by a
+        // tenant header the backend never sees).
+        cacheability::strip_hop_by_hop(req.headers_mut());
         let host = request_host(&req)?;
         if let Some(allowed) = &self.inner.config.server.hosts {
             if !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
@@ -211,7 +215,9 @@ impl Proxy {
                 self.inner.stats.upstream_error();
                 tracing::warn!(error = %err.chain(), status = err.status().as_u16(), "upstream failure");
             }
-            _ => tracing::info!(error = %err.chain(), status = err.status().as_u16(), "request refused"),
+            _ => {
+                tracing::info!(error = %err.chain(), status = err.status().as_u16(), "request refused")
+            }
         }
         error_response(err)
     }
@@ -368,8 +374,9 @@ pub(crate) fn error_response(err: &ProxyError) -> Response<ProxyBody> {
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-        .headers_mut()
-        .insert(CACHE_STATUS.clone(), HeaderValue::from_static("cachegate; fwd=miss; detail=error"));
+    response.headers_mut().insert(
+        CACHE_STATUS.clone(),
+        HeaderValue::from_static("cachegate; fwd=miss; detail=error"),
+    );
     response
 }

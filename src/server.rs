@@ -90,19 +90,20 @@ async fn accept_loop<H: Handler>(
                 Ok(permit) => permit,
                 Err(_closed) => break,
             },
-            _ = stop.wait_for(|s| *s) => break,
+            _ = stopped(&mut stop) => break,
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // EMFILE and friends: back off briefly rather than spin on a failing accept.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.wait_for(|s| *s) => break,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut stop) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // EMFILE and friends: back off briefly rather than spin on a failing accept.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
@@ -122,10 +123,17 @@ async fn accept_loop<H: Handler>(
         });
     }
 
+    // Stop listening before draining, so new clients are refused at once instead of queueing.
+    drop(listener);
     if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(grace = ?opts.shutdown_grace, "connections still open after the grace period; closing them");
     }
+}
+
+/// Resolves once shutdown has been signalled (or the signalling side is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

@@ -251,8 +251,14 @@ mod tests {
         old.publish(10);
         assert_eq!(sf.in_flight(), 1);
         new.publish(20);
-        assert_eq!(old_waiter.wait(Duration::from_secs(1)).await, Wait::Done(10));
-        assert_eq!(new_waiter.wait(Duration::from_secs(1)).await, Wait::Done(20));
+        assert_eq!(
+            old_waiter.wait(Duration::from_secs(1)).await,
+            Wait::Done(10)
+        );
+        assert_eq!(
+            new_waiter.wait(Duration::from_secs(1)).await,
+            Wait::Done(20)
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ pub struct Stats {
     collapsed: AtomicU64,
     bypassed: AtomicU64,
     coalesce_timeouts: AtomicU64,
+    waits: AtomicU64,
     forwarded_methods: AtomicU64,
     upstream_errors: AtomicU64,
     write_purges: AtomicU64,
@@ -26,6 +27,9 @@ pub struct Snapshot {
     pub collapsed: u64,
     pub bypassed: u64,
     pub coalesce_timeouts: u64,
+    /// Times a request started waiting on another request's fill (several per request when a
+    /// fill's response was not shareable and it waited again).
+    pub waits: u64,
     pub forwarded_methods: u64,
     pub upstream_errors: u64,
     pub write_purges: u64,
@@ -49,6 +53,10 @@ impl Stats {
         counter.fetch_add(1, Relaxed);
     }
 
+    pub fn wait_started(&self) {
+        self.waits.fetch_add(1, Relaxed);
+    }
+
     pub fn upstream_error(&self) {
         self.upstream_errors.fetch_add(1, Relaxed);
     }
@@ -65,6 +73,7 @@ impl Stats {
             collapsed: self.collapsed.load(Relaxed),
             bypassed: self.bypassed.load(Relaxed),
             coalesce_timeouts: self.coalesce_timeouts.load(Relaxed),
+            waits: self.waits.load(Relaxed),
             forwarded_methods: self.forwarded_methods.load(Relaxed),
             upstream_errors: self.upstream_errors.load(Relaxed),
             write_purges: self.write_purges.load(Relaxed),

@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn ipv6_peers_are_quoted_in_forwarded() {
         let h = forwarded("[2001:db8::1]:443", "h", &[]);
-        assert_eq!(h["forwarded"], "for=\"[2001:db8::1]\";proto=http;host=\"h\"");
+        assert_eq!(
+            h["forwarded"],
+            "for=\"[2001:db8::1]\";proto=http;host=\"h\""
+        );
         assert_eq!(h["x-forwarded-for"], "2001:db8::1");
     }
 

@@ -90,7 +90,10 @@ mod tests {
     fn each_outcome_has_its_rfc9211_value() {
         check(Outcome::Hit, "cachegate; hit");
         check(Outcome::Miss(Fill::Stored), "cachegate; fwd=miss; stored");
-        check(Outcome::Miss(Fill::Fenced), "cachegate; fwd=miss; detail=fenced");
+        check(
+            Outcome::Miss(Fill::Fenced),
+            "cachegate; fwd=miss; detail=fenced",
+        );
         check(Outcome::Collapsed, "cachegate; fwd=miss; collapsed");
         check(Outcome::Method, "cachegate; fwd=method");
         check(

@@ -10,8 +10,8 @@ use crate::body::ProxyBody;
 use crate::error::ProxyError;
 use crate::policy::cache_key::{self, KeyParts, Target};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
-use crate::policy::route::TenantSource;
 use crate::policy::outcome::{Fill, Outcome};
+use crate::policy::route::TenantSource;
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
 use crate::store::{CachedResponse, StoreOutcome, TagKey};
@@ -81,7 +81,10 @@ impl Proxy {
                 Role::Leader(leader) => {
                     return self.lead(leader, &cacheable, target, parts, client).await;
                 }
-                Role::Waiter(waiter) => waiter,
+                Role::Waiter(waiter) => {
+                    inner.stats.wait_started();
+                    waiter
+                }
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             match waiter.wait(remaining).await {
@@ -262,7 +265,13 @@ async fn fetch(
             cacheability::strip_hop_by_hop(&mut parts.headers);
             let rest = Some(body);
             return Ok(Fetched::Private(
-                Response::from_parts(parts, ProxyBody::Prefixed { prefix: chunks, rest }),
+                Response::from_parts(
+                    parts,
+                    ProxyBody::Prefixed {
+                        prefix: chunks,
+                        rest,
+                    },
+                ),
                 NotStored::TooLarge,
             ));
         }

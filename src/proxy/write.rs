@@ -33,7 +33,13 @@ impl Proxy {
         let headers = req.headers().clone();
         let query = req.uri().query().map(str::to_owned);
         if let Some(m) = self.inner.config.routes.find(req.method(), &target.path) {
-            let scope = tenant_scope(m.route, &headers, client.host, &m.captures, query.as_deref());
+            let scope = tenant_scope(
+                m.route,
+                &headers,
+                client.host,
+                &m.captures,
+                query.as_deref(),
+            );
             let tags: Vec<Arc<str>> = m
                 .route
                 .write_invalidates
@@ -41,7 +47,10 @@ impl Proxy {
                 .map(|t| Arc::from(t.render(&m.captures)))
                 .collect();
             if !tags.is_empty() {
-                purges.push(Purge { tenant: scope, tags });
+                purges.push(Purge {
+                    tenant: scope,
+                    tags,
+                });
             }
         }
         if let Some(purge) = self.uri_purge(&target.path, &headers, client.host, query.as_deref()) {

@@ -99,17 +99,27 @@ async fn unmatched_paths_pass_through_uncached() {
     for _ in 0..2 {
         let answer = client.get("/api/unknown/", ORG42).await;
         assert_eq!(answer.status, 200);
-        assert_eq!(answer.cache_status(), "cachegate; fwd=bypass; detail=no-route");
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=bypass; detail=no-route"
+        );
     }
     let auth = client.get("/api/auth/me/", ORG42).await;
-    assert_eq!(auth.cache_status(), "cachegate; fwd=bypass; detail=route-no-cache");
+    assert_eq!(
+        auth.cache_status(),
+        "cachegate; fwd=bypass; detail=route-no-cache"
+    );
     assert_eq!(origin.hits(), 3);
 }
 
 #[tokio::test]
 async fn ambiguous_paths_pass_through_uncached() {
     let (origin, _proxy, client) = setup().await;
-    for path in ["/api/faculty/%2e%2e/", "/api//faculty/", "/api/faculty/%zz/"] {
+    for path in [
+        "/api/faculty/%2e%2e/",
+        "/api//faculty/",
+        "/api/faculty/%zz/",
+    ] {
         let answer = client.get(path, ORG42).await;
         assert_eq!(
             answer.cache_status(),
@@ -158,13 +168,25 @@ async fn request_no_cache_and_no_store_go_to_the_backend() {
     let (origin, _proxy, client) = setup().await;
     client.get("/api/faculty/", ORG42).await;
     let no_cache = client
-        .get("/api/faculty/", &[("x-org-id", "42"), ("cache-control", "no-cache")])
+        .get(
+            "/api/faculty/",
+            &[("x-org-id", "42"), ("cache-control", "no-cache")],
+        )
         .await;
-    assert_eq!(no_cache.cache_status(), "cachegate; fwd=request; detail=request-no-cache");
+    assert_eq!(
+        no_cache.cache_status(),
+        "cachegate; fwd=request; detail=request-no-cache"
+    );
     let no_store = client
-        .get("/api/faculty/", &[("x-org-id", "42"), ("cache-control", "no-store")])
+        .get(
+            "/api/faculty/",
+            &[("x-org-id", "42"), ("cache-control", "no-store")],
+        )
         .await;
-    assert_eq!(no_store.cache_status(), "cachegate; fwd=request; detail=request-no-store");
+    assert_eq!(
+        no_store.cache_status(),
+        "cachegate; fwd=request; detail=request-no-store"
+    );
     assert_eq!(origin.hits(), 3);
 }
 
@@ -176,14 +198,30 @@ async fn credentials_without_a_tenant_key_are_not_stored() {
         let answer = client
             .get("/api/public/news/", &[("authorization", "Bearer secret")])
             .await;
-        assert_eq!(answer.cache_status(), "cachegate; fwd=bypass; detail=credentials");
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=bypass; detail=credentials"
+        );
     }
     // The same request without a credential is cached for everybody.
     client.get("/api/public/news/", &[]).await;
-    assert_eq!(client.get("/api/public/news/", &[]).await.cache_status(), "cachegate; hit");
+    assert_eq!(
+        client.get("/api/public/news/", &[]).await.cache_status(),
+        "cachegate; hit"
+    );
     // On a tenant-keyed route the credential is fine.
-    client.get("/api/faculty/", &[("x-org-id", "42"), ("authorization", "Bearer s")]).await;
-    let hit = client.get("/api/faculty/", &[("x-org-id", "42"), ("authorization", "Bearer s")]).await;
+    client
+        .get(
+            "/api/faculty/",
+            &[("x-org-id", "42"), ("authorization", "Bearer s")],
+        )
+        .await;
+    let hit = client
+        .get(
+            "/api/faculty/",
+            &[("x-org-id", "42"), ("authorization", "Bearer s")],
+        )
+        .await;
     assert_eq!(hit.cache_status(), "cachegate; hit");
     assert_eq!(origin.hits(), 4);
 }
@@ -192,18 +230,29 @@ async fn credentials_without_a_tenant_key_are_not_stored() {
 async fn head_is_answered_from_the_get_entry_without_a_body() {
     let (origin, _proxy, client) = setup().await;
     let get = client.get("/api/faculty/", ORG42).await;
-    let head = client.send(http::Method::HEAD, "/api/faculty/", ORG42, "").await;
+    let head = client
+        .send(http::Method::HEAD, "/api/faculty/", ORG42, "")
+        .await;
     assert_eq!(head.cache_status(), "cachegate; hit");
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-type"), get.header("content-type"));
     // And a HEAD miss fills the entry with a GET, so the next GET is a hit.
-    let head = client.send(http::Method::HEAD, "/api/faculty/9/", ORG42, "").await;
+    let head = client
+        .send(http::Method::HEAD, "/api/faculty/9/", ORG42, "")
+        .await;
     assert_eq!(head.cache_status(), "cachegate; fwd=miss; stored");
     assert!(head.body.is_empty());
     let get = client.get("/api/faculty/9/", ORG42).await;
     assert_eq!(get.cache_status(), "cachegate; hit");
     assert!(!get.body.is_empty());
-    assert_eq!(origin.seen().iter().filter(|s| s.method == http::Method::HEAD).count(), 0);
+    assert_eq!(
+        origin
+            .seen()
+            .iter()
+            .filter(|s| s.method == http::Method::HEAD)
+            .count(),
+        0
+    );
     assert_eq!(origin.hits(), 2);
 }
 
@@ -211,11 +260,16 @@ async fn head_is_answered_from_the_get_entry_without_a_body() {
 async fn entries_expire_after_their_route_ttl() {
     let (origin, _proxy, client) = setup().await;
     client.get("/api/faculty/", ORG42).await;
-    assert_eq!(client.get("/api/faculty/", ORG42).await.cache_status(), "cachegate; hit");
+    assert_eq!(
+        client.get("/api/faculty/", ORG42).await.cache_status(),
+        "cachegate; hit"
+    );
     // Move the runtime's clock past the list route's 5m TTL without waiting for it.
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(5 * 60 + 1)).await;
     tokio::time::resume();
+    // A new connection: the jump in time also expired the idle keep-alive one.
+    let client = TestClient::new(_proxy.addr);
     let after = client.get("/api/faculty/", ORG42).await;
     assert_eq!(after.cache_status(), "cachegate; fwd=miss; stored");
     assert_eq!(origin.hits(), 2);
@@ -228,7 +282,10 @@ async fn a_get_with_a_body_passes_through() {
         let answer = client
             .send(http::Method::GET, "/api/faculty/", ORG42, "{\"q\":1}")
             .await;
-        assert_eq!(answer.cache_status(), "cachegate; fwd=bypass; detail=request-body");
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=bypass; detail=request-body"
+        );
     }
     assert_eq!(origin.seen()[0].body.as_ref(), b"{\"q\":1}");
     assert_eq!(origin.hits(), 2);

@@ -75,7 +75,10 @@ fn bad_configs_are_refused_with_file_line_and_key() {
         let (code, _stdout, stderr) = cachegate(&["check", "--config", &path]);
         assert_eq!(code, 64, "{text}\n{stderr}");
         assert!(stderr.contains(needle), "{needle} not in {stderr}");
-        assert!(stderr.contains(&format!("proxy.toml{line}")), "{line} not in {stderr}");
+        assert!(
+            stderr.contains(&format!("proxy.toml{line}")),
+            "{line} not in {stderr}"
+        );
     }
 }
 

@@ -24,11 +24,17 @@ async fn a_stampede_of_200_costs_one_backend_request() {
         assert_eq!(answer.status, 200);
         assert_eq!(answer.json()["target"], "/api/faculty/?page=1");
         assert_eq!(answer.json()["org"], "42");
-        *statuses.entry(answer.cache_status().to_owned()).or_default() += 1;
+        *statuses
+            .entry(answer.cache_status().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(origin.hits(), 1, "{statuses:?}");
     assert_eq!(statuses.values().sum::<usize>(), 200);
-    assert_eq!(statuses.get("cachegate; fwd=miss; stored"), Some(&1), "{statuses:?}");
+    assert_eq!(
+        statuses.get("cachegate; fwd=miss; stored"),
+        Some(&1),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -51,7 +57,11 @@ async fn a_failing_leader_fails_every_waiter_promptly() {
         assert_eq!(answer.json()["error"], "upstream_timeout");
     }
     // One fill timed out and everybody heard about it, well before the 5s coalescing bound.
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(origin.hits(), 1);
     gate.open();
 }
@@ -95,7 +105,7 @@ async fn the_fill_survives_its_leader_disconnecting() {
         tokio::spawn(async move { client.get("/api/faculty/", ORG42).await })
     };
     // Wait until the waiter has joined the flight, then drop the leader's connection.
-    wait_for(|| proxy.proxy.stats().snapshot().hits == 0).await;
+    wait_for(|| proxy.proxy.stats().snapshot().waits == 1).await;
     leader.abort();
     let _ = leader.await;
     gate.open();
@@ -131,7 +141,10 @@ async fn private_responses_are_never_handed_to_waiters() {
         let answer = answer.unwrap();
         let body = answer.text();
         let n = body.trim_start_matches("user-");
-        assert_eq!(answer.header("set-cookie"), Some(format!("sid={n}").as_str()));
+        assert_eq!(
+            answer.header("set-cookie"),
+            Some(format!("sid={n}").as_str())
+        );
         assert!(bodies.insert(body), "a private response was shared");
     }
     assert_eq!(origin.hits(), 5);
@@ -157,15 +170,23 @@ async fn a_waiter_past_the_coalescing_bound_goes_alone() {
     let leader = {
         let client = client.clone();
         tokio::spawn(async move {
-            client.get("/api/faculty/", &[("x-org-id", "42"), ("x-slow", "1")]).await
+            client
+                .get("/api/faculty/", &[("x-org-id", "42"), ("x-slow", "1")])
+                .await
         })
     };
     gate.arrivals(1).await;
     let alone = client.get("/api/faculty/", ORG42).await;
     assert_eq!(alone.status, 200);
-    assert_eq!(alone.cache_status(), "cachegate; fwd=miss; detail=coalesce-timeout");
+    assert_eq!(
+        alone.cache_status(),
+        "cachegate; fwd=miss; detail=coalesce-timeout"
+    );
     gate.open();
-    assert_eq!(leader.await.unwrap().cache_status(), "cachegate; fwd=miss; stored");
+    assert_eq!(
+        leader.await.unwrap().cache_status(),
+        "cachegate; fwd=miss; stored"
+    );
     assert_eq!(origin.hits(), 2);
 }
 

@@ -48,7 +48,10 @@ async fn missing_or_repeated_host_is_a_400_with_json() {
     assert!(repeated.starts_with("HTTP/1.1 400"), "{repeated}");
     assert!(repeated.contains("\"error\":\"bad_request\""), "{repeated}");
     let missing = raw(proxy.addr, "GET /api/faculty/ HTTP/1.0\r\n\r\n").await;
-    assert!(missing.starts_with("HTTP/1.0 400") || missing.starts_with("HTTP/1.1 400"), "{missing}");
+    assert!(
+        missing.starts_with("HTTP/1.0 400") || missing.starts_with("HTTP/1.1 400"),
+        "{missing}"
+    );
     assert_eq!(origin.hits(), 0);
 }
 
@@ -58,10 +61,17 @@ async fn hosts_outside_the_allow_list_get_421() {
     let config = format!("[server]\nhosts = [\"api.test\"]\n{BASE_CONFIG}");
     let proxy = TestProxy::start(&config, &origin.url()).await;
     let client = TestClient::new(proxy.addr);
-    let other = client.get("/api/faculty/", &[("host", "evil.test"), ("x-org-id", "42")]).await;
+    let other = client
+        .get(
+            "/api/faculty/",
+            &[("host", "evil.test"), ("x-org-id", "42")],
+        )
+        .await;
     assert_eq!(other.status, 421);
     assert_eq!(other.json()["error"], "misdirected_request");
-    let ok = client.get("/api/faculty/", &[("host", "API.test"), ("x-org-id", "42")]).await;
+    let ok = client
+        .get("/api/faculty/", &[("host", "API.test"), ("x-org-id", "42")])
+        .await;
     assert_eq!(ok.status, 200);
     assert_eq!(origin.hits(), 1);
 }
@@ -85,10 +95,15 @@ async fn a_large_body_streams_through_and_is_not_stored() {
         let answer = client.get("/api/faculty/", ORG42).await;
         assert_eq!(answer.body.len(), big.len());
         assert_eq!(answer.body, big);
-        assert_eq!(answer.cache_status(), "cachegate; fwd=miss; detail=too-large");
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=miss; detail=too-large"
+        );
     }
     // Uploads stream the other way.
-    let upload = client.send(Method::POST, "/api/auth/upload/", ORG42, big.clone()).await;
+    let upload = client
+        .send(Method::POST, "/api/auth/upload/", ORG42, big.clone())
+        .await;
     assert_eq!(upload.status, 200);
     assert_eq!(origin.seen().last().unwrap().body.len(), big.len());
     assert_eq!(origin.hits(), 3);

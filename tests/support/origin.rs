@@ -159,7 +159,8 @@ impl Origin {
                 let (handler, seen, version) = (handler.clone(), seen2.clone(), version2.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (handler, seen, version) = (handler.clone(), seen.clone(), version.clone());
+                        let (handler, seen, version) =
+                            (handler.clone(), seen.clone(), version.clone());
                         async move { Ok::<_, Infallible>(answer(req, &*handler, &seen, &version).await) }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -168,7 +169,12 @@ impl Origin {
                 });
             }
         });
-        Origin { addr, seen, version, _stop: stop_tx }
+        Origin {
+            addr,
+            seen,
+            version,
+            _stop: stop_tx,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -183,7 +189,12 @@ impl Origin {
     }
     /// Requests seen for one path (query ignored).
     pub fn hits_on(&self, path: &str) -> usize {
-        self.seen.lock().unwrap().iter().filter(|s| s.path() == path).count()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path() == path)
+            .count()
     }
     /// Changes the data version the default body reports: "the data changed".
     pub fn set_version(&self, v: u64) {
@@ -208,10 +219,18 @@ async fn answer(
     version: &AtomicU64,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let request = Seen {
         method: parts.method,
-        target: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         headers: parts.headers,
         body,
         version: version.load(Ordering::SeqCst),

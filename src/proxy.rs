@@ -225,10 +225,24 @@ impl Proxy {
 
 impl Handler for Proxy {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-        match self.dispatch(req, peer).await {
+        let access = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method().clone(), req.uri().clone(), Instant::now()));
+        let response = match self.dispatch(req, peer).await {
             Ok(response) => response,
             Err(err) => self.error_response(&err),
+        };
+        if let Some((method, uri, started)) = access {
+            tracing::debug!(
+                %peer,
+                %method,
+                %uri,
+                status = response.status().as_u16(),
+                cache = ?response.headers().get(&CACHE_STATUS),
+                elapsed = ?started.elapsed(),
+                "request"
+            );
         }
+        response
     }
 }
 

@@ -54,12 +54,10 @@ pub(crate) struct FlightMeta {
     ticket: FillTicket,
 }
 
-/// A request that may be answered from the cache, with everything derived from it.
+/// A request that may be answered from the cache: its route and key.
 pub(crate) struct Cacheable<'r> {
     route: &'r Route,
     key: Key,
-    tenant: Arc<str>,
-    tags: Vec<TagKey>,
     head: bool,
 }
 
@@ -246,7 +244,7 @@ impl Handler for Proxy {
     }
 }
 
-/// Decides whether a GET/HEAD may use the cache, and derives its key and tags when it may.
+/// Decides whether a GET/HEAD may use the cache, and derives its key when it may.
 /// Pure apart from reading the request; every "no" is a named [`Bypass`].
 fn classify<'c, 'p>(
     config: &'c Config,
@@ -268,9 +266,9 @@ fn classify<'c, 'p>(
         captures: &captures,
         query: parts.uri.query(),
     };
-    let tenant: Option<Arc<str>> = match tenant::extract(&route.tenant, &inputs) {
+    let tenant = match tenant::extract(&route.tenant, &inputs) {
         Tenant::Shared => None,
-        Tenant::Id(id) => Some(Arc::from(&*id)),
+        Tenant::Id(id) => Some(id),
         Tenant::Missing => return Err(Bypass::NoTenant),
         Tenant::Invalid(_) => return Err(Bypass::InvalidTenant),
     };
@@ -283,7 +281,7 @@ fn classify<'c, 'p>(
     if let Some(reason) = cacheability::request_bypass(&facts) {
         return Err(reason);
     }
-    let key_parts = KeyParts {
+    let key = cache_key::digest(&KeyParts {
         namespace: &config.cache.namespace,
         version: config.cache.version,
         host,
@@ -291,33 +289,48 @@ fn classify<'c, 'p>(
         target: &target,
         vary: &route.vary,
         headers: &parts.headers,
-    };
-    let key = cache_key::digest(&key_parts);
-    let tenant = tenant.unwrap_or_else(|| Arc::from(""));
-    let mut tags: Vec<TagKey> = route
-        .entry_tags
-        .iter()
-        .map(|t| TagKey {
-            tenant: tenant.clone(),
-            tag: Arc::from(t.render(&captures)),
-        })
-        .collect();
-    tags.push(TagKey {
-        tenant: tenant.clone(),
-        tag: Arc::from(TENANT_TAG),
-    });
-    tags.push(TagKey {
-        tenant: tenant.clone(),
-        tag: Arc::from(format!("{PATH_TAG_PREFIX}{}", target.path)),
     });
     let cacheable = Cacheable {
         route,
         key,
-        tenant,
-        tags,
         head: parts.method == Method::HEAD,
     };
     Ok((cacheable, target))
+}
+
+/// What a fill needs beyond the key: the tenant and the tags its entry carries (the route's,
+/// the whole-tenant tag and the path tag). Derived again here rather than in [`classify`] so
+/// that hits never pay for it.
+fn fill_scope(
+    route: &Route,
+    parts: &http::request::Parts,
+    host: &str,
+    target: &Target<'_>,
+) -> Option<(Arc<str>, Vec<TagKey>)> {
+    let captures = route.pattern.matches(&target.path)?;
+    let inputs = TenantInputs {
+        headers: &parts.headers,
+        host: Some(host),
+        captures: &captures,
+        query: parts.uri.query(),
+    };
+    let tenant: Arc<str> = match tenant::extract(&route.tenant, &inputs) {
+        Tenant::Shared => Arc::from(""),
+        Tenant::Id(id) => Arc::from(&*id),
+        // `classify` accepted this request, so the tenant was readable; never guess one.
+        Tenant::Missing | Tenant::Invalid(_) => return None,
+    };
+    let mut tags: Vec<TagKey> = route
+        .entry_tags
+        .iter()
+        .map(|t| TagKey::new(tenant.clone(), t.render(&captures)))
+        .collect();
+    tags.push(TagKey::new(tenant.clone(), TENANT_TAG));
+    tags.push(TagKey::new(
+        tenant.clone(),
+        format!("{PATH_TAG_PREFIX}{}", target.path),
+    ));
+    Some((tenant, tags))
 }
 
 /// The Host the client addressed: exactly one `Host` header (HTTP/1.1) or the `:authority` (h2).

@@ -68,18 +68,23 @@ impl Proxy {
         client: &ClientInfo<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let inner = &self.inner;
+        let (tenant, tags) = super::fill_scope(cacheable.route, parts, client.host, target)
+            .ok_or(ProxyError::Internal("request no longer matches its route"))?;
         let deadline = Instant::now() + inner.config.cache.coalesce_timeout;
         loop {
             let role = inner.flights.join_or_lead(
                 cacheable.key,
-                |meta| !inner.store.is_fenced(&meta.ticket, &cacheable.tags),
+                |meta| !inner.store.is_fenced(&meta.ticket, &tags),
                 || FlightMeta {
                     ticket: inner.store.begin_fill(),
                 },
             );
             let waiter = match role {
                 Role::Leader(leader) => {
-                    return self.lead(leader, &cacheable, target, parts, client).await;
+                    let scope = (tenant, tags);
+                    return self
+                        .lead(leader, &cacheable, scope, target, parts, client)
+                        .await;
                 }
                 Role::Waiter(waiter) => {
                     inner.stats.wait_started();
@@ -114,6 +119,7 @@ impl Proxy {
         &self,
         leader: Leader<Key, Shared, FlightMeta>,
         cacheable: &Cacheable<'_>,
+        (tenant, tags): (Arc<str>, Vec<TagKey>),
         target: &Target<'_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
@@ -124,7 +130,7 @@ impl Proxy {
             namespace: &config.cache.namespace,
             version: config.cache.version,
             host: client.host,
-            tenant: (!cacheable.tenant.is_empty()).then_some(&*cacheable.tenant),
+            tenant: (!tenant.is_empty()).then_some(&*tenant),
             target,
             vary: &cacheable.route.vary,
             headers: &parts.headers,
@@ -136,11 +142,11 @@ impl Proxy {
         let job = FillJob {
             key: cacheable.key,
             request,
-            tags: cacheable.tags.clone(),
+            tags,
             ttl: cacheable.route.ttl,
             readable_key,
             keyed_headers,
-            tenant_keyed: !cacheable.tenant.is_empty(),
+            tenant_keyed: !tenant.is_empty(),
         };
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();

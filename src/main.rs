@@ -108,6 +108,14 @@ fn run(config: Config) -> anyhow::Result<()> {
             listeners.push(listener);
         }
         let proxy = Proxy::new(config.clone()).context("cannot set up the upstream client")?;
+        let admissible = proxy.store().max_entry_weight();
+        if config.cache.max_object_size > admissible {
+            tracing::warn!(
+                max_object_size = config.cache.max_object_size,
+                admissible,
+                "responses between the admissible entry size and max_object_size are fetched whole but not stored; raise max_memory or lower max_object_size"
+            );
+        }
         tracing::info!(
             config = %config.source,
             listen = ?config.server.listen,

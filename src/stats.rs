@@ -39,7 +39,7 @@ impl Stats {
     pub fn record(&self, outcome: Outcome) {
         let counter = match outcome {
             Outcome::Hit => &self.hits,
-            Outcome::Miss(fill) => {
+            Outcome::Miss(fill) | Outcome::UriMiss(fill) => {
                 if fill == Fill::Stored {
                     self.stored.fetch_add(1, Relaxed);
                 }

@@ -13,6 +13,9 @@ pub enum Outcome {
     Hit,
     /// Fetched from the backend by this request's fill, with what happened to the response.
     Miss(Fill),
+    /// Like `Miss`, and the cache held no response at all for the request's path (so none for
+    /// its URI either). Reported on routes with `vary`, where a miss could otherwise be either.
+    UriMiss(Fill),
     /// Answered with the response another request's fill fetched at the same time.
     Collapsed,
     /// Passed through uncached, for this reason.
@@ -39,6 +42,8 @@ impl Outcome {
             Outcome::Hit => "hit",
             Outcome::Miss(Fill::Stored) => "miss-stored",
             Outcome::Miss(_) => "miss",
+            Outcome::UriMiss(Fill::Stored) => "uri-miss-stored",
+            Outcome::UriMiss(_) => "uri-miss",
             Outcome::Collapsed => "collapsed",
             Outcome::Bypass(_) => "bypass",
             Outcome::CoalesceTimeout => "coalesce-timeout",
@@ -58,6 +63,15 @@ impl Outcome {
             }
             Outcome::Miss(Fill::NotStored(reason)) => {
                 format!("cachegate; fwd=miss; detail={}", reason.as_str())
+            }
+            Outcome::UriMiss(Fill::Stored) => {
+                return HeaderValue::from_static("cachegate; fwd=uri-miss; stored")
+            }
+            Outcome::UriMiss(Fill::Fenced) => {
+                return HeaderValue::from_static("cachegate; fwd=uri-miss; detail=fenced")
+            }
+            Outcome::UriMiss(Fill::NotStored(reason)) => {
+                format!("cachegate; fwd=uri-miss; detail={}", reason.as_str())
             }
             Outcome::Collapsed => {
                 return HeaderValue::from_static("cachegate; fwd=miss; collapsed")
@@ -95,6 +109,10 @@ mod tests {
             "cachegate; fwd=miss; detail=fenced",
         );
         check(Outcome::Collapsed, "cachegate; fwd=miss; collapsed");
+        check(
+            Outcome::UriMiss(Fill::Stored),
+            "cachegate; fwd=uri-miss; stored",
+        );
         check(Outcome::Method, "cachegate; fwd=method");
         check(
             Outcome::Miss(Fill::NotStored(NotStored::SetCookie)),

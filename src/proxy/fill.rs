@@ -135,6 +135,14 @@ impl Proxy {
             vary: &cacheable.route.vary,
             headers: &parts.headers,
         });
+        // On a route with `vary`, a miss may be for a URI the cache has never seen or for a
+        // variant it lacks; the path tag (the last tag) tells the first case apart.
+        let uri_miss = match tags.last() {
+            Some(path_tag) if !cacheable.route.vary.is_empty() => {
+                !self.inner.store.holds(path_tag).await
+            }
+            _ => false,
+        };
         let mut keyed_headers = cacheable.route.vary.clone();
         if let TenantSource::Header(name) = &cacheable.route.tenant {
             keyed_headers.push(name.clone());
@@ -157,12 +165,20 @@ impl Proxy {
         let head = cacheable.head;
         match answer {
             LeaderAnswer::Entry(entry, fill) => {
-                let outcome = Outcome::Miss(fill);
+                let outcome = if uri_miss {
+                    Outcome::UriMiss(fill)
+                } else {
+                    Outcome::Miss(fill)
+                };
                 self.inner.stats.record(outcome);
                 Ok(from_entry(&entry, outcome, head, None))
             }
             LeaderAnswer::Private(mut response, reason) => {
-                let outcome = Outcome::Miss(Fill::NotStored(reason));
+                let outcome = if uri_miss {
+                    Outcome::UriMiss(Fill::NotStored(reason))
+                } else {
+                    Outcome::Miss(Fill::NotStored(reason))
+                };
                 self.inner.stats.record(outcome);
                 response
                     .headers_mut()

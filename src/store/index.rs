@@ -97,6 +97,13 @@ impl TagIndex {
         out
     }
 
+    /// Whether any entry of `tag.tenant` may carry `tag.tag` (over-approximates like the index).
+    pub(crate) fn holds(&self, tag: &TagKey) -> bool {
+        self.by_tag
+            .get(&*tag.tag)
+            .is_some_and(|tenants| tenants.contains_key(&*tag.tenant))
+    }
+
     /// Number of (tag, tenant, key) triples held.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

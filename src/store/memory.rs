@@ -256,7 +256,6 @@ impl MemoryTier {
         }
     }
 
-    #[cfg(test)]
     pub(crate) fn index(&self) -> &TagIndex {
         &self.index
     }

@@ -232,6 +232,12 @@ impl Tiered {
             .sum()
     }
 
+    /// Whether the store may hold an entry carrying `tag`. A "no" is certain; a "yes" may be
+    /// stale (the index over-approximates), so use it only for reporting.
+    pub async fn holds(&self, tag: &TagKey) -> bool {
+        self.memory.index().holds(tag)
+    }
+
     /// A snapshot of the store's counters.
     pub fn stats(&self) -> StoreStats {
         self.memory.stats()

@@ -290,3 +290,29 @@ async fn a_get_with_a_body_passes_through() {
     assert_eq!(origin.seen()[0].body.as_ref(), b"{\"q\":1}");
     assert_eq!(origin.hits(), 2);
 }
+
+#[tokio::test]
+async fn vary_headers_select_the_variant_and_a_first_miss_is_a_uri_miss() {
+    let (origin, _proxy, client) = setup().await;
+    let fr = &[("x-org-id", "42"), ("accept-language", "fr")];
+    let de = &[("x-org-id", "42"), ("accept-language", "de")];
+    assert_eq!(
+        client.get("/api/courses/", fr).await.cache_status(),
+        "cachegate; fwd=uri-miss; stored"
+    );
+    // The path is known now, so a second language is an ordinary miss (a variant the cache lacks).
+    assert_eq!(
+        client.get("/api/courses/", de).await.cache_status(),
+        "cachegate; fwd=miss; stored"
+    );
+    assert_eq!(
+        client.get("/api/courses/", fr).await.cache_status(),
+        "cachegate; hit"
+    );
+    assert_eq!(
+        client.get("/api/courses/", de).await.cache_status(),
+        "cachegate; hit"
+    );
+    assert_eq!(origin.hits(), 2);
+    assert_eq!(origin.seen()[1].header("accept-language"), Some("de"));
+}

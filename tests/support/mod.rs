@@ -54,6 +54,11 @@ path = "/api/departments/"
 resource = "department"
 
 [[route]]
+path = "/api/courses/"
+resource = "course"
+vary = ["Accept-Language"]
+
+[[route]]
 path = "/api/public/{*rest}"
 tenant = "none"
 

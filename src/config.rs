@@ -36,6 +36,54 @@ pub struct Config {
     pub routes: RouteTable,
     /// `[log] level`, a tracing filter; `RUST_LOG` wins over it.
     pub log: Option<String>,
+    /// `[admin]`: the operator API; `None` when the section is absent (no admin listener).
+    pub admin: Option<AdminConfig>,
+    /// `[webhook]`: the signed invalidation endpoint on the main listener (always reserved).
+    pub webhook: WebhookConfig,
+}
+
+/// Where a secret comes from. Secrets are read at start, never stored in the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable holding the secret.
+    Env(String),
+    /// A file holding the secret (trailing newline ignored), e.g. a mounted Kubernetes secret.
+    File(std::path::PathBuf),
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env(name) => write!(f, "env {name}"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+/// `[admin]`: the operator API on its own listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:9090`: keep it off public interfaces.
+    pub listen: SocketAddr,
+    /// The bearer token; default the env var `CACHEGATE_ADMIN_TOKEN`.
+    pub token: SecretSource,
+    /// Parallel fetches of one `POST /warm`; default 8.
+    pub warm_concurrency: usize,
+}
+
+/// `[webhook]`: invalidations sent by the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Reserved path prefix on the main listener, never forwarded nor cached; default `/_cachegate/`.
+    pub prefix: String,
+    /// The invalidation endpoint, under `prefix`; default `<prefix>invalidate`.
+    pub path: String,
+    /// Comma-separated HMAC secrets (several at once while rotating); default env `CACHEGATE_WEBHOOK_SECRET`.
+    pub secret: SecretSource,
+    /// How old (or how far in the future) a signature timestamp may be; default 5m.
+    pub replay_window: Duration,
+    /// Largest accepted request body; default 1MiB.
+    pub max_body: u64,
 }
 
 /// `[server]`: how clients are accepted.
@@ -259,6 +307,26 @@ struct RawCache {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<Spanned<String>>,
+    token_env: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+    warm_concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    prefix: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    secret_env: Option<Spanned<String>>,
+    secret_file: Option<Spanned<String>>,
+    replay_window: Option<Spanned<Scalar>>,
+    max_body: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawLog {
     level: Option<Spanned<String>>,
 }
@@ -303,7 +371,7 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-const SECTIONS: &str = "server, upstream, cache, log, route";
+const SECTIONS: &str = "server, upstream, cache, log, admin, webhook, route";
 
 /// Collects problems and turns byte spans into line and column.
 struct Report<'t> {
@@ -444,6 +512,8 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
     let mut upstream = None;
     let mut cache = None;
     let mut log = None;
+    let mut admin = None;
+    let mut webhook = None;
     let mut routes = None;
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -451,6 +521,8 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
             "upstream" => upstream = Some(report.table::<RawUpstream>(value, "upstream")),
             "cache" => cache = Some(report.table::<RawCache>(value, "cache")),
             "log" => log = Some(report.table::<RawLog>(value, "log")),
+            "admin" => admin = Some(report.table::<RawAdmin>(value, "admin")),
+            "webhook" => webhook = Some(report.table::<RawWebhook>(value, "webhook")),
             "route" => routes = Some(value),
             other => report.at(
                 key.span(),
@@ -492,6 +564,14 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         Some(value) => compile_routes(report, value, cache.as_ref().unwrap_or(&FALLBACK_CACHE)),
         None => RouteTable::default(),
     };
+    let admin = match admin {
+        None => Some(None),
+        Some(raw) => compile_admin(report, raw).map(Some),
+    };
+    let webhook = compile_webhook(
+        report,
+        webhook.unwrap_or_else(|| Some(RawWebhook::default())),
+    );
     Some(Config {
         source: source.to_string(),
         server: server?,
@@ -499,6 +579,157 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         cache: cache?,
         routes,
         log,
+        admin: admin?,
+        webhook: webhook?,
+    })
+}
+
+/// `key_env` / `key_file`, at most one; `default_env` when neither is given.
+fn secret_source(
+    report: &mut Report<'_>,
+    section: &str,
+    (env_key, env): (&str, Option<Spanned<String>>),
+    (file_key, file): (&str, Option<Spanned<String>>),
+    default_env: &str,
+) -> Option<SecretSource> {
+    match (env, file) {
+        (Some(_), Some(file)) => {
+            report.at(
+                file.span(),
+                format!("{section}.{file_key}"),
+                format!("give either {env_key} or {file_key}, not both"),
+            );
+            None
+        }
+        (Some(env), None) => {
+            let span = env.span();
+            let name = env.into_inner();
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            report.check(
+                span,
+                format!("{section}.{env_key}"),
+                if valid {
+                    Ok(SecretSource::Env(name))
+                } else {
+                    Err(format!(
+                        "\"{name}\" is not an environment variable name (letters, digits and _)"
+                    ))
+                },
+            )
+        }
+        (None, Some(file)) => {
+            let span = file.span();
+            let path = file.into_inner();
+            report.check(
+                span,
+                format!("{section}.{file_key}"),
+                if path.is_empty() {
+                    Err("must not be empty".to_string())
+                } else {
+                    Ok(SecretSource::File(path.into()))
+                },
+            )
+        }
+        (None, None) => Some(SecretSource::Env(default_env.to_string())),
+    }
+}
+
+fn compile_admin(report: &mut Report<'_>, raw: Option<RawAdmin>) -> Option<AdminConfig> {
+    let raw = raw?;
+    let listen = match raw.listen {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+        Some(value) => {
+            let span = value.span();
+            let text = value.into_inner();
+            report.check(
+                span,
+                "admin.listen",
+                text.parse::<SocketAddr>().map_err(|_| {
+                    format!("\"{text}\" is not a socket address; expected e.g. \"127.0.0.1:9090\"")
+                }),
+            )
+        }
+    };
+    let token = secret_source(
+        report,
+        "admin",
+        ("token_env", raw.token_env),
+        ("token_file", raw.token_file),
+        "CACHEGATE_ADMIN_TOKEN",
+    );
+    let warm_concurrency =
+        count_field(report, raw.warm_concurrency, "admin.warm_concurrency", 8, 1);
+    Some(AdminConfig {
+        listen: listen?,
+        token: token?,
+        warm_concurrency: warm_concurrency?,
+    })
+}
+
+fn compile_webhook(report: &mut Report<'_>, raw: Option<RawWebhook>) -> Option<WebhookConfig> {
+    let raw = raw?;
+    let prefix = match raw.prefix {
+        None => Some("/_cachegate/".to_string()),
+        Some(value) => {
+            let span = value.span();
+            let text = value.into_inner();
+            let valid = text.len() > 2
+                && text.starts_with('/')
+                && text.ends_with('/')
+                && !text.contains(['?', '#', '{', '}', '%', ' ']);
+            report.check(
+                span,
+                "webhook.prefix",
+                if valid {
+                    Ok(text)
+                } else {
+                    Err(format!(
+                        "\"{text}\" must be a plain path that starts and ends with '/', e.g. \"/_cachegate/\""
+                    ))
+                },
+            )
+        }
+    };
+    let path = match (raw.path, &prefix) {
+        (None, Some(prefix)) => Some(format!("{prefix}invalidate")),
+        (None, None) => None,
+        (Some(value), prefix) => {
+            let span = value.span();
+            let text = value.into_inner();
+            let result = match prefix {
+                Some(prefix) if text.starts_with(prefix.as_str()) && text.len() > prefix.len() => {
+                    Ok(text)
+                }
+                Some(prefix) => Err(format!(
+                    "\"{text}\" must be under the reserved prefix \"{prefix}\""
+                )),
+                None => Err("cannot be checked while webhook.prefix is invalid".to_string()),
+            };
+            report.check(span, "webhook.path", result)
+        }
+    };
+    let secret = secret_source(
+        report,
+        "webhook",
+        ("secret_env", raw.secret_env),
+        ("secret_file", raw.secret_file),
+        "CACHEGATE_WEBHOOK_SECRET",
+    );
+    let replay_window = duration_field(
+        report,
+        raw.replay_window,
+        "webhook.replay_window",
+        Duration::from_secs(300),
+        true,
+    );
+    let max_body = size_field(report, raw.max_body, "webhook.max_body", 1 << 20, 64);
+    Some(WebhookConfig {
+        prefix: prefix?,
+        path: path?,
+        secret: secret?,
+        replay_window: replay_window?,
+        max_body: max_body?,
     })
 }
 
@@ -1148,6 +1379,19 @@ impl fmt::Display for Config {
             format_size(c.max_object_size),
             format_duration(c.default_ttl),
             c.tenant
+        )?;
+        match &self.admin {
+            Some(a) => writeln!(f, "admin:    {} (token from {})", a.listen, a.token)?,
+            None => writeln!(f, "admin:    off (no [admin] section)")?,
+        }
+        let w = &self.webhook;
+        writeln!(
+            f,
+            "webhook:  POST {} (secrets from {}, replay window {}); {} is reserved",
+            w.path,
+            w.secret,
+            format_duration(w.replay_window),
+            w.prefix
         )?;
         writeln!(f)?;
         write!(f, "{}", self.routes)

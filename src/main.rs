@@ -49,8 +49,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(_) => {
+            println!("{config}");
             println!("{}: ok", config.source);
-            println!("{}", config.routes);
             ExitCode::SUCCESS
         }
         Command::Serve(_) => match run(config) {

@@ -14,7 +14,7 @@ use crate::policy::cache_key::{self, KeyParts, Target};
 use crate::policy::cacheability::{self, Bypass, RequestFacts};
 use crate::policy::outcome::Outcome;
 use crate::policy::route::{Route, RouteMatch};
-use crate::policy::tenant::{self, Tenant, TenantInputs};
+use crate::policy::tenant::{self, Tenant, TenantInputs, MAX_TENANT_LEN};
 use crate::policy::Key;
 use crate::server::Handler;
 use crate::single_flight::SingleFlight;
@@ -54,11 +54,51 @@ pub(crate) struct FlightMeta {
     ticket: FillTicket,
 }
 
-/// A request that may be answered from the cache: its route and key.
+/// A request that may be answered from the cache: its route, key and tenant.
 pub(crate) struct Cacheable<'r> {
     route: &'r Route,
     key: Key,
     head: bool,
+    tenant: Option<TenantId>,
+}
+
+/// Why `classify` said no, and the route when one matched (for per-route counters).
+struct Bypassed {
+    reason: Bypass,
+    route: Option<usize>,
+}
+
+impl From<Bypass> for Bypassed {
+    fn from(reason: Bypass) -> Self {
+        Bypassed {
+            reason,
+            route: None,
+        }
+    }
+}
+
+/// A validated tenant id kept inline (ids are at most 64 ASCII bytes), so that carrying the
+/// tenant of a hit to its counters costs no allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct TenantId {
+    len: u8,
+    buf: [u8; MAX_TENANT_LEN],
+}
+
+impl TenantId {
+    fn new(id: &str) -> Option<TenantId> {
+        let mut buf = [0; MAX_TENANT_LEN];
+        buf.get_mut(..id.len())?.copy_from_slice(id.as_bytes());
+        Some(TenantId {
+            len: u8::try_from(id.len()).ok()?,
+            buf,
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        // Built from a `&str`, so always valid UTF-8.
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
 }
 
 // === impl Proxy ===
@@ -75,13 +115,14 @@ impl Proxy {
         let store = Tiered::new(MemoryOptions {
             max_bytes: config.cache.max_memory,
         });
+        let stats = Stats::new(config.routes.routes().len());
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 upstream,
                 store,
                 flights: SingleFlight::new(),
-                stats: Stats::default(),
+                stats,
             }),
         })
     }
@@ -115,32 +156,37 @@ impl Proxy {
         }
         let client = ClientInfo { peer, host: &host };
         match *req.method() {
-            Method::GET | Method::HEAD => self.read(req, &client).await,
+            Method::GET | Method::HEAD => {
+                let (parts, body) = req.into_parts();
+                self.read(parts, ProxyBody::Stream(body), &client).await
+            }
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
                 self.write(req, &client).await
             }
             _ => {
                 let outcome = Outcome::Method;
-                self.inner.stats.record(outcome);
+                self.inner.stats.record(outcome, None, None);
+                let (parts, body) = req.into_parts();
+                let req = Request::from_parts(parts, ProxyBody::Stream(body));
                 self.pass(req, &client, outcome).await
             }
         }
     }
 
     /// GET and HEAD: answer from the cache when the rules allow it, otherwise pass through.
-    async fn read(
+    pub(crate) async fn read(
         &self,
-        req: Request<Incoming>,
+        parts: http::request::Parts,
+        body: ProxyBody,
         client: &ClientInfo<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let config = self.inner.config.clone();
-        let (parts, body) = req.into_parts();
         let decision = classify(&config, &parts, client.host);
         let (cacheable, target) = match decision {
             Ok(pair) => pair,
-            Err(reason) => {
+            Err(Bypassed { reason, route }) => {
                 let outcome = Outcome::Bypass(reason);
-                self.inner.stats.record(outcome);
+                self.inner.stats.record(outcome, route, None);
                 return self
                     .pass(Request::from_parts(parts, body), client, outcome)
                     .await;
@@ -151,7 +197,7 @@ impl Proxy {
 
         let now = Instant::now();
         if let Some(entry) = self.inner.store.lookup(&cacheable.key, now).await {
-            self.inner.stats.record(Outcome::Hit);
+            self.record(Outcome::Hit, &cacheable);
             return Ok(from_entry(&entry, Outcome::Hit, cacheable.head, Some(now)));
         }
         self.fill_or_join(cacheable, &target, &parts, client).await
@@ -176,10 +222,17 @@ impl Proxy {
         Ok(req)
     }
 
+    pub(crate) fn record(&self, outcome: Outcome, cacheable: &Cacheable<'_>) {
+        let tenant = cacheable.tenant.as_ref().map(TenantId::as_str);
+        self.inner
+            .stats
+            .record(outcome, Some(cacheable.route.index), tenant);
+    }
+
     /// Forwards a request unchanged (bar the forwarding headers) and streams the answer back.
     async fn pass(
         &self,
-        req: Request<Incoming>,
+        req: Request<ProxyBody>,
         client: &ClientInfo<'_>,
         outcome: Outcome,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -189,7 +242,7 @@ impl Proxy {
 
     async fn send_as_is(
         &self,
-        req: Request<Incoming>,
+        req: Request<ProxyBody>,
         client: &ClientInfo<'_>,
     ) -> Result<Response<Incoming>, ProxyError> {
         let (mut parts, body) = req.into_parts();
@@ -201,7 +254,7 @@ impl Proxy {
         parts.uri = self.inner.upstream.uri_for(&target)?;
         parts.version = http::Version::HTTP_11;
         forward_headers(&mut parts.headers, client);
-        let req = Request::from_parts(parts, ProxyBody::Stream(body));
+        let req = Request::from_parts(parts, body);
         self.inner.upstream.send(req).await
     }
 
@@ -250,15 +303,19 @@ fn classify<'c, 'p>(
     config: &'c Config,
     parts: &'p http::request::Parts,
     host: &str,
-) -> Result<(Cacheable<'c>, Target<'p>), Bypass> {
+) -> Result<(Cacheable<'c>, Target<'p>), Bypassed> {
     let target = cache_key::normalize(parts.uri.path(), parts.uri.query())
         .map_err(|_| Bypass::AmbiguousPath)?;
     let RouteMatch { route, captures } = config
         .routes
         .find(&parts.method, &target.path)
         .ok_or(Bypass::NoRoute)?;
+    let bypass = |reason| Bypassed {
+        reason,
+        route: Some(route.index),
+    };
     if !route.cache {
-        return Err(Bypass::RouteNoCache);
+        return Err(bypass(Bypass::RouteNoCache));
     }
     let inputs = TenantInputs {
         headers: &parts.headers,
@@ -268,9 +325,9 @@ fn classify<'c, 'p>(
     };
     let tenant = match tenant::extract(&route.tenant, &inputs) {
         Tenant::Shared => None,
-        Tenant::Id(id) => Some(id),
-        Tenant::Missing => return Err(Bypass::NoTenant),
-        Tenant::Invalid(_) => return Err(Bypass::InvalidTenant),
+        Tenant::Id(id) => Some(TenantId::new(&id).ok_or(bypass(Bypass::InvalidTenant))?),
+        Tenant::Missing => return Err(bypass(Bypass::NoTenant)),
+        Tenant::Invalid(_) => return Err(bypass(Bypass::InvalidTenant)),
     };
     let facts = RequestFacts {
         method: &parts.method,
@@ -279,13 +336,13 @@ fn classify<'c, 'p>(
         vary: &route.vary,
     };
     if let Some(reason) = cacheability::request_bypass(&facts) {
-        return Err(reason);
+        return Err(bypass(reason));
     }
     let key = cache_key::digest(&KeyParts {
         namespace: &config.cache.namespace,
         version: config.cache.version,
         host,
-        tenant: tenant.as_deref(),
+        tenant: tenant.as_ref().map(TenantId::as_str),
         target: &target,
         vary: &route.vary,
         headers: &parts.headers,
@@ -294,6 +351,7 @@ fn classify<'c, 'p>(
         route,
         key,
         head: parts.method == Method::HEAD,
+        tenant,
     };
     Ok((cacheable, target))
 }
@@ -301,25 +359,10 @@ fn classify<'c, 'p>(
 /// What a fill needs beyond the key: the tenant and the tags its entry carries (the route's,
 /// the whole-tenant tag and the path tag). Derived again here rather than in [`classify`] so
 /// that hits never pay for it.
-fn fill_scope(
-    route: &Route,
-    parts: &http::request::Parts,
-    host: &str,
-    target: &Target<'_>,
-) -> Option<(Arc<str>, Vec<TagKey>)> {
+fn fill_scope(cacheable: &Cacheable<'_>, target: &Target<'_>) -> Option<(Arc<str>, Vec<TagKey>)> {
+    let route = cacheable.route;
     let captures = route.pattern.matches(&target.path)?;
-    let inputs = TenantInputs {
-        headers: &parts.headers,
-        host: Some(host),
-        captures: &captures,
-        query: parts.uri.query(),
-    };
-    let tenant: Arc<str> = match tenant::extract(&route.tenant, &inputs) {
-        Tenant::Shared => Arc::from(""),
-        Tenant::Id(id) => Arc::from(&*id),
-        // `classify` accepted this request, so the tenant was readable; never guess one.
-        Tenant::Missing | Tenant::Invalid(_) => return None,
-    };
+    let tenant: Arc<str> = Arc::from(cacheable.tenant.as_ref().map_or("", TenantId::as_str));
     let mut tags: Vec<TagKey> = route
         .entry_tags
         .iter()

@@ -198,7 +198,7 @@ fn unknown_keys_are_all_reported() {
             "proxy.toml:4:1: server.lisen: unknown key; expected one of `listen`, `workers`, `header_read_timeout`, `max_header_bytes`, `max_connections`, `hosts`, `shutdown_grace`",
             "proxy.toml:5:1: server.colour: unknown key; expected one of `listen`, `workers`, `header_read_timeout`, `max_header_bytes`, `max_connections`, `hosts`, `shutdown_grace`",
             "proxy.toml:8:1: route[0].ttl_s: unknown key; expected one of `path`, `methods`, `ttl`, `cache`, `tenant`, `vary`, `resource`, `tags`, `invalidates`",
-            "proxy.toml:9:2: extra: unknown section; expected one of server, upstream, cache, log, route",
+            "proxy.toml:9:2: extra: unknown section; expected one of server, upstream, cache, log, admin, webhook, route",
         ],
     );
 }
@@ -445,4 +445,43 @@ fn display_summarizes_config() {
     let text = Config::embedded_default().to_string();
     assert!(text.contains("upstream: http://127.0.0.1:8000/"), "{text}");
     assert!(text.contains("/api/faculty/{id}/"), "{text}");
+}
+
+#[test]
+fn admin_and_webhook_have_safe_defaults() {
+    let config = Config::from_toml(&with("[admin]\n"), "proxy.toml").unwrap();
+    let admin = config.admin.unwrap();
+    assert_eq!(admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(
+        admin.token,
+        SecretSource::Env("CACHEGATE_ADMIN_TOKEN".into())
+    );
+    assert_eq!(admin.warm_concurrency, 8);
+    let hook = config.webhook;
+    assert_eq!(hook.prefix, "/_cachegate/");
+    assert_eq!(hook.path, "/_cachegate/invalidate");
+    assert_eq!(
+        hook.secret,
+        SecretSource::Env("CACHEGATE_WEBHOOK_SECRET".into())
+    );
+    assert_eq!(hook.replay_window, Duration::from_secs(300));
+    // Without an [admin] section there is no admin listener.
+    assert!(Config::from_toml(&with(""), "proxy.toml")
+        .unwrap()
+        .admin
+        .is_none());
+}
+
+#[test]
+fn admin_and_webhook_problems_are_reported() {
+    check(
+        &with("[admin]\nlisten = \"nowhere\"\ntoken_env = \"A\"\ntoken_file = \"/f\"\n[webhook]\nprefix = \"/x/\"\npath = \"/y/invalidate\"\nsecret_env = \"BAD NAME\"\nreplay_window = \"0s\"\n"),
+        &[
+            "proxy.toml:4:10: admin.listen: \"nowhere\" is not a socket address; expected e.g. \"127.0.0.1:9090\"",
+            "proxy.toml:6:14: admin.token_file: give either token_env or token_file, not both",
+            "proxy.toml:9:8: webhook.path: \"/y/invalidate\" must be under the reserved prefix \"/x/\"",
+            "proxy.toml:10:14: webhook.secret_env: \"BAD NAME\" is not an environment variable name (letters, digits and _)",
+            "proxy.toml:11:17: webhook.replay_window: must be greater than zero",
+        ],
+    );
 }

@@ -68,7 +68,7 @@ impl Proxy {
         client: &ClientInfo<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let inner = &self.inner;
-        let (tenant, tags) = super::fill_scope(cacheable.route, parts, client.host, target)
+        let (tenant, tags) = super::fill_scope(&cacheable, target)
             .ok_or(ProxyError::Internal("request no longer matches its route"))?;
         let deadline = Instant::now() + inner.config.cache.coalesce_timeout;
         loop {
@@ -94,7 +94,7 @@ impl Proxy {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match waiter.wait(remaining).await {
                 Wait::Done(Shared::Entry(entry)) => {
-                    inner.stats.record(Outcome::Collapsed);
+                    self.record(Outcome::Collapsed, &cacheable);
                     return Ok(from_entry(&entry, Outcome::Collapsed, cacheable.head, None));
                 }
                 Wait::Done(Shared::Error(err)) => {
@@ -102,7 +102,7 @@ impl Proxy {
                 }
                 Wait::Done(Shared::NotShareable) | Wait::Abandoned => continue,
                 Wait::TimedOut => {
-                    inner.stats.record(Outcome::CoalesceTimeout);
+                    self.record(Outcome::CoalesceTimeout, &cacheable);
                     let request = self.fill_request(parts, target, client)?;
                     let response = inner.upstream.send(request).await?;
                     let mut response = stream_response(response, Outcome::CoalesceTimeout);
@@ -170,7 +170,7 @@ impl Proxy {
                 } else {
                     Outcome::Miss(fill)
                 };
-                self.inner.stats.record(outcome);
+                self.record(outcome, cacheable);
                 Ok(from_entry(&entry, outcome, head, None))
             }
             LeaderAnswer::Private(mut response, reason) => {
@@ -179,7 +179,7 @@ impl Proxy {
                 } else {
                     Outcome::Miss(Fill::NotStored(reason))
                 };
-                self.inner.stats.record(outcome);
+                self.record(outcome, cacheable);
                 response
                     .headers_mut()
                     .insert(super::CACHE_STATUS.clone(), outcome.cache_status());

@@ -32,7 +32,9 @@ impl Proxy {
         let mut purges = Vec::new();
         let headers = req.headers().clone();
         let query = req.uri().query().map(str::to_owned);
+        let mut route_index = None;
         if let Some(m) = self.inner.config.routes.find(req.method(), &target.path) {
+            route_index = Some(m.route.index);
             let scope = tenant_scope(
                 m.route,
                 &headers,
@@ -57,6 +59,8 @@ impl Proxy {
             purges.push(purge);
         }
 
+        let (parts, body) = req.into_parts();
+        let req = Request::from_parts(parts, ProxyBody::Stream(body));
         let result = self.send_as_is(req, client).await;
         let changed = match &result {
             Ok(response) => !response.status().is_client_error(),
@@ -85,7 +89,7 @@ impl Proxy {
             self.inner.stats.write_purge();
             tracing::debug!(purged, groups = purges.len(), "write evicted entries");
         }
-        self.inner.stats.record(Outcome::Method);
+        self.inner.stats.record(Outcome::Method, route_index, None);
         Ok(stream_response(result?, Outcome::Method))
     }
 

@@ -139,6 +139,9 @@ pub struct CacheConfig {
     pub tenant: TenantSource,
     /// How long a request waits on an identical request's fill before going upstream alone.
     pub coalesce_timeout: Duration,
+    /// Origin response headers whose comma/space separated values add tags to the stored entry
+    /// (removed before the client sees them); default `Cache-Tag` and `Surrogate-Key`.
+    pub tag_headers: Vec<HeaderName>,
 }
 
 /// One problem in a configuration file.
@@ -303,6 +306,7 @@ struct RawCache {
     cacheable_statuses: Option<Spanned<Vec<Spanned<i64>>>>,
     tenant: Option<Spanned<toml::Value>>,
     coalesce_timeout: Option<Spanned<Scalar>>,
+    tag_headers: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -356,6 +360,7 @@ const FALLBACK_CACHE: CacheConfig = CacheConfig {
     cacheable_statuses: Vec::new(),
     tenant: TenantSource::None,
     coalesce_timeout: Duration::from_secs(10),
+    tag_headers: Vec::new(),
 };
 
 /// Headers that describe one connection, not the resource, so they cannot select an entry.
@@ -1099,7 +1104,31 @@ fn compile_cache(report: &mut Report<'_>, raw: Option<RawCache>) -> Option<Cache
         Duration::from_secs(10),
         true,
     );
+    let tag_headers = match raw.tag_headers {
+        None => Some(vec![
+            HeaderName::from_static("cache-tag"),
+            HeaderName::from_static("surrogate-key"),
+        ]),
+        Some(names) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for name in names {
+                let span = name.span();
+                match report.check(
+                    span,
+                    "cache.tag_headers",
+                    header_name(name.get_ref(), "tag"),
+                ) {
+                    Some(h) if !out.contains(&h) => out.push(h),
+                    Some(_) => {}
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }
+    };
     Some(CacheConfig {
+        tag_headers: tag_headers?,
         namespace: namespace?,
         version: version?,
         max_memory: max_memory?,

@@ -237,7 +237,11 @@ impl Proxy {
         outcome: Outcome,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let response = self.send_as_is(req, client).await?;
-        Ok(stream_response(response, outcome))
+        Ok(stream_response(
+            response,
+            outcome,
+            &self.inner.config.cache.tag_headers,
+        ))
     }
 
     async fn send_as_is(
@@ -428,13 +432,26 @@ fn from_entry(
 }
 
 /// Streams a backend response to the client (hop-by-hop headers removed), tagged with `outcome`.
-fn stream_response(response: Response<Incoming>, outcome: Outcome) -> Response<ProxyBody> {
+fn stream_response(
+    response: Response<Incoming>,
+    outcome: Outcome,
+    tag_headers: &[HeaderName],
+) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
-    cacheability::strip_hop_by_hop(&mut parts.headers);
+    clean_response_head(&mut parts.headers, tag_headers);
     parts
         .headers
         .insert(CACHE_STATUS.clone(), outcome.cache_status());
     Response::from_parts(parts, ProxyBody::Stream(body))
+}
+
+/// Removes what a backend response carries for cachegate alone: hop-by-hop headers, and the
+/// tag headers (`Cache-Tag`...), which name internal tags the client has no business seeing.
+pub(crate) fn clean_response_head(headers: &mut http::HeaderMap, tag_headers: &[HeaderName]) {
+    cacheability::strip_hop_by_hop(headers);
+    for name in tag_headers {
+        headers.remove(name);
+    }
 }
 
 /// The JSON error answer: `{"error": code, "detail": message}`.

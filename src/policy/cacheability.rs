@@ -414,3 +414,74 @@ impl<'a> Iterator for Items<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// Most tags one response may declare; more are ignored (and the entry still stored), so an
+/// origin bug cannot make one entry cost thousands of index slots.
+pub const MAX_DECLARED_TAGS: usize = 64;
+/// Longest declared tag kept; longer ones are ignored.
+pub const MAX_TAG_LEN: usize = 256;
+
+/// The tags an origin response declares in `names` headers (`Cache-Tag`, `Surrogate-Key`):
+/// comma- and/or space-separated, duplicates dropped, first seen first.
+pub fn declared_tags(headers: &HeaderMap, names: &[HeaderName]) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for name in names {
+        for value in headers.get_all(name) {
+            let Ok(text) = value.to_str() else { continue };
+            for tag in text.split([',', ' ', '\t']).filter(|t| !t.is_empty()) {
+                if tags.len() >= MAX_DECLARED_TAGS {
+                    return tags;
+                }
+                if tag.len() <= MAX_TAG_LEN && !tags.iter().any(|t| t == tag) {
+                    tags.push(tag.to_string());
+                }
+            }
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod declared_tag_tests {
+    use super::*;
+
+    fn check(values: &[(&str, &str)], expected: &[&str]) {
+        let mut headers = HeaderMap::new();
+        for (k, v) in values {
+            headers.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let names = [
+            HeaderName::from_static("cache-tag"),
+            HeaderName::from_static("surrogate-key"),
+        ];
+        assert_eq!(declared_tags(&headers, &names), expected, "{values:?}");
+    }
+
+    #[test]
+    fn tags_are_split_on_commas_and_spaces_and_deduplicated() {
+        check(&[("cache-tag", "a, b,c  d")], &["a", "b", "c", "d"]);
+        check(&[("cache-tag", "a"), ("cache-tag", "b,a")], &["a", "b"]);
+        check(
+            &[("surrogate-key", "x y"), ("cache-tag", "z")],
+            &["z", "x", "y"],
+        );
+        check(&[("x-other", "a")], &[]);
+        check(&[("cache-tag", " , ")], &[]);
+    }
+
+    #[test]
+    fn overlong_and_excess_tags_are_ignored() {
+        let long = "t".repeat(MAX_TAG_LEN + 1);
+        check(&[("cache-tag", &format!("{long},ok"))], &["ok"]);
+        let many: Vec<String> = (0..MAX_DECLARED_TAGS + 10)
+            .map(|i| format!("t{i}"))
+            .collect();
+        let mut headers = HeaderMap::new();
+        headers.insert("cache-tag", many.join(",").parse().unwrap());
+        let names = [HeaderName::from_static("cache-tag")];
+        assert_eq!(declared_tags(&headers, &names).len(), MAX_DECLARED_TAGS);
+    }
+}

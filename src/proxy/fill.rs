@@ -53,7 +53,8 @@ struct FillJob {
 }
 
 enum Fetched {
-    Complete(http::response::Parts, Bytes),
+    /// Head, body and the tags the origin declared for the entry.
+    Complete(http::response::Parts, Bytes, Vec<String>),
     Private(Response<ProxyBody>, NotStored),
 }
 
@@ -105,7 +106,11 @@ impl Proxy {
                     self.record(Outcome::CoalesceTimeout, &cacheable);
                     let request = self.fill_request(parts, target, client)?;
                     let response = inner.upstream.send(request).await?;
-                    let mut response = stream_response(response, Outcome::CoalesceTimeout);
+                    let mut response = stream_response(
+                        response,
+                        Outcome::CoalesceTimeout,
+                        &inner.config.cache.tag_headers,
+                    );
                     if cacheable.head {
                         *response.body_mut() = ProxyBody::empty();
                     }
@@ -221,7 +226,16 @@ async fn run_fill(
         Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
     };
     match fetched {
-        Ok(Fetched::Complete(parts, body)) => {
+        Ok(Fetched::Complete(parts, body, declared)) => {
+            let mut tags = tags;
+            if let Some(tenant) = tags.first().map(|t| Arc::clone(&t.tenant)) {
+                for tag in declared {
+                    let tag = TagKey::new(Arc::clone(&tenant), tag);
+                    if !tags.contains(&tag) {
+                        tags.push(tag);
+                    }
+                }
+            }
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers: cacheability::stored_headers(&parts.headers),
@@ -266,8 +280,11 @@ async fn fetch(
 ) -> Result<Fetched, ProxyError> {
     let response = inner.upstream.send(request).await?;
     let (mut parts, mut body) = response.into_parts();
-    if let Err(reason) = cacheability::response_storable(parts.status, &parts.headers, rules) {
-        cacheability::strip_hop_by_hop(&mut parts.headers);
+    let storable = cacheability::response_storable(parts.status, &parts.headers, rules);
+    let tag_headers = &inner.config.cache.tag_headers;
+    let declared = cacheability::declared_tags(&parts.headers, tag_headers);
+    super::clean_response_head(&mut parts.headers, tag_headers);
+    if let Err(reason) = storable {
         return Ok(Fetched::Private(
             Response::from_parts(parts, ProxyBody::Stream(body)),
             reason,
@@ -284,7 +301,6 @@ async fn fetch(
         chunks.push_back(data);
         if total > rules.max_object_size {
             // Too large to store: the leader streams it through, prefix first.
-            cacheability::strip_hop_by_hop(&mut parts.headers);
             let rest = Some(body);
             return Ok(Fetched::Private(
                 Response::from_parts(
@@ -298,7 +314,7 @@ async fn fetch(
             ));
         }
     }
-    Ok(Fetched::Complete(parts, concat(chunks, total)))
+    Ok(Fetched::Complete(parts, concat(chunks, total), declared))
 }
 
 fn concat(mut chunks: VecDeque<Bytes>, total: u64) -> Bytes {

@@ -90,7 +90,11 @@ impl Proxy {
             tracing::debug!(purged, groups = purges.len(), "write evicted entries");
         }
         self.inner.stats.record(Outcome::Method, route_index, None);
-        Ok(stream_response(result?, Outcome::Method))
+        Ok(stream_response(
+            result?,
+            Outcome::Method,
+            &self.inner.config.cache.tag_headers,
+        ))
     }
 
     /// The purge of every stored variant of `path` (RFC 9111 §4.4), scoped to the tenant the GET

@@ -13,3 +13,4 @@ pub mod single_flight;
 pub mod stats;
 pub mod store;
 pub mod upstream;
+pub mod admin;

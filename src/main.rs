@@ -1,7 +1,9 @@
 //! The `cachegate` command: parse arguments, set up logging, load the config, run.
 
 use anyhow::Context;
-use cachegate::config::Config;
+use cachegate::admin::Admin;
+use cachegate::config::{Config, SecretSource};
+use cachegate::webhook::{Secrets, Verifier};
 use cachegate::proxy::Proxy;
 use cachegate::server::{serve, ServeOptions};
 use clap::{Args, Parser, Subcommand};
@@ -107,7 +109,22 @@ fn run(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             listeners.push(listener);
         }
-        let proxy = Proxy::new(config.clone()).context("cannot set up the upstream client")?;
+        let verifier = match read_secret(&config.webhook.secret)? {
+            Some(list) => Some(Verifier::new(
+                Secrets::parse(&list)
+                    .map_err(|e| anyhow::anyhow!("webhook secret ({}): {e}", config.webhook.secret))?,
+                config.webhook.replay_window,
+            )),
+            None => {
+                tracing::warn!(
+                    source = %config.webhook.secret,
+                    "no webhook secret is set: invalidation webhooks will be refused"
+                );
+                None
+            }
+        };
+        let proxy = Proxy::new(config.clone(), verifier)
+            .context("cannot set up the upstream client")?;
         let admissible = proxy.store().max_entry_weight();
         if config.cache.max_object_size > admissible {
             tracing::warn!(
@@ -130,10 +147,70 @@ fn run(config: Config) -> anyhow::Result<()> {
             max_connections: config.server.max_connections,
             shutdown_grace: config.server.shutdown_grace,
         };
-        serve(listeners, Arc::new(proxy), opts, shutdown_signal()).await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let admin = match &config.admin {
+            Some(admin) => {
+                let token = read_secret(&admin.token)?;
+                if token.is_none() {
+                    tracing::warn!(
+                        source = %admin.token,
+                        "no admin token is set: the admin API answers only /healthz"
+                    );
+                }
+                let listener = tokio::net::TcpListener::bind(admin.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {} for the admin API", admin.listen))?;
+                tracing::info!(listen = %admin.listen, "admin API serving");
+                let handler = Arc::new(Admin::new(proxy.clone(), token));
+                Some(tokio::spawn(serve(
+                    vec![listener],
+                    handler,
+                    opts.clone(),
+                    stopped(stop_rx.clone()),
+                )))
+            }
+            None => None,
+        };
+        serve(listeners, Arc::new(proxy), opts, stopped(stop_rx)).await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Resolves once shutdown was signalled.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Reads a secret named by the config. An unset environment variable is `None` (the feature is
+/// then refused at request time, with a warning at start); a named file that cannot be read is an
+/// error, since the operator clearly meant to configure one. The value is never logged.
+fn read_secret(source: &SecretSource) -> anyhow::Result<Option<String>> {
+    match source {
+        SecretSource::Env(name) => match std::env::var(name) {
+            Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_string())),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                anyhow::bail!("environment variable {name} is not valid UTF-8")
+            }
+        },
+        SecretSource::File(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read secret file {}", path.display()))?;
+            let text = text.trim();
+            if text.is_empty() {
+                anyhow::bail!("secret file {} is empty", path.display());
+            }
+            Ok(Some(text.to_string()))
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -5,6 +5,7 @@
 //! the IO (store, upstream). See ARCHITECTURE.md for the flow and the invariants it keeps.
 
 mod fill;
+pub mod reserved;
 mod write;
 
 use crate::body::ProxyBody;
@@ -21,6 +22,7 @@ use crate::single_flight::SingleFlight;
 use crate::stats::Stats;
 use crate::store::{CachedResponse, FillTicket, MemoryOptions, TagKey, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
+use crate::webhook::Verifier;
 use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
@@ -47,6 +49,8 @@ struct Inner {
     store: Tiered,
     flights: SingleFlight<Key, fill::Shared, FlightMeta>,
     stats: Stats,
+    /// `None` when no webhook secret is configured: the webhook then refuses every request.
+    webhook: Option<Verifier>,
 }
 
 /// What a request needs to know about the flight it might join.
@@ -104,7 +108,8 @@ impl TenantId {
 // === impl Proxy ===
 
 impl Proxy {
-    pub fn new(config: Arc<Config>) -> Result<Self, ProxyError> {
+    /// `webhook` verifies invalidation webhooks; without it they are all refused.
+    pub fn new(config: Arc<Config>, webhook: Option<Verifier>) -> Result<Self, ProxyError> {
         let upstream = Upstream::new(&UpstreamOptions {
             url: config.upstream.url.clone(),
             connect_timeout: config.upstream.connect_timeout,
@@ -123,6 +128,7 @@ impl Proxy {
                 store,
                 flights: SingleFlight::new(),
                 stats,
+                webhook,
             }),
         })
     }
@@ -153,6 +159,9 @@ impl Proxy {
             if !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
                 return Err(ProxyError::MisdirectedHost(host));
             }
+        }
+        if self.is_reserved(req.uri().path()) {
+            return Ok(self.reserved(req).await);
         }
         let client = ClientInfo { peer, host: &host };
         match *req.method() {
@@ -220,6 +229,14 @@ impl Proxy {
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         Ok(req)
+    }
+
+    /// Whether a path is under the reserved prefix, as sent or once normalized (so that an
+    /// encoded spelling of the prefix cannot slip past to the backend).
+    fn is_reserved(&self, path: &str) -> bool {
+        let prefix = &self.inner.config.webhook.prefix;
+        path.starts_with(prefix.as_str())
+            || cache_key::normalize(path, None).is_ok_and(|t| t.path.starts_with(prefix.as_str()))
     }
 
     pub(crate) fn record(&self, outcome: Outcome, cacheable: &Cacheable<'_>) {

@@ -16,6 +16,12 @@ mod write_eviction;
 // forwarding: headers, hosts, streaming, errors, shutdown
 #[path = "proxy/forwarding.rs"]
 mod forwarding;
+// the invalidation webhook: signatures, purge kinds, fences
+#[path = "proxy/invalidation.rs"]
+mod invalidation;
+// the admin API
+#[path = "proxy/admin.rs"]
+mod admin;
 // the command line: check, bad configs
 #[path = "proxy/cli.rs"]
 mod cli;

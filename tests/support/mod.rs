@@ -5,7 +5,9 @@
 pub mod client;
 pub mod origin;
 
+use cachegate::admin::Admin;
 use cachegate::config::Config;
+use cachegate::webhook::{Secrets, Verifier};
 use cachegate::proxy::Proxy;
 use cachegate::server::{serve, ServeOptions};
 use std::net::SocketAddr;
@@ -14,9 +16,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// A running proxy; shut down when dropped (or explicitly, to test the drain).
+/// The webhook secret and admin token every test proxy is started with.
+pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running proxy and its admin API; shut down when dropped (or explicitly, to test the drain).
 pub struct TestProxy {
     pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
     pub proxy: Proxy,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -74,7 +81,13 @@ impl TestProxy {
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let proxy = Proxy::new(config.clone()).unwrap();
+        let verifier = Verifier::new(
+            Secrets::parse(WEBHOOK_SECRET).unwrap(),
+            config.webhook.replay_window,
+        );
+        let proxy = Proxy::new(config.clone(), Some(verifier)).unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin_listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let opts = ServeOptions {
             header_read_timeout: config.server.header_read_timeout,
@@ -83,14 +96,25 @@ impl TestProxy {
             shutdown_grace: Duration::from_secs(5),
         };
         let handler = Arc::new(proxy.clone());
+        let admin = Arc::new(Admin::new(proxy.clone(), Some(ADMIN_TOKEN.to_string())));
+        let (admin_tx, admin_rx) = oneshot::channel::<()>();
+        let admin_opts = opts.clone();
+        tokio::spawn(async move {
+            serve(vec![admin_listener], admin, admin_opts, async {
+                let _ = admin_rx.await;
+            })
+            .await;
+        });
         let task = tokio::spawn(async move {
             serve(vec![listener], handler, opts, async {
                 let _ = rx.await;
             })
             .await;
+            let _ = admin_tx.send(());
         });
         TestProxy {
             addr,
+            admin_addr,
             proxy,
             shutdown: Some(tx),
             task: Some(task),
@@ -109,6 +133,43 @@ impl TestProxy {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+}
+
+/// The signature header value for `body`, signed now with the test secret.
+pub fn sign(body: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    cachegate::webhook::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes(), now)
+}
+
+impl TestProxy {
+    /// Sends a signed invalidation webhook.
+    pub async fn invalidate(&self, body: &str) -> client::Answer {
+        let client = client::TestClient::new(self.addr);
+        client
+            .send(
+                http::Method::POST,
+                "/_cachegate/invalidate",
+                &[("cachegate-signature", &sign(body)), ("content-type", "application/json")],
+                body.to_string(),
+            )
+            .await
+    }
+
+    /// Calls the admin API with the test token.
+    pub async fn admin(&self, method: http::Method, path: &str, body: &str) -> client::Answer {
+        let client = client::TestClient::new(self.admin_addr);
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        client
+            .send(method, path, &[("authorization", &auth)], body.to_string())
+            .await
     }
 }
 

@@ -1,0 +1,235 @@
+use crate::support::client::TestClient;
+use crate::support::origin::{default_body, Gate, Origin, Reply};
+use crate::support::{sign, TestProxy, BASE_CONFIG};
+use http::Method;
+
+const ORG42: &[(&str, &str)] = &[("x-org-id", "42")];
+const ORG7: &[(&str, &str)] = &[("x-org-id", "7")];
+
+async fn setup() -> (Origin, TestProxy, TestClient) {
+    let origin = Origin::with(|seen| {
+        let reply = Reply::ok(default_body(seen));
+        if seen.path().starts_with("/api/faculty/") {
+            reply.header("cache-tag", "dept-physics, campus-north")
+        } else {
+            reply
+        }
+    })
+    .await;
+    let proxy = TestProxy::start(BASE_CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    (origin, proxy, client)
+}
+
+async fn state(client: &TestClient, path: &str, headers: &[(&str, &str)]) -> &'static str {
+    if client.get(path, headers).await.cache_status() == "cachegate; hit" {
+        "hit"
+    } else {
+        "miss"
+    }
+}
+
+async fn warm(client: &TestClient, paths: &[&str], headers: &[(&str, &str)]) {
+    for path in paths {
+        client.get(path, headers).await;
+        assert_eq!(state(client, path, headers).await, "hit", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_webhook_purges_tags_of_one_tenant() {
+    let (_origin, proxy, client) = setup().await;
+    let paths = ["/api/faculty/", "/api/faculty/12/", "/api/faculty/13/"];
+    warm(&client, &paths, ORG42).await;
+    warm(&client, &paths, ORG7).await;
+    let answer = proxy.invalidate(r#"{"tenant": "42", "tags": ["faculty", "faculty:12"]}"#).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["purged"], 2);
+    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/faculty/13/", ORG42).await, "hit");
+    for path in paths {
+        assert_eq!(state(&client, path, ORG7).await, "hit", "tenant 7 {path}");
+    }
+}
+
+#[tokio::test]
+async fn unsigned_forged_and_replayed_webhooks_are_refused_and_purge_nothing() {
+    let (_origin, proxy, client) = setup().await;
+    warm(&client, &["/api/faculty/"], ORG42).await;
+    let body = r#"{"tenant": "42", "tags": ["faculty"]}"#;
+    let send = |headers: Vec<(&'static str, String)>| {
+        let client = TestClient::new(proxy.addr);
+        async move {
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            client.send(Method::POST, "/_cachegate/invalidate", &headers, body.to_string()).await
+        }
+    };
+    let unsigned = send(vec![]).await;
+    assert_eq!(unsigned.status, 401);
+    assert_eq!(unsigned.json()["error"], "unauthorized");
+    let forged = send(vec![("cachegate-signature", "t=1700000000,v1=00ff".to_string())]).await;
+    assert_eq!(forged.status, 401);
+    let tampered = sign(r#"{"tenant": "7", "tags": ["faculty"]}"#);
+    assert_eq!(send(vec![("cachegate-signature", tampered)]).await.status, 401);
+    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "hit");
+    // A good signature works once; the same request again is a replay.
+    let signature = sign(body);
+    assert_eq!(send(vec![("cachegate-signature", signature.clone())]).await.status, 200);
+    let replay = send(vec![("cachegate-signature", signature)]).await;
+    assert_eq!(replay.status, 401);
+    assert!(replay.json()["detail"].as_str().unwrap().contains("replay"), "{}", replay.text());
+}
+
+#[tokio::test]
+async fn malformed_purges_are_400_and_purge_nothing() {
+    let (_origin, proxy, client) = setup().await;
+    warm(&client, &["/api/faculty/"], ORG42).await;
+    for body in [
+        "{not json",
+        r#"{"tenant": "42", "tagz": ["faculty"]}"#,
+        r#"{"tenant": "42"}"#,
+        r#"{"all": true}"#,
+        r#"{"organization_id": "42", "resource_type": "nope"}"#,
+    ] {
+        let answer = proxy.invalidate(body).await;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.text());
+        assert_eq!(answer.json()["error"], "bad_request");
+        assert!(!answer.json()["detail"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "hit");
+}
+
+#[tokio::test]
+async fn the_cache_manager_shape_maps_resource_type_to_the_route_resource() {
+    let (_origin, proxy, client) = setup().await;
+    warm(&client, &["/api/faculty/", "/api/faculty/12/", "/api/departments/"], ORG42).await;
+    let answer = proxy.invalidate(r#"{"organization_id": "42", "resource_type": "faculty"}"#).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/departments/", ORG42).await, "hit");
+    // "all" is everything of that tenant.
+    let answer = proxy.invalidate(r#"{"organization_id": "42", "resource_type": "all"}"#).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(state(&client, "/api/departments/", ORG42).await, "miss");
+}
+
+#[tokio::test]
+async fn star_purges_every_tenant() {
+    let (_origin, proxy, client) = setup().await;
+    warm(&client, &["/api/faculty/12/"], ORG42).await;
+    warm(&client, &["/api/faculty/12/"], ORG7).await;
+    let answer = proxy.invalidate(r#"{"tenant": "*", "tags": ["faculty:12"]}"#).await;
+    assert_eq!(answer.json()["purged"], 2);
+    assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/faculty/12/", ORG7).await, "miss");
+}
+
+#[tokio::test]
+async fn tags_declared_by_the_origin_are_purgeable_and_hidden_from_clients() {
+    let (_origin, proxy, client) = setup().await;
+    let first = client.get("/api/faculty/12/", ORG42).await;
+    assert!(first.header("cache-tag").is_none());
+    let hit = client.get("/api/faculty/12/", ORG42).await;
+    assert_eq!(hit.cache_status(), "cachegate; hit");
+    assert!(hit.header("cache-tag").is_none());
+    warm(&client, &["/api/departments/"], ORG42).await;
+    let answer = proxy.invalidate(r#"{"tenant": "42", "tags": ["dept-physics"]}"#).await;
+    assert_eq!(answer.json()["purged"], 1);
+    assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/departments/", ORG42).await, "hit");
+}
+
+#[tokio::test]
+async fn paths_and_prefixes_purge_what_they_name() {
+    let (_origin, proxy, client) = setup().await;
+    let all = [
+        "/api/faculty/12/",
+        "/api/faculty/12/?x=1",
+        "/api/faculty/",
+        "/api/faculty/?page=2",
+        "/api/departments/",
+    ];
+    warm(&client, &all, ORG42).await;
+    // A path with a query purges that URI only.
+    proxy.invalidate(r#"{"tenant": "42", "paths": ["/api/faculty/?page=2"]}"#).await;
+    assert_eq!(state(&client, "/api/faculty/?page=2", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "hit");
+    // A path without one purges every query variant of it.
+    proxy.invalidate(r#"{"tenant": "42", "paths": ["/api/faculty/12/"]}"#).await;
+    assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "miss");
+    assert_eq!(state(&client, "/api/faculty/12/?x=1", ORG42).await, "miss");
+    // A prefix purges everything under it and nothing beside it.
+    warm(&client, &all, ORG42).await;
+    let answer = proxy.invalidate(r#"{"tenant": "42", "prefixes": ["/api/faculty/"]}"#).await;
+    assert_eq!(answer.json()["purged"], 4);
+    for path in &all[..4] {
+        assert_eq!(state(&client, path, ORG42).await, "miss", "{path}");
+    }
+    assert_eq!(state(&client, "/api/departments/", ORG42).await, "hit");
+}
+
+#[tokio::test]
+async fn a_soft_purge_makes_the_next_read_go_to_the_origin() {
+    let (origin, proxy, client) = setup().await;
+    warm(&client, &["/api/faculty/"], ORG42).await;
+    origin.set_version(2);
+    let answer = proxy.invalidate(r#"{"tenant": "42", "tags": ["faculty"], "soft": true}"#).await;
+    assert_eq!(answer.json()["purged"], 1);
+    let next = client.get("/api/faculty/", ORG42).await;
+    assert_eq!(next.json()["version"], 2);
+    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "hit");
+}
+
+/// The stale-set race with a webhook: the fill read old data, the invalidation arrives, the
+/// fill returns the old body. The next read must go to the origin.
+#[tokio::test]
+async fn a_fill_overtaken_by_a_webhook_is_not_stored() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let origin = Origin::with(move |seen| {
+        if seen.header("x-hold").is_some() {
+            Reply::ok(default_body(seen)).gate(&g)
+        } else {
+            Reply::ok(default_body(seen))
+        }
+    })
+    .await;
+    let proxy = TestProxy::start(BASE_CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let held = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client.get("/api/faculty/12/", &[("x-org-id", "42"), ("x-hold", "1")]).await
+        })
+    };
+    gate.arrivals(1).await;
+    origin.set_version(2);
+    let answer = proxy.invalidate(r#"{"tenant": "42", "tags": ["faculty:12"]}"#).await;
+    assert_eq!(answer.status, 200);
+    gate.open();
+    let old = held.await.unwrap();
+    assert_eq!(old.json()["version"], 1);
+    assert_eq!(old.cache_status(), "cachegate; fwd=miss; detail=fenced");
+    let before = origin.hits();
+    let next = client.get("/api/faculty/12/", ORG42).await;
+    assert_eq!(next.json()["version"], 2);
+    assert_eq!(origin.hits(), before + 1);
+}
+
+#[tokio::test]
+async fn the_reserved_prefix_is_never_forwarded() {
+    let (origin, _proxy, client) = setup().await;
+    for (method, path) in [
+        (Method::GET, "/_cachegate/invalidate"),
+        (Method::GET, "/_cachegate/anything"),
+        (Method::POST, "/_cachegate/other"),
+        (Method::GET, "/%5Fcachegate/invalidate"),
+    ] {
+        let answer = client.send(method.clone(), path, ORG42, "").await;
+        assert!(answer.status == 404 || answer.status == 405, "{method} {path}: {}", answer.status);
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+    }
+    assert_eq!(origin.hits(), 0);
+}

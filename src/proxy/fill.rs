@@ -50,6 +50,8 @@ struct FillJob {
     readable_key: String,
     keyed_headers: Vec<HeaderName>,
     tenant_keyed: bool,
+    tenant: Arc<str>,
+    target: String,
 }
 
 enum Fetched {
@@ -160,6 +162,8 @@ impl Proxy {
             readable_key,
             keyed_headers,
             tenant_keyed: !tenant.is_empty(),
+            tenant,
+            target: target.path_and_query(),
         };
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
@@ -213,6 +217,8 @@ async fn run_fill(
         readable_key,
         keyed_headers,
         tenant_keyed,
+        tenant,
+        target,
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
@@ -244,6 +250,8 @@ async fn run_fill(
                 ttl,
                 tags,
                 readable_key,
+                tenant,
+                target,
             });
             let fill = match inner
                 .store

@@ -49,10 +49,7 @@ impl Proxy {
                 .map(|t| Arc::from(t.render(&m.captures)))
                 .collect();
             if !tags.is_empty() {
-                purges.push(Purge {
-                    tenant: scope,
-                    tags,
-                });
+                purges.push(Purge::tags(scope, tags));
             }
         }
         if let Some(purge) = self.uri_purge(&target.path, &headers, client.host, query.as_deref()) {
@@ -84,7 +81,7 @@ impl Proxy {
             }
             let mut purged = 0;
             for purge in &purges {
-                purged += self.inner.store.purge(purge).await;
+                purged += self.inner.store.purge(purge).await.purged;
             }
             self.inner.stats.write_purge();
             tracing::debug!(purged, groups = purges.len(), "write evicted entries");
@@ -112,10 +109,10 @@ impl Proxy {
             return None;
         }
         let scope = tenant_scope(m.route, headers, host, &m.captures, query);
-        Some(Purge {
-            tenant: scope,
-            tags: vec![Arc::from(format!("{PATH_TAG_PREFIX}{}", target.path))],
-        })
+        Some(Purge::tags(
+            scope,
+            vec![Arc::from(format!("{PATH_TAG_PREFIX}{}", target.path))],
+        ))
     }
 }
 

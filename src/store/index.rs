@@ -1,31 +1,44 @@
-//! The tag index of the memory tier: tag -> tenant -> keys of the entries carrying that tag.
+//! The indexes of the memory tier: tag -> tenant -> keys of the entries carrying that tag, and
+//! tenant -> ordered path tags, which prefix purges walk.
 //!
 //! A purge looks its tag up here instead of scanning the cache, so purging (tenant, tag) costs
 //! O(entries of that tag) and purging a tag for all tenants costs O(tenants of that tag plus
-//! their entries).
+//! their entries). A prefix purge finds the paths under its prefix in the ordered path index,
+//! in O(log paths + matched paths) per tenant, and then purges their path tags.
 //!
 //! The index may over-approximate (name a key whose entry no longer carries the tag) but must
 //! never miss a stored entry, or a purge would leave stale data servable. Every key is therefore
 //! reference-counted: each entry adds one count per tag before it enters the cache and takes it
 //! away exactly once, after it has left the cache (evicted, replaced, expired, purged or removed).
 //! A plain set would lose a key when an old entry's late cleanup runs after a newer entry under
-//! the same key has registered the same tag.
+//! the same key has registered the same tag. The path index counts entries per (tenant, path
+//! tag) the same way and is updated in the same calls, so the two never disagree for long.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::{Key, TagKey, TenantScope};
+use super::{Key, TagKey, TenantScope, PATH_TAG_PREFIX};
 
 /// Tenant -> key -> number of live entries under that key that carry the tag.
 type TenantKeys = HashMap<Arc<str>, HashMap<Key, u32>>;
 
+/// Path tag (`path:<path>`) -> number of live entries carrying it, in path order.
+///
+/// The full tag is the map key rather than the bare path so that it shares the entries' own
+/// allocation; prefixing every key with the same string keeps the order of the paths.
+type PathTags = BTreeMap<Arc<str>, u32>;
+
 #[derive(Debug, Default)]
 pub(crate) struct TagIndex {
     by_tag: DashMap<Arc<str>, TenantKeys>,
-    /// Tenant buckets and keys looked at by purges, so tests can pin the cost of a purge.
+    /// Tenant -> the path tags its entries carry.
+    paths: DashMap<Arc<str>, PathTags>,
+    /// Tenant buckets, paths and keys looked at by purges and listings, so tests can pin the
+    /// cost of a purge.
     visits: AtomicU64,
 }
 
@@ -33,9 +46,17 @@ impl TagIndex {
     /// Counts one more entry under `key` for each of `tags`. Call before the entry is inserted.
     pub(crate) fn add(&self, key: Key, tags: &[TagKey]) {
         for t in tags {
-            let mut tenants = self.by_tag.entry(Arc::clone(&t.tag)).or_default();
-            let keys = tenants.entry(Arc::clone(&t.tenant)).or_default();
-            *keys.entry(key).or_insert(0) += 1;
+            // Each guard is dropped before the next map is locked, so no two index locks are
+            // ever held at once and the two maps cannot deadlock against each other.
+            {
+                let mut tenants = self.by_tag.entry(Arc::clone(&t.tag)).or_default();
+                let keys = tenants.entry(Arc::clone(&t.tenant)).or_default();
+                *keys.entry(key).or_insert(0) += 1;
+            }
+            if t.tag.starts_with(PATH_TAG_PREFIX) {
+                let mut paths = self.paths.entry(Arc::clone(&t.tenant)).or_default();
+                *paths.entry(Arc::clone(&t.tag)).or_insert(0) += 1;
+            }
         }
     }
 
@@ -66,7 +87,72 @@ impl TagIndex {
                 self.by_tag
                     .remove_if(&*t.tag, |_, tenants| tenants.is_empty());
             }
+            if t.tag.starts_with(PATH_TAG_PREFIX) {
+                self.remove_path(&t.tenant, &t.tag);
+            }
         }
+    }
+
+    /// Takes one count away from `tag` in `tenant`'s path index.
+    fn remove_path(&self, tenant: &str, tag: &str) {
+        let tenant_empty = {
+            let Some(mut paths) = self.paths.get_mut(tenant) else {
+                return;
+            };
+            if let Some(count) = paths.get_mut(tag) {
+                *count -= 1;
+                if *count == 0 {
+                    paths.remove(tag);
+                }
+            }
+            paths.is_empty()
+        };
+        // Checked again under the new lock, as for the tag index above.
+        if tenant_empty {
+            self.paths.remove_if(tenant, |_, paths| paths.is_empty());
+        }
+    }
+
+    /// A snapshot of the (tenant, path tag) pairs within `scope` whose path starts with
+    /// `prefix` (a bare path prefix, without `path:`).
+    ///
+    /// The walk starts at the first path not below the prefix and stops at the first one that
+    /// does not start with it, so it only looks at what it returns plus one path per tenant.
+    pub(crate) fn path_tags(&self, scope: &TenantScope, prefix: &str) -> Vec<(Arc<str>, Arc<str>)> {
+        let needle = format!("{PATH_TAG_PREFIX}{prefix}");
+        let mut out = Vec::new();
+        let mut visits = 0;
+        let mut walk = |tenant: &Arc<str>, paths: &PathTags| {
+            visits += 1;
+            let from = (Bound::Included(needle.as_str()), Bound::Unbounded);
+            for tag in paths
+                .range::<str, _>(from)
+                .map(|(tag, _)| tag)
+                .take_while(|tag| tag.starts_with(needle.as_str()))
+            {
+                visits += 1;
+                out.push((Arc::clone(tenant), Arc::clone(tag)));
+            }
+        };
+        match scope {
+            TenantScope::One(tenant) => {
+                if let Some(paths) = self.paths.get(&**tenant) {
+                    walk(tenant, &paths);
+                }
+            }
+            TenantScope::All => {
+                for bucket in &self.paths {
+                    walk(bucket.key(), bucket.value());
+                }
+            }
+        }
+        self.visits.fetch_add(visits as u64, Ordering::Relaxed);
+        out
+    }
+
+    /// Number of tenants with at least one entry carrying a path tag.
+    pub(crate) fn tenants(&self) -> usize {
+        self.paths.len()
     }
 
     /// A snapshot of the keys that may carry `tag` within `scope`.
@@ -123,7 +209,23 @@ impl TagIndex {
         })
     }
 
-    /// Tenant buckets and keys looked at by purges since start.
+    /// Every (tenant, path tag) pair of the path index with its count.
+    #[cfg(test)]
+    pub(crate) fn path_counts(&self) -> HashMap<(Arc<str>, Arc<str>), u32> {
+        self.paths
+            .iter()
+            .flat_map(|bucket| {
+                let tenant = Arc::clone(bucket.key());
+                bucket
+                    .value()
+                    .iter()
+                    .map(|(tag, &n)| ((Arc::clone(&tenant), Arc::clone(tag)), n))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Tenant buckets, paths and keys looked at since start.
     #[cfg(test)]
     pub(crate) fn visits(&self) -> u64 {
         self.visits.load(Ordering::Relaxed)

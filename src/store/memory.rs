@@ -8,6 +8,10 @@
 //! An inserted entry is not served until it is published: a fill publishes only after its
 //! fence check passed, so an entry that a purge fenced is never visible, not even briefly
 //! between its insert and its removal.
+//!
+//! A soft purge marks entries stale instead of removing them: a stale entry is a miss for
+//! [`MemoryTier::get`] but stays readable through [`MemoryTier::get_stale`] until a new fill
+//! replaces it, a hard purge removes it or byte pressure evicts it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +45,8 @@ struct SlotInner {
     weight: u64,
     /// Set once the fill that inserted the entry has passed its fence check.
     published: AtomicBool,
+    /// Set by a soft purge; never cleared, since a fresh copy arrives as a new slot.
+    stale: AtomicBool,
 }
 
 impl Slot {
@@ -51,6 +57,26 @@ impl Slot {
     fn is(&self, other: &Slot) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    fn is_published(&self) -> bool {
+        self.0.published.load(Ordering::Acquire)
+    }
+
+    fn is_stale(&self) -> bool {
+        self.0.stale.load(Ordering::Acquire)
+    }
+
+    /// Marks the entry stale; true when this call is the one that marked it.
+    fn mark_stale(&self) -> bool {
+        !self.0.stale.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// A published entry as the listing sees it.
+pub(crate) struct Listed {
+    pub(crate) entry: Arc<CachedResponse>,
+    pub(crate) weight: u64,
+    pub(crate) stale: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -92,6 +118,7 @@ pub(crate) struct MemoryTier {
     max_entry_weight: u64,
     evictions: AtomicU64,
     purged: AtomicU64,
+    soft_purged: AtomicU64,
     fenced: AtomicU64,
 }
 
@@ -134,6 +161,7 @@ impl MemoryTier {
             max_entry_weight,
             evictions: AtomicU64::new(0),
             purged: AtomicU64::new(0),
+            soft_purged: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
         }
     }
@@ -144,10 +172,11 @@ impl MemoryTier {
     }
 
     /// A fresh, published entry under `key`; an expired one is removed (with its index
-    /// entries). An entry whose fill is still checking its fence counts as a miss.
+    /// entries). An entry whose fill is still checking its fence counts as a miss, and so does
+    /// a stale-marked one, which is kept for [`MemoryTier::get_stale`].
     pub(crate) fn get(&self, key: &Key, now: Instant) -> Option<Arc<CachedResponse>> {
         let slot = self.cache.get(key)?;
-        if !slot.0.published.load(Ordering::Acquire) {
+        if !slot.is_published() || slot.is_stale() {
             return None;
         }
         if slot.entry().is_fresh(now) {
@@ -156,6 +185,12 @@ impl MemoryTier {
         // Only this expired entry goes: a fresh one stored meanwhile under the key stays.
         self.remove_slot(key, &slot);
         None
+    }
+
+    /// The published entry under `key` if a soft purge marked it stale, whatever its age.
+    pub(crate) fn get_stale(&self, key: &Key) -> Option<Arc<CachedResponse>> {
+        let slot = self.cache.get(key)?;
+        (slot.is_published() && slot.is_stale()).then(|| Arc::clone(slot.entry()))
     }
 
     /// Indexes then inserts `entry` unpublished, replacing any entry under `key`.
@@ -172,6 +207,7 @@ impl MemoryTier {
             entry,
             weight,
             published: AtomicBool::new(false),
+            stale: AtomicBool::new(false),
         }));
         let mut left: Vec<(Key, Slot)> = Vec::new();
         self.cache
@@ -217,28 +253,111 @@ impl MemoryTier {
         }
     }
 
-    /// Removes every entry carrying `tag` within `scope`; returns how many were removed.
-    pub(crate) fn purge_tag(&self, scope: &TenantScope, tag: &str) -> usize {
-        let mut removed = 0;
-        for key in self.index.keys(scope, tag) {
-            // The index may name a key whose current entry no longer carries the tag; such an
-            // entry is left alone.
-            let carries = |slot: &Slot| {
-                slot.entry().tags.iter().any(|t| {
-                    &*t.tag == tag
-                        && match scope {
-                            TenantScope::All => true,
-                            TenantScope::One(tenant) => t.tenant == *tenant,
-                        }
-                })
-            };
-            if let Some((gone_key, slot)) = self.cache.remove_if(&key, carries) {
+    /// Removes (or with `soft`, marks stale) every entry carrying `tag` within `scope`;
+    /// returns how many were removed or newly marked.
+    pub(crate) fn purge_tag(&self, scope: &TenantScope, tag: &str, soft: bool) -> usize {
+        let keys = self.index.keys(scope, tag);
+        self.purge_keys(keys, |entry| carries(entry, scope, tag), soft)
+    }
+
+    /// Like [`MemoryTier::purge_tag`] for the path tag `path_tag`, but only for the entries
+    /// filled from exactly `uri` (their `target`).
+    pub(crate) fn purge_uri(
+        &self,
+        scope: &TenantScope,
+        path_tag: &str,
+        uri: &str,
+        soft: bool,
+    ) -> usize {
+        let keys = self.index.keys(scope, path_tag);
+        self.purge_keys(
+            keys,
+            |entry| entry.target == uri && carries(entry, scope, path_tag),
+            soft,
+        )
+    }
+
+    /// Removes (or marks stale) the entries under `keys` for which `matches` holds.
+    ///
+    /// The index may name a key whose current entry no longer matches (it was replaced); such
+    /// an entry is left alone. Removal re-checks `matches` under the shard lock so that an
+    /// entry replaced meanwhile is never taken out by mistake.
+    fn purge_keys(
+        &self,
+        keys: Vec<Key>,
+        matches: impl Fn(&CachedResponse) -> bool,
+        soft: bool,
+    ) -> usize {
+        let mut count = 0;
+        for key in keys {
+            if soft {
+                // Marking needs no lock: a slot that leaves the cache right after is simply
+                // marked in vain, and one that replaced it is a fill the fence already judged.
+                if let Some(slot) = self.cache.peek(&key) {
+                    if matches(slot.entry()) && slot.mark_stale() {
+                        count += 1;
+                    }
+                }
+            } else if let Some((gone_key, slot)) =
+                self.cache.remove_if(&key, |slot| matches(slot.entry()))
+            {
                 self.index.remove(&gone_key, &slot.entry().tags);
-                removed += 1;
+                count += 1;
             }
         }
-        self.purged.fetch_add(removed as u64, Ordering::Relaxed);
-        removed
+        self.count_purged(count, soft);
+        count
+    }
+
+    /// Removes (or marks stale) every entry of every tenant; returns how many.
+    ///
+    /// This walks the cache rather than the index so that it also reaches entries without
+    /// the whole-tenant tag. Entries inserted while it runs may or may not be reached; those
+    /// that began their fill before the purge are fenced by it anyway (through the
+    /// whole-tenant tag, which every fill carries).
+    pub(crate) fn purge_everything(&self, soft: bool) -> usize {
+        let mut count = 0;
+        if soft {
+            for (_, slot) in self.cache.iter() {
+                if slot.mark_stale() {
+                    count += 1;
+                }
+            }
+        } else {
+            for (gone_key, slot) in self.cache.drain() {
+                self.index.remove(&gone_key, &slot.entry().tags);
+                count += 1;
+            }
+        }
+        self.count_purged(count, soft);
+        count
+    }
+
+    fn count_purged(&self, count: usize, soft: bool) {
+        let counter = if soft {
+            &self.soft_purged
+        } else {
+            &self.purged
+        };
+        counter.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    /// The published entry under `key` with its listing details, without touching hotness.
+    pub(crate) fn listed(&self, key: &Key) -> Option<Listed> {
+        self.cache
+            .peek(key)
+            .filter(Slot::is_published)
+            .map(|slot| listed(&slot))
+    }
+
+    /// Up to `limit` published entries in the cache's own order.
+    pub(crate) fn list_any(&self, limit: usize) -> Vec<Listed> {
+        self.cache
+            .iter()
+            .filter(|(_, slot)| slot.is_published())
+            .take(limit)
+            .map(|(_, slot)| listed(&slot))
+            .collect()
     }
 
     /// Counts a fill refused or undone by a fence.
@@ -252,7 +371,9 @@ impl MemoryTier {
             bytes: self.cache.weight(),
             evictions: self.evictions.load(Ordering::Relaxed),
             purged: self.purged.load(Ordering::Relaxed),
+            soft_purged: self.soft_purged.load(Ordering::Relaxed),
             fenced: self.fenced.load(Ordering::Relaxed),
+            tenants: self.index.tenants() as u64,
         }
     }
 
@@ -270,5 +391,24 @@ impl MemoryTier {
     #[cfg(test)]
     pub(crate) fn keys(&self) -> Vec<Key> {
         self.cache.iter().map(|(k, _)| k).collect()
+    }
+}
+
+/// Whether `entry` carries `tag` for a tenant within `scope`.
+fn carries(entry: &CachedResponse, scope: &TenantScope, tag: &str) -> bool {
+    entry.tags.iter().any(|t| {
+        &*t.tag == tag
+            && match scope {
+                TenantScope::All => true,
+                TenantScope::One(tenant) => t.tenant == *tenant,
+            }
+    })
+}
+
+fn listed(slot: &Slot) -> Listed {
+    Listed {
+        entry: Arc::clone(slot.entry()),
+        weight: slot.0.weight,
+        stale: slot.is_stale(),
     }
 }

@@ -7,10 +7,15 @@
 //! Two promises shape this module. A tag is always scoped to a tenant, so a purge for one tenant
 //! never removes (or keeps) another tenant's entries. And a fill that overlapped a purge of one
 //! of its tags is never left servable: see [`fence`] for the ordering that makes this race-free.
+//!
+//! Purges select entries by tag, path, exact URI, path prefix or whole tenant ([`Purge`]); the
+//! admin API lists entries through [`Tiered::entries`].
 
 mod fence;
 mod index;
+mod listing;
 mod memory;
+mod purge;
 
 #[cfg(test)]
 mod tests;
@@ -22,13 +27,25 @@ use tokio::time::Instant;
 
 pub use crate::policy::Key;
 pub use fence::FillTicket;
+pub use listing::EntryInfo;
+pub use purge::{Purge, PurgeResult};
 
 use fence::Fences;
 use memory::{Insert, MemoryTier};
 
 /// Version of the [`CachedResponse`] layout; bump it whenever a field is added, removed or
 /// changes meaning, so a shared tier never decodes an entry written by an incompatible build.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: entries carry their `tenant` and the `target` they were filled from.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The tag every entry of a tenant carries, so a whole tenant can be purged (and listed) at
+/// once; fills carry it too, which lets prefix and whole-tenant purges fence them.
+pub const TENANT_TAG: &str = "*";
+
+/// Prefix of the tag every entry carries for its normalized path (`path:/api/items/`); path,
+/// URI and prefix purges find entries through it.
+pub const PATH_TAG_PREFIX: &str = "path:";
 
 /// A tag scoped to a tenant. tenant "" = entries shared by all callers (routes without a tenant).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -57,9 +74,15 @@ pub struct CachedResponse {
     pub body: bytes::Bytes,
     pub stored_at: Instant,
     pub ttl: Duration,
+    /// The route's tags plus [`TENANT_TAG`] and the path tag ([`PATH_TAG_PREFIX`]), all scoped
+    /// to `tenant`: whole-tenant, path and prefix purges only find entries through those two.
     pub tags: Vec<TagKey>,
     /// The human-readable form of the key, for logs and the admin API.
     pub readable_key: String,
+    /// The tenant the entry belongs to; "" = shared by all callers.
+    pub tenant: Arc<str>,
+    /// The normalized `path` or `path?query` the entry was filled from.
+    pub target: String,
 }
 
 /// Bytes charged to every entry on top of its variable parts: the struct itself, the map slot,
@@ -86,8 +109,10 @@ impl CachedResponse {
 
     /// The approximate memory this entry costs, used to bound the memory tier by bytes.
     ///
-    /// Counts the body, header names and values, the readable key and the tags, plus fixed
-    /// overheads. The result only depends on immutable fields, so it is constant for an entry.
+    /// Counts the body, header names and values, the readable key, the target and the tags,
+    /// plus fixed overheads. The tenant is not counted: it shares its allocation with the
+    /// tags' tenants, which are. The result only depends on immutable fields, so it is
+    /// constant for an entry.
     pub fn weight(&self) -> u64 {
         let headers: u64 = self
             .headers
@@ -101,7 +126,12 @@ impl CachedResponse {
             .iter()
             .map(|t| t.tenant.len() as u64 + t.tag.len() as u64 + TAG_OVERHEAD)
             .sum();
-        self.body.len() as u64 + headers + self.readable_key.len() as u64 + tags + ENTRY_OVERHEAD
+        self.body.len() as u64
+            + headers
+            + self.readable_key.len() as u64
+            + self.target.len() as u64
+            + tags
+            + ENTRY_OVERHEAD
     }
 }
 
@@ -112,13 +142,6 @@ pub enum TenantScope {
     One(Arc<str>),
     /// Every tenant, including the shared scope.
     All,
-}
-
-/// A request to remove every entry carrying any of `tags` within `tenant`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Purge {
-    pub tenant: TenantScope,
-    pub tags: Vec<Arc<str>>,
 }
 
 /// What happened to an entry handed to [`Tiered::store`].
@@ -143,8 +166,13 @@ pub struct StoreStats {
     pub evictions: u64,
     /// Entries removed by purges since start.
     pub purged: u64,
+    /// Entries marked stale by soft purges since start.
+    pub soft_purged: u64,
     /// Fills refused (or undone) because a purge overlapped them, since start.
     pub fenced: u64,
+    /// Tenants (counting the shared scope "") with at least one entry held, as the path index
+    /// sees them (an entry without a path tag is not counted).
+    pub tenants: u64,
 }
 
 /// Sizing of the memory tier.
@@ -169,9 +197,16 @@ impl Tiered {
         }
     }
 
-    /// A fresh entry or None. An expired entry is removed (and its index entries) and gives None.
+    /// A fresh entry or None. An expired entry is removed (and its index entries) and gives None;
+    /// an entry marked stale by a soft purge gives None but stays for [`Tiered::lookup_stale`].
     pub async fn lookup(&self, key: &Key, now: Instant) -> Option<Arc<CachedResponse>> {
         self.memory.get(key, now)
+    }
+
+    /// The entry under `key` if a soft purge marked it stale, whether or not its TTL has
+    /// passed (so a caller may serve it while one request refreshes it); None otherwise.
+    pub async fn lookup_stale(&self, key: &Key, _now: Instant) -> Option<Arc<CachedResponse>> {
+        self.memory.get_stale(key)
     }
 
     /// Call before sending the upstream request of a fill.
@@ -218,18 +253,6 @@ impl Tiered {
         }
         self.memory.publish(&pending);
         StoreOutcome::Stored
-    }
-
-    /// Removes every entry carrying any of the tags in the scope and fences in-flight fills;
-    /// returns how many entries were removed.
-    pub async fn purge(&self, purge: &Purge) -> usize {
-        // The fence goes up before any entry is looked for; see `store` for why.
-        self.fences.raise(&purge.tenant, &purge.tags);
-        purge
-            .tags
-            .iter()
-            .map(|tag| self.memory.purge_tag(&purge.tenant, tag))
-            .sum()
     }
 
     /// Whether the store may hold an entry carrying `tag`. A "no" is certain; a "yes" may be

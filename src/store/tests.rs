@@ -1,4 +1,8 @@
 //! Tests of the store: freshness, the tag index, purges, eviction, fences and weights.
+//!
+//! Purges by path, URI, prefix and tenant, soft purges and listings are in [`selectors`].
+
+mod selectors;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +41,37 @@ fn entry_named(
         ttl: TTL,
         tags: tags(tag_pairs),
         readable_key: readable_key.to_owned(),
+        tenant: tag_pairs.first().map_or("", |(t, _)| *t).into(),
+        target: String::new(),
+    })
+}
+
+/// An entry of `tenant` filled from `target`, with the tags a fill gives it: `route_tags`,
+/// the whole-tenant tag and the path tag.
+fn entry_at(
+    now: Instant,
+    tenant: &str,
+    target: &str,
+    route_tags: &[&str],
+    readable_key: &str,
+) -> Arc<CachedResponse> {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let path_tag = format!("{PATH_TAG_PREFIX}{path}");
+    let mut tag_names: Vec<&str> = route_tags.to_vec();
+    tag_names.extend([TENANT_TAG, path_tag.as_str()]);
+    Arc::new(CachedResponse {
+        status: StatusCode::OK,
+        headers: HeaderMap::new(),
+        body: Bytes::from_static(b"{}"),
+        stored_at: now,
+        ttl: TTL,
+        tags: tag_names
+            .iter()
+            .map(|tag| TagKey::new(tenant, *tag))
+            .collect(),
+        readable_key: readable_key.to_owned(),
+        tenant: tenant.into(),
+        target: target.to_owned(),
     })
 }
 
@@ -51,17 +86,11 @@ async fn fill(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> StoreOutcome {
 }
 
 fn purge_one(tenant: &str, tag: &str) -> Purge {
-    Purge {
-        tenant: TenantScope::One(tenant.into()),
-        tags: vec![tag.into()],
-    }
+    Purge::tags(TenantScope::One(tenant.into()), vec![tag.into()])
 }
 
 fn purge_all(tag: &str) -> Purge {
-    Purge {
-        tenant: TenantScope::All,
-        tags: vec![tag.into()],
-    }
+    Purge::tags(TenantScope::All, vec![tag.into()])
 }
 
 /// Inserts without a fence check or publication, as `store` does before its second check.
@@ -72,10 +101,12 @@ fn insert_pending(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> memory::Pending
     }
 }
 
-/// Checks that the index names exactly the (tag, key) pairs of the entries held: a missing
-/// pair would let a purge miss an entry, an extra one is a leak.
+/// Checks that the tag index names exactly the (tag, key) pairs of the entries held and that
+/// the path index counts exactly their (tenant, path tag) pairs: a missing pair would let a
+/// purge miss an entry, an extra one is a leak.
 fn check_index(s: &Tiered) {
     let mut pairs = 0;
+    let mut paths: std::collections::HashMap<(Arc<str>, Arc<str>), u32> = Default::default();
     for k in s.memory.keys() {
         let Some(e) = s.memory.peek(&k) else { continue };
         for t in &e.tags {
@@ -84,12 +115,22 @@ fn check_index(s: &Tiered) {
                 "{k:?} not indexed under {t:?}"
             );
             pairs += 1;
+            if t.tag.starts_with(PATH_TAG_PREFIX) {
+                *paths
+                    .entry((Arc::clone(&t.tenant), Arc::clone(&t.tag)))
+                    .or_default() += 1;
+            }
         }
     }
     assert_eq!(
         s.memory.index().len(),
         pairs,
         "index holds keys the cache does not"
+    );
+    assert_eq!(
+        s.memory.index().path_counts(),
+        paths,
+        "path index out of step"
     );
 }
 
@@ -129,8 +170,8 @@ async fn replace_moves_index_to_new_tags() {
     fill(&s, key(1), entry(now, 10, &[("a", "new")])).await;
     check_index(&s);
     assert!(!s.memory.index().contains(&TagKey::new("a", "old"), &key(1)));
-    assert_eq!(s.purge(&purge_one("a", "old")).await, 0);
-    assert_eq!(s.purge(&purge_one("a", "new")).await, 1);
+    assert_eq!(s.purge(&purge_one("a", "old")).await.purged, 0);
+    assert_eq!(s.purge(&purge_one("a", "new")).await.purged, 1);
     assert_eq!(s.stats().evictions, 0, "a replacement is not an eviction");
 }
 
@@ -142,7 +183,7 @@ async fn purge_one_tenant_leaves_other_tenants() {
     fill(&s, key(2), entry(now, 10, &[("b", "x")])).await;
     fill(&s, key(3), entry(now, 10, &[("", "x")])).await;
     fill(&s, key(4), entry(now, 10, &[("a", "y")])).await;
-    assert_eq!(s.purge(&purge_one("a", "x")).await, 1);
+    assert_eq!(s.purge(&purge_one("a", "x")).await.purged, 1);
     assert!(s.lookup(&key(1), now).await.is_none());
     for k in [2, 3, 4] {
         assert!(s.lookup(&key(k), now).await.is_some(), "key {k} was purged");
@@ -159,7 +200,7 @@ async fn purge_all_covers_every_tenant() {
     fill(&s, key(2), entry(now, 10, &[("b", "x"), ("b", "z")])).await;
     fill(&s, key(3), entry(now, 10, &[("", "x")])).await;
     fill(&s, key(4), entry(now, 10, &[("a", "y")])).await;
-    assert_eq!(s.purge(&purge_all("x")).await, 3);
+    assert_eq!(s.purge(&purge_all("x")).await.purged, 3);
     assert!(s.lookup(&key(4), now).await.is_some());
     check_index(&s);
     assert_eq!(s.memory.index().len(), 1);
@@ -171,11 +212,8 @@ async fn purge_of_several_tags_counts_each_entry_once() {
     let now = Instant::now();
     fill(&s, key(1), entry(now, 10, &[("a", "x"), ("a", "y")])).await;
     fill(&s, key(2), entry(now, 10, &[("a", "y")])).await;
-    let p = Purge {
-        tenant: TenantScope::One("a".into()),
-        tags: vec!["x".into(), "y".into()],
-    };
-    assert_eq!(s.purge(&p).await, 2);
+    let p = Purge::tags(TenantScope::One("a".into()), vec!["x".into(), "y".into()]);
+    assert_eq!(s.purge(&p).await.purged, 2);
     assert_eq!(s.stats().entries, 0);
     check_index(&s);
 }
@@ -193,7 +231,7 @@ async fn eviction_under_byte_pressure_cleans_index() {
     assert!(stats.bytes <= 64 * 1024, "{stats:?}");
     assert_eq!(stats.entries + stats.evictions, 500);
     check_index(&s);
-    assert_eq!(s.purge(&purge_all("x")).await as u64, stats.entries);
+    assert_eq!(s.purge(&purge_all("x")).await.purged as u64, stats.entries);
 }
 
 #[tokio::test(start_paused = true)]
@@ -382,11 +420,11 @@ async fn purge_cost_is_proportional_to_what_is_purged() {
         .await;
     }
     let before = s.memory.index().visits();
-    assert_eq!(s.purge(&purge_one("a", "small")).await, 5);
+    assert_eq!(s.purge(&purge_one("a", "small")).await.purged, 5);
     // One tenant bucket and its five keys.
     assert_eq!(s.memory.index().visits() - before, 1 + 5);
     let before = s.memory.index().visits();
-    assert_eq!(s.purge(&purge_all("small")).await, 10);
+    assert_eq!(s.purge(&purge_all("small")).await.purged, 10);
     // Ten tenant buckets and one key each; tenant a's bucket is gone.
     assert_eq!(s.memory.index().visits() - before, 10 + 10);
     assert_eq!(s.stats().entries, 2000);
@@ -431,8 +469,10 @@ fn purge_records_are_pruned() {
 /// the write as acknowledged. Fills take their ticket, then read the version (their upstream
 /// request) and store it. Readers note the acknowledged version before each lookup; a hit
 /// older than that is a stale read. Fills race on a few keys so replacements happen too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_fills_never_outlive_an_overlapping_purge() {
+///
+/// Every purge kind given must cover the fills' entries (tenant "a", tag "x", target
+/// `/api/x?v=1`).
+async fn check_no_stale_reads(purge: Purge) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     const FILLERS: u64 = 3;
     const FILLS: u64 = 3000;
@@ -451,7 +491,7 @@ async fn concurrent_fills_never_outlive_an_overlapping_purge() {
                 tokio::task::yield_now().await;
                 let seen = version.load(Ordering::SeqCst).to_string();
                 tokio::task::yield_now().await;
-                let e = entry_named(Instant::now(), 10, &[("a", "x")], &seen);
+                let e = entry_at(Instant::now(), "a", "/api/x?v=1", &["x"], &seen);
                 s.store(key((f + n) % KEYS), &ticket, e).await;
             }
         }));
@@ -461,7 +501,7 @@ async fn concurrent_fills_never_outlive_an_overlapping_purge() {
         writers.push(tokio::spawn(async move {
             for _ in 0..WRITES {
                 let v = version.fetch_add(1, Ordering::SeqCst) + 1;
-                s.purge(&purge_one("a", "x")).await;
+                s.purge(&purge).await;
                 acked.store(v, Ordering::SeqCst);
                 tokio::task::yield_now().await;
             }
@@ -502,15 +542,55 @@ async fn concurrent_fills_never_outlive_an_overlapping_purge() {
         hits += h;
     }
     assert!(hits > 0, "the readers never hit, so they checked nothing");
+    // Soft-purged entries stay behind, but only as stale ones, which lookups never serve.
     for k in s.memory.keys() {
-        let Some(e) = s.memory.peek(&k) else { continue };
+        let Some(e) = s.lookup(&k, Instant::now()).await else {
+            continue;
+        };
         let v: u64 = e.readable_key.parse().unwrap_or(0);
         assert!(v >= WRITES, "entry of version {v} survived write {WRITES}");
     }
     check_index(&s);
     let left = s.stats().entries as usize;
-    assert_eq!(s.purge(&purge_one("a", "x")).await, left);
+    assert_eq!(s.purge(&purge_one("a", "x")).await.purged, left);
     assert_eq!(s.stats().entries, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_fills_never_outlive_an_overlapping_purge() {
+    let one = || TenantScope::One("a".into());
+    let none = || Purge::tags(one(), Vec::new());
+    check_no_stale_reads(purge_one("a", "x")).await;
+    check_no_stale_reads(Purge {
+        paths: vec!["/api/x".into()],
+        ..none()
+    })
+    .await;
+    check_no_stale_reads(Purge {
+        uris: vec!["/api/x?v=1".into()],
+        ..none()
+    })
+    .await;
+    check_no_stale_reads(Purge {
+        prefixes: vec!["/api/".into()],
+        ..none()
+    })
+    .await;
+    check_no_stale_reads(Purge {
+        all: true,
+        ..none()
+    })
+    .await;
+    check_no_stale_reads(Purge {
+        all: true,
+        ..Purge::tags(TenantScope::All, Vec::new())
+    })
+    .await;
+    check_no_stale_reads(Purge {
+        soft: true,
+        ..purge_one("a", "x")
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

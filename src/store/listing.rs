@@ -1,0 +1,109 @@
+//! Listing entries for the admin API: by tenant, by path prefix, or a bounded sample of all.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::memory::Listed;
+use super::{Key, TagKey, TenantScope, Tiered, TENANT_TAG};
+
+/// One stored entry as the admin API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryInfo {
+    pub readable_key: String,
+    /// "" = shared by all callers.
+    pub tenant: Arc<str>,
+    /// The normalized `path` or `path?query` the entry was filled from.
+    pub target: String,
+    pub status: u16,
+    /// Zero once the entry has expired (it stays listed until it is looked up or evicted).
+    pub ttl_left: Duration,
+    pub age: Duration,
+    /// The entry's weight in bytes (see [`super::CachedResponse::weight`]).
+    pub size: u64,
+    /// Tag names, without their tenant (which is `tenant` for every tag).
+    pub tags: Vec<String>,
+    /// Marked stale by a soft purge.
+    pub stale: bool,
+}
+
+impl Tiered {
+    /// Published entries of `tenant` (every tenant when None) whose path starts with `prefix`
+    /// (any path when None), sorted by target then readable key, at most `limit` of them.
+    ///
+    /// A tenant or prefix is answered from the indexes, so the cost follows what matches;
+    /// with neither, the cache is walked and the walk stops after `limit` entries, so which
+    /// entries are shown is then arbitrary.
+    pub async fn entries(
+        &self,
+        tenant: Option<&str>,
+        prefix: Option<&str>,
+        limit: usize,
+        now: Instant,
+    ) -> Vec<EntryInfo> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        let index = self.memory.index();
+        // Each candidate key comes with the tag it was found under; the index may name a key
+        // whose entry has since been replaced, so the entry must still carry that tag.
+        let tags: Vec<TagKey> = match (tenant, prefix) {
+            (Some(tenant), None) => vec![TagKey::new(tenant, TENANT_TAG)],
+            (_, Some(prefix)) => {
+                let scope = tenant.map_or(TenantScope::All, |t| TenantScope::One(Arc::from(t)));
+                index
+                    .path_tags(&scope, prefix)
+                    .into_iter()
+                    .map(|(tenant, tag)| TagKey { tenant, tag })
+                    .collect()
+            }
+            (None, None) => {
+                let listed = self.memory.list_any(limit);
+                return sorted(listed.iter().map(|l| info(l, now)).collect(), limit);
+            }
+        };
+        let mut seen: HashSet<Key> = HashSet::new();
+        let mut out = Vec::new();
+        for tag in &tags {
+            let scope = TenantScope::One(Arc::clone(&tag.tenant));
+            for key in index.keys(&scope, &tag.tag) {
+                if !seen.insert(key) {
+                    continue;
+                }
+                let Some(listed) = self.memory.listed(&key) else {
+                    continue;
+                };
+                if listed.entry.tags.contains(tag) {
+                    out.push(info(&listed, now));
+                }
+            }
+        }
+        sorted(out, limit)
+    }
+}
+
+fn sorted(mut out: Vec<EntryInfo>, limit: usize) -> Vec<EntryInfo> {
+    out.sort_by(|a, b| {
+        (&a.target, &a.readable_key, &a.tenant).cmp(&(&b.target, &b.readable_key, &b.tenant))
+    });
+    out.truncate(limit);
+    out
+}
+
+fn info(listed: &Listed, now: Instant) -> EntryInfo {
+    let entry = &listed.entry;
+    let age = entry.age(now);
+    EntryInfo {
+        readable_key: entry.readable_key.clone(),
+        tenant: Arc::clone(&entry.tenant),
+        target: entry.target.clone(),
+        status: entry.status.as_u16(),
+        ttl_left: entry.ttl.saturating_sub(age),
+        age,
+        size: listed.weight,
+        tags: entry.tags.iter().map(|t| t.tag.to_string()).collect(),
+        stale: listed.stale,
+    }
+}

@@ -32,10 +32,9 @@ use tokio::time::Instant;
 
 pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
-/// Implicit tag carried by every entry of a tenant, so a whole tenant can be purged by tag.
-pub const TENANT_TAG: &str = "*";
-/// Prefix of the implicit per-path tag, used to evict a URI's every variant (RFC 9111 §4.4).
-pub const PATH_TAG_PREFIX: &str = "path:";
+/// Implicit tags every entry carries: its whole tenant, and its path (so every variant of a
+/// URI can be evicted, RFC 9111 §4.4). The store's purges by tenant, path and prefix rely on them.
+pub use crate::store::{PATH_TAG_PREFIX, TENANT_TAG};
 
 /// The caching reverse proxy. Cheap to clone: fills run as tasks that hold their own handle.
 #[derive(Clone)]

@@ -234,12 +234,10 @@ async fn run_fill(
     match fetched {
         Ok(Fetched::Complete(parts, body, declared)) => {
             let mut tags = tags;
-            if let Some(tenant) = tags.first().map(|t| Arc::clone(&t.tenant)) {
-                for tag in declared {
-                    let tag = TagKey::new(Arc::clone(&tenant), tag);
-                    if !tags.contains(&tag) {
-                        tags.push(tag);
-                    }
+            for tag in declared {
+                let tag = TagKey::new(Arc::clone(&tenant), tag);
+                if !tags.contains(&tag) {
+                    tags.push(tag);
                 }
             }
             let entry = Arc::new(CachedResponse {

@@ -1,6 +1,7 @@
 //! The `cachegate` command: parse arguments, set up logging, load the config, run.
 
 use anyhow::Context;
+use cachegate::admin_client::{self, AdminClient, AdminCommand, ProgressLine, RunOutcome};
 use cachegate::config::Config;
 use cachegate::proxy::Proxy;
 use cachegate::server::{serve, ServeOptions};
@@ -23,6 +24,8 @@ enum Command {
     Serve(ConfigArg),
     /// Validate the config and print the resolved route table.
     Check(ConfigArg),
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 #[derive(Args)]
@@ -38,8 +41,11 @@ struct ConfigArg {
 const EXIT_BAD_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (Command::Serve(arg) | Command::Check(arg)) = &cli.command;
+    let (arg, serve) = match Cli::parse().command {
+        Command::Admin(command) => return admin(&command),
+        Command::Serve(arg) => (arg, true),
+        Command::Check(arg) => (arg, false),
+    };
     let config = match load_config(arg.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -47,19 +53,68 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    match cli.command {
-        Command::Check(_) => {
-            println!("{}: ok", config.source);
-            println!("{}", config.routes);
-            ExitCode::SUCCESS
+    if !serve {
+        println!("{}: ok", config.source);
+        println!("{}", config.routes);
+        return ExitCode::SUCCESS;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cachegate: {err:#}");
+            ExitCode::FAILURE
         }
-        Command::Serve(_) => match run(config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("cachegate: {err:#}");
-                ExitCode::FAILURE
-            }
-        },
+    }
+}
+
+/// The admin API URL when neither `--admin` nor `CACHEGATE_ADMIN_URL` gives one. Meant to become
+/// the config's `[admin] listen` address (through `admin_client::admin_url_for_listen`) once the
+/// config has an `[admin]` section; until then, the documented default.
+fn default_admin_url() -> String {
+    admin_client::DEFAULT_ADMIN_URL.to_string()
+}
+
+/// Runs an operator subcommand (`purge`, `stats`, `warm`, `entries`) against the admin API.
+fn admin(command: &AdminCommand) -> ExitCode {
+    let failed = |err: admin_client::AdminError| {
+        eprintln!("cachegate: {err}");
+        if err.is_usage() {
+            ExitCode::from(EXIT_BAD_CONFIG)
+        } else {
+            ExitCode::FAILURE
+        }
+    };
+    let args = command.admin();
+    let url = args.url.clone().unwrap_or_else(default_admin_url);
+    let client = match admin_client::resolve_token(args)
+        .and_then(|token| AdminClient::new(&url, &token, args.timeout))
+    {
+        Ok(client) => client,
+        Err(err) => return failed(err),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cachegate: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    use std::io::IsTerminal;
+    let stderr = std::io::stderr();
+    let mut progress = ProgressLine::new(stderr.lock(), stderr.is_terminal());
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(admin_client::run(
+        &client,
+        command,
+        &mut stdout,
+        &mut progress,
+    )) {
+        Ok(RunOutcome::Success) => ExitCode::SUCCESS,
+        Ok(RunOutcome::Partial) => ExitCode::FAILURE,
+        Err(err) => failed(err),
     }
 }
 

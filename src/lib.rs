@@ -3,6 +3,7 @@
 //! ARCHITECTURE.md is the map. Modules are declared in reading order: pure policy first,
 //! then the stores, then the IO edges and the pipeline that joins them.
 
+pub mod admin_client;
 pub mod body;
 pub mod config;
 pub mod error;

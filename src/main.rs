@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use cachegate::admin::Admin;
+use cachegate::admin_client::{self, AdminClient, AdminCommand, ProgressLine, RunOutcome};
 use cachegate::config::{Config, SecretSource};
 use cachegate::webhook::{Secrets, Verifier};
 use cachegate::proxy::Proxy;
@@ -25,6 +26,8 @@ enum Command {
     Serve(ConfigArg),
     /// Validate the config and print the resolved route table.
     Check(ConfigArg),
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 #[derive(Args)]
@@ -35,13 +38,16 @@ struct ConfigArg {
     config: Option<PathBuf>,
 }
 
-/// Exit status for a config that cannot be used (EX_CONFIG is 78, but 64 = EX_USAGE is what
-/// operators' scripts here expect for "fix your input").
+/// Exit status when the input must be fixed: a config that cannot be used, or bad operator
+/// arguments (64 is EX_USAGE from sysexits.h).
 const EXIT_BAD_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let (Command::Serve(arg) | Command::Check(arg)) = &cli.command;
+    let (arg, serve) = match Cli::parse().command {
+        Command::Admin(command) => return admin(&command),
+        Command::Serve(arg) => (arg, true),
+        Command::Check(arg) => (arg, false),
+    };
     let config = match load_config(arg.config.as_deref()) {
         Ok(config) => config,
         Err(err) => {
@@ -49,19 +55,75 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    match cli.command {
-        Command::Check(_) => {
-            println!("{config}");
-            println!("{}: ok", config.source);
-            ExitCode::SUCCESS
+    if !serve {
+        println!("{config}");
+        println!("{}: ok", config.source);
+        return ExitCode::SUCCESS;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cachegate: {err:#}");
+            ExitCode::FAILURE
         }
-        Command::Serve(_) => match run(config) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("cachegate: {err:#}");
-                ExitCode::FAILURE
-            }
-        },
+    }
+}
+
+/// The admin API URL when neither `--admin` nor `CACHEGATE_ADMIN_URL` gives one: the `[admin]
+/// listen` address of the config `serve` would use (`CACHEGATE_CONFIG` or ./proxy.toml), else
+/// the documented default.
+fn default_admin_url() -> String {
+    let path = std::env::var_os("CACHEGATE_CONFIG").map(PathBuf::from);
+    load_config(path.as_deref())
+        .ok()
+        .and_then(|config| config.admin)
+        .map_or_else(
+            || admin_client::DEFAULT_ADMIN_URL.to_string(),
+            |admin| admin_client::admin_url_for_listen(admin.listen),
+        )
+}
+
+/// Runs an operator subcommand (`purge`, `stats`, `warm`, `entries`) against the admin API.
+fn admin(command: &AdminCommand) -> ExitCode {
+    let failed = |err: admin_client::AdminError| {
+        eprintln!("cachegate: {err}");
+        if err.is_usage() {
+            ExitCode::from(EXIT_BAD_CONFIG)
+        } else {
+            ExitCode::FAILURE
+        }
+    };
+    let args = command.admin();
+    let url = args.url.clone().unwrap_or_else(default_admin_url);
+    let client = match admin_client::resolve_token(args)
+        .and_then(|token| AdminClient::new(&url, &token, args.timeout))
+    {
+        Ok(client) => client,
+        Err(err) => return failed(err),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cachegate: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    use std::io::IsTerminal;
+    let stderr = std::io::stderr();
+    let mut progress = ProgressLine::new(stderr.lock(), stderr.is_terminal());
+    let mut stdout = std::io::stdout().lock();
+    match runtime.block_on(admin_client::run(
+        &client,
+        command,
+        &mut stdout,
+        &mut progress,
+    )) {
+        Ok(RunOutcome::Success) => ExitCode::SUCCESS,
+        Ok(RunOutcome::Partial) => ExitCode::FAILURE,
+        Err(err) => failed(err),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod invalidation;
 pub mod policy;
 pub mod proxy;
 pub mod server;
@@ -13,3 +14,4 @@ pub mod single_flight;
 pub mod stats;
 pub mod store;
 pub mod upstream;
+pub mod webhook;

@@ -1,17 +1,24 @@
 //! cachegate: a read-through caching reverse proxy for multi-tenant REST APIs.
 //!
-//! ARCHITECTURE.md is the map. Modules are declared in reading order: pure policy first,
-//! then the stores, then the IO edges and the pipeline that joins them.
+//! ARCHITECTURE.md is the map. Modules are declared in reading order: configuration and pure
+//! policy first, then the stores and coalescing, then the IO edges and the pipeline that joins
+//! them, then the operator surfaces.
 
-pub mod admin_client;
-pub mod body;
 pub mod config;
 pub mod error;
 pub mod policy;
-pub mod proxy;
-pub mod server;
+
+pub mod invalidation;
 pub mod single_flight;
-pub mod stats;
 pub mod store;
+pub mod webhook;
+
+pub mod body;
+pub mod server;
+pub mod stats;
 pub mod upstream;
+
+pub mod proxy;
+
 pub mod admin;
+pub mod admin_client;

@@ -8,6 +8,7 @@ use crate::body::ProxyBody;
 use crate::invalidation::{PurgeRequest, TenantSel};
 use crate::store::{Purge, TenantScope};
 use crate::upstream::ClientInfo;
+use crate::webhook::SIGNATURE_HEADER;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
@@ -19,8 +20,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 
-/// The header carrying the webhook signature: `t=<unix seconds>,v1=<hex hmac-sha256>`.
-pub const SIGNATURE_HEADER: &str = "cachegate-signature";
 
 /// A `POST /warm` request.
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,307 @@
+//! Webhook authentication: the `Cachegate-Signature` header, its HMAC check and replay memory.
+//!
+//! The backend signs `"<t>.<raw body>"` with HMAC-SHA256 under a shared secret and sends
+//! `Cachegate-Signature: t=<unix seconds>,v1=<hex>`. Several `v1` values may be sent and several
+//! secrets configured, so a secret can be rotated without a moment where the two sides disagree.
+//! Secrets never leave this module in any printable form.
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[cfg(test)]
+mod tests;
+
+/// The header name, lower-case so it can be given to `HeaderName::from_static`.
+pub const SIGNATURE_HEADER: &str = "cachegate-signature";
+
+/// How far a signature's timestamp may be from now, when the config does not say.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
+
+/// The most signatures remembered for replay protection at once.
+pub const MAX_REMEMBERED: usize = 100_000;
+
+/// The most `v1` values read from one header; more is refused as malformed.
+const MAX_CANDIDATES: usize = 16;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The SHA-256 block size, which is the key length HMAC works with.
+const BLOCK: usize = 64;
+
+/// A SHA-256 MAC.
+type Tag = [u8; 32];
+
+/// The webhook secrets currently accepted; the first one is the one to sign with.
+#[derive(Clone)]
+pub struct Secrets(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({} redacted)", self.0.len())
+    }
+}
+
+impl Secrets {
+    /// Comma-separated list from an env var or file content; whitespace around items trimmed; empty items ignored; none -> error.
+    pub fn parse(list: &str) -> Result<Secrets, String> {
+        let secrets: Vec<Vec<u8>> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        if secrets.is_empty() {
+            return Err("no webhook secret given".to_owned());
+        }
+        Ok(Secrets(secrets))
+    }
+
+    /// How many secrets are accepted.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false: parsing refuses an empty list.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A header value carrying one `v1` per secret, so a receiver holding any of them accepts it.
+    pub fn sign_all(&self, body: &[u8], t_unix: u64) -> String {
+        let mut out = format!("t={t_unix}");
+        for secret in &self.0 {
+            out.push_str(",v1=");
+            out.push_str(&hex::encode(mac(secret, &t_unix.to_string(), body)));
+        }
+        out
+    }
+}
+
+/// Why a webhook request was not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigError {
+    /// No signature header, or an empty one.
+    Missing,
+    /// The header is not `t=<digits>,v1=<64 hex>[,v1=...]`.
+    Malformed,
+    /// The timestamp is further from now than the replay window, either way.
+    Expired,
+    /// No `v1` value matches the body under any configured secret.
+    Mismatch,
+    /// The signature was already accepted within the window, or the replay memory is full.
+    Replayed,
+}
+
+impl SigError {
+    /// A stable kebab-case label for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SigError::Missing => "missing",
+            SigError::Malformed => "malformed",
+            SigError::Expired => "expired",
+            SigError::Mismatch => "mismatch",
+            SigError::Replayed => "replayed",
+        }
+    }
+}
+
+impl std::fmt::Display for SigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SigError::Missing => "missing Cachegate-Signature header",
+            SigError::Malformed => "malformed Cachegate-Signature header",
+            SigError::Expired => "signature timestamp outside the replay window",
+            SigError::Mismatch => "signature does not match",
+            SigError::Replayed => "signature already used",
+        })
+    }
+}
+
+impl std::error::Error for SigError {}
+
+/// Checks webhook signatures and remembers the accepted ones until they expire.
+pub struct Verifier {
+    secrets: Secrets,
+    window: Duration,
+    cap: usize,
+    /// Accepted signatures as (timestamp, MAC), ordered so the oldest are pruned first.
+    seen: Mutex<BTreeSet<(u64, Tag)>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("secrets", &self.secrets)
+            .field("window", &self.window)
+            .field("remembered", &self.remembered())
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// A verifier accepting any of `secrets`, for timestamps within `window` of now.
+    pub fn new(secrets: Secrets, window: Duration) -> Verifier {
+        Verifier::with_cap(secrets, window, MAX_REMEMBERED)
+    }
+
+    fn with_cap(secrets: Secrets, window: Duration, cap: usize) -> Verifier {
+        Verifier {
+            secrets,
+            window,
+            cap,
+            seen: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// `header` = the Cachegate-Signature value, `now_unix` = current unix seconds (passed in, so tests control time).
+    /// On success the signature is remembered until it leaves the window, so a second identical request is Replayed.
+    pub fn verify(&self, header: Option<&str>, body: &[u8], now_unix: u64) -> Result<(), SigError> {
+        let header = header.map(str::trim).unwrap_or("");
+        if header.is_empty() {
+            return Err(SigError::Missing);
+        }
+        let parsed = parse_header(header)?;
+        let window = self.window.as_secs();
+        if now_unix.abs_diff(parsed.t) > window {
+            return Err(SigError::Expired);
+        }
+        let matched = self
+            .secrets
+            .0
+            .iter()
+            .map(|secret| mac(secret, parsed.t_text, body))
+            .find(|expected| {
+                parsed
+                    .candidates
+                    .iter()
+                    .any(|given| bool::from(expected.ct_eq(given)))
+            })
+            .ok_or(SigError::Mismatch)?;
+        self.remember(parsed.t, matched, now_unix)
+    }
+
+    /// How many accepted signatures are currently remembered.
+    pub fn remembered(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Records an accepted signature, refusing one already recorded.
+    ///
+    /// The key is the MAC that matched, not the header text, so re-spelling the same signature
+    /// (upper-case hex, extra `v1` values, other spacing) is still a replay.
+    fn remember(&self, t: u64, tag: Tag, now_unix: u64) -> Result<(), SigError> {
+        let window = self.window.as_secs();
+        // The set only ever gains or loses whole entries, so it is consistent even after a
+        // panic elsewhere poisoned the lock.
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some(&(oldest, _)) = seen.first() {
+            if oldest.saturating_add(window) >= now_unix {
+                break;
+            }
+            seen.pop_first();
+        }
+        if seen.contains(&(t, tag)) {
+            return Err(SigError::Replayed);
+        }
+        // Only holders of a secret can mint new valid signatures, so reaching the cap means the
+        // backend itself sent that many within one window. Refusing keeps memory bounded without
+        // forgetting a live signature, which would reopen it to replay; the backend retries later.
+        if seen.len() >= self.cap {
+            return Err(SigError::Replayed);
+        }
+        seen.insert((t, tag));
+        Ok(())
+    }
+}
+
+/// The header value for a body, as the backend integrations compute it (used by tests and the CLI).
+pub fn sign(secret: &[u8], body: &[u8], t_unix: u64) -> String {
+    let tag = mac(secret, &t_unix.to_string(), body);
+    format!("t={t_unix},v1={}", hex::encode(tag))
+}
+
+/// A parsed signature header.
+struct Parsed<'a> {
+    t: u64,
+    /// The timestamp exactly as sent, which is what was signed.
+    t_text: &'a str,
+    candidates: Vec<Tag>,
+}
+
+/// Reads `t=<digits>,v1=<hex>[,v1=<hex>...]`; other keys are ignored so new schemes can be
+/// added beside `v1` without breaking older proxies.
+fn parse_header(header: &str) -> Result<Parsed<'_>, SigError> {
+    let mut t: Option<(u64, &str)> = None;
+    let mut candidates = Vec::new();
+    for item in header.split(',') {
+        let (key, value) = item.trim().split_once('=').ok_or(SigError::Malformed)?;
+        match key.trim() {
+            "t" => {
+                if t.is_some() {
+                    return Err(SigError::Malformed);
+                }
+                t = Some((timestamp(value.trim())?, value.trim()));
+            }
+            "v1" => {
+                if candidates.len() == MAX_CANDIDATES {
+                    return Err(SigError::Malformed);
+                }
+                let mut tag = [0u8; 32];
+                hex::decode_to_slice(value.trim(), &mut tag).map_err(|_| SigError::Malformed)?;
+                candidates.push(tag);
+            }
+            _ => {}
+        }
+    }
+    match t {
+        Some((t, t_text)) if !candidates.is_empty() => Ok(Parsed {
+            t,
+            t_text,
+            candidates,
+        }),
+        _ => Err(SigError::Malformed),
+    }
+}
+
+/// Plain decimal digits only: no sign and no leading zero, so the signed text has one spelling.
+fn timestamp(text: &str) -> Result<u64, SigError> {
+    let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let leading_zero = text.len() > 1 && text.starts_with('0');
+    if !digits_only || leading_zero {
+        return Err(SigError::Malformed);
+    }
+    text.parse().map_err(|_| SigError::Malformed)
+}
+
+/// HMAC-SHA256 of `"<t>.<body>"` under `secret`.
+fn mac(secret: &[u8], t_text: &str, body: &[u8]) -> Tag {
+    let mut mac = keyed(secret);
+    mac.update(t_text.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize().into_bytes().into()
+}
+
+/// An HMAC instance for a key of any length.
+///
+/// The key is brought to the block size the way RFC 2104 defines it (hashed when longer,
+/// zero-padded when shorter), which is exactly what HMAC does internally; doing it here lets
+/// the fixed-size constructor be used, which cannot fail.
+fn keyed(secret: &[u8]) -> HmacSha256 {
+    let mut key = hmac::digest::Key::<HmacSha256>::default();
+    if secret.len() > BLOCK {
+        let digest = Sha256::digest(secret);
+        key[..digest.len()].copy_from_slice(&digest);
+    } else {
+        key[..secret.len()].copy_from_slice(secret);
+    }
+    <HmacSha256 as KeyInit>::new(&key)
+}

@@ -1,0 +1,362 @@
+//! Tests for signature verification, secret rotation and replay protection.
+
+use super::*;
+
+const NOW: u64 = 1_700_000_000;
+const BODY: &[u8] = br#"{"tenant":"42","tags":["rooms"]}"#;
+
+fn verifier(secrets: &str) -> Verifier {
+    let secrets = Secrets::parse(secrets).unwrap_or_else(|e| panic!("{e}"));
+    Verifier::new(secrets, DEFAULT_WINDOW)
+}
+
+/// Verifies `header` for `body` at `now` with a fresh verifier holding `secrets`.
+fn check(secrets: &str, header: Option<&str>, body: &[u8], now: u64, want: Result<(), SigError>) {
+    let got = verifier(secrets).verify(header, body, now);
+    assert_eq!(got, want, "header {header:?} at {now}");
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+#[test]
+fn hmac_matches_rfc_4231() {
+    // Test case 2 (short key) and test case 6 (key longer than the block, hashed first).
+    let cases: [(&[u8], &[u8], &str); 2] = [
+        (
+            b"Jefe",
+            b"what do ya want for nothing?",
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        ),
+        (
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+        ),
+    ];
+    for (key, data, want) in cases {
+        let mut m = keyed(key);
+        m.update(data);
+        assert_eq!(hex_of(&m.finalize().into_bytes()), want);
+    }
+}
+
+#[test]
+fn exact_block_key_is_used_as_is() {
+    // A 64-byte key must not be hashed; compare with a key one byte longer, which is.
+    let key = [7u8; 64];
+    let long = [7u8; 65];
+    assert_ne!(sign(&key, BODY, NOW), sign(&long, BODY, NOW));
+}
+
+#[test]
+fn sign_has_the_documented_shape() {
+    let header = sign(b"s3cret", BODY, NOW);
+    let (t, v1) = header
+        .split_once(",v1=")
+        .unwrap_or_else(|| panic!("{header}"));
+    assert_eq!(t, format!("t={NOW}"));
+    assert_eq!(v1.len(), 64);
+    assert!(v1
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+}
+
+#[test]
+fn good_signature_is_accepted() {
+    check(
+        "s3cret",
+        Some(&sign(b"s3cret", BODY, NOW)),
+        BODY,
+        NOW,
+        Ok(()),
+    );
+    check("s3cret", Some(&sign(b"s3cret", b"", NOW)), b"", NOW, Ok(()));
+}
+
+#[test]
+fn tampered_body_is_mismatch() {
+    let header = sign(b"s3cret", BODY, NOW);
+    check(
+        "s3cret",
+        Some(&header),
+        br#"{"tenant":"43","tags":["rooms"]}"#,
+        NOW,
+        Err(SigError::Mismatch),
+    );
+}
+
+#[test]
+fn tampered_timestamp_is_mismatch() {
+    let header = sign(b"s3cret", BODY, NOW).replacen(&NOW.to_string(), &(NOW + 1).to_string(), 1);
+    check("s3cret", Some(&header), BODY, NOW, Err(SigError::Mismatch));
+}
+
+#[test]
+fn wrong_secret_is_mismatch() {
+    check(
+        "other",
+        Some(&sign(b"s3cret", BODY, NOW)),
+        BODY,
+        NOW,
+        Err(SigError::Mismatch),
+    );
+}
+
+#[test]
+fn second_secret_in_rotation_is_accepted() {
+    check(
+        "new-one, old-one",
+        Some(&sign(b"old-one", BODY, NOW)),
+        BODY,
+        NOW,
+        Ok(()),
+    );
+    check(
+        "new-one, old-one",
+        Some(&sign(b"new-one", BODY, NOW)),
+        BODY,
+        NOW,
+        Ok(()),
+    );
+}
+
+#[test]
+fn sign_all_carries_every_secret() {
+    let sender = Secrets::parse("a,b").unwrap_or_else(|e| panic!("{e}"));
+    let header = sender.sign_all(BODY, NOW);
+    assert_eq!(header.matches("v1=").count(), 2);
+    check("b", Some(&header), BODY, NOW, Ok(()));
+    check("a", Some(&header), BODY, NOW, Ok(()));
+}
+
+#[test]
+fn window_edges_are_inclusive() {
+    let window = DEFAULT_WINDOW.as_secs();
+    let header = sign(b"k", BODY, NOW);
+    check("k", Some(&header), BODY, NOW + window, Ok(()));
+    check("k", Some(&header), BODY, NOW - window, Ok(()));
+}
+
+#[test]
+fn too_old_is_expired() {
+    let header = sign(b"k", BODY, NOW);
+    check(
+        "k",
+        Some(&header),
+        BODY,
+        NOW + DEFAULT_WINDOW.as_secs() + 1,
+        Err(SigError::Expired),
+    );
+    check(
+        "k",
+        Some(&sign(b"k", BODY, 0)),
+        BODY,
+        NOW,
+        Err(SigError::Expired),
+    );
+}
+
+#[test]
+fn too_far_in_the_future_is_expired() {
+    let header = sign(b"k", BODY, NOW);
+    check(
+        "k",
+        Some(&header),
+        BODY,
+        NOW - DEFAULT_WINDOW.as_secs() - 1,
+        Err(SigError::Expired),
+    );
+    check(
+        "k",
+        Some(&sign(b"k", BODY, u64::MAX)),
+        BODY,
+        NOW,
+        Err(SigError::Expired),
+    );
+}
+
+#[test]
+fn replay_is_refused() {
+    let v = verifier("k");
+    let header = sign(b"k", BODY, NOW);
+    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(()));
+    assert_eq!(
+        v.verify(Some(&header), BODY, NOW + 10),
+        Err(SigError::Replayed)
+    );
+    // The same signature spelled differently is still the same signature.
+    let upper = header
+        .replace("v1=", "V1=")
+        .to_uppercase()
+        .replace("V1=", "v1=")
+        .replace("T=", "t=");
+    assert_eq!(
+        v.verify(Some(&upper), BODY, NOW + 11),
+        Err(SigError::Replayed)
+    );
+    let padded = format!(
+        "t={NOW}, v1={}, v1={}",
+        "0".repeat(64),
+        &header[header.len() - 64..]
+    );
+    assert_eq!(
+        v.verify(Some(&padded), BODY, NOW + 12),
+        Err(SigError::Replayed)
+    );
+    // A fresh timestamp is a fresh signature.
+    assert_eq!(
+        v.verify(Some(&sign(b"k", BODY, NOW + 1)), BODY, NOW + 12),
+        Ok(())
+    );
+    assert_eq!(v.remembered(), 2);
+}
+
+#[test]
+fn refused_requests_are_not_remembered() {
+    let v = verifier("k");
+    let header = sign(b"k", BODY, NOW);
+    assert_eq!(
+        v.verify(Some(&header), b"tampered", NOW),
+        Err(SigError::Mismatch)
+    );
+    assert_eq!(v.remembered(), 0);
+    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(()));
+}
+
+#[test]
+fn expired_signatures_are_pruned() {
+    let v = verifier("k");
+    let window = DEFAULT_WINDOW.as_secs();
+    for i in 0..5 {
+        let header = sign(b"k", BODY, NOW + i);
+        assert_eq!(v.verify(Some(&header), BODY, NOW + i), Ok(()));
+    }
+    assert_eq!(v.remembered(), 5);
+    // At NOW + window + 3, the ones signed at NOW..=NOW+2 have left the window.
+    let header = sign(b"k", BODY, NOW + window + 3);
+    assert_eq!(v.verify(Some(&header), BODY, NOW + window + 3), Ok(()));
+    assert_eq!(v.remembered(), 3);
+}
+
+#[test]
+fn full_memory_refuses_new_signatures() {
+    let secrets = Secrets::parse("k").unwrap_or_else(|e| panic!("{e}"));
+    let v = Verifier::with_cap(secrets, DEFAULT_WINDOW, 3);
+    for i in 0..3 {
+        assert_eq!(
+            v.verify(Some(&sign(b"k", BODY, NOW + i)), BODY, NOW),
+            Ok(())
+        );
+    }
+    assert_eq!(
+        v.verify(Some(&sign(b"k", BODY, NOW + 3)), BODY, NOW),
+        Err(SigError::Replayed)
+    );
+    // Once the old ones expire there is room again.
+    let later = NOW + DEFAULT_WINDOW.as_secs() + 3;
+    assert_eq!(
+        v.verify(Some(&sign(b"k", BODY, later)), BODY, later),
+        Ok(())
+    );
+    assert_eq!(v.remembered(), 1);
+}
+
+#[test]
+fn missing_header_is_missing() {
+    check("k", None, BODY, NOW, Err(SigError::Missing));
+    check("k", Some(""), BODY, NOW, Err(SigError::Missing));
+    check("k", Some("  "), BODY, NOW, Err(SigError::Missing));
+}
+
+#[test]
+fn malformed_headers_are_malformed() {
+    let good = sign(b"k", BODY, NOW);
+    let v1 = &good[good.len() - 64..];
+    let cases = [
+        format!("v1={v1}"),                                   // missing t
+        format!("t={NOW}"),                                   // missing v1
+        format!("t={NOW},v1="),                               // empty v1
+        format!("t={NOW},v1={}", "zz".repeat(32)),            // non-hex
+        format!("t={NOW},v1={}", &v1[..62]),                  // short
+        format!("t={NOW},v1={v1}00"),                         // long
+        format!("t=abc,v1={v1}"),                             // non-numeric t
+        format!("t=-5,v1={v1}"),                              // signed t
+        format!("t=+{NOW},v1={v1}"),                          // signed t
+        format!("t=0{NOW},v1={v1}"),                          // leading zero
+        format!("t=,v1={v1}"),                                // empty t
+        format!("t=99999999999999999999999,v1={v1}"),         // overflow
+        format!("t={NOW},t={NOW},v1={v1}"),                   // duplicated t
+        format!("t={NOW},v1={v1},"),                          // trailing comma
+        format!("t={NOW};v1={v1}"),                           // wrong separator
+        format!("t={NOW},{v1}"),                              // item without key
+        format!("t={NOW}{}", format!(",v1={v1}").repeat(17)), // too many candidates
+    ];
+    for header in &cases {
+        check("k", Some(header), BODY, NOW, Err(SigError::Malformed));
+    }
+}
+
+#[test]
+fn several_v1_values_where_one_matches() {
+    let good = sign(b"k", BODY, NOW);
+    let v1 = &good[good.len() - 64..];
+    let other = sign(b"other", BODY, NOW);
+    let other_v1 = &other[other.len() - 64..];
+    let header = format!("t={NOW},v1={other_v1},v1={v1}");
+    check("k", Some(&header), BODY, NOW, Ok(()));
+    let header = format!("t={NOW},v1={other_v1},v1={other_v1}");
+    check("k", Some(&header), BODY, NOW, Err(SigError::Mismatch));
+}
+
+#[test]
+fn spacing_and_unknown_schemes_are_tolerated() {
+    let good = sign(b"k", BODY, NOW);
+    let v1 = &good[good.len() - 64..];
+    check(
+        "k",
+        Some(&format!(" v1={v1} , v0=abc, t={NOW} ")),
+        BODY,
+        NOW,
+        Ok(()),
+    );
+    check(
+        "k",
+        Some(&format!("t={NOW},v1={}", v1.to_uppercase())),
+        BODY,
+        NOW,
+        Ok(()),
+    );
+}
+
+#[test]
+fn secrets_list_is_trimmed_and_needs_one() {
+    let parsed = |s: &str| Secrets::parse(s).map(|s| s.0);
+    assert_eq!(parsed(" a , b,,"), Ok(vec![b"a".to_vec(), b"b".to_vec()]));
+    assert_eq!(parsed("a\n"), Ok(vec![b"a".to_vec()]));
+    assert_eq!(parsed(""), Err("no webhook secret given".to_owned()));
+    assert_eq!(parsed(" , ,\n"), Err("no webhook secret given".to_owned()));
+}
+
+#[test]
+fn secrets_are_never_printed() {
+    let secrets = Secrets::parse("hunter2-secret,other-secret").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(format!("{secrets:?}"), "Secrets(2 redacted)");
+    let v = Verifier::new(secrets, DEFAULT_WINDOW);
+    let printed = format!("{v:?}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("other-secret"),
+        "{printed}"
+    );
+    for e in [
+        SigError::Missing,
+        SigError::Malformed,
+        SigError::Expired,
+        SigError::Mismatch,
+        SigError::Replayed,
+    ] {
+        assert!(!e.to_string().contains("hunter2"));
+        assert!(!e.as_str().is_empty());
+    }
+}

@@ -202,7 +202,9 @@ impl Admin {
                         StatusCode::BAD_REQUEST,
                         &error_body(
                             "bad_request",
-                            &format!("unknown parameter {other:?}; expected tenant, prefix or limit"),
+                            &format!(
+                                "unknown parameter {other:?}; expected tenant, prefix or limit"
+                            ),
                         ),
                     )
                 }

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 
-
 /// A `POST /warm` request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +80,10 @@ impl Proxy {
             tracing::warn!("webhook refused: no webhook secret is configured");
             return json(
                 StatusCode::UNAUTHORIZED,
-                &error_body("unauthorized", "no webhook secret is configured on this instance"),
+                &error_body(
+                    "unauthorized",
+                    "no webhook secret is configured on this instance",
+                ),
             );
         };
         let signature = parts
@@ -167,7 +169,13 @@ impl Proxy {
         let host = request
             .host
             .clone()
-            .or_else(|| config.server.hosts.as_ref().and_then(|h| h.first().cloned()))
+            .or_else(|| {
+                config
+                    .server
+                    .hosts
+                    .as_ref()
+                    .and_then(|h| h.first().cloned())
+            })
             .unwrap_or_else(|| "localhost".to_string());
         let concurrency = request
             .concurrency
@@ -185,7 +193,9 @@ impl Proxy {
                     host.clone(),
                 );
                 let i = next;
-                tasks.spawn(async move { (i, proxy.warm_one(path, tenant.as_deref(), &host).await) });
+                tasks.spawn(
+                    async move { (i, proxy.warm_one(path, tenant.as_deref(), &host).await) },
+                );
                 next += 1;
             }
             if let Some(Ok((i, warmed))) = tasks.join_next().await {
@@ -284,10 +294,19 @@ pub(crate) async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, Respo
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(json(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &error_body("payload_too_large", &format!("the body exceeds {limit} bytes")),
-        )),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &error_body(
+                    "payload_too_large",
+                    &format!("the body exceeds {limit} bytes"),
+                ),
+            ))
+        }
         Err(_) => Err(json(
             StatusCode::BAD_REQUEST,
             &error_body("bad_request", "the request body could not be read"),

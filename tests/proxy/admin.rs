@@ -25,16 +25,28 @@ async fn every_endpoint_but_healthz_needs_the_token() {
         (Method::POST, "/warm"),
         (Method::GET, "/entries"),
     ] {
-        for headers in [vec![], vec![("authorization", "Bearer wrong")], vec![("authorization", ADMIN_TOKEN)]] {
+        for headers in [
+            vec![],
+            vec![("authorization", "Bearer wrong")],
+            vec![("authorization", ADMIN_TOKEN)],
+        ] {
             let answer = admin
-                .send(method.clone(), path, &headers, r#"{"tenant": "*", "all": true}"#)
+                .send(
+                    method.clone(),
+                    path,
+                    &headers,
+                    r#"{"tenant": "*", "all": true}"#,
+                )
                 .await;
             assert_eq!(answer.status, 401, "{method} {path} {headers:?}");
             assert_eq!(answer.json()["error"], "unauthorized");
         }
     }
     // Nothing was purged by the refused calls.
-    assert_eq!(client.get("/api/faculty/", ORG42).await.cache_status(), "cachegate; hit");
+    assert_eq!(
+        client.get("/api/faculty/", ORG42).await.cache_status(),
+        "cachegate; hit"
+    );
 }
 
 #[tokio::test]
@@ -55,41 +67,59 @@ async fn stats_count_hits_misses_per_route_and_tenant() {
     assert!((s["hit_ratio"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
     let route = &s["routes"][0];
     assert_eq!(route["path"], "/api/faculty/");
-    assert_eq!((route["hits"].as_u64(), route["misses"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (route["hits"].as_u64(), route["misses"].as_u64()),
+        (Some(1), Some(2))
+    );
     let tenants = s["tenants"].as_array().unwrap();
     let t42 = tenants.iter().find(|t| t["tenant"] == "42").unwrap();
-    assert_eq!((t42["hits"].as_u64(), t42["misses"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (t42["hits"].as_u64(), t42["misses"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[tokio::test]
 async fn admin_purge_takes_the_webhook_body() {
     let (_origin, proxy, client) = setup().await;
     client.get("/api/faculty/", ORG42).await;
-    let answer = proxy.admin(Method::POST, "/purge", r#"{"tenant": "42", "tags": ["faculty"]}"#).await;
+    let answer = proxy
+        .admin(
+            Method::POST,
+            "/purge",
+            r#"{"tenant": "42", "tags": ["faculty"]}"#,
+        )
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.json()["purged"], 1);
-    let bad = proxy.admin(Method::POST, "/purge", r#"{"tenant": 42}"#).await;
+    let bad = proxy
+        .admin(Method::POST, "/purge", r#"{"tenant": 42}"#)
+        .await;
     assert_eq!(bad.status, 400);
-    let all = proxy.admin(Method::POST, "/purge", r#"{"tenant": "*", "all": true}"#).await;
+    let all = proxy
+        .admin(Method::POST, "/purge", r#"{"tenant": "*", "all": true}"#)
+        .await;
     assert_eq!(all.status, 200);
 }
 
 #[tokio::test]
 async fn warm_then_hit() {
     let (origin, proxy, client) = setup().await;
-    let answer = proxy
-        .admin(
-            Method::POST,
-            "/warm",
-            r#"{"tenant": "42", "paths": ["/api/faculty/", "/api/faculty/1/", "/api/faculty/2/", "/api/unknown/"], "concurrency": 2}"#,
-        )
-        .await;
+    // The host is part of the key, so warm for the name clients use.
+    let body = format!(
+        r#"{{"tenant": "42", "host": "{}", "paths": ["/api/faculty/", "/api/faculty/1/", "/api/faculty/2/", "/api/unknown/"], "concurrency": 2}}"#,
+        proxy.addr
+    );
+    let answer = proxy.admin(Method::POST, "/warm", &body).await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let report = answer.json();
     assert_eq!(report["done"], 3);
     assert_eq!(report["failed"], 1);
     assert_eq!(report["results"][3]["path"], "/api/unknown/");
-    assert!(report["results"][3]["error"].as_str().unwrap().contains("no-route"));
+    assert!(report["results"][3]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no-route"));
     let hits_before = origin.hits();
     for path in ["/api/faculty/", "/api/faculty/1/", "/api/faculty/2/"] {
         let answer = client.get(path, ORG42).await;
@@ -106,17 +136,26 @@ async fn entries_list_readable_keys_by_tenant_and_prefix() {
     client.get("/api/faculty/12/", ORG42).await;
     client.get("/api/departments/", ORG42).await;
     client.get("/api/faculty/", &[("x-org-id", "7")]).await;
-    let answer = proxy.admin(Method::GET, "/entries?tenant=42&prefix=/api/faculty/", "").await;
+    let answer = proxy
+        .admin(Method::GET, "/entries?tenant=42&prefix=/api/faculty/", "")
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     let entries = answer.json()["entries"].as_array().unwrap().clone();
-    let targets: Vec<&str> = entries.iter().map(|e| e["target"].as_str().unwrap()).collect();
+    let targets: Vec<&str> = entries
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
     assert_eq!(targets, ["/api/faculty/", "/api/faculty/12/"]);
     let detail = &entries[1];
     assert_eq!(detail["tenant"], "42");
     assert!(detail["key"].as_str().unwrap().contains("/api/faculty/12/"));
     assert!(detail["ttl_left_secs"].as_u64().unwrap() > 3000);
     assert!(detail["size"].as_u64().unwrap() > 0);
-    assert!(detail["tags"].as_array().unwrap().iter().any(|t| t == "faculty:12"));
+    assert!(detail["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t == "faculty:12"));
     let all = proxy.admin(Method::GET, "/entries?limit=2", "").await;
     assert_eq!(all.json()["entries"].as_array().unwrap().len(), 2);
     let bad = proxy.admin(Method::GET, "/entries?colour=red", "").await;

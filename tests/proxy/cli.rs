@@ -98,3 +98,89 @@ fn version_and_help() {
     assert_eq!(code, 0);
     assert!(stdout.contains("serve") && stdout.contains("check"));
 }
+
+/// The operator subcommands against a real running instance's admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_stats_and_warm_talk_to_the_admin_api() {
+    use crate::support::client::TestClient;
+    use crate::support::origin::Origin;
+    use crate::support::{TestProxy, ADMIN_TOKEN, BASE_CONFIG};
+    let origin = Origin::start().await;
+    let proxy = TestProxy::start(BASE_CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let admin = proxy.admin_url();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_cachegate"))
+                .args(&args)
+                .env("CACHEGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env_remove("CACHEGATE_CONFIG")
+                .env_remove("CACHEGATE_ADMIN_URL")
+                .output()
+                .unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    // warm from a file, then the paths are hits
+    let (_dir, file) = write_config("# faculty\n/api/faculty/\n/api/faculty/3/\n");
+    let host = proxy.addr.to_string();
+    let (code, _out, err) = run(args(&[
+        "warm", "--admin", &admin, "--tenant", "42", "--host", &host, "--file", &file,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2/2"), "{err}");
+    let hit = client.get("/api/faculty/3/", &[("x-org-id", "42")]).await;
+    assert_eq!(hit.cache_status(), "cachegate; hit");
+
+    // stats, human and JSON
+    let (code, out, err) = run(args(&["stats", "--admin", &admin])).await.unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.to_lowercase().contains("hit"), "{out}");
+    let (code, out, _) = run(args(&["stats", "--admin", &admin, "--json"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 0);
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["hits"], 1);
+
+    // purge by tag, then the detail misses
+    let (code, out, err) = run(args(&[
+        "purge",
+        "--admin",
+        &admin,
+        "--tenant",
+        "42",
+        "--tag",
+        "faculty:3",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("purged 1 entry"), "{out}");
+    let miss = client.get("/api/faculty/3/", &[("x-org-id", "42")]).await;
+    assert_eq!(miss.cache_status(), "cachegate; fwd=miss; stored");
+
+    // a wrong token is refused with a clear message
+    let out = tokio::task::spawn_blocking({
+        let admin = admin.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_cachegate"))
+                .args(["stats", "--admin", &admin, "--token", "wrong"])
+                .env_remove("CACHEGATE_ADMIN_TOKEN")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}

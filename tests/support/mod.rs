@@ -7,9 +7,9 @@ pub mod origin;
 
 use cachegate::admin::Admin;
 use cachegate::config::Config;
-use cachegate::webhook::{Secrets, Verifier};
 use cachegate::proxy::Proxy;
 use cachegate::server::{serve, ServeOptions};
+use cachegate::webhook::{Secrets, Verifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,7 +157,10 @@ impl TestProxy {
             .send(
                 http::Method::POST,
                 "/_cachegate/invalidate",
-                &[("cachegate-signature", &sign(body)), ("content-type", "application/json")],
+                &[
+                    ("cachegate-signature", &sign(body)),
+                    ("content-type", "application/json"),
+                ],
                 body.to_string(),
             )
             .await

@@ -26,7 +26,13 @@ use tokio::task::JoinSet;
 pub struct WarmRequest {
     /// Sent as the route's tenant header when the route reads its tenant from a header.
     pub tenant: Option<String>,
+    #[serde(default)]
     pub paths: Vec<String>,
+    /// A route pattern exactly as in the config (e.g. `/api/faculty/{id}/`), warmed once per
+    /// item of `captures`: a string for a one-capture route, else an object of name -> value.
+    pub route: Option<String>,
+    #[serde(default)]
+    pub captures: Vec<serde_json::Value>,
     /// The Host to warm for; default the first `[server] hosts` entry, else `localhost`.
     pub host: Option<String>,
     /// Parallel fetches; default `[admin] warm_concurrency`.
@@ -156,7 +162,16 @@ impl Proxy {
 
     /// Fetches every path through the ordinary miss path (so fills are coalesced and fenced like
     /// any request), at most `concurrency` at a time.
-    pub async fn warm(&self, request: WarmRequest) -> Result<WarmReport, String> {
+    pub async fn warm(&self, mut request: WarmRequest) -> Result<WarmReport, String> {
+        if let Some(route) = request.route.take() {
+            let expanded = self.expand_route(&route, &request.captures)?;
+            request.paths.extend(expanded);
+        } else if !request.captures.is_empty() {
+            return Err("captures need a route".to_string());
+        }
+        if request.paths.is_empty() {
+            return Err("nothing to warm: give paths, or a route and captures".to_string());
+        }
         if request.paths.len() > MAX_WARM_PATHS {
             return Err(format!(
                 "at most {MAX_WARM_PATHS} paths per request; send long lists in batches"
@@ -269,6 +284,45 @@ impl Proxy {
         }
     }
 
+    /// The paths of `route` (a pattern as written in the config) for each set of captures.
+    fn expand_route(
+        &self,
+        route: &str,
+        captures: &[serde_json::Value],
+    ) -> Result<Vec<String>, String> {
+        let found = self
+            .inner
+            .config
+            .routes
+            .routes()
+            .iter()
+            .find(|r| r.pattern.as_str() == route)
+            .ok_or_else(|| format!("no route with the pattern {route:?}"))?;
+        let names: Vec<&str> = found.pattern.capture_names().collect();
+        captures
+            .iter()
+            .map(|item| {
+                let value_of = |name: &str| -> Result<String, String> {
+                    let value = match item {
+                        serde_json::Value::String(s) if names.len() == 1 => s.as_str(),
+                        serde_json::Value::Object(map) => map
+                            .get(name)
+                            .and_then(|v| v.as_str())
+                            .ok_or_else(|| format!("capture {name:?} missing in {item}"))?,
+                        _ => {
+                            return Err(format!(
+                                "each capture must be an object of {names:?}{}",
+                                if names.len() == 1 { " or a string" } else { "" }
+                            ))
+                        }
+                    };
+                    Ok(value.to_string())
+                };
+                render_pattern(route, value_of)
+            })
+            .collect()
+    }
+
     /// The tenant header of the GET route matching `path`, when it reads its tenant from one.
     fn tenant_header_for(&self, path: &str) -> Option<http::HeaderName> {
         let path = path.split('?').next().unwrap_or(path);
@@ -278,6 +332,36 @@ impl Proxy {
             _ => None,
         }
     }
+}
+
+/// Fills a pattern's `{name}` and `{*name}` captures. One-segment values may not contain `/`;
+/// no value may contain `?` or `#`, or be empty.
+fn render_pattern(
+    pattern: &str,
+    mut value_of: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .ok_or_else(|| format!("malformed pattern {pattern:?}"))?;
+        let inner = &rest[open + 1..close];
+        let (name, tail) = match inner.strip_prefix('*') {
+            Some(name) => (name, true),
+            None => (inner, false),
+        };
+        let value = value_of(name)?;
+        if value.is_empty() || value.contains(['?', '#']) || (!tail && value.contains('/')) {
+            return Err(format!("capture {name:?} cannot be {value:?}"));
+        }
+        out.push_str(&value);
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn warm_failed(path: String, why: &str) -> Warmed {
@@ -335,4 +419,36 @@ fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_pattern;
+
+    #[test]
+    fn patterns_are_filled_from_captures() {
+        let id = |v: &'static str| move |_: &str| Ok::<_, String>(v.to_string());
+        assert_eq!(
+            render_pattern("/api/faculty/{id}/", id("12")).unwrap(),
+            "/api/faculty/12/"
+        );
+        assert_eq!(
+            render_pattern("/files/{*rest}", id("a/b.txt")).unwrap(),
+            "/files/a/b.txt"
+        );
+        assert!(render_pattern("/api/faculty/{id}/", id("1/2")).is_err());
+        assert!(render_pattern("/api/faculty/{id}/", id("")).is_err());
+        assert!(render_pattern("/api/faculty/{id}/", id("1?x")).is_err());
+        let two = |name: &str| {
+            Ok::<_, String>(if name == "org" {
+                "7".into()
+            } else {
+                "3".into()
+            })
+        };
+        assert_eq!(
+            render_pattern("/o/{org}/f/{id}/", two).unwrap(),
+            "/o/7/f/3/"
+        );
+    }
 }

@@ -161,3 +161,34 @@ async fn entries_list_readable_keys_by_tenant_and_prefix() {
     let bad = proxy.admin(Method::GET, "/entries?colour=red", "").await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn warm_a_route_from_a_list_of_captures() {
+    let (origin, proxy, client) = setup().await;
+    let body = format!(
+        r#"{{"tenant": "42", "host": "{}", "route": "/api/faculty/{{id}}/", "captures": ["5", "6", {{"id": "7"}}]}}"#,
+        proxy.addr
+    );
+    let answer = proxy.admin(Method::POST, "/warm", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["done"], 3);
+    for id in [5, 6, 7] {
+        let path = format!("/api/faculty/{id}/");
+        assert_eq!(
+            client.get(&path, ORG42).await.cache_status(),
+            "cachegate; hit",
+            "{path}"
+        );
+    }
+    assert_eq!(origin.hits(), 3);
+    for bad in [
+        r#"{"route": "/api/nope/{id}/", "captures": ["1"]}"#,
+        r#"{"route": "/api/faculty/{id}/", "captures": ["a/b"]}"#,
+        r#"{"captures": ["1"]}"#,
+        r#"{"tenant": "42"}"#,
+        r#"{"paths": ["no-slash"]}"#,
+    ] {
+        let answer = proxy.admin(Method::POST, "/warm", bad).await;
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.text());
+    }
+}

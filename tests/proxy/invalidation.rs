@@ -291,3 +291,50 @@ async fn the_reserved_prefix_is_never_forwarded() {
     }
     assert_eq!(origin.hits(), 0);
 }
+
+/// The dependency-free Python client the Django and FastAPI integrations use, against the real
+/// endpoint: its signature is accepted, and a tampered one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_purges_through_the_webhook() {
+    let (_origin, proxy, client) = setup().await;
+    warm(&client, &["/api/faculty/12/"], ORG42).await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/integrations/cachegate_client.py"
+    );
+    let url = proxy.url("/_cachegate/invalidate");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, "send", "--url", &url, "--secret-env", "HOOK_SECRET"])
+            .args(["--json", r#"{"tenant": "42", "tags": ["faculty:12"]}"#])
+            .env("HOOK_SECRET", crate::support::WEBHOOK_SECRET)
+            .env("NO_PROXY", "*")
+            .output()
+            .expect("python3 is needed for the integration tests")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "miss");
+
+    // The same client with the wrong secret is refused and purges nothing.
+    warm(&client, &["/api/faculty/12/"], ORG42).await;
+    let url = proxy.url("/_cachegate/invalidate");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, "send", "--url", &url, "--secret-env", "HOOK_SECRET"])
+            .args(["--json", r#"{"tenant": "42", "tags": ["faculty:12"]}"#])
+            .env("HOOK_SECRET", "not-the-secret")
+            .env("NO_PROXY", "*")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "hit");
+}

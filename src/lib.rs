@@ -4,6 +4,7 @@
 //! policy first, then the stores and coalescing, then the IO edges and the pipeline that joins
 //! them, then the operator surfaces.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod policy;

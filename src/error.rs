@@ -21,6 +21,14 @@ pub enum ProxyError {
     MisdirectedHost(String),
     #[error("internal error: {0}")]
     Internal(&'static str),
+    #[error("authentication required: {0}")]
+    Unauthenticated(&'static str),
+    #[error("credential refused: {0}")]
+    BadCredential(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("the credential cannot be verified now: {0}")]
+    AuthUnavailable(String),
 }
 
 /// The boxed source error kept for logs.
@@ -36,6 +44,11 @@ impl ProxyError {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::Unauthenticated(_) | ProxyError::BadCredential(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ProxyError::AuthUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -48,6 +61,10 @@ impl ProxyError {
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::MisdirectedHost(_) => "misdirected_request",
             ProxyError::Internal(_) => "internal",
+            ProxyError::Unauthenticated(_) => "unauthenticated",
+            ProxyError::BadCredential(_) => "invalid_credential",
+            ProxyError::Forbidden(_) => "forbidden",
+            ProxyError::AuthUnavailable(_) => "auth_unavailable",
         }
     }
 
@@ -91,6 +108,22 @@ mod tests {
                 ProxyError::MisdirectedHost("evil.test".into()),
                 421,
                 "misdirected_request",
+            ),
+            (
+                ProxyError::Unauthenticated("no credential"),
+                401,
+                "unauthenticated",
+            ),
+            (
+                ProxyError::BadCredential("expired"),
+                401,
+                "invalid_credential",
+            ),
+            (ProxyError::Forbidden("tenant mismatch"), 403, "forbidden"),
+            (
+                ProxyError::AuthUnavailable("down".into()),
+                503,
+                "auth_unavailable",
             ),
         ];
         for (err, status, code) in cases {

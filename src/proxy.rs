@@ -474,9 +474,20 @@ pub(crate) fn clean_response_head(headers: &mut http::HeaderMap, tag_headers: &[
 pub(crate) fn error_response(err: &ProxyError) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(err.json_body()));
     *response.status_mut() = err.status();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    match err {
+        ProxyError::Unauthenticated(_) | ProxyError::BadCredential(_) => {
+            headers.insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        ProxyError::AuthUnavailable(_) => {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        _ => {}
+    }
     response.headers_mut().insert(
         CACHE_STATUS.clone(),
         HeaderValue::from_static("cachegate; fwd=miss; detail=error"),

@@ -344,5 +344,9 @@ fn clone_error(err: &ProxyError) -> ProxyError {
         ProxyError::BadRequest(m) => ProxyError::BadRequest(m),
         ProxyError::MisdirectedHost(h) => ProxyError::MisdirectedHost(h.clone()),
         ProxyError::Internal(m) => ProxyError::Internal(m),
+        ProxyError::Unauthenticated(m) => ProxyError::Unauthenticated(m),
+        ProxyError::BadCredential(m) => ProxyError::BadCredential(m),
+        ProxyError::Forbidden(m) => ProxyError::Forbidden(m),
+        ProxyError::AuthUnavailable(m) => ProxyError::AuthUnavailable(m.clone()),
     }
 }

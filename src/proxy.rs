@@ -50,6 +50,8 @@ struct Inner {
     stats: Stats,
     /// `None` when no webhook secret is configured: the webhook then refuses every request.
     webhook: Option<Verifier>,
+    /// Credential values in readable keys and logs are digested with this key only.
+    credential_key: [u8; 32],
 }
 
 /// What a request needs to know about the flight it might join.
@@ -128,6 +130,7 @@ impl Proxy {
                 flights: SingleFlight::new(),
                 stats,
                 webhook,
+                credential_key: process_key(),
             }),
         })
     }
@@ -189,7 +192,7 @@ impl Proxy {
         client: &ClientInfo<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let config = self.inner.config.clone();
-        let decision = classify(&config, &parts, client.host);
+        let decision = classify(&config, &parts, client.host, &self.inner.credential_key);
         let (cacheable, target) = match decision {
             Ok(pair) => pair,
             Err(Bypassed { reason, route }) => {
@@ -323,6 +326,7 @@ fn classify<'c, 'p>(
     config: &'c Config,
     parts: &'p http::request::Parts,
     host: &str,
+    credential_key: &[u8; 32],
 ) -> Result<(Cacheable<'c>, Target<'p>), Bypassed> {
     let target = cache_key::normalize(parts.uri.path(), parts.uri.query())
         .map_err(|_| Bypass::AmbiguousPath)?;
@@ -363,6 +367,8 @@ fn classify<'c, 'p>(
         version: config.cache.version,
         host,
         tenant: tenant.as_ref().map(TenantId::as_str),
+        user: None,
+        credential_key,
         target: &target,
         vary: &route.vary,
         headers: &parts.headers,
@@ -394,6 +400,22 @@ fn fill_scope(cacheable: &Cacheable<'_>, target: &Target<'_>) -> Option<(Arc<str
         format!("{PATH_TAG_PREFIX}{}", target.path),
     ));
     Some((tenant, tags))
+}
+
+/// A key for credential digests that no one outside this process can reproduce.
+fn process_key() -> [u8; 32] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = blake3::Hasher::new_derive_key("cachegate process credential key");
+    for _ in 0..4 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        hasher.update(&h.finish().to_le_bytes());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.update(&now.to_le_bytes());
+    *hasher.finalize().as_bytes()
 }
 
 /// The Host the client addressed: exactly one `Host` header (HTTP/1.1) or the `:authority` (h2).

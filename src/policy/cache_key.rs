@@ -360,6 +360,10 @@ pub struct KeyParts<'a> {
     pub host: &'a str,
     /// The tenant id, or `None` for a route shared by every tenant.
     pub tenant: Option<&'a str>,
+    /// The verified user id on `scope = "user"` routes, else `None`.
+    pub user: Option<&'a str>,
+    /// The per-deployment key credential values are digested with in the readable form.
+    pub credential_key: &'a [u8; 32],
     /// The normalized target.
     pub target: &'a Target<'a>,
     /// The route's vary headers, in route order.
@@ -418,13 +422,15 @@ pub fn digest(parts: &KeyParts<'_>) -> Key {
     field(&mut hasher, parts.namespace.as_bytes());
     hasher.update(&parts.version.to_le_bytes());
     host_field(&mut hasher, parts.host);
-    match parts.tenant {
-        None => {
-            hasher.update(&[0]);
-        }
-        Some(tenant) => {
-            hasher.update(&[1]);
-            field(&mut hasher, tenant.as_bytes());
+    for optional in [parts.tenant, parts.user] {
+        match optional {
+            None => {
+                hasher.update(&[0]);
+            }
+            Some(value) => {
+                hasher.update(&[1]);
+                field(&mut hasher, value.as_bytes());
+            }
         }
     }
     field(&mut hasher, METHOD_CLASS.as_bytes());
@@ -487,6 +493,10 @@ pub fn readable(parts: &KeyParts<'_>) -> String {
         out.push_str(" t=");
         push_escaped(&mut out, tenant.as_bytes(), false);
     }
+    if let Some(user) = parts.user {
+        out.push_str(" u=");
+        push_escaped(&mut out, user.as_bytes(), false);
+    }
     out.push(' ');
     out.push_str(METHOD_CLASS);
     out.push(' ');
@@ -506,7 +516,8 @@ pub fn readable(parts: &KeyParts<'_>) -> String {
             }
             if secret {
                 out.push('#');
-                out.push_str(&blake3::hash(value.as_bytes()).to_hex()[..16]);
+                let digest = blake3::keyed_hash(parts.credential_key, value.as_bytes());
+                out.push_str(&digest.to_hex()[..16]);
             } else {
                 out.push('"');
                 push_escaped(&mut out, value.as_bytes(), true);

@@ -138,6 +138,8 @@ impl Proxy {
             version: config.cache.version,
             host: client.host,
             tenant: (!tenant.is_empty()).then_some(&*tenant),
+            user: None,
+            credential_key: &self.inner.credential_key,
             target,
             vary: &cacheable.route.vary,
             headers: &parts.headers,

@@ -283,6 +283,8 @@ impl Req {
             version: self.version,
             host: &self.host,
             tenant: self.tenant.as_deref(),
+            user: None,
+            credential_key: &[7; 32],
             target: &target,
             vary: &self.vary,
             headers: &self.headers,
@@ -418,7 +420,9 @@ fn readable_hashes_credentials() {
         let mut r = Req::new();
         r.vary = names(&[name]);
         r.headers = headers(&[(name, "hunter2")]);
-        let hash = blake3::hash(b"hunter2").to_hex();
+        // Keyed with the deployment's key, so the digest cannot be checked against guesses.
+        let hash = blake3::keyed_hash(&[7; 32], b"hunter2").to_hex();
+        assert_ne!(hash, blake3::hash(b"hunter2").to_hex());
         let line = r.readable();
         assert!(!line.contains("hunter2"), "{line}");
         assert!(
@@ -524,4 +528,36 @@ proptest! {
         }
         prop_assert_ne!(base.digest(), other.digest());
     }
+}
+
+#[test]
+fn the_user_is_part_of_the_key() {
+    let r = Req::new();
+    let target = normalize(&r.path, Some(&r.query)).unwrap();
+    let parts = |user| KeyParts {
+        namespace: r.namespace,
+        version: r.version,
+        host: &r.host,
+        tenant: r.tenant.as_deref(),
+        user,
+        credential_key: &[7; 32],
+        target: &target,
+        vary: &r.vary,
+        headers: &r.headers,
+    };
+    assert_ne!(digest(&parts(None)), digest(&parts(Some("alice"))));
+    assert_ne!(digest(&parts(Some("alice"))), digest(&parts(Some("bob"))));
+    // A user id cannot pose as a tenant: the fields are tagged and length-prefixed.
+    let as_tenant = KeyParts {
+        tenant: Some("alice"),
+        user: None,
+        ..parts(None)
+    };
+    let as_user = KeyParts {
+        tenant: None,
+        user: Some("alice"),
+        ..parts(None)
+    };
+    assert_ne!(digest(&as_tenant), digest(&as_user));
+    assert!(readable(&parts(Some("alice"))).contains(" u=alice "));
 }

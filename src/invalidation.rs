@@ -53,6 +53,12 @@ pub struct PurgeRequest {
     pub all: bool,
     /// Mark matching entries stale instead of deleting them.
     pub soft: bool,
+    /// `"credential_cache": "all"`: forget every verified credential, so each caller is verified
+    /// again on its next request (a role change for everybody).
+    pub forget_credentials: bool,
+    /// `"user": "<id>"`: forget that user's verified credentials and purge the user's entries of
+    /// `scope = "user"` routes within the tenant scope (a logout).
+    pub user: Option<String>,
 }
 
 /// Why a purge body was refused; `Display` is the message for the 400 body.
@@ -86,6 +92,10 @@ struct Wire {
     soft: Option<bool>,
     #[serde(default, deserialize_with = "de_nonce")]
     nonce: Option<String>,
+    #[serde(default, deserialize_with = "de_credential_cache")]
+    credential_cache: Option<String>,
+    #[serde(default, deserialize_with = "de_user")]
+    user: Option<String>,
     #[serde(default, deserialize_with = "de_organization_id")]
     organization_id: Option<OrgId>,
     #[serde(default, deserialize_with = "de_resource_type")]
@@ -130,6 +140,12 @@ fn de_all<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
 fn de_soft<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     field(d, "soft")
 }
+fn de_credential_cache<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    field(d, "credential_cache")
+}
+fn de_user<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    field(d, "user")
+}
 fn de_nonce<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     field(d, "nonce")
 }
@@ -168,7 +184,7 @@ impl PurgeRequest {
         };
         if request.is_empty() {
             return Err(BadPurge(
-                "nothing to purge: give tags, paths, prefixes or \"all\": true".to_owned(),
+                "nothing to purge: give tags, paths, prefixes, \"all\": true, \"user\" or \"credential_cache\": \"all\"".to_owned(),
             ));
         }
         if request.all && request.tenant == TenantSel::Shared {
@@ -183,7 +199,12 @@ impl PurgeRequest {
 
     /// Whether the request selects nothing to purge.
     pub fn is_empty(&self) -> bool {
-        !self.all && self.tags.is_empty() && self.paths.is_empty() && self.prefixes.is_empty()
+        !self.all
+            && self.tags.is_empty()
+            && self.paths.is_empty()
+            && self.prefixes.is_empty()
+            && !self.forget_credentials
+            && self.user.is_none()
     }
 }
 
@@ -193,6 +214,23 @@ fn from_native(wire: Wire) -> Result<PurgeRequest, BadPurge> {
         Some("*") => TenantSel::All,
         Some(id) => TenantSel::One(tenant_id("tenant", id)?),
     };
+    let forget_credentials = match wire.credential_cache.as_deref() {
+        None => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(BadPurge(format!(
+                "field \"credential_cache\": expected \"all\", not {}",
+                echo(other)
+            )))
+        }
+    };
+    let user = match wire.user {
+        None => None,
+        Some(user) => Some(
+            user_id(&user)
+                .map_err(|why| BadPurge(format!("field \"user\": {} {why}", echo(&user))))?,
+        ),
+    };
     Ok(PurgeRequest {
         tenant,
         tags: list("tags", wire.tags, tag)?,
@@ -200,6 +238,8 @@ fn from_native(wire: Wire) -> Result<PurgeRequest, BadPurge> {
         prefixes: list("prefixes", wire.prefixes, prefix)?,
         all: wire.all.unwrap_or(false),
         soft: wire.soft.unwrap_or(false),
+        forget_credentials,
+        user,
     })
 }
 
@@ -211,6 +251,8 @@ fn from_legacy(wire: Wire, resources: &[&str]) -> Result<PurgeRequest, BadPurge>
         ("prefixes", wire.prefixes.is_some()),
         ("all", wire.all.is_some()),
         ("soft", wire.soft.is_some()),
+        ("credential_cache", wire.credential_cache.is_some()),
+        ("user", wire.user.is_some()),
     ];
     if let Some((name, _)) = native.iter().find(|(_, present)| *present) {
         return Err(BadPurge(format!(
@@ -236,6 +278,8 @@ fn from_legacy(wire: Wire, resources: &[&str]) -> Result<PurgeRequest, BadPurge>
         prefixes: Vec::new(),
         all: false,
         soft: false,
+        forget_credentials: false,
+        user: None,
     };
     if resource == "all" {
         request.all = true;
@@ -323,7 +367,21 @@ fn tag(tag: &str) -> Result<String, String> {
     if tag.starts_with("path:") {
         return Err("use \"paths\" to purge by path".to_owned());
     }
+    if tag.starts_with("user:") {
+        return Err("use \"user\" to purge a user's entries".to_owned());
+    }
     Ok(tag.to_owned())
+}
+
+/// A user id as the credential names it: any printable text up to 256 bytes.
+fn user_id(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || raw.len() > 256 {
+        return Err("must be 1 to 256 bytes".to_owned());
+    }
+    if raw.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(raw.to_owned())
 }
 
 fn path(raw: &str) -> Result<String, String> {

@@ -54,6 +54,8 @@ fn check(body: &str, want: Want<'_>) {
                 prefixes: owned(prefixes),
                 all,
                 soft,
+                forget_credentials: false,
+                user: None,
             };
             assert_eq!(got, Ok(want), "body {body}");
         }
@@ -579,6 +581,8 @@ fn is_empty_follows_the_lists_and_all() {
         prefixes: Vec::new(),
         all: false,
         soft: true,
+        forget_credentials: false,
+        user: None,
     };
     assert!(req.is_empty());
     req.prefixes.push("/a".to_owned());
@@ -593,4 +597,29 @@ fn positions_are_stripped_once_or_more() {
         "a"
     );
     assert_eq!(strip_positions("keep at line x"), "keep at line x");
+}
+
+#[test]
+fn identity_purges_are_accepted_and_checked() {
+    let ok = PurgeRequest::from_json(br#"{"credential_cache": "all"}"#, &[]).unwrap();
+    assert!(ok.forget_credentials && !ok.is_empty());
+    let ok =
+        PurgeRequest::from_json(br#"{"tenant": "42", "user": "alice@example.com"}"#, &[]).unwrap();
+    assert_eq!(ok.user.as_deref(), Some("alice@example.com"));
+    assert_eq!(ok.tenant, TenantSel::One("42".into()));
+    for (body, start) in [
+        (
+            r#"{"credential_cache": "some"}"#,
+            "field \"credential_cache\": expected \"all\"",
+        ),
+        (r#"{"user": ""}"#, "field \"user\""),
+        (r#"{"tags": ["user:alice"]}"#, "field \"tags\""),
+        (
+            r#"{"organization_id": "1", "resource_type": "all", "user": "a"}"#,
+            "field \"user\" cannot be mixed",
+        ),
+    ] {
+        let err = PurgeRequest::from_json(body.as_bytes(), &[]).unwrap_err();
+        assert!(err.0.starts_with(start), "{body}: {}", err.0);
+    }
 }

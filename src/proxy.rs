@@ -5,6 +5,7 @@
 //! the IO (store, upstream). See ARCHITECTURE.md for the flow and the invariants it keeps.
 
 mod fill;
+pub mod identity;
 pub mod reserved;
 mod write;
 
@@ -22,7 +23,12 @@ use crate::single_flight::SingleFlight;
 use crate::stats::Stats;
 use crate::store::{CachedResponse, FillTicket, MemoryOptions, TagKey, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
+use crate::auth::digest::DigestKey;
+use crate::auth::Identity;
+use crate::policy::route::{Anonymous, Scope};
 use crate::webhook::Verifier;
+use identity::{AuthFailure, Authenticator, Caller};
+pub use identity::Setup;
 use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
@@ -35,6 +41,9 @@ pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-stat
 /// Implicit tags every entry carries: its whole tenant, and its path (so every variant of a
 /// URI can be evicted, RFC 9111 §4.4). The store's purges by tenant, path and prefix rely on them.
 pub use crate::store::{PATH_TAG_PREFIX, TENANT_TAG};
+/// Prefix of the tag every entry of a `scope = "user"` route carries, so a user's entries can
+/// be purged at logout.
+pub const USER_TAG_PREFIX: &str = "user:";
 
 /// The caching reverse proxy. Cheap to clone: fills run as tasks that hold their own handle.
 #[derive(Clone)]
@@ -51,7 +60,9 @@ struct Inner {
     /// `None` when no webhook secret is configured: the webhook then refuses every request.
     webhook: Option<Verifier>,
     /// Credential values in readable keys and logs are digested with this key only.
-    credential_key: [u8; 32],
+    credential_key: DigestKey,
+    /// Verifies callers; `None` without an `[auth]` section.
+    auth: Option<Authenticator>,
 }
 
 /// What a request needs to know about the flight it might join.
@@ -59,12 +70,36 @@ pub(crate) struct FlightMeta {
     ticket: FillTicket,
 }
 
-/// A request that may be answered from the cache: its route, key and tenant.
+/// A request that may be answered from the cache: its route, key, tenant and user.
 pub(crate) struct Cacheable<'r> {
     route: &'r Route,
     key: Key,
     head: bool,
     tenant: Option<TenantId>,
+    /// The verified user, on `scope = "user"` routes only.
+    user: Option<String>,
+}
+
+/// Who the caller is, as far as the read path is concerned.
+enum Identified {
+    /// A verified identity, or `None` where the route needs none.
+    Caller(Option<Identity>),
+    /// An anonymous caller on a route with `anonymous = "pass"` (the route's index).
+    PassAnonymous(usize),
+    /// The identity endpoint's own refusal, passed on as is.
+    Answer(Response<ProxyBody>),
+}
+
+/// Why `classify` said no: pass through uncached, or refuse outright.
+enum Denied {
+    Bypass(Bypassed),
+    Refuse(ProxyError),
+}
+
+impl From<Bypass> for Denied {
+    fn from(reason: Bypass) -> Self {
+        Denied::Bypass(reason.into())
+    }
 }
 
 /// Why `classify` said no, and the route when one matched (for per-route counters).
@@ -109,8 +144,8 @@ impl TenantId {
 // === impl Proxy ===
 
 impl Proxy {
-    /// `webhook` verifies invalidation webhooks; without it they are all refused.
-    pub fn new(config: Arc<Config>, webhook: Option<Verifier>) -> Result<Self, ProxyError> {
+    /// `setup` holds what the config only names: secrets and keys (see [`Setup::from_config`]).
+    pub fn new(config: Arc<Config>, setup: Setup) -> Result<Self, ProxyError> {
         let upstream = Upstream::new(&UpstreamOptions {
             url: config.upstream.url.clone(),
             connect_timeout: config.upstream.connect_timeout,
@@ -122,6 +157,14 @@ impl Proxy {
             max_bytes: config.cache.max_memory,
         });
         let stats = Stats::new(config.routes.routes().len());
+        let auth = config.auth.as_ref().map(|auth| {
+            Authenticator::new(
+                auth,
+                setup.jwt,
+                upstream.clone(),
+                setup.credential_key.clone(),
+            )
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -129,8 +172,9 @@ impl Proxy {
                 store,
                 flights: SingleFlight::new(),
                 stats,
-                webhook,
-                credential_key: process_key(),
+                webhook: setup.webhook,
+                auth,
+                credential_key: setup.credential_key,
             }),
         })
     }
@@ -192,10 +236,31 @@ impl Proxy {
         client: &ClientInfo<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let config = self.inner.config.clone();
-        let decision = classify(&config, &parts, client.host, &self.inner.credential_key);
+        let identity = match self.identify(&config, &parts, client).await? {
+            Identified::Caller(identity) => identity,
+            Identified::Answer(response) => return Ok(response),
+            Identified::PassAnonymous(route) => {
+                let outcome = Outcome::Bypass(Bypass::Anonymous);
+                self.inner.stats.record(outcome, Some(route), None);
+                return self
+                    .pass(Request::from_parts(parts, body), client, outcome)
+                    .await;
+            }
+        };
+        let decision = classify(
+            &config,
+            &parts,
+            client.host,
+            self.inner.credential_key.as_bytes(),
+            identity.as_ref(),
+        );
         let (cacheable, target) = match decision {
             Ok(pair) => pair,
-            Err(Bypassed { reason, route }) => {
+            Err(Denied::Refuse(err)) => {
+                self.inner.stats.auth_forbidden();
+                return Err(err);
+            }
+            Err(Denied::Bypass(Bypassed { reason, route })) => {
                 let outcome = Outcome::Bypass(reason);
                 self.inner.stats.record(outcome, route, None);
                 return self
@@ -231,6 +296,44 @@ impl Proxy {
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         Ok(req)
+    }
+
+    /// On a cacheable `tenant` or `user` route of a deployment with `[auth]`, verifies the
+    /// caller before anything else; elsewhere there is nobody to verify.
+    async fn identify(
+        &self,
+        config: &Config,
+        parts: &http::request::Parts,
+        client: &ClientInfo<'_>,
+    ) -> Result<Identified, ProxyError> {
+        let Some(auth) = &self.inner.auth else {
+            return Ok(Identified::Caller(None));
+        };
+        let Ok(target) = cache_key::normalize(parts.uri.path(), parts.uri.query()) else {
+            return Ok(Identified::Caller(None));
+        };
+        let Some(found) = config.routes.find(&parts.method, &target.path) else {
+            return Ok(Identified::Caller(None));
+        };
+        let route = found.route;
+        if !route.cache || route.scope == Scope::Public {
+            return Ok(Identified::Caller(None));
+        }
+        let caller = self
+            .authenticate(auth, route, &parts.headers, client.peer.ip(), client.host)
+            .await;
+        match caller {
+            Ok(Caller::Verified(identity)) => Ok(Identified::Caller(Some(identity))),
+            Ok(Caller::Anonymous) => match route.anonymous {
+                Anonymous::Pass => Ok(Identified::PassAnonymous(route.index)),
+                Anonymous::Deny => {
+                    self.inner.stats.auth_missing();
+                    Err(ProxyError::Unauthenticated("this route needs a credential"))
+                }
+            },
+            Err(AuthFailure::Error(err)) => Err(err),
+            Err(AuthFailure::Rejected(response)) => Ok(Identified::Answer(response)),
+        }
     }
 
     /// Whether a path is under the reserved prefix, as sent or once normalized (so that an
@@ -327,16 +430,19 @@ fn classify<'c, 'p>(
     parts: &'p http::request::Parts,
     host: &str,
     credential_key: &[u8; 32],
-) -> Result<(Cacheable<'c>, Target<'p>), Bypassed> {
+    identity: Option<&Identity>,
+) -> Result<(Cacheable<'c>, Target<'p>), Denied> {
     let target = cache_key::normalize(parts.uri.path(), parts.uri.query())
         .map_err(|_| Bypass::AmbiguousPath)?;
     let RouteMatch { route, captures } = config
         .routes
         .find(&parts.method, &target.path)
         .ok_or(Bypass::NoRoute)?;
-    let bypass = |reason| Bypassed {
-        reason,
-        route: Some(route.index),
+    let bypass = |reason| {
+        Denied::Bypass(Bypassed {
+            reason,
+            route: Some(route.index),
+        })
     };
     if !route.cache {
         return Err(bypass(Bypass::RouteNoCache));
@@ -347,16 +453,48 @@ fn classify<'c, 'p>(
         captures: &captures,
         query: parts.uri.query(),
     };
-    let tenant = match tenant::extract(&route.tenant, &inputs) {
-        Tenant::Shared => None,
-        Tenant::Id(id) => Some(TenantId::new(&id).ok_or(bypass(Bypass::InvalidTenant))?),
-        Tenant::Missing => return Err(bypass(Bypass::NoTenant)),
-        Tenant::Invalid(_) => return Err(bypass(Bypass::InvalidTenant)),
+    let mut user = None;
+    let tenant = match (route.scope, identity) {
+        (Scope::Public, _) if route.scope_declared => None,
+        // A verified caller: the key takes the credential's tenant (and user), and every tenant
+        // the request names must agree with it.
+        (Scope::Tenant | Scope::User, Some(identity)) => {
+            let refuse = |why| Denied::Refuse(ProxyError::Forbidden(why));
+            let verified = identity
+                .tenant
+                .as_deref()
+                .ok_or(refuse("the credential names no tenant"))?;
+            identity::cross_check(
+                route,
+                verified,
+                &parts.headers,
+                host,
+                &captures,
+                parts.uri.query(),
+            )
+            .map_err(Denied::Refuse)?;
+            if route.scope == Scope::User {
+                let id = identity
+                    .user
+                    .as_deref()
+                    .ok_or(refuse("the credential names no user"))?;
+                user = Some(id.to_owned());
+            }
+            Some(TenantId::new(verified).ok_or(refuse("the credential's tenant is too long"))?)
+        }
+        // No [auth]: the tenant is read from the request, as configured.
+        _ => match tenant::extract(&route.tenant, &inputs) {
+            Tenant::Shared => None,
+            Tenant::Id(id) => Some(TenantId::new(&id).ok_or(bypass(Bypass::InvalidTenant))?),
+            Tenant::Missing => return Err(bypass(Bypass::NoTenant)),
+            Tenant::Invalid(_) => return Err(bypass(Bypass::InvalidTenant)),
+        },
     };
     let facts = RequestFacts {
         method: &parts.method,
         headers: &parts.headers,
-        tenant_keyed: tenant.is_some(),
+        // A declared public route shares one entry among every caller, credentials or not.
+        tenant_keyed: tenant.is_some() || route.scope_declared && route.scope == Scope::Public,
         vary: &route.vary,
     };
     if let Some(reason) = cacheability::request_bypass(&facts) {
@@ -367,7 +505,7 @@ fn classify<'c, 'p>(
         version: config.cache.version,
         host,
         tenant: tenant.as_ref().map(TenantId::as_str),
-        user: None,
+        user: user.as_deref(),
         credential_key,
         target: &target,
         vary: &route.vary,
@@ -378,6 +516,7 @@ fn classify<'c, 'p>(
         key,
         head: parts.method == Method::HEAD,
         tenant,
+        user,
     };
     Ok((cacheable, target))
 }
@@ -395,27 +534,14 @@ fn fill_scope(cacheable: &Cacheable<'_>, target: &Target<'_>) -> Option<(Arc<str
         .map(|t| TagKey::new(tenant.clone(), t.render(&captures)))
         .collect();
     tags.push(TagKey::new(tenant.clone(), TENANT_TAG));
+    if let Some(user) = &cacheable.user {
+        tags.push(TagKey::new(tenant.clone(), format!("{USER_TAG_PREFIX}{user}")));
+    }
     tags.push(TagKey::new(
         tenant.clone(),
         format!("{PATH_TAG_PREFIX}{}", target.path),
     ));
     Some((tenant, tags))
-}
-
-/// A key for credential digests that no one outside this process can reproduce.
-fn process_key() -> [u8; 32] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = blake3::Hasher::new_derive_key("cachegate process credential key");
-    for _ in 0..4 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        hasher.update(&h.finish().to_le_bytes());
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    hasher.update(&now.to_le_bytes());
-    *hasher.finalize().as_bytes()
 }
 
 /// The Host the client addressed: exactly one `Host` header (HTTP/1.1) or the `:authority` (h2).

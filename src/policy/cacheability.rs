@@ -33,6 +33,8 @@ pub enum Bypass {
     RequestNoStore,
     /// The client sent `Cache-Control: no-cache` (or `Pragma: no-cache` alone).
     RequestNoCache,
+    /// An authenticated route that lets anonymous callers through to the backend, uncached.
+    Anonymous,
 }
 
 impl Bypass {
@@ -49,6 +51,7 @@ impl Bypass {
             Bypass::Credentials => "credentials",
             Bypass::RequestNoStore => "request-no-store",
             Bypass::RequestNoCache => "request-no-cache",
+            Bypass::Anonymous => "anonymous",
         }
     }
 }

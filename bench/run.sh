@@ -15,6 +15,16 @@ trap cleanup EXIT
 # One core for the server under test, one for wrk, as far as two cores allow: both servers get one
 # worker thread and the measurement alternates between them, so noise hits both alike.
 target/release/cachegate-bench-origin --listen 127.0.0.1:18000 --threads 1 --slow-ms 200 2>"$out/origin.log" & pids+=($!)
+export BENCH_JWT_SECRET=bench-secret-for-hs256
+token=$(python3 - <<'PY'
+import base64, hashlib, hmac, json, os, time
+enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = enc(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = enc(json.dumps({"org": "42", "sub": "bench", "exp": int(time.time()) + 3600}).encode())
+sig = hmac.new(os.environ["BENCH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{enc(sig)}")
+PY
+)
 target/release/cachegate serve --config bench/proxy.toml 2>"$out/cachegate.log" & pids+=($!)
 for port in 18000 18080; do
   for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/api/warm/" -H 'X-Org-Id: 1' && break; sleep 0.1; done
@@ -22,8 +32,8 @@ done
 curl -fs -o /dev/null -D - http://127.0.0.1:18080/api/faculty/ -H 'X-Org-Id: 42' | grep -i cache-status
 curl -fs -o /dev/null -D - http://127.0.0.1:18080/api/faculty/ -H 'X-Org-Id: 42' | grep -i cache-status
 
-measure() { # name url -> "rps p50 p99"
-  wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'X-Org-Id: 42' "$2" >"$out/$1.txt"
+measure() { # name url [header] -> "rps p50 p99"
+  wrk -t1 -c"$conns" -d"${secs}s" --latency -H "${3:-X-Org-Id: 42}" "$2" >"$out/$1.txt"
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$out/$1.txt")
   p50=$(awk '$1=="50%" {print $2}' "$out/$1.txt")
@@ -34,17 +44,24 @@ measure() { # name url -> "rps p50 p99"
 for port in 18000 18080; do
   wrk -t1 -c"$conns" -d2s -H 'X-Org-Id: 42' "http://127.0.0.1:$port/api/faculty/" >/dev/null
 done
+curl -fs -o /dev/null -D - http://127.0.0.1:18080/jwt/faculty/ -H "Authorization: Bearer $token" | grep -i cache-status
 printf '%-6s %-10s %12s %10s %10s\n' round server req/s p50 p99
-best_ratio=0; ratios=()
+ratios=(); jwt_costs=()
 for r in $(seq "$rounds"); do
   read -r o_rps o_p50 o_p99 < <(measure origin "http://127.0.0.1:18000/api/faculty/")
   read -r c_rps c_p50 c_p99 < <(measure cachegate "http://127.0.0.1:18080/api/faculty/")
   printf '%-6s %-10s %12s %10s %10s\n' "$r" origin "$o_rps" "$o_p50" "$o_p99"
   printf '%-6s %-10s %12s %10s %10s\n' "$r" cachegate "$c_rps" "$c_p50" "$c_p99"
+  read -r j_rps j_p50 j_p99 < <(measure jwt "http://127.0.0.1:18080/jwt/faculty/" "Authorization: Bearer $token")
+  printf '%-6s %-10s %12s %10s %10s\n' "$r" "jwt hit" "$j_rps" "$j_p50" "$j_p99"
   ratios+=("$(awk -v c="$c_rps" -v o="$o_rps" 'BEGIN {printf "%.2f", c/o}')")
+  # Cost of a hit = 1/throughput, so the JWT hit's cost relative to the plain one is c/j.
+  jwt_costs+=("$(awk -v c="$c_rps" -v j="$j_rps" 'BEGIN {printf "%.2f", c/j}')")
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "hit throughput / ceiling, per round: ${ratios[*]} (median $median)"
+jmedian=$(printf '%s\n' "${jwt_costs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "JWT-verified hit cost / plain hit cost, per round: ${jwt_costs[*]} (median $jmedian)"
 
 # Stampede: 200 concurrent requests on a cold key behind a 200 ms origin.
 key="/slow/stampede-$RANDOM$RANDOM/"

@@ -4,9 +4,8 @@ use anyhow::Context;
 use cachegate::admin::Admin;
 use cachegate::admin_client::{self, AdminClient, AdminCommand, ProgressLine, RunOutcome};
 use cachegate::config::{Config, SecretSource};
-use cachegate::proxy::Proxy;
+use cachegate::proxy::{Proxy, Setup};
 use cachegate::server::{serve, ServeOptions};
-use cachegate::webhook::{Secrets, Verifier};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +56,9 @@ fn main() -> ExitCode {
     };
     if !serve {
         println!("{config}");
+        for warning in config.trust_warnings() {
+            println!("warning: {warning}");
+        }
         println!("{}: ok", config.source);
         return ExitCode::SUCCESS;
     }
@@ -171,21 +173,28 @@ fn run(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {addr}"))?;
             listeners.push(listener);
         }
-        let verifier = match read_secret(&config.webhook.secret)? {
-            Some(list) => Some(Verifier::new(
-                Secrets::parse(&list)
-                    .map_err(|e| anyhow::anyhow!("webhook secret ({}): {e}", config.webhook.secret))?,
-                config.webhook.replay_window,
-            )),
-            None => {
+        let setup = Setup::from_config(&config, |source| {
+            read_secret(source).map_err(|e| format!("{e:#}"))
+        })
+        .map_err(|e| anyhow::anyhow!(e))?;
+        if setup.webhook.is_none() {
+            tracing::warn!(
+                source = %config.webhook.secret,
+                "no webhook secret is set: invalidation webhooks will be refused"
+            );
+        }
+        if let Some(auth) = &config.auth {
+            if read_secret(&auth.key_secret)?.is_none() {
                 tracing::warn!(
-                    source = %config.webhook.secret,
-                    "no webhook secret is set: invalidation webhooks will be refused"
+                    source = %auth.key_secret,
+                    "no credential digest key is set: digests in keys and logs differ per process"
                 );
-                None
             }
-        };
-        let proxy = Proxy::new(config.clone(), verifier)
+        }
+        for warning in config.trust_warnings() {
+            tracing::warn!("{warning}");
+        }
+        let proxy = Proxy::new(config.clone(), setup)
             .context("cannot set up the upstream client")?;
         let admissible = proxy.store().max_entry_weight();
         if config.cache.max_object_size > admissible {

@@ -27,6 +27,10 @@ pub struct Stats {
     write_purges: AtomicU64,
     webhook_purges: AtomicU64,
     webhook_refused: AtomicU64,
+    auth_missing: AtomicU64,
+    auth_invalid: AtomicU64,
+    auth_forbidden: AtomicU64,
+    auth_unavailable: AtomicU64,
     routes: Vec<Counters>,
     tenants: DashMap<Box<str>, Arc<Counters>>,
     other_tenants: Counters,
@@ -65,6 +69,14 @@ pub struct Snapshot {
     pub write_purges: u64,
     pub webhook_purges: u64,
     pub webhook_refused: u64,
+    /// Requests refused 401 for want of a credential on a route that needs one.
+    pub auth_missing: u64,
+    /// Credentials refused: bad signature, expired, or refused by the identity endpoint.
+    pub auth_invalid: u64,
+    /// Requests refused 403: a tenant named by the request differs from the verified one.
+    pub auth_forbidden: u64,
+    /// Requests answered 503 because the identity endpoint could not be asked.
+    pub auth_unavailable: u64,
     /// By route index.
     pub routes: Vec<CountersSnapshot>,
     /// By tenant, busiest first.
@@ -173,6 +185,22 @@ impl Stats {
         self.webhook_refused.fetch_add(1, Relaxed);
     }
 
+    pub fn auth_missing(&self) {
+        self.auth_missing.fetch_add(1, Relaxed);
+    }
+
+    pub fn auth_invalid(&self) {
+        self.auth_invalid.fetch_add(1, Relaxed);
+    }
+
+    pub fn auth_forbidden(&self) {
+        self.auth_forbidden.fetch_add(1, Relaxed);
+    }
+
+    pub fn auth_unavailable(&self) {
+        self.auth_unavailable.fetch_add(1, Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let mut tenants: Vec<(String, CountersSnapshot)> = self
             .tenants
@@ -200,6 +228,10 @@ impl Stats {
             write_purges: self.write_purges.load(Relaxed),
             webhook_purges: self.webhook_purges.load(Relaxed),
             webhook_refused: self.webhook_refused.load(Relaxed),
+            auth_missing: self.auth_missing.load(Relaxed),
+            auth_invalid: self.auth_invalid.load(Relaxed),
+            auth_forbidden: self.auth_forbidden.load(Relaxed),
+            auth_unavailable: self.auth_unavailable.load(Relaxed),
             routes: self.routes.iter().map(Counters::snapshot).collect(),
             tenants,
         }

@@ -22,6 +22,9 @@ mod invalidation;
 // the admin API
 #[path = "proxy/admin.rs"]
 mod admin;
+// authenticated tenants: JWT, introspection, trusted gateways, scopes
+#[path = "proxy/auth.rs"]
+mod auth;
 // the command line: check, bad configs
 #[path = "proxy/cli.rs"]
 mod cli;

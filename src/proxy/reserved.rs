@@ -144,9 +144,23 @@ impl Proxy {
         };
         let (uris, paths): (Vec<&String>, Vec<&String>) =
             request.paths.iter().partition(|p| p.contains('?'));
+        if let Some(auth) = &self.inner.auth {
+            if request.forget_credentials || request.user.is_some() {
+                let tenant = match &request.tenant {
+                    TenantSel::One(id) => Some(id.as_str()),
+                    TenantSel::Shared | TenantSel::All => None,
+                };
+                let forgotten = auth.forget(tenant, request.user.as_deref());
+                tracing::info!(forgotten, user = ?request.user, "verified credentials forgotten");
+            }
+        }
+        let mut tags: Vec<Arc<str>> = request.tags.iter().map(|t| Arc::from(t.as_str())).collect();
+        if let Some(user) = &request.user {
+            tags.push(Arc::from(format!("{}{user}", super::USER_TAG_PREFIX)));
+        }
         let purge = Purge {
             tenant,
-            tags: request.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+            tags,
             paths: paths.into_iter().map(|p| Arc::from(p.as_str())).collect(),
             uris: uris.into_iter().map(|p| Arc::from(p.as_str())).collect(),
             prefixes: request

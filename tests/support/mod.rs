@@ -6,10 +6,9 @@ pub mod client;
 pub mod origin;
 
 use cachegate::admin::Admin;
-use cachegate::config::Config;
-use cachegate::proxy::Proxy;
+use cachegate::config::{Config, SecretSource};
+use cachegate::proxy::{Proxy, Setup};
 use cachegate::server::{serve, ServeOptions};
-use cachegate::webhook::{Secrets, Verifier};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use tokio::sync::oneshot;
 /// The webhook secret and admin token every test proxy is started with.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const JWT_SECRET: &str = "test-jwt-secret-with-enough-entropy";
 
 /// A running proxy and its admin API; shut down when dropped (or explicitly, to test the drain).
 pub struct TestProxy {
@@ -81,11 +81,19 @@ impl TestProxy {
         let config = Arc::new(config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let verifier = Verifier::new(
-            Secrets::parse(WEBHOOK_SECRET).unwrap(),
-            config.webhook.replay_window,
-        );
-        let proxy = Proxy::new(config.clone(), Some(verifier)).unwrap();
+        let setup = Setup::from_config(&config, |source| match source {
+            SecretSource::Env(name) => Ok(match name.as_str() {
+                "CACHEGATE_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.to_string()),
+                "CACHEGATE_JWT_SECRET" => Some(JWT_SECRET.to_string()),
+                "CACHEGATE_KEY_SECRET" => Some("test-digest-key".to_string()),
+                _ => None,
+            }),
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map(|s| Some(s.trim().to_string()))
+                .map_err(|e| e.to_string()),
+        })
+        .unwrap();
+        let proxy = Proxy::new(config.clone(), setup).unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin_listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

@@ -830,10 +830,11 @@ fn compile_auth(report: &mut Report<'_>, value: &Spanned<DeValue<'_>>) -> Option
             }
         }
     }
-    let user_header = match &raw.user_header {
-        None => Some(None),
-        Some(h) => {
-            let result = header_name(h.get_ref(), "user").and_then(|name| {
+    let user_header =
+        match &raw.user_header {
+            None => Some(None),
+            Some(h) => {
+                let result = header_name(h.get_ref(), "user").and_then(|name| {
                 if raw.trusted_proxies.as_ref().is_none_or(Vec::is_empty) {
                     Err("is only believed from trusted proxies; list them in auth.trusted_proxies"
                         .to_string())
@@ -841,9 +842,9 @@ fn compile_auth(report: &mut Report<'_>, value: &Spanned<DeValue<'_>>) -> Option
                     Ok(Some(name))
                 }
             });
-            report.check(h.span(), "auth.user_header", result)
-        }
-    };
+                report.check(h.span(), "auth.user_header", result)
+            }
+        };
     let key_secret = secret_source(
         report,
         "auth",
@@ -899,8 +900,9 @@ fn compile_jwt(report: &mut Report<'_>, raw: RawJwt, span: Range<usize>) -> Opti
         [(name, value)] => {
             let text = value.get_ref();
             let result = match *name {
-                "hs256_secret_env" => env_name(text)
-                    .map(|n| JwtKeySource::HsSecret(SecretSource::Env(n))),
+                "hs256_secret_env" => {
+                    env_name(text).map(|n| JwtKeySource::HsSecret(SecretSource::Env(n)))
+                }
                 _ if text.is_empty() => Err("must not be empty".to_string()),
                 "hs_secret_file" => Ok(JwtKeySource::HsSecret(SecretSource::File(text.into()))),
                 "public_key_file" => Ok(JwtKeySource::PublicKeyFile(text.into())),
@@ -934,7 +936,12 @@ fn compile_jwt(report: &mut Report<'_>, raw: RawJwt, span: Range<usize>) -> Opti
             ok.then_some(names)
         }
     };
-    let tenant_claim = dotted_field(report, raw.tenant_claim, "auth.jwt.tenant_claim", Some("org"));
+    let tenant_claim = dotted_field(
+        report,
+        raw.tenant_claim,
+        "auth.jwt.tenant_claim",
+        Some("org"),
+    );
     let user_claim = dotted_field(report, raw.user_claim, "auth.jwt.user_claim", Some("sub"));
     let issuer = string_list_field(report, raw.issuer, "auth.jwt.issuer");
     let audience = string_list_field(report, raw.audience, "auth.jwt.audience");
@@ -2004,8 +2011,7 @@ impl fmt::Display for Config {
             format_size(c.max_object_size),
             format_duration(c.default_ttl),
             c.tenant,
-            c.scope
-                .map_or("per route".to_string(), |s| s.to_string())
+            c.scope.map_or("per route".to_string(), |s| s.to_string())
         )?;
         match &self.admin {
             Some(a) => writeln!(f, "admin:    {} (token from {})", a.listen, a.token)?,
@@ -2022,7 +2028,10 @@ impl fmt::Display for Config {
         )?;
         match &self.auth {
             Some(a) => writeln!(f, "auth:     {}", AuthSummary(a))?,
-            None => writeln!(f, "auth:     off (no [auth] section; tenants are taken as sent)")?,
+            None => writeln!(
+                f,
+                "auth:     off (no [auth] section; tenants are taken as sent)"
+            )?,
         }
         writeln!(f)?;
         write!(f, "{}", self.routes)

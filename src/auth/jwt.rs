@@ -81,7 +81,10 @@ impl JwtSettings {
     ///
     /// `hs_secret` is the value of the configured secret source, which the caller reads (it is
     /// shared with the other secrets); a PEM public key file is read here.
-    pub fn from_config(config: &JwtConfig, hs_secret: Option<&[u8]>) -> Result<JwtSettings, String> {
+    pub fn from_config(
+        config: &JwtConfig,
+        hs_secret: Option<&[u8]>,
+    ) -> Result<JwtSettings, String> {
         let keys = match &config.keys {
             JwtKeySource::HsSecret(source) => match hs_secret {
                 Some(secret) => JwtKeys::Secret(secret.to_vec()),
@@ -269,7 +272,8 @@ impl JwtVerifier {
                         secret.len()
                     ));
                 }
-                let algorithms = fixed_algorithms(AlgorithmFamily::Hmac, &configured, "an HMAC secret")?;
+                let algorithms =
+                    fixed_algorithms(AlgorithmFamily::Hmac, &configured, "an HMAC secret")?;
                 KeySet::Fixed(Arc::new(KeyEntry::new(
                     None,
                     DecodingKey::from_secret(&secret),
@@ -364,9 +368,10 @@ impl JwtVerifier {
         }
         #[cfg(test)]
         self.signature_checks.fetch_add(1, Ordering::Relaxed);
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &entry.key, &entry.validation)
-            .map_err(|e| decode_error(e.kind()))?
-            .claims;
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &entry.key, &entry.validation)
+                .map_err(|e| decode_error(e.kind()))?
+                .claims;
 
         let exp = numeric_date(&claims, "exp")?;
         if self.expired(exp, now_unix) {
@@ -387,7 +392,10 @@ impl JwtVerifier {
             }
         }
         if !self.audience.is_empty() {
-            let named = |v: &Value| v.as_str().is_some_and(|a| self.audience.iter().any(|x| x == a));
+            let named = |v: &Value| {
+                v.as_str()
+                    .is_some_and(|a| self.audience.iter().any(|x| x == a))
+            };
             let accepted = match claims.get("aud") {
                 Some(Value::Array(items)) => items.iter().any(named),
                 Some(value) => named(value),
@@ -577,7 +585,8 @@ fn jwk_entry(value: Value, configured: &[Algorithm]) -> Result<KeyEntry, String>
         _ => key.family().algorithms().to_vec(),
     };
     if let Some(declared) = jwk.common.key_algorithm {
-        let declared = Algorithm::try_from(declared).map_err(|_| "not a signing key".to_string())?;
+        let declared =
+            Algorithm::try_from(declared).map_err(|_| "not a signing key".to_string())?;
         algorithms.retain(|a| *a == declared);
     }
     if !configured.is_empty() {

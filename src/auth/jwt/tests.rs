@@ -125,8 +125,16 @@ fn tampered_payload_is_bad_signature() {
     let v = hs_verifier();
     let token = hs(Algorithm::HS256, &good_claims());
     let parts: Vec<&str> = token.split('.').collect();
-    let other = hs(Algorithm::HS256, &json!({"org": "evil", "sub": "u1", "exp": NOW + 600}));
-    let forged = format!("{}.{}.{}", parts[0], other.split('.').nth(1).unwrap_or(""), parts[2]);
+    let other = hs(
+        Algorithm::HS256,
+        &json!({"org": "evil", "sub": "u1", "exp": NOW + 600}),
+    );
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        other.split('.').nth(1).unwrap_or(""),
+        parts[2]
+    );
     check(&v, &forged, NOW, Err(JwtError::BadSignature));
 }
 
@@ -207,11 +215,26 @@ fn wrong_issuer_and_audience() {
     let cases = [
         (json!({"org": "a", "iss": iss, "aud": "api"}), ok()),
         (json!({"org": "a", "iss": iss, "aud": ["x", "api2"]}), ok()),
-        (json!({"org": "a", "iss": "https://evil", "aud": "api"}), Err(JwtError::WrongIssuer)),
-        (json!({"org": "a", "aud": "api"}), Err(JwtError::WrongIssuer)),
-        (json!({"org": "a", "iss": iss, "aud": "web"}), Err(JwtError::WrongAudience)),
-        (json!({"org": "a", "iss": iss, "aud": ["web"]}), Err(JwtError::WrongAudience)),
-        (json!({"org": "a", "iss": iss}), Err(JwtError::WrongAudience)),
+        (
+            json!({"org": "a", "iss": "https://evil", "aud": "api"}),
+            Err(JwtError::WrongIssuer),
+        ),
+        (
+            json!({"org": "a", "aud": "api"}),
+            Err(JwtError::WrongIssuer),
+        ),
+        (
+            json!({"org": "a", "iss": iss, "aud": "web"}),
+            Err(JwtError::WrongAudience),
+        ),
+        (
+            json!({"org": "a", "iss": iss, "aud": ["web"]}),
+            Err(JwtError::WrongAudience),
+        ),
+        (
+            json!({"org": "a", "iss": iss}),
+            Err(JwtError::WrongAudience),
+        ),
     ];
     for (claims, expected) in cases {
         check(&v, &hs(Algorithm::HS256, &claims), NOW, expected);
@@ -221,7 +244,10 @@ fn wrong_issuer_and_audience() {
 #[test]
 fn unconfigured_iss_and_aud_are_not_checked() {
     let v = hs_verifier();
-    let token = hs(Algorithm::HS256, &json!({"org": "a", "iss": "x", "aud": "y"}));
+    let token = hs(
+        Algorithm::HS256,
+        &json!({"org": "a", "iss": "x", "aud": "y"}),
+    );
     check(&v, &token, NOW, Ok(identity(Some("a"), None, None)));
 }
 
@@ -283,7 +309,12 @@ fn dotted_claim_paths_reach_into_objects() {
 fn rs256_with_pem_public_key() {
     let v = verifier(settings(JwtKeys::PublicKeyPem(RSA_PUBLIC.to_vec())));
     for alg in [Algorithm::RS256, Algorithm::RS512, Algorithm::PS256] {
-        check(&v, &sign(alg, None, &rsa_key(), &good_claims()), NOW, ok_acme());
+        check(
+            &v,
+            &sign(alg, None, &rsa_key(), &good_claims()),
+            NOW,
+            ok_acme(),
+        );
     }
     // A token signed with the public key's bytes as an HMAC secret must not pass.
     let confused = sign(
@@ -554,19 +585,18 @@ fn settings_from_config_read_the_key_file() {
         .expect("settings");
     assert!(matches!(s.keys, JwtKeys::PublicKeyPem(ref pem) if pem == RSA_PUBLIC));
     let missing = scratch("nope.pem");
-    let err = JwtSettings::from_config(
-        &config(JwtKeySource::PublicKeyFile(missing.clone())),
-        None,
-    )
-    .err()
-    .unwrap_or_default();
+    let err = JwtSettings::from_config(&config(JwtKeySource::PublicKeyFile(missing.clone())), None)
+        .err()
+        .unwrap_or_default();
     assert!(
         err.starts_with(&format!("cannot read the public key {}", missing.display())),
         "{err}"
     );
     let env = JwtKeySource::HsSecret(SecretSource::Env("JWT_SECRET".to_string()));
     assert_eq!(
-        JwtSettings::from_config(&config(env), None).err().as_deref(),
+        JwtSettings::from_config(&config(env), None)
+            .err()
+            .as_deref(),
         Some("the JWT secret (env JWT_SECRET) is not set")
     );
 }

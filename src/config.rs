@@ -2062,8 +2062,15 @@ impl fmt::Display for AuthSummary<'_> {
             } else {
                 j.algorithms.join(",")
             };
+            let mut checks = String::new();
+            if !j.issuer.is_empty() {
+                checks.push_str(&format!(", iss {}", j.issuer.join(" ")));
+            }
+            if !j.audience.is_empty() {
+                checks.push_str(&format!(", aud {}", j.audience.join(" ")));
+            }
             parts.push(format!(
-                "jwt ({}, {algorithms}, tenant claim {}, user claim {}, leeway {})",
+                "jwt ({}, {algorithms}, tenant claim {}, user claim {}{checks}, leeway {})",
                 j.keys,
                 j.tenant_claim,
                 j.user_claim,

@@ -17,9 +17,11 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::auth::cidr::Cidr;
+use crate::auth::jwt::ALGORITHMS;
 use crate::policy::route::{
-    format_duration, format_size, parse_duration, parse_size, resource_tags, PathPattern, Route,
-    RouteTable, TagTemplate, TenantSource,
+    format_duration, format_size, parse_duration, parse_size, resource_tags, Anonymous,
+    PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
 
 #[cfg(test)]
@@ -40,6 +42,80 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// `[webhook]`: the signed invalidation endpoint on the main listener (always reserved).
     pub webhook: WebhookConfig,
+    /// `[auth]`: how callers of `tenant` and `user` routes are verified; `None` when absent.
+    pub auth: Option<AuthConfig>,
+}
+
+/// `[auth]`: where verified identities come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Peers whose tenant header (the route's tenant source) is trusted as verified, e.g. an
+    /// auth gateway in front of the proxy.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The user header a trusted proxy sends, when it sends one.
+    pub user_header: Option<HeaderName>,
+    /// Secret of the keyed digests of credentials; default env `CACHEGATE_KEY_SECRET`.
+    pub key_secret: SecretSource,
+    /// `[auth.jwt]`: bearer tokens verified locally.
+    pub jwt: Option<JwtConfig>,
+    /// `[auth.introspect]`: opaque tokens and session cookies checked by the backend.
+    pub introspect: Option<IntrospectConfig>,
+}
+
+/// `[auth.jwt]`: how bearer tokens are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    pub keys: JwtKeySource,
+    /// Accepted `alg` values, validated names; empty means every algorithm of the key's type.
+    pub algorithms: Vec<String>,
+    /// Claim (or dotted path) holding the tenant; default `org`.
+    pub tenant_claim: String,
+    /// Claim (or dotted path) holding the user; default `sub`.
+    pub user_claim: String,
+    /// Accepted issuers; empty means `iss` is not checked.
+    pub issuer: Vec<String>,
+    /// Accepted audiences; empty means `aud` is not checked.
+    pub audience: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`; default 30s.
+    pub leeway: Duration,
+}
+
+/// Where JWT verification keys come from: exactly one of the four `[auth.jwt]` key settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKeySource {
+    /// `hs256_secret_env` or `hs_secret_file`: a shared HMAC secret.
+    HsSecret(SecretSource),
+    /// `public_key_file`: a PEM public key (RSA, EC or Ed25519).
+    PublicKeyFile(std::path::PathBuf),
+    /// `jwks_file`: a JSON Web Key Set, re-read when it changes.
+    JwksFile(std::path::PathBuf),
+}
+
+impl fmt::Display for JwtKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwtKeySource::HsSecret(source) => write!(f, "HMAC secret from {source}"),
+            JwtKeySource::PublicKeyFile(path) => write!(f, "public key {}", path.display()),
+            JwtKeySource::JwksFile(path) => write!(f, "JWKS {}", path.display()),
+        }
+    }
+}
+
+/// `[auth.introspect]`: asking the backend who a credential belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntrospectConfig {
+    /// The backend endpoint, e.g. `/api/auth/me/`; starts with '/'.
+    pub path: String,
+    /// Dotted path of the tenant in the JSON answer, e.g. `organization.id`.
+    pub tenant_field: String,
+    /// Dotted path of the user in the JSON answer; default `id`.
+    pub user_field: String,
+    /// How long an answer is reused for the same credential; default 60s.
+    pub ttl: Duration,
+    /// Request headers that carry the credential; default `authorization`, `cookie`.
+    pub credential_headers: Vec<HeaderName>,
+    /// Time the endpoint has to answer; default 5s.
+    pub timeout: Duration,
 }
 
 /// Where a secret comes from. Secrets are read at start, never stored in the config file.
@@ -142,6 +218,8 @@ pub struct CacheConfig {
     /// Origin response headers whose comma/space separated values add tags to the stored entry
     /// (removed before the client sees them); default `Cache-Tag` and `Surrogate-Key`.
     pub tag_headers: Vec<HeaderName>,
+    /// Scope of routes that set none; `None` infers it from each route's tenant source.
+    pub scope: Option<Scope>,
 }
 
 /// One problem in a configuration file.
@@ -307,6 +385,7 @@ struct RawCache {
     tenant: Option<Spanned<toml::Value>>,
     coalesce_timeout: Option<Spanned<Scalar>>,
     tag_headers: Option<Vec<Spanned<String>>>,
+    scope: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -329,6 +408,42 @@ struct RawWebhook {
     max_body: Option<Spanned<Scalar>>,
 }
 
+/// `[auth]` without its nested tables, which are parsed on their own.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    trusted_proxies: Option<Vec<Spanned<String>>>,
+    user_header: Option<Spanned<String>>,
+    key_secret_env: Option<Spanned<String>>,
+    key_secret_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawJwt {
+    hs256_secret_env: Option<Spanned<String>>,
+    hs_secret_file: Option<Spanned<String>>,
+    public_key_file: Option<Spanned<String>>,
+    jwks_file: Option<Spanned<String>>,
+    algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    tenant_claim: Option<Spanned<String>>,
+    user_claim: Option<Spanned<String>>,
+    issuer: Option<Spanned<toml::Value>>,
+    audience: Option<Spanned<toml::Value>>,
+    leeway: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntrospect {
+    path: Spanned<String>,
+    tenant_field: Spanned<String>,
+    user_field: Option<Spanned<String>>,
+    ttl: Option<Spanned<Scalar>>,
+    credential_headers: Option<Spanned<Vec<Spanned<String>>>>,
+    timeout: Option<Spanned<Scalar>>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawLog {
@@ -347,6 +462,8 @@ struct RawRoute {
     resource: Option<Spanned<String>>,
     tags: Option<Vec<Spanned<String>>>,
     invalidates: Option<Vec<Spanned<String>>>,
+    scope: Option<Spanned<String>>,
+    anonymous: Option<Spanned<String>>,
 }
 
 /// Stand-in for a broken `[cache]` while routes are checked; routes only read its
@@ -361,6 +478,7 @@ const FALLBACK_CACHE: CacheConfig = CacheConfig {
     tenant: TenantSource::None,
     coalesce_timeout: Duration::from_secs(10),
     tag_headers: Vec::new(),
+    scope: None,
 };
 
 /// Headers that describe one connection, not the resource, so they cannot select an entry.
@@ -376,7 +494,7 @@ const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-const SECTIONS: &str = "server, upstream, cache, log, admin, webhook, route";
+const SECTIONS: &str = "server, upstream, cache, log, admin, webhook, auth, route";
 
 /// Collects problems and turns byte spans into line and column.
 struct Report<'t> {
@@ -519,6 +637,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
     let mut log = None;
     let mut admin = None;
     let mut webhook = None;
+    let mut auth = None;
     let mut routes = None;
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -528,6 +647,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
             "log" => log = Some(report.table::<RawLog>(value, "log")),
             "admin" => admin = Some(report.table::<RawAdmin>(value, "admin")),
             "webhook" => webhook = Some(report.table::<RawWebhook>(value, "webhook")),
+            "auth" => auth = Some(value),
             "route" => routes = Some(value),
             other => report.at(
                 key.span(),
@@ -547,7 +667,29 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
             None
         }
     };
-    let cache = compile_cache(report, cache.unwrap_or_else(|| Some(RawCache::default())));
+    let facts = AuthFacts {
+        declared: auth.is_some(),
+        names_tenants: true,
+        names_users: true,
+    };
+    let auth = match auth {
+        None => Some(None),
+        Some(value) => compile_auth(report, value).map(Some),
+    };
+    // A broken [auth] keeps the permissive facts, so its problems do not repeat on every route.
+    let facts = match &auth {
+        Some(Some(a)) => AuthFacts {
+            names_tenants: a.jwt.is_some() || a.introspect.is_some(),
+            names_users: a.jwt.is_some() || a.introspect.is_some() || a.user_header.is_some(),
+            ..facts
+        },
+        _ => facts,
+    };
+    let cache = compile_cache(
+        report,
+        cache.unwrap_or_else(|| Some(RawCache::default())),
+        facts,
+    );
     let log = log
         .unwrap_or_else(|| Some(RawLog::default()))
         .and_then(|raw| {
@@ -566,7 +708,12 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
     let routes = match routes {
         // Routes inherit from [cache]. When it is broken its problems are reported already,
         // and the defaults (no tenant, 5m) cannot add spurious route problems.
-        Some(value) => compile_routes(report, value, cache.as_ref().unwrap_or(&FALLBACK_CACHE)),
+        Some(value) => compile_routes(
+            report,
+            value,
+            cache.as_ref().unwrap_or(&FALLBACK_CACHE),
+            facts,
+        ),
         None => RouteTable::default(),
     };
     let admin = match admin {
@@ -586,6 +733,398 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         log,
         admin: admin?,
         webhook: webhook?,
+        auth: auth?,
+    })
+}
+
+/// What route scopes need to know of `[auth]`.
+#[derive(Debug, Clone, Copy)]
+struct AuthFacts {
+    /// An `[auth]` section is present (even a broken one).
+    declared: bool,
+    /// A verified credential can name a tenant: `[auth.jwt]` or `[auth.introspect]`.
+    names_tenants: bool,
+    /// A user can be verified: a credential or a trusted proxy's user header.
+    names_users: bool,
+}
+
+/// Checks that a scope can be honoured; `tenant` is the tenant source it applies with.
+fn check_scope(scope: Scope, tenant: &TenantSource, auth: AuthFacts) -> Result<Scope, String> {
+    match scope {
+        Scope::User if !auth.declared => Err(
+            "scope \"user\" needs an [auth] section: a user can only come from a verified credential"
+                .to_string(),
+        ),
+        Scope::User if !auth.names_users => Err(
+            "scope \"user\" needs a verified user: add [auth.jwt], [auth.introspect] or auth.user_header"
+                .to_string(),
+        ),
+        Scope::Tenant if *tenant == TenantSource::None && !auth.declared => Err(
+            "scope \"tenant\" needs a tenant: the tenant source is none and there is no [auth] section to take it from a credential"
+                .to_string(),
+        ),
+        Scope::Tenant if *tenant == TenantSource::None && !auth.names_tenants => Err(
+            "scope \"tenant\" needs a tenant: the tenant source is none and [auth] has no jwt or introspect to take it from a credential"
+                .to_string(),
+        ),
+        _ => Ok(scope),
+    }
+}
+
+fn parse_scope(text: &str) -> Result<Scope, String> {
+    match text {
+        "public" => Ok(Scope::Public),
+        "tenant" => Ok(Scope::Tenant),
+        "user" => Ok(Scope::User),
+        _ => Err(format!(
+            "invalid scope \"{text}\": expected \"public\", \"tenant\" or \"user\""
+        )),
+    }
+}
+
+fn parse_anonymous(text: &str) -> Result<Anonymous, String> {
+    match text {
+        "deny" => Ok(Anonymous::Deny),
+        "pass" => Ok(Anonymous::Pass),
+        _ => Err(format!(
+            "invalid anonymous \"{text}\": expected \"deny\" (answer 401) or \"pass\" (forward uncached)"
+        )),
+    }
+}
+
+/// `[auth]` with its nested `[auth.jwt]` and `[auth.introspect]` tables.
+fn compile_auth(report: &mut Report<'_>, value: &Spanned<DeValue<'_>>) -> Option<AuthConfig> {
+    // The nested tables are taken out and parsed on their own, so that a problem inside one
+    // is reported at its own key rather than dropping the whole table.
+    let mut rest = value.clone();
+    let (mut jwt, mut introspect) = (None, None);
+    if let DeValue::Table(table) = rest.get_mut() {
+        jwt = table.remove("jwt");
+        introspect = table.remove("introspect");
+    }
+    let raw = report.table::<RawAuth>(&rest, "auth");
+    let jwt = match jwt {
+        None => Some(None),
+        Some(v) => report
+            .table::<RawJwt>(&v, "auth.jwt")
+            .and_then(|raw| compile_jwt(report, raw, v.span()))
+            .map(Some),
+    };
+    let introspect = match introspect {
+        None => Some(None),
+        Some(v) => report
+            .table::<RawIntrospect>(&v, "auth.introspect")
+            .and_then(|raw| compile_introspect(report, raw))
+            .map(Some),
+    };
+    let raw = raw?;
+    let mut ok = true;
+    let mut trusted_proxies: Vec<Cidr> = Vec::new();
+    for entry in raw.trusted_proxies.iter().flatten() {
+        match Cidr::parse(entry.get_ref()) {
+            Ok(cidr) if !trusted_proxies.contains(&cidr) => trusted_proxies.push(cidr),
+            Ok(_) => {}
+            Err(message) => {
+                report.at(entry.span(), "auth.trusted_proxies", message);
+                ok = false;
+            }
+        }
+    }
+    let user_header =
+        match &raw.user_header {
+            None => Some(None),
+            Some(h) => {
+                let result = header_name(h.get_ref(), "user").and_then(|name| {
+                if raw.trusted_proxies.as_ref().is_none_or(Vec::is_empty) {
+                    Err("is only believed from trusted proxies; list them in auth.trusted_proxies"
+                        .to_string())
+                } else {
+                    Ok(Some(name))
+                }
+            });
+                report.check(h.span(), "auth.user_header", result)
+            }
+        };
+    let key_secret = secret_source(
+        report,
+        "auth",
+        ("key_secret_env", raw.key_secret_env),
+        ("key_secret_file", raw.key_secret_file),
+        "CACHEGATE_KEY_SECRET",
+    );
+    let (jwt, introspect) = (jwt?, introspect?);
+    if ok && trusted_proxies.is_empty() && jwt.is_none() && introspect.is_none() {
+        report.at(
+            value.span(),
+            "auth",
+            "needs at least one of [auth.jwt], [auth.introspect] or trusted_proxies",
+        );
+        return None;
+    }
+    if !ok {
+        return None;
+    }
+    Some(AuthConfig {
+        trusted_proxies,
+        user_header: user_header?,
+        key_secret: key_secret?,
+        jwt,
+        introspect,
+    })
+}
+
+fn compile_jwt(report: &mut Report<'_>, raw: RawJwt, span: Range<usize>) -> Option<JwtConfig> {
+    const KEYS: &str = "hs256_secret_env, hs_secret_file, public_key_file or jwks_file";
+    let given: Vec<(&str, &Spanned<String>)> = [
+        ("hs256_secret_env", &raw.hs256_secret_env),
+        ("hs_secret_file", &raw.hs_secret_file),
+        ("public_key_file", &raw.public_key_file),
+        ("jwks_file", &raw.jwks_file),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_ref().map(|v| (name, v)))
+    .collect();
+    let keys = match given.as_slice() {
+        [] => {
+            report.at(span, "auth.jwt", format!("needs a key: give one of {KEYS}"));
+            None
+        }
+        [(first, _), (second, value), ..] => {
+            report.at(
+                value.span(),
+                format!("auth.jwt.{second}"),
+                format!("give only one of {KEYS}, not both {first} and {second}"),
+            );
+            None
+        }
+        [(name, value)] => {
+            let text = value.get_ref();
+            let result = match *name {
+                "hs256_secret_env" => {
+                    env_name(text).map(|n| JwtKeySource::HsSecret(SecretSource::Env(n)))
+                }
+                _ if text.is_empty() => Err("must not be empty".to_string()),
+                "hs_secret_file" => Ok(JwtKeySource::HsSecret(SecretSource::File(text.into()))),
+                "public_key_file" => Ok(JwtKeySource::PublicKeyFile(text.into())),
+                _ => Ok(JwtKeySource::JwksFile(text.into())),
+            };
+            report.check(value.span(), format!("auth.jwt.{name}"), result)
+        }
+    };
+    let algorithms = match &raw.algorithms {
+        None => Some(Vec::new()),
+        Some(list) => {
+            let mut names: Vec<String> = Vec::new();
+            let mut ok = true;
+            for item in list.get_ref() {
+                let name = item.get_ref();
+                let result = jwt_algorithm(name, keys.as_ref());
+                match report.check(item.span(), "auth.jwt.algorithms", result) {
+                    Some(()) if !names.contains(name) => names.push(name.clone()),
+                    Some(()) => {}
+                    None => ok = false,
+                }
+            }
+            if list.get_ref().is_empty() {
+                report.at(
+                    list.span(),
+                    "auth.jwt.algorithms",
+                    "is empty; leave it out for the algorithms of the key's type",
+                );
+                ok = false;
+            }
+            ok.then_some(names)
+        }
+    };
+    let tenant_claim = dotted_field(
+        report,
+        raw.tenant_claim,
+        "auth.jwt.tenant_claim",
+        Some("org"),
+    );
+    let user_claim = dotted_field(report, raw.user_claim, "auth.jwt.user_claim", Some("sub"));
+    let issuer = string_list_field(report, raw.issuer, "auth.jwt.issuer");
+    let audience = string_list_field(report, raw.audience, "auth.jwt.audience");
+    let leeway = duration_field(
+        report,
+        raw.leeway,
+        "auth.jwt.leeway",
+        Duration::from_secs(30),
+        false,
+    );
+    Some(JwtConfig {
+        keys: keys?,
+        algorithms: algorithms?,
+        tenant_claim: tenant_claim?,
+        user_claim: user_claim?,
+        issuer: issuer?,
+        audience: audience?,
+        leeway: leeway?,
+    })
+}
+
+/// A known algorithm name that fits the key source (an HMAC secret verifies only HS*, a public
+/// key never HS*: using a public key as an HMAC secret is a classic forgery).
+fn jwt_algorithm(name: &str, keys: Option<&JwtKeySource>) -> Result<(), String> {
+    if !ALGORITHMS.contains(&name) {
+        return Err(format!(
+            "unknown algorithm \"{name}\"; expected one of {}",
+            ALGORITHMS.join(", ")
+        ));
+    }
+    let hmac = name.starts_with("HS");
+    match keys {
+        Some(JwtKeySource::HsSecret(_)) if !hmac => Err(format!(
+            "{name} needs a public key; an HMAC secret verifies HS256, HS384 and HS512 only"
+        )),
+        Some(JwtKeySource::PublicKeyFile(_)) if hmac => Err(format!(
+            "{name} needs a shared secret; a public key verifies RS*, PS*, ES* and EdDSA only"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn env_name(name: &str) -> Result<String, String> {
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "\"{name}\" is not an environment variable name (letters, digits and _)"
+        ))
+    }
+}
+
+/// A claim or JSON field name, possibly a dotted path such as `organization.id`.
+fn dotted_field(
+    report: &mut Report<'_>,
+    field: Option<Spanned<String>>,
+    key: &str,
+    default: Option<&str>,
+) -> Option<String> {
+    let Some(field) = field else {
+        return default.map(str::to_string);
+    };
+    let span = field.span();
+    let text = field.into_inner();
+    let result = if text.is_empty() || text.split('.').any(str::is_empty) {
+        Err(format!(
+            "invalid field path \"{text}\": use a name or dotted names such as \"organization.id\""
+        ))
+    } else {
+        Ok(text)
+    };
+    report.check(span, key, result)
+}
+
+/// A string or a list of strings; absent means an empty list.
+fn string_list_field(
+    report: &mut Report<'_>,
+    field: Option<Spanned<toml::Value>>,
+    key: &str,
+) -> Option<Vec<String>> {
+    let Some(field) = field else {
+        return Some(Vec::new());
+    };
+    let shape = || "expected a string or a list of strings".to_string();
+    let result = match field.get_ref() {
+        toml::Value::String(s) if s.is_empty() => Err("must not be empty".to_string()),
+        toml::Value::String(s) => Ok(vec![s.clone()]),
+        toml::Value::Array(items) if items.is_empty() => {
+            Err("is empty; leave it out to skip the check".to_string())
+        }
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| match v.as_str() {
+                Some("") => Err("must not hold empty strings".to_string()),
+                Some(s) => Ok(s.to_string()),
+                None => Err(shape()),
+            })
+            .collect(),
+        _ => Err(shape()),
+    };
+    report.check(field.span(), key, result)
+}
+
+fn compile_introspect(report: &mut Report<'_>, raw: RawIntrospect) -> Option<IntrospectConfig> {
+    let path = {
+        let span = raw.path.span();
+        let text = raw.path.into_inner();
+        let valid = text.starts_with('/')
+            && !text.contains('#')
+            && text.parse::<http::uri::PathAndQuery>().is_ok();
+        report.check(
+            span,
+            "auth.introspect.path",
+            if valid {
+                Ok(text)
+            } else {
+                Err(format!(
+                    "\"{text}\" must be a path on the upstream starting with '/', e.g. \"/api/auth/me/\""
+                ))
+            },
+        )
+    };
+    let tenant_field = dotted_field(
+        report,
+        Some(raw.tenant_field),
+        "auth.introspect.tenant_field",
+        None,
+    );
+    let user_field = dotted_field(
+        report,
+        raw.user_field,
+        "auth.introspect.user_field",
+        Some("id"),
+    );
+    let ttl = duration_field(
+        report,
+        raw.ttl,
+        "auth.introspect.ttl",
+        Duration::from_secs(60),
+        true,
+    );
+    let timeout = duration_field(
+        report,
+        raw.timeout,
+        "auth.introspect.timeout",
+        Duration::from_secs(5),
+        true,
+    );
+    let credential_headers = match raw.credential_headers {
+        None => Some(vec![http::header::AUTHORIZATION, http::header::COOKIE]),
+        Some(list) => {
+            let mut out: Vec<HeaderName> = Vec::new();
+            let mut ok = true;
+            for name in list.get_ref() {
+                match report.check(
+                    name.span(),
+                    "auth.introspect.credential_headers",
+                    header_name(name.get_ref(), "credential"),
+                ) {
+                    Some(h) if !out.contains(&h) => out.push(h),
+                    Some(_) => {}
+                    None => ok = false,
+                }
+            }
+            if list.get_ref().is_empty() {
+                report.at(
+                    list.span(),
+                    "auth.introspect.credential_headers",
+                    "is empty; leave it out for Authorization and Cookie",
+                );
+                ok = false;
+            }
+            ok.then_some(out)
+        }
+    };
+    Some(IntrospectConfig {
+        path: path?,
+        tenant_field: tenant_field?,
+        user_field: user_field?,
+        ttl: ttl?,
+        credential_headers: credential_headers?,
+        timeout: timeout?,
     })
 }
 
@@ -1002,7 +1541,11 @@ fn upstream_url(text: &str) -> Result<Uri, String> {
     Ok(uri)
 }
 
-fn compile_cache(report: &mut Report<'_>, raw: Option<RawCache>) -> Option<CacheConfig> {
+fn compile_cache(
+    report: &mut Report<'_>,
+    raw: Option<RawCache>,
+    auth: AuthFacts,
+) -> Option<CacheConfig> {
     let raw = raw?;
     let namespace = match raw.namespace {
         None => Some("cg".to_string()),
@@ -1127,7 +1670,21 @@ fn compile_cache(report: &mut Report<'_>, raw: Option<RawCache>) -> Option<Cache
             ok.then_some(out)
         }
     };
+    let scope = match (&raw.scope, &tenant) {
+        (None, _) => Some(None),
+        (Some(s), Some(tenant)) => report.check(
+            s.span(),
+            "cache.scope",
+            parse_scope(s.get_ref())
+                .and_then(|scope| check_scope(scope, tenant, auth))
+                .map(Some),
+        ),
+        (Some(s), None) => report
+            .check(s.span(), "cache.scope", parse_scope(s.get_ref()))
+            .map(Some),
+    };
     Some(CacheConfig {
+        scope: scope?,
         tag_headers: tag_headers?,
         namespace: namespace?,
         version: version?,
@@ -1189,6 +1746,7 @@ fn compile_routes(
     report: &mut Report<'_>,
     value: &Spanned<DeValue<'_>>,
     cache: &CacheConfig,
+    auth: AuthFacts,
 ) -> RouteTable {
     let Some(items) = value.get_ref().as_array() else {
         report.at(
@@ -1207,7 +1765,7 @@ fn compile_routes(
             continue;
         };
         let span = raw.path.span();
-        if let Some(route) = compile_route(report, raw, index, &key, cache) {
+        if let Some(route) = compile_route(report, raw, index, &key, cache, auth) {
             routes.push(route);
             path_spans.push(span);
         }
@@ -1234,6 +1792,7 @@ fn compile_route(
     index: usize,
     key: &str,
     cache: &CacheConfig,
+    auth: AuthFacts,
 ) -> Option<Route> {
     let path_span = raw.path.span();
     let pattern = report.check(
@@ -1307,6 +1866,46 @@ fn compile_route(
         }
     }
 
+    let scope = match (&raw.scope, &tenant) {
+        (Some(s), Some(tenant)) => report
+            .check(
+                s.span(),
+                format!("{key}.scope"),
+                parse_scope(s.get_ref()).and_then(|scope| check_scope(scope, tenant, auth)),
+            )
+            .map(|scope| (scope, true)),
+        (Some(s), None) => report
+            .check(s.span(), format!("{key}.scope"), parse_scope(s.get_ref()))
+            .map(|scope| (scope, true)),
+        (None, tenant) => match (cache.scope, tenant) {
+            (Some(scope), Some(tenant)) => {
+                // [cache].scope was checked with [cache].tenant; only a route's own tenant can
+                // make it impossible here.
+                let result = if raw.tenant.is_some() {
+                    check_scope(scope, tenant, auth)
+                        .map_err(|e| format!("{e} (scope from [cache].scope)"))
+                } else {
+                    Ok(scope)
+                };
+                let span = raw.tenant.as_ref().map_or(path_span.clone(), Spanned::span);
+                report
+                    .check(span, format!("{key}.tenant"), result)
+                    .map(|scope| (scope, true))
+            }
+            (Some(scope), None) => Some((scope, true)),
+            (None, Some(TenantSource::None)) => Some((Scope::Public, false)),
+            (None, _) => Some((Scope::Tenant, false)),
+        },
+    };
+    let anonymous = match &raw.anonymous {
+        None => Some(Anonymous::Deny),
+        Some(a) => report.check(
+            a.span(),
+            format!("{key}.anonymous"),
+            parse_anonymous(a.get_ref()),
+        ),
+    };
+
     let mut vary: Vec<HeaderName> = Vec::new();
     for h in raw.vary.iter().flatten() {
         match header_name(h.get_ref(), "vary") {
@@ -1353,7 +1952,11 @@ fn compile_route(
     if !ok {
         return None;
     }
+    let (scope, scope_declared) = scope?;
     Some(Route {
+        scope,
+        scope_declared,
+        anonymous: anonymous?,
         index,
         pattern,
         methods,
@@ -1401,13 +2004,14 @@ impl fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "cache:    {}/v{}, {}, objects up to {}, default ttl {}, tenant {}",
+            "cache:    {}/v{}, {}, objects up to {}, default ttl {}, tenant {}, scope {}",
             c.namespace,
             c.version,
             format_size(c.max_memory),
             format_size(c.max_object_size),
             format_duration(c.default_ttl),
-            c.tenant
+            c.tenant,
+            c.scope.map_or("per route".to_string(), |s| s.to_string())
         )?;
         match &self.admin {
             Some(a) => writeln!(f, "admin:    {} (token from {})", a.listen, a.token)?,
@@ -1422,7 +2026,74 @@ impl fmt::Display for Config {
             format_duration(w.replay_window),
             w.prefix
         )?;
+        match &self.auth {
+            Some(a) => writeln!(f, "auth:     {}", AuthSummary(a))?,
+            None => writeln!(
+                f,
+                "auth:     off (no [auth] section; tenants are taken as sent)"
+            )?,
+        }
         writeln!(f)?;
         write!(f, "{}", self.routes)
+    }
+}
+
+impl Config {
+    /// Warnings for `check` and the start log: routes keyed by a tenant any client can set,
+    /// when no `[auth]` section verifies callers.
+    pub fn trust_warnings(&self) -> Vec<String> {
+        match self.auth {
+            Some(_) => Vec::new(),
+            None => self.routes.trust_warnings(),
+        }
+    }
+}
+
+/// One-line description of `[auth]` for the `check` summary.
+struct AuthSummary<'a>(&'a AuthConfig);
+
+impl fmt::Display for AuthSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0;
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(j) = &a.jwt {
+            let algorithms = if j.algorithms.is_empty() {
+                "algorithms of the key".to_string()
+            } else {
+                j.algorithms.join(",")
+            };
+            let mut checks = String::new();
+            if !j.issuer.is_empty() {
+                checks.push_str(&format!(", iss {}", j.issuer.join(" ")));
+            }
+            if !j.audience.is_empty() {
+                checks.push_str(&format!(", aud {}", j.audience.join(" ")));
+            }
+            parts.push(format!(
+                "jwt ({}, {algorithms}, tenant claim {}, user claim {}{checks}, leeway {})",
+                j.keys,
+                j.tenant_claim,
+                j.user_claim,
+                format_duration(j.leeway)
+            ));
+        }
+        if let Some(i) = &a.introspect {
+            parts.push(format!(
+                "introspect (GET {}, tenant field {}, user field {}, ttl {})",
+                i.path,
+                i.tenant_field,
+                i.user_field,
+                format_duration(i.ttl)
+            ));
+        }
+        if !a.trusted_proxies.is_empty() {
+            let nets: Vec<String> = a.trusted_proxies.iter().map(ToString::to_string).collect();
+            let user = a
+                .user_header
+                .as_ref()
+                .map_or(String::new(), |h| format!(", user header {h}"));
+            parts.push(format!("trusted proxies {}{user}", nets.join(" ")));
+        }
+        write!(f, "{}; key secret from {}", parts.join("; "), a.key_secret)
     }
 }

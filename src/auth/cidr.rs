@@ -156,7 +156,14 @@ mod tests {
     #[test]
     fn bad_prefix_is_refused() {
         let v4 = |t: &str| format!("invalid prefix length in \"{t}\": expected 0 to 32");
-        for text in ["10.0.0.0/33", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/ 8", "10.0.0.0/0008", "10.0.0.0/8/8"] {
+        for text in [
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/ 8",
+            "10.0.0.0/0008",
+            "10.0.0.0/8/8",
+        ] {
             check_parse(text, Err(&v4(text)));
         }
         check_parse(

@@ -40,6 +40,45 @@ impl fmt::Display for TenantSource {
     }
 }
 
+/// Whose answer a route's response is, i.e. who may be served a stored copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// The same for every caller.
+    Public,
+    /// The same for every caller of one tenant.
+    Tenant,
+    /// Private to one user (of one tenant).
+    User,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scope::Public => "public",
+            Scope::Tenant => "tenant",
+            Scope::User => "user",
+        })
+    }
+}
+
+/// What happens to a request without a credential on a `tenant` or `user` route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Anonymous {
+    /// Answer 401 without asking the upstream (the default).
+    Deny,
+    /// Forward to the upstream, never from or into the cache.
+    Pass,
+}
+
+impl fmt::Display for Anonymous {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Anonymous::Deny => "deny",
+            Anonymous::Pass => "pass",
+        })
+    }
+}
+
 /// One `/`-separated piece of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -400,6 +439,13 @@ pub struct Route {
     pub entry_tags: Vec<TagTemplate>,
     /// Tags a successful write here purges (resource defaults, then `invalidates`).
     pub write_invalidates: Vec<TagTemplate>,
+    /// Already resolved: the route's own `scope`, else `[cache].scope`, else `tenant` when the
+    /// route has a tenant source and `public` when it has none.
+    pub scope: Scope,
+    /// True when `scope` was written (on the route or in `[cache]`), false when inferred.
+    pub scope_declared: bool,
+    /// What a request without a credential gets on a `tenant` or `user` route.
+    pub anonymous: Anonymous,
 }
 
 impl Route {
@@ -470,16 +516,34 @@ impl RouteTable {
         }
         found
     }
+
+    /// One warning per cached route whose tenant is read from the request as sent, which any
+    /// client can set to another tenant's id: header, host, path or query alike. Without
+    /// `[auth]` nothing verifies it, so [`crate::config::Config::trust_warnings`] reports these
+    /// only when that section is absent. Routes declared `public` are shared on purpose.
+    pub fn trust_warnings(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|r| r.cache && r.tenant != TenantSource::None && r.scope != Scope::Public)
+            .map(|r| {
+                format!(
+                    "route[{}] {}: tenant {} is trusted as sent by any client; add [auth] to verify callers",
+                    r.index, r.pattern, r.tenant
+                )
+            })
+            .collect()
+    }
 }
 
 impl fmt::Display for RouteTable {
     /// The table `cachegate check` prints: one route a line, columns aligned.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const HEADER: [&str; 9] = [
+        const HEADER: [&str; 10] = [
             "#",
             "PATH",
             "METHODS",
             "CACHE",
+            "SCOPE",
             "TENANT",
             "VARY",
             "RESOURCE",
@@ -494,7 +558,7 @@ impl fmt::Display for RouteTable {
                 text
             }
         };
-        let rows: Vec<[String; 9]> = self
+        let rows: Vec<[String; 10]> = self
             .routes
             .iter()
             .map(|r| {
@@ -513,6 +577,10 @@ impl fmt::Display for RouteTable {
                         format_duration(r.ttl)
                     } else {
                         "pass".to_string()
+                    },
+                    match (r.scope, r.anonymous) {
+                        (Scope::Public, _) | (_, Anonymous::Deny) => r.scope.to_string(),
+                        (scope, Anonymous::Pass) => format!("{scope},anon-pass"),
                     },
                     r.tenant.to_string(),
                     join(&mut r.vary.iter().map(|h| h.to_string())),

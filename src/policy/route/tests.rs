@@ -304,6 +304,9 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
         resource: None,
         entry_tags: Vec::new(),
         write_invalidates: Vec::new(),
+        scope: Scope::Public,
+        scope_declared: false,
+        anonymous: Anonymous::Deny,
     }
 }
 

@@ -131,6 +131,7 @@ impl Admin {
             "auth_invalid": s.auth_invalid,
             "auth_forbidden": s.auth_forbidden,
             "auth_unavailable": s.auth_unavailable,
+            "introspections": self.proxy.introspections(),
             "entries": store.entries,
             "bytes": store.bytes,
             "evictions": store.evictions,

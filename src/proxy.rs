@@ -9,12 +9,15 @@ pub mod identity;
 pub mod reserved;
 mod write;
 
+use crate::auth::digest::DigestKey;
+use crate::auth::Identity;
 use crate::body::ProxyBody;
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::policy::cache_key::{self, KeyParts, Target};
 use crate::policy::cacheability::{self, Bypass, RequestFacts};
 use crate::policy::outcome::Outcome;
+use crate::policy::route::{Anonymous, Scope};
 use crate::policy::route::{Route, RouteMatch};
 use crate::policy::tenant::{self, Tenant, TenantInputs, MAX_TENANT_LEN};
 use crate::policy::Key;
@@ -23,15 +26,12 @@ use crate::single_flight::SingleFlight;
 use crate::stats::Stats;
 use crate::store::{CachedResponse, FillTicket, MemoryOptions, TagKey, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
-use crate::auth::digest::DigestKey;
-use crate::auth::Identity;
-use crate::policy::route::{Anonymous, Scope};
 use crate::webhook::Verifier;
-use identity::{AuthFailure, Authenticator, Caller};
-pub use identity::Setup;
 use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
+pub use identity::Setup;
+use identity::{AuthFailure, Authenticator, Caller};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -189,6 +189,14 @@ impl Proxy {
 
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// Calls made to the introspection endpoint since start (0 without introspection).
+    pub fn introspections(&self) -> u64 {
+        self.inner
+            .auth
+            .as_ref()
+            .map_or(0, Authenticator::introspections)
     }
 
     async fn dispatch(
@@ -535,7 +543,10 @@ fn fill_scope(cacheable: &Cacheable<'_>, target: &Target<'_>) -> Option<(Arc<str
         .collect();
     tags.push(TagKey::new(tenant.clone(), TENANT_TAG));
     if let Some(user) = &cacheable.user {
-        tags.push(TagKey::new(tenant.clone(), format!("{USER_TAG_PREFIX}{user}")));
+        tags.push(TagKey::new(
+            tenant.clone(),
+            format!("{USER_TAG_PREFIX}{user}"),
+        ));
     }
     tags.push(TagKey::new(
         tenant.clone(),

@@ -59,6 +59,11 @@ impl DigestKey {
         *hasher.finalize().as_bytes()
     }
 
+    /// The raw key, for code that hashes with blake3 directly (the cache key's readable form).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// The first 16 hex characters of [`DigestKey::digest`], for readable keys and log lines.
     pub fn short_hex(&self, parts: &[&[u8]]) -> String {
         self.digest(parts)[..8]

@@ -8,7 +8,7 @@ use super::Proxy;
 use crate::auth::cidr::Cidr;
 use crate::auth::digest::DigestKey;
 use crate::auth::introspect::{IntrospectFailure, IntrospectSettings, Introspector};
-use crate::auth::jwt::{JwtKeys, JwtSettings, JwtVerifier};
+use crate::auth::jwt::{JwtSettings, JwtVerifier};
 use crate::auth::Identity;
 use crate::body::ProxyBody;
 use crate::config::{AuthConfig, Config, JwtKeySource, SecretSource};
@@ -40,7 +40,8 @@ impl Setup {
     ) -> Result<Setup, String> {
         let webhook = match read_secret(&config.webhook.secret)? {
             Some(list) => Some(Verifier::new(
-                Secrets::parse(&list).map_err(|e| format!("webhook secret ({}): {e}", config.webhook.secret))?,
+                Secrets::parse(&list)
+                    .map_err(|e| format!("webhook secret ({}): {e}", config.webhook.secret))?,
                 config.webhook.replay_window,
             )),
             None => None,
@@ -70,25 +71,14 @@ fn jwt_verifier(
     let Some(jwt) = &auth.jwt else {
         return Ok(None);
     };
-    let keys = match &jwt.keys {
+    let secret = match &jwt.keys {
         JwtKeySource::HsSecret(source) => match read_secret(source)? {
-            Some(secret) => JwtKeys::Secret(secret.into_bytes()),
+            Some(secret) => Some(secret),
             None => return Err(format!("auth.jwt: the HMAC secret ({source}) is not set")),
         },
-        JwtKeySource::PublicKeyFile(path) => JwtKeys::PublicKeyPem(
-            std::fs::read(path).map_err(|e| format!("auth.jwt: cannot read {}: {e}", path.display()))?,
-        ),
-        JwtKeySource::JwksFile(path) => JwtKeys::Jwks { path: path.clone() },
+        JwtKeySource::PublicKeyFile(_) | JwtKeySource::JwksFile(_) => None,
     };
-    let settings = JwtSettings {
-        keys,
-        algorithms: jwt.algorithms.clone(),
-        tenant_claim: jwt.tenant_claim.clone(),
-        user_claim: jwt.user_claim.clone(),
-        issuer: jwt.issuer.clone(),
-        audience: jwt.audience.clone(),
-        leeway: jwt.leeway,
-    };
+    let settings = JwtSettings::from_config(jwt, secret.as_deref().map(str::as_bytes))?;
     JwtVerifier::new(settings).map(Some)
 }
 
@@ -276,7 +266,9 @@ pub(crate) fn cross_check(
         Tenant::Id(_) => Err(ProxyError::Forbidden(
             "the request names a tenant the credential does not belong to",
         )),
-        Tenant::Invalid(_) => Err(ProxyError::Forbidden("the request names a malformed tenant")),
+        Tenant::Invalid(_) => Err(ProxyError::Forbidden(
+            "the request names a malformed tenant",
+        )),
     }
 }
 

@@ -78,7 +78,12 @@ fn now() -> u64 {
 
 fn token(org: &str, sub: &str, exp: u64) -> String {
     let claims = serde_json::json!({ "org": org, "sub": sub, "exp": exp });
-    encode(&Header::default(), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes())).unwrap()
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 fn bearer(token: &str) -> String {
@@ -121,20 +126,30 @@ async fn a_token_for_one_tenant_cannot_read_another_tenants_path() {
     let t42 = bearer(&token("42", "alice", now() + 600));
     let t7 = bearer(&token("7", "carol", now() + 600));
     // Tenant 7's list is cached...
-    client.get("/api/orgs/7/faculty/", &[("authorization", &t7)]).await;
+    client
+        .get("/api/orgs/7/faculty/", &[("authorization", &t7)])
+        .await;
     assert_eq!(
-        client.get("/api/orgs/7/faculty/", &[("authorization", &t7)]).await.cache_status(),
+        client
+            .get("/api/orgs/7/faculty/", &[("authorization", &t7)])
+            .await
+            .cache_status(),
         "cachegate; hit"
     );
     let hits = origin.hits();
     // ...and tenant 42's token asking for it is refused before any lookup.
-    let answer = client.get("/api/orgs/7/faculty/", &[("authorization", &t42)]).await;
+    let answer = client
+        .get("/api/orgs/7/faculty/", &[("authorization", &t42)])
+        .await;
     assert_eq!(answer.status, 403);
     assert_eq!(answer.json()["error"], "forbidden");
     assert!(answer.header("cache-status").unwrap().contains("error"));
     // A tenant header naming another tenant is refused the same way.
     let answer = client
-        .get("/api/faculty/", &[("authorization", &t42), ("x-org-id", "7")])
+        .get(
+            "/api/faculty/",
+            &[("authorization", &t42), ("x-org-id", "7")],
+        )
         .await;
     assert_eq!(answer.status, 403);
     assert_eq!(origin.hits(), hits);
@@ -144,9 +159,14 @@ async fn a_token_for_one_tenant_cannot_read_another_tenants_path() {
 async fn missing_expired_and_tampered_tokens_get_401_even_when_an_entry_is_cached() {
     let (origin, proxy, client) = setup(JWT_CONFIG).await;
     let good = bearer(&token("42", "alice", now() + 600));
-    client.get("/api/faculty/", &[("authorization", &good)]).await;
+    client
+        .get("/api/faculty/", &[("authorization", &good)])
+        .await;
     assert_eq!(
-        client.get("/api/faculty/", &[("authorization", &good)]).await.cache_status(),
+        client
+            .get("/api/faculty/", &[("authorization", &good)])
+            .await
+            .cache_status(),
         "cachegate; hit"
     );
     let hits = origin.hits();
@@ -165,9 +185,15 @@ async fn missing_expired_and_tampered_tokens_get_401_even_when_an_entry_is_cache
         (vec![], "unauthenticated"),
         (vec![("x-org-id", "42".to_string())], "unauthenticated"),
         (vec![("authorization", expired)], "invalid_credential"),
-        (vec![("authorization", bearer(&tampered))], "invalid_credential"),
+        (
+            vec![("authorization", bearer(&tampered))],
+            "invalid_credential",
+        ),
         (vec![("authorization", wrong_key)], "invalid_credential"),
-        (vec![("authorization", "Basic YWxpY2U6cHc=".to_string())], "invalid_credential"),
+        (
+            vec![("authorization", "Basic YWxpY2U6cHc=".to_string())],
+            "invalid_credential",
+        ),
     ];
     for (headers, code) in cases {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -195,8 +221,12 @@ async fn two_users_on_a_user_route_never_see_each_others_answers() {
     }
     assert_eq!(origin.hits(), 2);
     // On a tenant route the two share the tenant's entry.
-    client.get("/api/faculty/", &[("authorization", &alice)]).await;
-    let shared = client.get("/api/faculty/", &[("authorization", &bob)]).await;
+    client
+        .get("/api/faculty/", &[("authorization", &alice)])
+        .await;
+    let shared = client
+        .get("/api/faculty/", &[("authorization", &bob)])
+        .await;
     assert_eq!(shared.cache_status(), "cachegate; hit");
 }
 
@@ -210,11 +240,18 @@ async fn public_routes_share_one_entry_and_anonymous_pass_routes_forward_uncache
     // `anonymous = "pass"`: without a credential the backend decides, and nothing is stored.
     for _ in 0..2 {
         let answer = client.get("/api/catalog/", &[]).await;
-        assert_eq!(answer.cache_status(), "cachegate; fwd=bypass; detail=anonymous");
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=bypass; detail=anonymous"
+        );
     }
     // With one, the route caches per tenant as usual.
-    client.get("/api/catalog/", &[("authorization", &alice)]).await;
-    let hit = client.get("/api/catalog/", &[("authorization", &alice)]).await;
+    client
+        .get("/api/catalog/", &[("authorization", &alice)])
+        .await;
+    let hit = client
+        .get("/api/catalog/", &[("authorization", &alice)])
+        .await;
     assert_eq!(hit.cache_status(), "cachegate; hit");
     assert_eq!(origin.hits(), 4);
 }
@@ -243,7 +280,11 @@ async fn a_hundred_requests_with_one_new_session_cost_one_introspection() {
     let mut set = JoinSet::new();
     for _ in 0..100 {
         let client = client.clone();
-        set.spawn(async move { client.get("/api/faculty/", &[("cookie", "sessionid=alice")]).await });
+        set.spawn(async move {
+            client
+                .get("/api/faculty/", &[("cookie", "sessionid=alice")])
+                .await
+        });
     }
     while let Some(answer) = set.join_next().await {
         let answer = answer.unwrap();
@@ -253,7 +294,9 @@ async fn a_hundred_requests_with_one_new_session_cost_one_introspection() {
     assert_eq!(origin.hits_on("/api/faculty/"), 1);
     assert!(proxy.proxy.stats().snapshot().hits + proxy.proxy.stats().snapshot().collapsed >= 99);
     // Bob is another user of the same tenant: a new introspection, the tenant's entry.
-    let bob = client.get("/api/faculty/", &[("cookie", "sessionid=bob")]).await;
+    let bob = client
+        .get("/api/faculty/", &[("cookie", "sessionid=bob")])
+        .await;
     assert_eq!(bob.cache_status(), "cachegate; hit");
     assert_eq!(origin.hits_on("/api/auth/me/"), 2);
 }
@@ -261,11 +304,17 @@ async fn a_hundred_requests_with_one_new_session_cost_one_introspection() {
 #[tokio::test]
 async fn introspection_refusals_pass_through_and_outages_are_503_never_a_hit() {
     let (origin, _proxy, client) = setup(INTROSPECT_CONFIG).await;
-    client.get("/api/faculty/", &[("cookie", "sessionid=alice")]).await;
-    let refused = client.get("/api/faculty/", &[("cookie", "sessionid=mallory")]).await;
+    client
+        .get("/api/faculty/", &[("cookie", "sessionid=alice")])
+        .await;
+    let refused = client
+        .get("/api/faculty/", &[("cookie", "sessionid=mallory")])
+        .await;
     assert_eq!(refused.status, 403);
     assert_eq!(refused.json()["detail"], "not logged in");
-    let down = client.get("/api/faculty/", &[("cookie", "sessionid=down")]).await;
+    let down = client
+        .get("/api/faculty/", &[("cookie", "sessionid=down")])
+        .await;
     assert_eq!(down.status, 503);
     assert_eq!(down.json()["error"], "auth_unavailable");
     assert!(down.header("retry-after").is_some());
@@ -279,14 +328,23 @@ async fn logout_purges_the_users_entries_and_forgets_the_session() {
     let (origin, proxy, client) = setup(INTROSPECT_CONFIG).await;
     let alice = [("cookie", "sessionid=alice")];
     client.get("/api/me/", &alice).await;
-    assert_eq!(client.get("/api/me/", &alice).await.cache_status(), "cachegate; hit");
+    assert_eq!(
+        client.get("/api/me/", &alice).await.cache_status(),
+        "cachegate; hit"
+    );
     assert_eq!(origin.hits_on("/api/auth/me/"), 1);
-    let answer = proxy.invalidate(r#"{"tenant": "42", "user": "alice"}"#).await;
+    let answer = proxy
+        .invalidate(r#"{"tenant": "42", "user": "alice"}"#)
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.json()["purged"], 1);
     let after = client.get("/api/me/", &alice).await;
     assert_eq!(after.cache_status(), "cachegate; fwd=miss; stored");
-    assert_eq!(origin.hits_on("/api/auth/me/"), 2, "the session was verified again");
+    assert_eq!(
+        origin.hits_on("/api/auth/me/"),
+        2,
+        "the session was verified again"
+    );
     // `credential_cache: all` forgets every session at once.
     let answer = proxy.invalidate(r#"{"credential_cache": "all"}"#).await;
     assert_eq!(answer.status, 200, "{}", answer.text());

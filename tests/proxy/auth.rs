@@ -1,5 +1,5 @@
 use crate::support::client::TestClient;
-use crate::support::origin::{default_body, Origin, Reply};
+use crate::support::origin::{Origin, Reply};
 use crate::support::{TestProxy, JWT_SECRET};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use tokio::task::JoinSet;

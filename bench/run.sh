@@ -15,7 +15,7 @@ trap cleanup EXIT
 # One core for the server under test, one for wrk, as far as two cores allow: both servers get one
 # worker thread and the measurement alternates between them, so noise hits both alike.
 target/release/cachegate-bench-origin --listen 127.0.0.1:18000 --threads 1 --slow-ms 200 2>"$out/origin.log" & pids+=($!)
-export BENCH_JWT_SECRET=bench-secret-for-hs256
+export BENCH_JWT_SECRET=bench-hs256-secret-of-at-least-32-bytes
 token=$(python3 - <<'PY'
 import base64, hashlib, hmac, json, os, time
 enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
@@ -27,7 +27,14 @@ PY
 )
 target/release/cachegate serve --config bench/proxy.toml 2>"$out/cachegate.log" & pids+=($!)
 for port in 18000 18080; do
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:$port/api/warm/" -H 'X-Org-Id: 1' && break; sleep 0.1; done
+  up=no
+  for _ in $(seq 100); do
+    if curl -fs -o /dev/null "http://127.0.0.1:$port/api/warm/" -H 'X-Org-Id: 1'; then up=yes; break; fi
+    sleep 0.1
+  done
+  if [ "$up" != yes ]; then
+    echo "server on port $port did not come up:" >&2; cat "$out"/*.log >&2; exit 1
+  fi
 done
 curl -fs -o /dev/null -D - http://127.0.0.1:18080/api/faculty/ -H 'X-Org-Id: 42' | grep -i cache-status
 curl -fs -o /dev/null -D - http://127.0.0.1:18080/api/faculty/ -H 'X-Org-Id: 42' | grep -i cache-status

@@ -555,6 +555,13 @@ fn fill_scope(cacheable: &Cacheable<'_>, target: &Target<'_>) -> Option<(Arc<str
     Some((tenant, tags))
 }
 
+/// Seconds since the Unix epoch, for signature and token times (which are wall-clock times).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The Host the client addressed: exactly one `Host` header (HTTP/1.1) or the `:authority` (h2).
 fn request_host<B>(req: &Request<B>) -> Result<String, ProxyError> {
     let mut values = req.headers().get_all(HOST).iter();

@@ -21,7 +21,6 @@ use crate::webhook::{Secrets, Verifier};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Response};
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What cachegate needs beyond the config file: secrets and keys, read once at start.
 pub struct Setup {
@@ -196,7 +195,7 @@ impl Proxy {
             }
         }
         if let (Some(jwt), Some(token)) = (&auth.jwt, bearer_jwt(headers)) {
-            return match jwt.verify(token, unix_now()) {
+            return match jwt.verify(token, super::unix_now()) {
                 Ok(identity) => Ok(Caller::Verified(identity)),
                 Err(err) => {
                     self.inner.stats.auth_invalid();
@@ -289,12 +288,6 @@ fn bearer_jwt(headers: &HeaderMap) -> Option<&str> {
     }
     let token = token.trim();
     (token.split('.').count() == 3).then_some(token)
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

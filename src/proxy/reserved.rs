@@ -17,7 +17,6 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::task::JoinSet;
 
 /// A `POST /warm` request.
@@ -96,7 +95,7 @@ impl Proxy {
             .headers
             .get(SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok());
-        if let Err(err) = verifier.verify(signature, &body, unix_now()) {
+        if let Err(err) = verifier.verify(signature, &body, super::unix_now()) {
             self.inner.stats.webhook_refused();
             tracing::warn!(reason = err.as_str(), "webhook refused");
             return json(
@@ -427,12 +426,6 @@ pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response<Pro
         HeaderValue::from_static("no-store"),
     );
     response
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

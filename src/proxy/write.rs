@@ -4,12 +4,13 @@
 //! failures the outcome is unknown, so cachegate evicts as if the write had succeeded: a needless
 //! miss costs a backend request, a kept stale entry breaks read-your-writes.
 
+use super::identity::Caller;
 use super::{stream_response, Proxy, PATH_TAG_PREFIX};
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
 use crate::policy::cache_key;
 use crate::policy::outcome::Outcome;
-use crate::policy::route::Route;
+use crate::policy::route::{Route, Scope};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
 use crate::store::{Purge, TenantScope};
@@ -32,16 +33,24 @@ impl Proxy {
         let mut purges = Vec::new();
         let headers = req.headers().clone();
         let query = req.uri().query().map(str::to_owned);
+        let write_route = self.inner.config.routes.find(req.method(), &target.path);
+        let who = WriteScope {
+            headers: &headers,
+            host: client.host,
+            auth: self.inner.auth.is_some(),
+            verified: self
+                .verified_tenant(
+                    write_route.as_ref().map(|m| m.route),
+                    &target.path,
+                    &headers,
+                    client,
+                )
+                .await,
+        };
         let mut route_index = None;
-        if let Some(m) = self.inner.config.routes.find(req.method(), &target.path) {
+        if let Some(m) = write_route {
             route_index = Some(m.route.index);
-            let scope = tenant_scope(
-                m.route,
-                &headers,
-                client.host,
-                &m.captures,
-                query.as_deref(),
-            );
+            let scope = who.tenant_scope(m.route, &m.captures, query.as_deref());
             let tags: Vec<Arc<str>> = m
                 .route
                 .write_invalidates
@@ -52,7 +61,7 @@ impl Proxy {
                 purges.push(Purge::tags(scope, tags));
             }
         }
-        if let Some(purge) = self.uri_purge(&target.path, &headers, client.host, query.as_deref()) {
+        if let Some(purge) = self.uri_purge(&target.path, &who, query.as_deref()) {
             purges.push(purge);
         }
 
@@ -74,7 +83,7 @@ impl Proxy {
                     else {
                         continue;
                     };
-                    if let Some(purge) = self.uri_purge(&path, &headers, client.host, None) {
+                    if let Some(purge) = self.uri_purge(&path, &who, None) {
                         purges.push(purge);
                     }
                 }
@@ -96,19 +105,13 @@ impl Proxy {
 
     /// The purge of every stored variant of `path` (RFC 9111 §4.4), scoped to the tenant the GET
     /// route for that path would key it under.
-    fn uri_purge(
-        &self,
-        path: &str,
-        headers: &HeaderMap,
-        host: &str,
-        query: Option<&str>,
-    ) -> Option<Purge> {
+    fn uri_purge(&self, path: &str, who: &WriteScope<'_>, query: Option<&str>) -> Option<Purge> {
         let target = cache_key::normalize(path, None).ok()?;
         let m = self.inner.config.routes.find(&Method::GET, &target.path)?;
         if !m.route.cache {
             return None;
         }
-        let scope = tenant_scope(m.route, headers, host, &m.captures, query);
+        let scope = who.tenant_scope(m.route, &m.captures, query);
         Some(Purge::tags(
             scope,
             vec![Arc::from(format!("{PATH_TAG_PREFIX}{}", target.path))],
@@ -116,25 +119,79 @@ impl Proxy {
     }
 }
 
-/// The tenants a write may have changed: its own when it can be told, every tenant when it
-/// cannot (a write without a readable tenant that the backend accepted changed *something*).
-fn tenant_scope(
-    route: &Route,
-    headers: &HeaderMap,
-    host: &str,
-    captures: &Captures<'_, '_>,
-    query: Option<&str>,
-) -> TenantScope {
-    let inputs = TenantInputs {
-        headers,
-        host: Some(host),
-        captures,
-        query,
-    };
-    match tenant::extract(&route.tenant, &inputs) {
-        Tenant::Shared => TenantScope::One(Arc::from("")),
-        Tenant::Id(id) => TenantScope::One(Arc::from(&*id)),
-        Tenant::Missing | Tenant::Invalid(_) => TenantScope::All,
+/// What decides which tenants a write may have changed.
+struct WriteScope<'a> {
+    headers: &'a HeaderMap,
+    host: &'a str,
+    /// Whether the deployment verifies callers (`[auth]`).
+    auth: bool,
+    /// The writer's verified tenant, when `[auth]` could tell it.
+    verified: Option<String>,
+}
+
+impl WriteScope<'_> {
+    /// The tenants whose entries of `route` the write may have changed: its own when it can be
+    /// told, every tenant when it cannot (a write the backend accepted changed *something*).
+    /// Entries are scoped the way reads key them: public routes share the untenanted scope,
+    /// with `[auth]` tenant and user routes are keyed by the verified tenant, else by the tenant
+    /// the request names.
+    fn tenant_scope(
+        &self,
+        route: &Route,
+        captures: &Captures<'_, '_>,
+        query: Option<&str>,
+    ) -> TenantScope {
+        if route.scope == Scope::Public {
+            return TenantScope::One(Arc::from(""));
+        }
+        if self.auth {
+            return match &self.verified {
+                Some(tenant) => TenantScope::One(Arc::from(tenant.as_str())),
+                None => TenantScope::All,
+            };
+        }
+        let inputs = TenantInputs {
+            headers: self.headers,
+            host: Some(self.host),
+            captures,
+            query,
+        };
+        match tenant::extract(&route.tenant, &inputs) {
+            Tenant::Shared => TenantScope::One(Arc::from("")),
+            Tenant::Id(id) => TenantScope::One(Arc::from(&*id)),
+            Tenant::Missing | Tenant::Invalid(_) => TenantScope::All,
+        }
+    }
+}
+
+impl Proxy {
+    /// With `[auth]`, the writer's verified tenant: verified as a read on the write's route (or
+    /// on the GET route of its path) would be. `None` when it cannot be told; the backend, not
+    /// cachegate, decides whether the write itself is allowed.
+    async fn verified_tenant(
+        &self,
+        route: Option<&Route>,
+        path: &str,
+        headers: &HeaderMap,
+        client: &ClientInfo<'_>,
+    ) -> Option<String> {
+        let auth = self.inner.auth.as_ref()?;
+        let read_route = self
+            .inner
+            .config
+            .routes
+            .find(&Method::GET, path)
+            .map(|m| m.route);
+        let route = route
+            .filter(|r| r.scope != Scope::Public)
+            .or(read_route.filter(|r| r.scope != Scope::Public))?;
+        match self
+            .authenticate(auth, route, headers, client.peer.ip(), client.host)
+            .await
+        {
+            Ok(Caller::Verified(identity)) => identity.tenant,
+            _ => None,
+        }
     }
 }
 

@@ -41,6 +41,18 @@ tenant = "none"
 [[route]]
 path = "/api/catalog/"
 anonymous = "pass"
+
+[[route]]
+path = "/api/rooms/"
+resource = "rooms"
+scope = "tenant"
+tenant = "none"
+
+[[route]]
+path = "/api/rooms/{id}/"
+resource = "rooms"
+scope = "tenant"
+tenant = "none"
 "#;
 
 /// The same routes, with callers verified by asking the backend who a session belongs to.
@@ -350,4 +362,49 @@ async fn logout_purges_the_users_entries_and_forgets_the_session() {
     assert_eq!(answer.status, 200, "{}", answer.text());
     client.get("/api/me/", &alice).await;
     assert_eq!(origin.hits_on("/api/auth/me/"), 3);
+}
+
+/// Entries are keyed by the verified tenant, so a write must evict under that same tenant: the
+/// writer's own when its credential verifies, every tenant's when it does not.
+#[tokio::test]
+async fn writes_evict_under_the_verified_tenant() {
+    let (_origin, _proxy, client) = setup(JWT_CONFIG).await;
+    let t42 = bearer(&token("42", "alice", now() + 600));
+    let t7 = bearer(&token("7", "carol", now() + 600));
+    let state = |answer: crate::support::client::Answer| answer.cache_status().to_string();
+    for t in [&t42, &t7] {
+        client.get("/api/rooms/", &[("authorization", t)]).await;
+        assert_eq!(
+            state(client.get("/api/rooms/", &[("authorization", t)]).await),
+            "cachegate; hit"
+        );
+    }
+    let put = client
+        .send(
+            http::Method::PUT,
+            "/api/rooms/5/",
+            &[("authorization", &t42)],
+            "{}",
+        )
+        .await;
+    assert_eq!(put.status, 200);
+    assert_eq!(
+        state(client.get("/api/rooms/", &[("authorization", &t42)]).await),
+        "cachegate; fwd=miss; stored"
+    );
+    assert_eq!(
+        state(client.get("/api/rooms/", &[("authorization", &t7)]).await),
+        "cachegate; hit"
+    );
+    // A write whose credential cannot be verified may have changed any tenant's data.
+    client.get("/api/rooms/", &[("authorization", &t42)]).await;
+    client
+        .send(http::Method::PUT, "/api/rooms/5/", &[], "{}")
+        .await;
+    for t in [&t42, &t7] {
+        assert_eq!(
+            state(client.get("/api/rooms/", &[("authorization", t)]).await),
+            "cachegate; fwd=miss; stored"
+        );
+    }
 }

@@ -116,6 +116,11 @@ pub struct IntrospectConfig {
     pub credential_headers: Vec<HeaderName>,
     /// Time the endpoint has to answer; default 5s.
     pub timeout: Duration,
+    /// Cookie names that carry the session (e.g. `sessionid`). When set, a `Cookie` header is a
+    /// credential only if it holds one of them, and only they are digested and sent to the
+    /// endpoint, so a logged-out browser with just `csrftoken` is anonymous. Default: empty,
+    /// meaning any `Cookie` header is a credential.
+    pub session_cookies: Vec<String>,
 }
 
 /// Where a secret comes from. Secrets are read at start, never stored in the config file.
@@ -442,6 +447,7 @@ struct RawIntrospect {
     ttl: Option<Spanned<Scalar>>,
     credential_headers: Option<Spanned<Vec<Spanned<String>>>>,
     timeout: Option<Spanned<Scalar>>,
+    session_cookies: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1118,6 +1124,34 @@ fn compile_introspect(report: &mut Report<'_>, raw: RawIntrospect) -> Option<Int
             ok.then_some(out)
         }
     };
+    let mut session_cookies = Some(Vec::new());
+    for name in raw.session_cookies.unwrap_or_default() {
+        let span = name.span();
+        let name = name.into_inner();
+        // RFC 6265 cookie names are tokens: visible ASCII without separators.
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+        match report.check(
+            span,
+            "auth.introspect.session_cookies",
+            if valid {
+                Ok(name)
+            } else {
+                Err(format!("\"{name}\" is not a cookie name"))
+            },
+        ) {
+            Some(name) => {
+                if let Some(list) = session_cookies.as_mut() {
+                    if !list.contains(&name) {
+                        list.push(name);
+                    }
+                }
+            }
+            None => session_cookies = None,
+        }
+    }
     Some(IntrospectConfig {
         path: path?,
         tenant_field: tenant_field?,
@@ -1125,6 +1159,7 @@ fn compile_introspect(report: &mut Report<'_>, raw: RawIntrospect) -> Option<Int
         ttl: ttl?,
         credential_headers: credential_headers?,
         timeout: timeout?,
+        session_cookies: session_cookies?,
     })
 }
 

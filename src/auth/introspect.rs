@@ -48,6 +48,8 @@ pub struct IntrospectSettings {
     pub ttl: Duration,
     /// The request headers that carry the credential, in the order they are digested.
     pub credential_headers: Vec<HeaderName>,
+    /// When not empty, a `Cookie` header counts only for these cookies (see the config).
+    pub session_cookies: Vec<String>,
     /// The bound on the whole introspection call (head and body).
     pub timeout: Duration,
     /// The bound on the number of remembered identities.
@@ -130,23 +132,18 @@ impl Introspector {
 
     /// Whether the request carries any of the credential headers.
     pub fn has_credential(&self, headers: &HeaderMap) -> bool {
-        self.inner
-            .settings
-            .credential_headers
-            .iter()
-            .any(|name| headers.contains_key(name))
+        !self.credential_values(headers).is_empty()
     }
 
     /// The keyed digest of the request's credential: `name, value, name, value ...` over the
     /// configured credential headers present, in configured order, every value of each. `None`
     /// when the request carries no credential.
     pub fn credential_digest(&self, headers: &HeaderMap) -> Option<[u8; 32]> {
-        let mut parts: Vec<&[u8]> = Vec::new();
-        for name in self.credential_names() {
-            for value in headers.get_all(name) {
-                parts.push(name.as_str().as_bytes());
-                parts.push(value.as_bytes());
-            }
+        let values = self.credential_values(headers);
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(values.len() * 2);
+        for (name, value) in &values {
+            parts.push(name.as_str().as_bytes());
+            parts.push(value.as_bytes());
         }
         if parts.is_empty() {
             return None;
@@ -261,12 +258,67 @@ impl Introspector {
     /// header, forwarding headers) must not influence who the backend says the caller is.
     fn forwarded_headers(&self, headers: &HeaderMap) -> HeaderMap {
         let mut out = HeaderMap::new();
+        for (name, value) in self.credential_values(headers) {
+            out.append(name, value);
+        }
+        out
+    }
+
+    /// The credential the request carries: every value of the configured headers, with a
+    /// `Cookie` header cut down to the session cookies when those are configured (a header left
+    /// with none of them is no credential).
+    fn credential_values(&self, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+        let sessions = &self.inner.settings.session_cookies;
+        let mut out = Vec::new();
         for name in self.credential_names() {
             for value in headers.get_all(name) {
-                out.append(name.clone(), value.clone());
+                if *name == http::header::COOKIE && !sessions.is_empty() {
+                    if let Some(kept) = session_cookies_of(value, sessions) {
+                        out.push((name.clone(), kept));
+                    }
+                } else {
+                    out.push((name.clone(), value.clone()));
+                }
             }
         }
         out
+    }
+}
+
+/// The `name=value` pairs of a `Cookie` header whose name is one of `names`, in header order.
+fn session_cookies_of(value: &HeaderValue, names: &[String]) -> Option<HeaderValue> {
+    let text = value.to_str().ok()?;
+    let kept: Vec<&str> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| {
+            pair.split_once('=')
+                .is_some_and(|(name, _)| names.iter().any(|n| n == name.trim()))
+        })
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&kept.join("; ")).ok()
+}
+
+#[cfg(test)]
+mod session_cookie_tests {
+    use super::session_cookies_of;
+    use http::HeaderValue;
+
+    #[test]
+    fn only_session_cookies_count() {
+        let names = ["sessionid".to_string()];
+        let check = |value: &str, expected: Option<&str>| {
+            let got = session_cookies_of(&HeaderValue::from_str(value).unwrap(), &names);
+            assert_eq!(got.as_ref().map(|v| v.to_str().unwrap()), expected, "{value}");
+        };
+        check("csrftoken=abc", None);
+        check("csrftoken=abc; sessionid=s1", Some("sessionid=s1"));
+        check("sessionid=s1;theme=dark", Some("sessionid=s1"));
+        check("xsessionid=s1", None);
+        check("", None);
     }
 }
 

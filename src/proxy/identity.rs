@@ -117,6 +117,7 @@ impl Authenticator {
                     user_field: i.user_field.clone(),
                     ttl: i.ttl,
                     credential_headers: i.credential_headers.clone(),
+                    session_cookies: i.session_cookies.clone(),
                     timeout: i.timeout,
                     max_entries: 100_000,
                 },

@@ -379,10 +379,8 @@ async fn a_read_after_a_declared_tag_purge_never_gets_the_overtaken_fill() {
     };
     // Let it reach the proxy: it either joins the held fill or leads its own (which the
     // origin answers at once, without the gate).
-    crate::coalescing::wait_for(|| {
-        proxy.proxy.stats().snapshot().waits == 1 || origin.hits() == 2
-    })
-    .await;
+    crate::coalescing::wait_for(|| proxy.proxy.stats().snapshot().waits == 1 || origin.hits() == 2)
+        .await;
     gate.open();
     let old = held.await.unwrap();
     assert_eq!(old.json()["version"], 1);

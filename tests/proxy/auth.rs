@@ -408,3 +408,32 @@ async fn writes_evict_under_the_verified_tenant() {
         );
     }
 }
+
+/// cachegate never refuses a write, so the backend may accept one whose path names another
+/// tenant than the writer's credential (a staff account, an org admin acting on a sister org).
+/// The entries of the tenant the write changed are the ones keyed under the tenant its path
+/// names; a read by that tenant afterwards must not be served from before the write.
+#[tokio::test]
+async fn a_write_naming_another_tenant_than_its_credential_evicts_that_tenants_entries() {
+    let (origin, _proxy, client) = setup(JWT_CONFIG).await;
+    let t42 = bearer(&token("42", "alice", now() + 600));
+    let t7 = bearer(&token("7", "carol", now() + 600));
+    let path = "/api/orgs/7/faculty/";
+    client.get(path, &[("authorization", &t7)]).await;
+    let cached = client.get(path, &[("authorization", &t7)]).await;
+    assert_eq!(cached.cache_status(), "cachegate; hit");
+    assert_eq!(cached.json()["version"], 1);
+    // The backend accepts tenant 42's credential writing to org 7, and acknowledges it.
+    origin.set_version(2);
+    let post = client
+        .send(http::Method::POST, path, &[("authorization", &t42)], "{}")
+        .await;
+    assert_eq!(post.status, 200);
+    let after = client.get(path, &[("authorization", &t7)]).await;
+    assert_eq!(
+        after.json()["version"],
+        2,
+        "org 7 read data older than an acknowledged write to org 7 ({})",
+        after.cache_status()
+    );
+}

@@ -338,3 +338,57 @@ async fn the_python_client_purges_through_the_webhook() {
     assert!(!out.status.success());
     assert_eq!(state(&client, "/api/faculty/12/", ORG42).await, "hit");
 }
+
+/// A tag the origin declares (`Cache-Tag`) is only known once the response arrives, so the join
+/// check cannot see it. A read that starts after a webhook purge of that tag was acknowledged
+/// must still never receive the body the overtaken fill read before the purge.
+#[tokio::test]
+async fn a_read_after_a_declared_tag_purge_never_gets_the_overtaken_fill() {
+    let gate = Gate::new();
+    let g = gate.clone();
+    let origin = Origin::with(move |seen| {
+        let reply = Reply::ok(default_body(seen)).header("cache-tag", "room-12");
+        if seen.header("x-hold").is_some() {
+            reply.gate(&g)
+        } else {
+            reply
+        }
+    })
+    .await;
+    let proxy = TestProxy::start(BASE_CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let held = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .get("/api/faculty/12/", &[("x-org-id", "42"), ("x-hold", "1")])
+                .await
+        })
+    };
+    gate.arrivals(1).await;
+    // The backend changes room 12 and acknowledges only after its webhook was accepted.
+    origin.set_version(2);
+    let answer = proxy
+        .invalidate(r#"{"tenant": "42", "tags": ["room-12"]}"#)
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // A read that starts now, after the acknowledged purge.
+    let after = {
+        let client = client.clone();
+        tokio::spawn(async move { client.get("/api/faculty/12/", ORG42).await })
+    };
+    // Let it reach the proxy: it either joins the held fill or leads its own (which the
+    // origin answers at once, without the gate).
+    crate::coalescing::wait_for(|| proxy.proxy.stats().snapshot().waits == 1 || origin.hits() == 2)
+        .await;
+    gate.open();
+    let old = held.await.unwrap();
+    assert_eq!(old.json()["version"], 1);
+    let after = after.await.unwrap();
+    assert_eq!(
+        after.json()["version"],
+        2,
+        "a read begun after the purge was acknowledged got pre-purge data ({})",
+        after.cache_status()
+    );
+}

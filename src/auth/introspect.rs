@@ -302,26 +302,6 @@ fn session_cookies_of(value: &HeaderValue, names: &[String]) -> Option<HeaderVal
     HeaderValue::from_str(&kept.join("; ")).ok()
 }
 
-#[cfg(test)]
-mod session_cookie_tests {
-    use super::session_cookies_of;
-    use http::HeaderValue;
-
-    #[test]
-    fn only_session_cookies_count() {
-        let names = ["sessionid".to_string()];
-        let check = |value: &str, expected: Option<&str>| {
-            let got = session_cookies_of(&HeaderValue::from_str(value).unwrap(), &names);
-            assert_eq!(got.as_ref().map(|v| v.to_str().unwrap()), expected, "{value}");
-        };
-        check("csrftoken=abc", None);
-        check("csrftoken=abc; sessionid=s1", Some("sessionid=s1"));
-        check("sessionid=s1;theme=dark", Some("sessionid=s1"));
-        check("xsessionid=s1", None);
-        check("", None);
-    }
-}
-
 // === impl Inner ===
 
 impl Inner {

@@ -264,7 +264,16 @@ async fn run_fill(
             };
             tracing::debug!(key = %entry.readable_key, fill = ?fill, "filled");
             // Store first, publish second: a request arriving in between finds the entry.
-            leader.publish(Shared::Entry(entry.clone()));
+            if fill == Fill::Fenced {
+                // A purge overtook this fill. Requests joining after the purge were let in when
+                // it named only tags they could not see (tags the origin declares in its
+                // response), so no waiter may take this body: each goes round again, behind a
+                // fill that starts after the purge. The leader's own request started before the
+                // purge and may have it.
+                leader.publish(Shared::NotShareable);
+            } else {
+                leader.publish(Shared::Entry(entry.clone()));
+            }
             let _ = answer.send(LeaderAnswer::Entry(entry, fill));
         }
         Ok(Fetched::Private(response, reason)) => {

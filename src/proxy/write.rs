@@ -144,19 +144,30 @@ impl WriteScope<'_> {
         if route.scope == Scope::Public {
             return TenantScope::One(Arc::from(""));
         }
-        if self.auth {
-            return match &self.verified {
-                Some(tenant) => TenantScope::One(Arc::from(tenant.as_str())),
-                None => TenantScope::All,
-            };
-        }
         let inputs = TenantInputs {
             headers: self.headers,
             host: Some(self.host),
             captures,
             query,
         };
-        match tenant::extract(&route.tenant, &inputs) {
+        let named = tenant::extract(&route.tenant, &inputs);
+        if self.auth {
+            // Reads key this route by the verified tenant, and refuse any request naming another
+            // one; so a write that names a tenant other than its credential's (a staff account
+            // writing to another organisation's path) changed entries that only the named
+            // tenant can have. Without a verified tenant, or when the two disagree, evict for
+            // every tenant rather than guess.
+            return match (&self.verified, named) {
+                (Some(verified), Tenant::Shared | Tenant::Missing) => {
+                    TenantScope::One(Arc::from(verified.as_str()))
+                }
+                (Some(verified), Tenant::Id(id)) if *id == **verified => {
+                    TenantScope::One(Arc::from(verified.as_str()))
+                }
+                _ => TenantScope::All,
+            };
+        }
+        match named {
             Tenant::Shared => TenantScope::One(Arc::from("")),
             Tenant::Id(id) => TenantScope::One(Arc::from(&*id)),
             Tenant::Missing | Tenant::Invalid(_) => TenantScope::All,

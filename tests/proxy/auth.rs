@@ -67,6 +67,7 @@ tenant_field = "org_id"
 user_field = "id"
 ttl = "60s"
 timeout = "1s"
+session_cookies = ["sessionid"]
 
 [[route]]
 path = "/api/auth/{*rest}"
@@ -79,6 +80,11 @@ scope = "tenant"
 [[route]]
 path = "/api/me/"
 scope = "user"
+
+[[route]]
+path = "/api/catalog/"
+scope = "tenant"
+anonymous = "pass"
 "#;
 
 fn now() -> u64 {
@@ -436,4 +442,40 @@ async fn a_write_naming_another_tenant_than_its_credential_evicts_that_tenants_e
         "org 7 read data older than an acknowledged write to org 7 ({})",
         after.cache_status()
     );
+}
+
+/// A logged-out browser still sends `csrftoken`; with `session_cookies` it is anonymous, not a
+/// credential to introspect.
+#[tokio::test]
+async fn cookies_without_a_session_are_anonymous() {
+    let (origin, _proxy, client) = setup(INTROSPECT_CONFIG).await;
+    for _ in 0..2 {
+        let answer = client
+            .get("/api/catalog/", &[("cookie", "csrftoken=abc")])
+            .await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=bypass; detail=anonymous"
+        );
+    }
+    assert_eq!(
+        client
+            .get("/api/faculty/", &[("cookie", "csrftoken=abc")])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(origin.hits_on("/api/auth/me/"), 0);
+    // The session cookie is the credential, whatever other cookies come with it.
+    let with_session = [("cookie", "csrftoken=abc; sessionid=alice")];
+    client.get("/api/catalog/", &with_session).await;
+    let hit = client
+        .get(
+            "/api/catalog/",
+            &[("cookie", "sessionid=alice; theme=dark")],
+        )
+        .await;
+    assert_eq!(hit.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits_on("/api/auth/me/"), 1);
 }

@@ -105,6 +105,7 @@ fn settings() -> IntrospectSettings {
         credential_headers: vec![AUTHORIZATION, COOKIE],
         timeout: Duration::from_millis(500),
         max_entries: 1000,
+        session_cookies: Vec::new(),
     }
 }
 
@@ -512,4 +513,22 @@ async fn only_credential_headers_are_forwarded() {
     assert_eq!(sent[ACCEPT], "application/json");
     assert_eq!(sent[AUTHORIZATION], "Token alice");
     assert_eq!(sent[COOKIE], "sessionid=s1");
+}
+
+#[test]
+fn only_session_cookies_count() {
+    let names = ["sessionid".to_string()];
+    let check = |value: &str, expected: Option<&str>| {
+        let got = super::session_cookies_of(&HeaderValue::from_str(value).unwrap(), &names);
+        assert_eq!(
+            got.as_ref().map(|v| v.to_str().unwrap()),
+            expected,
+            "{value}"
+        );
+    };
+    check("csrftoken=abc", None);
+    check("csrftoken=abc; sessionid=s1", Some("sessionid=s1"));
+    check("sessionid=s1;theme=dark", Some("sessionid=s1"));
+    check("xsessionid=s1", None);
+    check("", None);
 }

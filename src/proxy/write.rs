@@ -29,7 +29,8 @@ impl Proxy {
         // A write whose path cannot be read unambiguously cannot be matched to what it changes;
         // refusing it is the only way to keep the eviction promise.
         let target = cache_key::normalize(req.uri().path(), req.uri().query())
-            .map_err(|_| ProxyError::BadRequest("ambiguous request path"))?;
+            .map_err(|_| ProxyError::BadRequest("ambiguous request path"))?
+            .into_owned();
         let mut purges = Vec::new();
         let headers = req.headers().clone();
         let query = req.uri().query().map(str::to_owned);
@@ -58,6 +59,19 @@ impl Proxy {
                 .map(|t| Arc::from(t.render(&m.captures)))
                 .collect();
             if !tags.is_empty() {
+                // Public routes keep their entries in the shared scope; a resource (or any
+                // tag) they share with tenant routes changes there too.
+                let shared_too = matches!(&scope, TenantScope::One(t) if !t.is_empty())
+                    && self
+                        .inner
+                        .config
+                        .routes
+                        .routes()
+                        .iter()
+                        .any(|r| r.cache && r.scope == Scope::Public);
+                if shared_too {
+                    purges.push(Purge::tags(TenantScope::One(Arc::from("")), tags.clone()));
+                }
                 purges.push(Purge::tags(scope, tags));
             }
         }
@@ -79,7 +93,7 @@ impl Proxy {
                         .headers()
                         .get(&name)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| same_origin_path(v, client.host))
+                        .and_then(|v| same_origin_path(v, client.host, &target.path))
                     else {
                         continue;
                     };
@@ -206,17 +220,63 @@ impl Proxy {
     }
 }
 
-/// The path of a `Location`-style value when it points at this host: an absolute path, or an
-/// absolute URI whose authority is the request's host. Other values are not ours to evict.
-fn same_origin_path(value: &str, host: &str) -> Option<String> {
-    let uri: http::Uri = value.parse().ok()?;
-    match uri.authority() {
-        None if value.starts_with('/') && !value.starts_with("//") => Some(uri.path().to_owned()),
-        Some(authority) if authority.as_str().eq_ignore_ascii_case(host) => {
-            Some(uri.path().to_owned())
-        }
-        _ => None,
+/// The path of a `Location`-style value when it points at this host: an absolute path, an
+/// absolute URI whose authority is the request's host (`:80` or not), or a relative reference,
+/// resolved against `base` (the request's path) as RFC 3986 §5.2 does. Other values are not
+/// ours to evict.
+fn same_origin_path(value: &str, host: &str, base: &str) -> Option<String> {
+    let value = value.trim();
+    let without_fragment = value.split('#').next().unwrap_or(value);
+    if without_fragment.is_empty() {
+        return None;
     }
+    if without_fragment.contains("://") || without_fragment.starts_with("//") {
+        let uri: http::Uri = match without_fragment.strip_prefix("//") {
+            // A network-path reference keeps the request's scheme.
+            Some(rest) => format!("http://{rest}").parse().ok()?,
+            None => without_fragment.parse().ok()?,
+        };
+        let authority = uri.authority()?;
+        let same = cache_key::canonical_host(authority.as_str()) == cache_key::canonical_host(host);
+        return same.then(|| remove_dot_segments(uri.path()));
+    }
+    let path = without_fragment
+        .split('?')
+        .next()
+        .unwrap_or(without_fragment);
+    if path.starts_with('/') {
+        return Some(remove_dot_segments(path));
+    }
+    if path.split('/').next().unwrap_or("").contains(':') {
+        // `mailto:x` and other schemes without `//`: a relative path's first segment has no ':'.
+        return None;
+    }
+    let directory = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+    Some(remove_dot_segments(&format!("{directory}{path}")))
+}
+
+/// RFC 3986 §5.2.4 for an absolute path: `.` segments go, `..` removes the one before.
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
 }
 
 #[cfg(test)]
@@ -228,16 +288,24 @@ mod tests {
         let cases = [
             ("/api/faculty/13/", Some("/api/faculty/13/")),
             ("/api/faculty/13/?x=1", Some("/api/faculty/13/")),
+            ("/api/faculty/13/#top", Some("/api/faculty/13/")),
             ("http://api.test/api/faculty/13/", Some("/api/faculty/13/")),
             ("http://API.test/a", Some("/a")),
+            ("http://api.test:80/a", Some("/a")),
             ("http://other.test/api/faculty/13/", None),
             ("//other.test/a", None),
-            ("relative/path", None),
+            ("//api.test/a", Some("/a")),
+            // Relative references resolve against the request path /api/faculty/.
+            ("13/", Some("/api/faculty/13/")),
+            ("./13/", Some("/api/faculty/13/")),
+            ("../departments/2/", Some("/api/departments/2/")),
+            ("/api/x/../faculty/13/", Some("/api/faculty/13/")),
+            ("mailto:someone@example.com", None),
             ("", None),
         ];
         for (value, expected) in cases {
             assert_eq!(
-                same_origin_path(value, "api.test").as_deref(),
+                same_origin_path(value, "api.test", "/api/faculty/").as_deref(),
                 expected,
                 "{value}"
             );

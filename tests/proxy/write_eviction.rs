@@ -268,3 +268,43 @@ async fn a_fill_overtaken_by_a_write_goes_to_the_origin_next_time() {
     assert_eq!(next.json()["version"], 2);
     assert_eq!(origin.hits_on("/api/faculty/"), gets_before + 1);
 }
+
+#[tokio::test]
+async fn a_relative_location_is_resolved_against_the_request_path() {
+    let origin = Origin::with(|seen| match seen.method {
+        Method::GET => Reply::ok(default_body(seen)),
+        _ => Reply::ok("{}").status(201).header("location", "99/"),
+    })
+    .await;
+    let proxy = TestProxy::start(BASE_CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    warm(&client, &["/api/faculty/99/"], ORG42).await;
+    // The list route's own purge does not cover details; only the Location does.
+    client
+        .send(Method::POST, "/api/faculty/", ORG42, "{}")
+        .await;
+    assert_eq!(
+        status_of(&client.get("/api/faculty/99/", ORG42).await),
+        "miss"
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_write_also_evicts_public_entries_of_the_same_resource() {
+    let config = BASE_CONFIG.replace(
+        "path = \"/api/public/{*rest}\"\ntenant = \"none\"",
+        "path = \"/api/public/faculty/\"\nresource = \"faculty\"\ntenant = \"none\"",
+    );
+    assert_ne!(config, BASE_CONFIG);
+    let origin = Origin::start().await;
+    let proxy = TestProxy::start(&config, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    warm(&client, &["/api/public/faculty/"], &[]).await;
+    client
+        .send(Method::PUT, "/api/faculty/12/", ORG42, "{}")
+        .await;
+    assert_eq!(
+        status_of(&client.get("/api/public/faculty/", &[]).await),
+        "miss"
+    );
+}

@@ -347,11 +347,27 @@ fn concat(mut chunks: VecDeque<Bytes>, total: u64) -> Bytes {
 
 /// Waiters answer with the same error the leader got. `ProxyError` holds boxed sources that
 /// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message.
+/// `source: its source: ...`, the part of a chain below the error that carries it.
+fn source_chain(source: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = source.to_string();
+    let mut next = source.source();
+    while let Some(err) = next {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        next = err.source();
+    }
+    out
+}
+
 fn clone_error(err: &ProxyError) -> ProxyError {
     match err {
-        ProxyError::UpstreamConnect(_) => ProxyError::UpstreamConnect(err.chain().into()),
+        ProxyError::UpstreamConnect(source) => {
+            ProxyError::UpstreamConnect(source_chain(source.as_ref()).into())
+        }
         ProxyError::UpstreamTimeout(d) => ProxyError::UpstreamTimeout(*d),
-        ProxyError::UpstreamProtocol(_) => ProxyError::UpstreamProtocol(err.chain().into()),
+        ProxyError::UpstreamProtocol(source) => {
+            ProxyError::UpstreamProtocol(source_chain(source.as_ref()).into())
+        }
         ProxyError::BadRequest(m) => ProxyError::BadRequest(m),
         ProxyError::MisdirectedHost(h) => ProxyError::MisdirectedHost(h.clone()),
         ProxyError::Internal(m) => ProxyError::Internal(m),
@@ -359,5 +375,20 @@ fn clone_error(err: &ProxyError) -> ProxyError {
         ProxyError::BadCredential(m) => ProxyError::BadCredential(m),
         ProxyError::Forbidden(m) => ProxyError::Forbidden(m),
         ProxyError::AuthUnavailable(m) => ProxyError::AuthUnavailable(m.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_error_reads_like_the_original() {
+        let original = ProxyError::UpstreamConnect("connection refused".into());
+        let copy = clone_error(&original);
+        assert_eq!(copy.chain(), original.chain());
+        assert_eq!(copy.status(), original.status());
+        let timeout = ProxyError::UpstreamTimeout(Duration::from_secs(2));
+        assert_eq!(clone_error(&timeout).chain(), timeout.chain());
     }
 }

@@ -360,3 +360,21 @@ fn secrets_are_never_printed() {
         assert!(!e.as_str().is_empty());
     }
 }
+
+/// During a secret rotation the backend signs with every secret (`sign_all`). Whoever saw one
+/// such request can resend it with only the second `v1` value: the signature is the same, so it
+/// must be refused as a replay. The replay memory is keyed by the MAC that matched first, which
+/// differs, so the resent request is accepted and purges again.
+#[test]
+fn replay_with_another_secrets_mac_during_rotation_is_refused() {
+    let v = verifier("new-one, old-one");
+    let sender = Secrets::parse("new-one, old-one").unwrap_or_else(|e| panic!("{e}"));
+    let header = sender.sign_all(BODY, NOW);
+    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(()));
+    // The same request, keeping only the MAC under the old secret.
+    let old_only = format!("t={NOW},v1={}", &header[header.len() - 64..]);
+    assert_eq!(
+        v.verify(Some(&old_only), BODY, NOW + 1),
+        Err(SigError::Replayed)
+    );
+}

@@ -169,3 +169,35 @@ async fn h2c_prior_knowledge_is_served() {
     }
     assert_eq!(origin.hits(), 1);
 }
+
+/// `max_connections` slots are held until a connection closes. An idle HTTP/1.1 connection is
+/// closed after `header_read_timeout`, but an h2c connection that sent its preface and then
+/// stays idle is never closed: nothing bounds it. A client can open `max_connections` of them
+/// and every other client waits in the backlog forever.
+#[tokio::test]
+async fn an_idle_h2c_connection_does_not_hold_a_connection_slot_forever() {
+    use tokio::io::AsyncWriteExt;
+    let origin = Origin::start().await;
+    let config = BASE_CONFIG.replace(
+        "[upstream]",
+        "[server]\nmax_connections = 1\nheader_read_timeout = \"1s\"\n\n[upstream]",
+    );
+    let proxy = TestProxy::start(&config, &origin.url()).await;
+    // The only slot: an h2c connection with its preface and an empty SETTINGS frame, then idle.
+    let mut idle = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    // Well past header_read_timeout, another client must have been served.
+    let client = TestClient::new(proxy.addr);
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        client.get("/api/faculty/", ORG42),
+    )
+    .await;
+    assert!(
+        answer.is_ok(),
+        "an idle h2c connection kept the only connection slot for 8s"
+    );
+    drop(idle);
+}

@@ -392,3 +392,31 @@ async fn a_read_after_a_declared_tag_purge_never_gets_the_overtaken_fill() {
         after.cache_status()
     );
 }
+
+/// Spellings that a backend resolving dot segments or collapsing `//` reads as the reserved
+/// prefix are ambiguous to cachegate, which then forwards them as received: they reach the
+/// backend although nothing under the reserved prefix may, whichever way it is spelled.
+#[tokio::test]
+async fn ambiguous_spellings_of_the_reserved_prefix_are_never_forwarded() {
+    let (origin, proxy, _client) = setup().await;
+    for path in [
+        "/api/../_cachegate/invalidate",
+        "//_cachegate/invalidate",
+        "/./_cachegate/invalidate",
+    ] {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nhost: localhost\r\nx-org-id: 42\r\nconnection: close\r\n\r\n"
+        );
+        let answer = crate::support::client::raw(proxy.addr, &request).await;
+        assert!(!answer.is_empty(), "{path}: no answer");
+    }
+    let forwarded: Vec<String> = origin
+        .seen()
+        .iter()
+        .map(|seen| seen.path().to_string())
+        .collect();
+    assert!(
+        forwarded.is_empty(),
+        "forwarded to the backend: {forwarded:?}"
+    );
+}

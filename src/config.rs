@@ -184,6 +184,9 @@ pub struct ServerConfig {
     pub hosts: Option<Vec<String>>,
     /// Time in-flight requests get to finish on shutdown; default 30s.
     pub shutdown_grace: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 and h2 alike);
+    /// default 60s. Before its first request a connection gets `header_read_timeout` only.
+    pub idle_timeout: Duration,
 }
 
 /// `[upstream]`: the API behind the proxy.
@@ -366,6 +369,7 @@ struct RawServer {
     max_connections: Option<Spanned<i64>>,
     hosts: Option<Vec<Spanned<String>>>,
     shutdown_grace: Option<Spanned<Scalar>>,
+    idle_timeout: Option<Spanned<Scalar>>,
 }
 
 #[derive(Deserialize)]
@@ -1457,7 +1461,15 @@ fn compile_server(report: &mut Report<'_>, raw: Option<RawServer>) -> Option<Ser
         Duration::from_secs(30),
         false,
     );
+    let idle_timeout = duration_field(
+        report,
+        raw.idle_timeout,
+        "server.idle_timeout",
+        Duration::from_secs(60),
+        true,
+    );
     Some(ServerConfig {
+        idle_timeout: idle_timeout?,
         listen: listen?,
         workers: workers?,
         header_read_timeout: header_read_timeout?,

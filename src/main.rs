@@ -217,6 +217,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             max_header_bytes: config.server.max_header_bytes,
             max_connections: config.server.max_connections,
             shutdown_grace: config.server.shutdown_grace,
+            idle_timeout: config.server.idle_timeout,
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -348,8 +348,23 @@ impl Proxy {
     /// encoded spelling of the prefix cannot slip past to the backend).
     fn is_reserved(&self, path: &str) -> bool {
         let prefix = &self.inner.config.webhook.prefix;
-        path.starts_with(prefix.as_str())
-            || cache_key::normalize(path, None).is_ok_and(|t| t.path.starts_with(prefix.as_str()))
+        if path.starts_with(prefix.as_str()) {
+            return true;
+        }
+        // Other spellings (escapes, dot segments, `//`, `\`, another case) could still reach
+        // the same path on a lenient backend. Only paths that could be one are examined, so the
+        // common request pays a scan, not an allocation.
+        let core = prefix.trim_matches('/');
+        let maybe = path.contains('%')
+            || path
+                .as_bytes()
+                .windows(core.len())
+                .any(|w| w.eq_ignore_ascii_case(core.as_bytes()));
+        maybe && {
+            let lenient = cache_key::lenient_path(path).to_ascii_lowercase();
+            lenient.starts_with(&prefix.to_ascii_lowercase())
+                || lenient == prefix.trim_end_matches('/').to_ascii_lowercase()
+        }
     }
 
     pub(crate) fn record(&self, outcome: Outcome, cacheable: &Cacheable<'_>) {

@@ -8,14 +8,15 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
 /// Something that answers requests; every error is already a response.
 pub trait Handler: Send + Sync + 'static {
@@ -33,6 +34,7 @@ pub struct ServeOptions {
     pub max_header_bytes: usize,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    pub idle_timeout: Duration,
 }
 
 /// Serves `handler` on every listener until `shutdown` resolves, then stops accepting and lets
@@ -61,6 +63,14 @@ pub async fn serve<H: Handler>(
     for handle in loops {
         let _ = handle.await;
     }
+    // Every open connection holds a slot; all slots back means all connections are closed.
+    let all = u32::try_from(opts.max_connections.max(1)).unwrap_or(u32::MAX);
+    if tokio::time::timeout(opts.shutdown_grace, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(grace = ?opts.shutdown_grace, "connections still open after the grace period; closing them");
+    }
 }
 
 async fn accept_loop<H: Handler>(
@@ -80,7 +90,7 @@ async fn accept_loop<H: Handler>(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder);
 
     loop {
         // Wait for a free connection slot before accepting, so excess clients queue in the
@@ -106,30 +116,159 @@ async fn accept_loop<H: Handler>(
             }
         };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
         let handler = handler.clone();
+        let tracked = activity.clone();
         let service = hyper::service::service_fn(move |req| {
             let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler.handle(req, peer).await) }
+            let busy = Busy::start(&tracked);
+            async move {
+                let response = handler.handle(req, peer).await;
+                // The request stays in flight until its body is sent, so a long download is
+                // never taken for idleness.
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
+            }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let mut stop = stop.clone();
+        let (first, idle) = (opts.header_read_timeout, opts.idle_timeout);
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(error = %err, %peer, "connection ended with an error");
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            let mut closing = false;
+            // An idle connection asked to close gets this long to do so; an h2 peer that never
+            // acknowledges the GOAWAY would otherwise keep it open.
+            let mut give_up: Option<Instant> = None;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(err) = result {
+                            tracing::debug!(error = %err, %peer, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    // Shutdown or idleness: stop taking requests, finish the ones in flight.
+                    _ = stopped(&mut stop), if !closing => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ = activity.idle(first, idle), if !closing => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                        give_up = Some(Instant::now() + IDLE_CLOSE_GRACE);
+                    }
+                    _ = sleep_until_some(give_up), if give_up.is_some() => {
+                        tracing::debug!(%peer, "idle connection did not close in time; dropping it");
+                        break;
+                    }
+                }
             }
             drop(permit);
         });
     }
-
     // Stop listening before draining, so new clients are refused at once instead of queueing.
     drop(listener);
-    if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(grace = ?opts.shutdown_grace, "connections still open after the grace period; closing them");
+}
+
+/// How long an idle connection may take to close after it was asked to.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When a connection last did something, so that idle ones give back their slot. hyper closes
+/// idle HTTP/1.1 connections itself (`header_read_timeout`), but nothing closes an h2
+/// connection that never sends a request, which would hold a `max_connections` slot forever.
+struct Activity {
+    born: Instant,
+    in_flight: AtomicUsize,
+    served: AtomicBool,
+    /// Milliseconds after `born` of the last request start or end.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            born: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once no request has been in flight for `idle` (or, before the first request,
+    /// for `first`).
+    async fn idle(&self, first: Duration, idle: Duration) {
+        loop {
+            let limit = if self.served.load(Ordering::Relaxed) {
+                idle
+            } else {
+                first
+            };
+            let quiet_since = self.born + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = quiet_since + limit;
+            if self.in_flight.load(Ordering::Relaxed) == 0 && Instant::now() >= deadline {
+                return;
+            }
+            // Busy or not yet due: look again at the deadline (or in a while, when busy).
+            let wake = deadline.max(Instant::now() + limit.min(Duration::from_secs(1)));
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+/// A response body that keeps its request marked in flight until it is dropped.
+struct Tracked {
+    body: ProxyBody,
+    _busy: Busy,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Marks a request in flight on its connection for as long as it lives.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(activity: &Arc<Activity>) -> Busy {
+        activity.served.store(true, Ordering::Relaxed);
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
+        Busy(activity.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

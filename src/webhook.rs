@@ -129,7 +129,7 @@ pub struct Verifier {
     secrets: Secrets,
     window: Duration,
     cap: usize,
-    /// Accepted signatures as (timestamp, MAC), ordered so the oldest are pruned first.
+    /// Accepted messages as (timestamp, digest of what was signed), oldest first for pruning.
     seen: Mutex<BTreeSet<(u64, Tag)>>,
 }
 
@@ -170,19 +170,27 @@ impl Verifier {
         if now_unix.abs_diff(parsed.t) > window {
             return Err(SigError::Expired);
         }
-        let matched = self
+        let valid = self
             .secrets
             .0
             .iter()
             .map(|secret| mac(secret, parsed.t_text, body))
-            .find(|expected| {
+            .any(|expected| {
                 parsed
                     .candidates
                     .iter()
                     .any(|given| bool::from(expected.ct_eq(given)))
-            })
-            .ok_or(SigError::Mismatch)?;
-        self.remember(parsed.t, matched, now_unix)
+            });
+        if !valid {
+            return Err(SigError::Mismatch);
+        }
+        // Remembered by what was signed, not by which MAC matched: while secrets rotate, the
+        // same message carries one MAC per secret, and each must count as the same request.
+        let mut signed = blake3::Hasher::new();
+        signed.update(parsed.t_text.as_bytes());
+        signed.update(b".");
+        signed.update(body);
+        self.remember(parsed.t, *signed.finalize().as_bytes(), now_unix)
     }
 
     /// How many accepted signatures are currently remembered.
@@ -195,8 +203,8 @@ impl Verifier {
 
     /// Records an accepted signature, refusing one already recorded.
     ///
-    /// The key is the MAC that matched, not the header text, so re-spelling the same signature
-    /// (upper-case hex, extra `v1` values, other spacing) is still a replay.
+    /// The key is the signed message, not the header text nor the MAC, so re-spelling the same
+    /// signature (upper-case hex, extra or other `v1` values, other spacing) is still a replay.
     fn remember(&self, t: u64, tag: Tag, now_unix: u64) -> Result<(), SigError> {
         let window = self.window.as_secs();
         // The set only ever gains or loses whole entries, so it is consistent even after a

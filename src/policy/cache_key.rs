@@ -528,5 +528,65 @@ pub fn readable(parts: &KeyParts<'_>) -> String {
     out
 }
 
+/// RFC 3986 §5.2.4 for an absolute path: `.` segments go, `..` removes the one before.
+pub fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." => {
+                if last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// Every spelling of `path` a lenient backend might resolve to the same resource: escapes
+/// decoded (`%2F` included), `\` read as `/`, runs of `/` collapsed, dot segments resolved.
+/// Not a key: only for refusing to forward what could reach a reserved path.
+pub fn lenient_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&decoded).replace('\\', "/");
+    let mut collapsed = String::with_capacity(text.len() + 1);
+    if !text.starts_with('/') {
+        collapsed.push('/');
+    }
+    for c in text.chars() {
+        if !(c == '/' && collapsed.ends_with('/')) {
+            collapsed.push(c);
+        }
+    }
+    remove_dot_segments(&collapsed)
+}
+
 #[cfg(test)]
 mod tests;

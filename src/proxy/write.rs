@@ -238,45 +238,23 @@ fn same_origin_path(value: &str, host: &str, base: &str) -> Option<String> {
         };
         let authority = uri.authority()?;
         let same = cache_key::canonical_host(authority.as_str()) == cache_key::canonical_host(host);
-        return same.then(|| remove_dot_segments(uri.path()));
+        return same.then(|| cache_key::remove_dot_segments(uri.path()));
     }
     let path = without_fragment
         .split('?')
         .next()
         .unwrap_or(without_fragment);
     if path.starts_with('/') {
-        return Some(remove_dot_segments(path));
+        return Some(cache_key::remove_dot_segments(path));
     }
     if path.split('/').next().unwrap_or("").contains(':') {
         // `mailto:x` and other schemes without `//`: a relative path's first segment has no ':'.
         return None;
     }
     let directory = &base[..base.rfind('/').map_or(0, |i| i + 1)];
-    Some(remove_dot_segments(&format!("{directory}{path}")))
-}
-
-/// RFC 3986 §5.2.4 for an absolute path: `.` segments go, `..` removes the one before.
-fn remove_dot_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        match *segment {
-            "." => {
-                if last {
-                    out.push("");
-                }
-            }
-            ".." => {
-                out.pop();
-                if last {
-                    out.push("");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    format!("/{}", out.join("/"))
+    Some(cache_key::remove_dot_segments(&format!(
+        "{directory}{path}"
+    )))
 }
 
 #[cfg(test)]

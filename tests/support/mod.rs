@@ -102,6 +102,7 @@ impl TestProxy {
             max_header_bytes: config.server.max_header_bytes,
             max_connections: config.server.max_connections,
             shutdown_grace: Duration::from_secs(5),
+            idle_timeout: config.server.idle_timeout,
         };
         let handler = Arc::new(proxy.clone());
         let admin = Arc::new(Admin::new(proxy.clone(), Some(ADMIN_TOKEN.to_string())));

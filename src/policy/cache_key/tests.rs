@@ -561,3 +561,20 @@ fn the_user_is_part_of_the_key() {
     assert_ne!(digest(&as_tenant), digest(&as_user));
     assert!(readable(&parts(Some("alice"))).contains(" u=alice "));
 }
+
+#[test]
+fn lenient_paths_resolve_every_spelling() {
+    for (raw, expected) in [
+        ("/_cachegate/invalidate", "/_cachegate/invalidate"),
+        ("/api/../_cachegate/invalidate", "/_cachegate/invalidate"),
+        ("//_cachegate/invalidate", "/_cachegate/invalidate"),
+        ("/./_cachegate/invalidate", "/_cachegate/invalidate"),
+        ("/%5Fcachegate%2Finvalidate", "/_cachegate/invalidate"),
+        ("/api%2F..%2F_cachegate/x", "/_cachegate/x"),
+        ("\\_cachegate\\x", "/_cachegate/x"),
+        ("/a/b/", "/a/b/"),
+        ("/a/b/..", "/a/"),
+    ] {
+        assert_eq!(lenient_path(raw), expected, "{raw}");
+    }
+}

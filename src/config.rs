@@ -2089,8 +2089,22 @@ impl Config {
     /// Warnings for `check` and the start log: routes keyed by a tenant any client can set,
     /// when no `[auth]` section verifies callers.
     pub fn trust_warnings(&self) -> Vec<String> {
-        match self.auth {
-            Some(_) => Vec::new(),
+        match &self.auth {
+            Some(auth) => auth
+                .trusted_proxies
+                .iter()
+                .filter(|net| {
+                    let host_bits = if net.network().is_ipv4() { 32 } else { 128 };
+                    // A network this wide is the internet, not an auth gateway.
+                    host_bits - net.prefix_len() > if net.network().is_ipv4() { 24 } else { 64 }
+                })
+                .map(|net| {
+                    format!(
+                        "auth.trusted_proxies: {net} trusts the tenant header of a very wide \
+                         network; list only the auth gateways that set it"
+                    )
+                })
+                .collect(),
             None => self.routes.trust_warnings(),
         }
     }

@@ -850,3 +850,15 @@ fn display_shows_auth_and_scope() {
         "{plain}"
     );
 }
+
+#[test]
+fn very_wide_trusted_networks_are_warned_about() {
+    let config = Config::from_toml(
+        &with("[auth]\ntrusted_proxies = [\"0.0.0.0/0\", \"10.1.2.0/24\"]\n"),
+        "proxy.toml",
+    )
+    .unwrap();
+    let warnings = config.trust_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("0.0.0.0/0"), "{warnings:?}");
+}

@@ -386,10 +386,21 @@ fn warm_failed(path: String, why: &str) -> Warmed {
     }
 }
 
-/// Reads a request body of at most `limit` bytes, or answers 413 / 400.
+/// How long a webhook or admin request body may take to arrive.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads a request body of at most `limit` bytes, or answers 413 / 408 / 400.
 pub(crate) async fn read_body(body: Incoming, limit: u64) -> Result<Bytes, Response<ProxyBody>> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
+    // A client trickling its body must not hold the request (and its connection) open forever.
+    let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(json(
+            StatusCode::REQUEST_TIMEOUT,
+            &error_body("request_timeout", "the request body did not arrive in time"),
+        ));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err)
             if err

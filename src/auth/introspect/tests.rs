@@ -462,7 +462,8 @@ async fn an_answer_to_a_call_overtaken_by_a_forget_is_not_remembered() {
         let intro = intro.clone();
         tokio::spawn(async move { identify(&intro, &token("Token shared")).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The call is under way once the endpoint has been asked.
+    until(|| intro.calls() == 1).await;
     intro.forget_user(None, "5");
     // The requests already waiting still get the answer.
     early.await.unwrap().unwrap();
@@ -481,7 +482,8 @@ async fn a_request_after_a_forget_does_not_join_an_older_call() {
         let intro = intro.clone();
         tokio::spawn(async move { identify(&intro, &token("Token shared")).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The call is under way once the endpoint has been asked.
+    until(|| intro.calls() == 1).await;
     intro.forget_all();
     let late = identify(&intro, &token("Token shared")).await.unwrap();
     assert_eq!(early.await.unwrap().unwrap(), late);
@@ -531,4 +533,16 @@ fn only_session_cookies_count() {
     check("sessionid=s1;theme=dark", Some("sessionid=s1"));
     check("xsessionid=s1", None);
     check("", None);
+}
+
+/// Waits, bounded, until another task has made `cond` true.
+async fn until(cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition never became true"
+        );
+        tokio::task::yield_now().await;
+    }
 }

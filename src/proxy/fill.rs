@@ -242,9 +242,18 @@ async fn run_fill(
                     tags.push(tag);
                 }
             }
+            let mut headers = cacheability::stored_headers(&parts.headers);
+            if !matches!(parts.status.as_u16(), 100..=199 | 204 | 304) {
+                // The body is whole now: its length is known even when the origin streamed it
+                // chunked, and a HEAD answered from the entry must announce it.
+                headers.insert(
+                    http::header::CONTENT_LENGTH,
+                    http::HeaderValue::from(body.len()),
+                );
+            }
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
-                headers: cacheability::stored_headers(&parts.headers),
+                headers,
                 body,
                 stored_at: Instant::now(),
                 ttl,

@@ -236,6 +236,10 @@ async fn head_is_answered_from_the_get_entry_without_a_body() {
     assert_eq!(head.cache_status(), "cachegate; hit");
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-type"), get.header("content-type"));
+    assert_eq!(
+        head.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
     // And a HEAD miss fills the entry with a GET, so the next GET is a hit.
     let head = client
         .send(http::Method::HEAD, "/api/faculty/9/", ORG42, "")

@@ -308,3 +308,36 @@ async fn a_tenant_write_also_evicts_public_entries_of_the_same_resource() {
         "miss"
     );
 }
+
+/// Django (WSGI `PATH_INFO`) and FastAPI (ASGI `path`) decode `%2F` before routing, so
+/// `/api/public/docs%2Fintro` and `/api/public/docs/intro` are one resource at the backend.
+/// cachegate keys and tags the first under its escaped spelling, so a write to the second
+/// leaves the first cached: a read after an acknowledged write returns the data before it.
+#[tokio::test]
+async fn a_write_evicts_the_encoded_slash_spelling_of_its_path() {
+    let (origin, _proxy, client) = setup().await;
+    let encoded = "/api/public/docs%2Fintro";
+    client.get(encoded, &[]).await;
+    assert_eq!(
+        client.get(encoded, &[]).await.cache_status(),
+        "cachegate; hit"
+    );
+    // The write changes the document the backend serves under either spelling.
+    origin.set_version(2);
+    let put = client
+        .send(
+            Method::PUT,
+            "/api/public/docs/intro",
+            &[],
+            "{\"title\":\"x\"}",
+        )
+        .await;
+    assert_eq!(put.status, 200);
+    let after = client.get(encoded, &[]).await;
+    assert_eq!(
+        after.json()["version"],
+        2,
+        "read after an acknowledged write served {}",
+        after.cache_status()
+    );
+}

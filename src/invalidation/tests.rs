@@ -331,9 +331,9 @@ fn path_query_is_canonical() {
 #[test]
 fn path_escapes_are_normalized() {
     check(
-        r#"{"tenant":"1","paths":["/%7Euser/a%2fb"]}"#,
+        r#"{"tenant":"1","paths":["/%7Euser/a%3fb"]}"#,
         Want::Ok(Expect {
-            paths: &["/~user/a%2Fb"],
+            paths: &["/~user/a%3Fb"],
             ..ok(one("1"))
         }),
     );

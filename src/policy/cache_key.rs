@@ -59,6 +59,10 @@ pub enum Ambiguous {
     ControlOrNonAscii,
     /// `%00` in the path.
     EncodedNul,
+    /// `%2F` or `%5C` in the path: cachegate never reads them as separators, but Django (WSGI
+    /// `PATH_INFO`) and ASGI servers decode them before routing, so `/a%2Fb` and `/a/b` may be
+    /// one resource at the backend, and a write to one spelling could not evict the other.
+    EncodedSeparator,
 }
 
 impl Ambiguous {
@@ -72,6 +76,7 @@ impl Ambiguous {
             Ambiguous::Backslash => "backslash",
             Ambiguous::ControlOrNonAscii => "control-or-non-ascii",
             Ambiguous::EncodedNul => "encoded-nul",
+            Ambiguous::EncodedSeparator => "encoded-separator",
         }
     }
 }
@@ -222,12 +227,15 @@ fn normalize_path(path: &str) -> Result<Cow<'_, str>, Ambiguous> {
                 if value == 0 {
                     return Err(Ambiguous::EncodedNul);
                 }
+                if value == b'/' || value == b'\\' {
+                    return Err(Ambiguous::EncodedSeparator);
+                }
                 if is_unreserved(value) {
                     out.replace_byte(3, value);
                 } else if bytes[i + 1..i + 3].iter().any(u8::is_ascii_lowercase) {
                     out.replace_escape(3, value);
                 } else {
-                    // `%2F` and friends stay escaped: decoding them would change the path's structure.
+                    // Reserved characters stay escaped: decoding them could change the meaning.
                     out.keep(3);
                 }
                 i += 3;

@@ -8,7 +8,7 @@ use super::identity::Caller;
 use super::{stream_response, Proxy, PATH_TAG_PREFIX};
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
-use crate::policy::cache_key;
+use crate::policy::cache_key::{self, Ambiguous};
 use crate::policy::outcome::Outcome;
 use crate::policy::route::{Route, Scope};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
@@ -28,9 +28,18 @@ impl Proxy {
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // A write whose path cannot be read unambiguously cannot be matched to what it changes;
         // refusing it is the only way to keep the eviction promise.
-        let target = cache_key::normalize(req.uri().path(), req.uri().query())
-            .map_err(|_| ProxyError::BadRequest("ambiguous request path"))?
-            .into_owned();
+        let target = match cache_key::normalize(req.uri().path(), req.uri().query()) {
+            Ok(target) => target.into_owned(),
+            // `/a%2Fb` reaches the backend as `/a/b`, where its entries were cached (reads of the
+            // escaped spelling are never cached), so that is what it may have changed.
+            Err(Ambiguous::EncodedSeparator) => {
+                let lenient = cache_key::lenient_path(req.uri().path());
+                cache_key::normalize(&lenient, req.uri().query())
+                    .map_err(|_| ProxyError::BadRequest("ambiguous request path"))?
+                    .into_owned()
+            }
+            Err(_) => return Err(ProxyError::BadRequest("ambiguous request path")),
+        };
         let mut purges = Vec::new();
         let headers = req.headers().clone();
         let query = req.uri().query().map(str::to_owned);

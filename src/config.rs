@@ -1659,6 +1659,23 @@ fn compile_cache(
             let mut ok = true;
             for status in list.get_ref() {
                 let n = *status.get_ref();
+                // Answers to one request's conditions (304) or byte range (206), and interim
+                // answers (1xx), would be served to requests that asked for something else.
+                let unstorable = match n {
+                    100..=199 => Some("an interim response is not a final answer"),
+                    206 => Some("a partial response answers one Range request, which is not part of the key"),
+                    304 => Some("a 304 answers one conditional request and has no body to serve"),
+                    _ => None,
+                };
+                if let Some(why) = unstorable {
+                    report.at(
+                        status.span(),
+                        "cache.cacheable_statuses",
+                        format!("status {n} cannot be cached: {why}"),
+                    );
+                    ok = false;
+                    continue;
+                }
                 match u16::try_from(n).ok().filter(|n| (100..=599).contains(n)) {
                     Some(s) if !statuses.contains(&s) => statuses.push(s),
                     Some(_) => {}

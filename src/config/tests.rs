@@ -862,3 +862,17 @@ fn very_wide_trusted_networks_are_warned_about() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("0.0.0.0/0"), "{warnings:?}");
 }
+
+#[test]
+fn partial_conditional_and_interim_statuses_cannot_be_cached() {
+    for status in [206, 304, 101] {
+        let text = with(&format!("[cache]\ncacheable_statuses = [200, {status}]\n"));
+        let err = Config::from_toml(&text, "proxy.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("status {status} cannot be cached")),
+            "{err}"
+        );
+    }
+}

@@ -133,6 +133,10 @@ pub enum NotStored {
     VaryStar,
     /// `Vary` names a header the key does not cover.
     VaryUnkeyed,
+    /// `Vary` names a credential, and nothing in the key tells its callers apart.
+    VaryCredential,
+    /// The URI already holds as many variants as its route allows.
+    VaryLimit,
     /// `Content-Length` exceeds the maximum object size.
     TooLarge,
     /// `Content-Length` is not a single number.
@@ -150,6 +154,8 @@ impl NotStored {
             NotStored::NoCache => "no-cache",
             NotStored::VaryStar => "vary-star",
             NotStored::VaryUnkeyed => "vary-unkeyed",
+            NotStored::VaryCredential => "vary-credential",
+            NotStored::VaryLimit => "vary-limit",
             NotStored::TooLarge => "too-large",
             NotStored::InvalidLength => "invalid-length",
         }

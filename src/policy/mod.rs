@@ -8,6 +8,7 @@ pub mod cacheability;
 pub mod outcome;
 pub mod route;
 pub mod tenant;
+pub mod vary;
 
 /// A fixed-size cache key: the blake3 digest of everything that selects a stored response.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -16,6 +16,7 @@ mod index;
 mod listing;
 mod memory;
 mod purge;
+mod variants;
 
 #[cfg(test)]
 mod tests;
@@ -29,9 +30,11 @@ pub use crate::policy::Key;
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
 pub use purge::{Purge, PurgeResult};
+pub use variants::{VariantLimit, VaryState};
 
 use fence::Fences;
 use memory::{Insert, MemoryTier};
+use variants::VariantMemory;
 
 /// Version of the [`CachedResponse`] layout; bump it whenever a field is added, removed or
 /// changes meaning, so a shared tier never decodes an entry written by an incompatible build.
@@ -186,6 +189,7 @@ pub struct MemoryOptions {
 pub struct Tiered {
     memory: MemoryTier,
     fences: Arc<Fences>,
+    variants: VariantMemory,
 }
 
 impl Tiered {
@@ -194,6 +198,7 @@ impl Tiered {
         Self {
             memory: MemoryTier::new(&opts),
             fences: Arc::new(Fences::new()),
+            variants: VariantMemory::new(opts.max_bytes),
         }
     }
 
@@ -259,6 +264,37 @@ impl Tiered {
     /// stale (the index over-approximates), so use it only for reporting.
     pub async fn holds(&self, tag: &TagKey) -> bool {
         self.memory.index().holds(tag)
+    }
+
+    /// What the responses stored under `primary` vary on; None when they do not vary or
+    /// nothing is known (then the entry, if any, is under `primary` itself).
+    pub async fn vary_state(&self, primary: &Key) -> Option<Arc<VaryState>> {
+        self.variants.get(primary)
+    }
+
+    /// Records that `variant` of `primary`, selected by `selection`, is about to be stored;
+    /// refused when the URI already holds `max` live variants.
+    pub async fn admit_variant(
+        &self,
+        primary: Key,
+        selection: &Arc<crate::policy::vary::Selection>,
+        variant: Key,
+        max: usize,
+    ) -> Result<(), VariantLimit> {
+        self.variants
+            .admit(primary, selection, variant, max, |key| {
+                self.memory.peek(key).is_some()
+            })
+    }
+
+    /// Forgets what `primary` varied on: its latest response does not vary.
+    pub async fn forget_variants(&self, primary: &Key) {
+        self.variants.forget(primary);
+    }
+
+    /// Primary keys whose responses are known to vary.
+    pub fn varying_keys(&self) -> usize {
+        self.variants.len()
     }
 
     /// A snapshot of the store's counters.

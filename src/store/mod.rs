@@ -283,7 +283,7 @@ impl Tiered {
     ) -> Result<(), VariantLimit> {
         self.variants
             .admit(primary, selection, variant, max, |key| {
-                self.memory.peek(key).is_some()
+                self.memory.contains(key)
             })
     }
 

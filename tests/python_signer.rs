@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cachegate::webhook::{sign, Secrets, SigError, Verifier, DEFAULT_WINDOW};
+use cachegate::webhook::{sign, Delivery, Secrets, SigError, Verifier, DEFAULT_WINDOW};
 
 const T: u64 = 1_700_000_000;
 
@@ -80,7 +80,7 @@ fn python_header_is_accepted_for_its_body() {
     for (name, body) in bodies() {
         let header = python_sign("s3cret", T, &body);
         let got = verifier("s3cret").verify(Some(&header), &body, T);
-        assert_eq!(got, Ok(()), "body {name}");
+        assert_eq!(got, Ok(Delivery::First), "body {name}");
     }
 }
 
@@ -119,7 +119,7 @@ fn python_rotation_header_carries_every_secret() {
         Secrets::parse("new").unwrap_or_else(|e| panic!("{e}")),
         Duration::from_secs(60),
     );
-    assert_eq!(only_new.verify(Some(&header), body, T), Ok(()));
+    assert_eq!(only_new.verify(Some(&header), body, T), Ok(Delivery::First));
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn python_send_posts_a_signed_json_body() {
         .unwrap_or_else(|| panic!("no t in {signature}"));
     assert_eq!(
         verifier("s3cret").verify(Some(&signature), &body, t),
-        Ok(())
+        Ok(Delivery::First)
     );
     let request = cachegate::invalidation::PurgeRequest::from_json(&body, &[])
         .unwrap_or_else(|e| panic!("{e}"));

@@ -27,6 +27,7 @@ pub struct Stats {
     write_purges: AtomicU64,
     webhook_purges: AtomicU64,
     webhook_refused: AtomicU64,
+    webhook_repeats: AtomicU64,
     auth_missing: AtomicU64,
     auth_invalid: AtomicU64,
     auth_forbidden: AtomicU64,
@@ -69,6 +70,9 @@ pub struct Snapshot {
     pub write_purges: u64,
     pub webhook_purges: u64,
     pub webhook_refused: u64,
+    /// Webhooks applied that repeat a message already accepted within the window (also counted
+    /// in `webhook_purges`).
+    pub webhook_repeats: u64,
     /// Requests refused 401 for want of a credential on a route that needs one.
     pub auth_missing: u64,
     /// Credentials refused: bad signature, expired, or refused by the identity endpoint.
@@ -185,6 +189,10 @@ impl Stats {
         self.webhook_refused.fetch_add(1, Relaxed);
     }
 
+    pub fn webhook_repeat(&self) {
+        self.webhook_repeats.fetch_add(1, Relaxed);
+    }
+
     pub fn auth_missing(&self) {
         self.auth_missing.fetch_add(1, Relaxed);
     }
@@ -228,6 +236,7 @@ impl Stats {
             write_purges: self.write_purges.load(Relaxed),
             webhook_purges: self.webhook_purges.load(Relaxed),
             webhook_refused: self.webhook_refused.load(Relaxed),
+            webhook_repeats: self.webhook_repeats.load(Relaxed),
             auth_missing: self.auth_missing.load(Relaxed),
             auth_invalid: self.auth_invalid.load(Relaxed),
             auth_forbidden: self.auth_forbidden.load(Relaxed),

@@ -9,8 +9,14 @@ to cachegate's signed webhook. Settings read:
 
     CACHEGATE_WEBHOOK_URL     e.g. "http://cachegate:8080/_cachegate/invalidate"
     CACHEGATE_WEBHOOK_SECRET  the shared secret (a comma-separated list while rotating)
-    CACHEGATE_WEBHOOK_TIMEOUT seconds, default 2.0
+    CACHEGATE_WEBHOOK_TIMEOUT seconds for the whole send, retries included, default 2.0
+    CACHEGATE_WEBHOOK_RETRIES retries after a failure that may pass, default 3
     CACHEGATE_WEBHOOK_RAISE   raise on failure instead of logging it, default False
+
+A send that fails because the proxy is unreachable, slow, or answers 5xx or 429 is retried with
+exponential backoff, signed anew each time, within the timeout; any other refusal is final. A
+purge still not applied is logged at error level on the "cachegate" logger, naming the tenant
+and tags it was for (or raised, with CACHEGATE_WEBHOOK_RAISE).
 
 When CACHEGATE_WEBHOOK_URL is empty or unset, nothing is sent (local development, tests).
 """
@@ -30,7 +36,12 @@ _PARENT = os.path.dirname(_HERE)
 if _PARENT not in sys.path:
     sys.path.insert(0, _PARENT)
 
-from cachegate_client import CachegateError, send_invalidation  # noqa: E402
+from cachegate_client import (  # noqa: E402
+    DEFAULT_RETRIES,
+    CachegateError,
+    describe_purge,
+    send_invalidation,
+)
 
 logger = logging.getLogger("cachegate")
 
@@ -43,14 +54,19 @@ def send_now(payload):
     if not url:
         return
     secret = getattr(settings, "CACHEGATE_WEBHOOK_SECRET", "")
-    timeout = float(getattr(settings, "CACHEGATE_WEBHOOK_TIMEOUT", 2.0))
     try:
-        send_invalidation(url, secret, payload, timeout=timeout)
-    except (CachegateError, ValueError, TypeError) as e:
+        timeout = float(getattr(settings, "CACHEGATE_WEBHOOK_TIMEOUT", 2.0))
+        retries = int(getattr(settings, "CACHEGATE_WEBHOOK_RETRIES", DEFAULT_RETRIES))
+        send_invalidation(url, secret, payload, timeout=timeout, retries=retries)
+    except CachegateError as e:
         if getattr(settings, "CACHEGATE_WEBHOOK_RAISE", False):
             raise
-        # The message carries the proxy's answer, never the secret.
-        logger.error("cachegate invalidation failed for tags %s: %s", payload.get("tags"), e)
+        # The message names what was not purged and the proxy's answer, never the secret.
+        logger.error("%s; those entries may be stale until their TTL", e)
+    except (ValueError, TypeError) as e:
+        if getattr(settings, "CACHEGATE_WEBHOOK_RAISE", False):
+            raise
+        logger.error("cachegate purge not sent (%s): %s", describe_purge(payload), e)
 
 
 def _payload(resource, instance, tenant_attr):

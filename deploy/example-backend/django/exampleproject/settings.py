@@ -5,6 +5,7 @@ Environment:
     DJANGO_SECRET_KEY          default: a fixed development key (this is an example)
     CACHEGATE_WEBHOOK_URL      e.g. http://127.0.0.1:8080/_cachegate/invalidate (empty: no purges sent)
     CACHEGATE_WEBHOOK_SECRET   the proxy's webhook secret
+    CACHEGATE_WEBHOOK_RAISE    "1": a purge that fails makes the write's request fail too
 """
 
 import os
@@ -96,6 +97,9 @@ REST_FRAMEWORK = {
 CACHEGATE_WEBHOOK_URL = os.environ.get("CACHEGATE_WEBHOOK_URL", "")
 CACHEGATE_WEBHOOK_SECRET = os.environ.get("CACHEGATE_WEBHOOK_SECRET", "")
 CACHEGATE_WEBHOOK_TIMEOUT = 5.0
+# Raise (a 500 for the request that wrote) when a purge could not be sent, instead of logging
+# it: the end-to-end check sets it so that a lost purge can never pass unnoticed.
+CACHEGATE_WEBHOOK_RAISE = os.environ.get("CACHEGATE_WEBHOOK_RAISE", "").lower() in ("1", "true", "yes")
 
 LOGGING = {
     "version": 1,

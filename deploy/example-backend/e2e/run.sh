@@ -9,6 +9,10 @@
 # copy of the example's cachegate.toml on free ports, runs check.py, and stops what it started.
 # Exits non-zero on any violation.
 #
+# The backend gets EXAMPLE_DB_PATH (a fresh SQLite file to seed), CACHEGATE_WEBHOOK_URL,
+# CACHEGATE_WEBHOOK_SECRET and CACHEGATE_WEBHOOK_RAISE=1 (a purge that cannot be sent fails the
+# write). The fastapi example is started as `uvicorn app:app` in its folder and seeds at start-up.
+#
 # Environment: CACHEGATE_BIN, CACHEGATE_E2E_VENV_DIR (where the virtualenvs are kept, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/cachegate-e2e), PYTHON (default python3).
 set -euo pipefail
@@ -68,6 +72,7 @@ if [ ! -x "$bin" ]; then
   echo "== cargo build"
   (cd "$root" && cargo build --quiet)
 fi
+[ -x "$bin" ] || { echo "no cachegate binary at $bin: set CACHEGATE_BIN" >&2; exit 1; }
 
 free_port() {
   "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

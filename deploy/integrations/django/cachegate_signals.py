@@ -69,8 +69,8 @@ def send_now(payload):
         logger.error("cachegate purge not sent (%s): %s", describe_purge(payload), e)
 
 
-def _payload(resource, instance, tenant_attr):
-    payload = {"tags": [resource, "%s:%s" % (resource, instance.pk)]}
+def _payload(resource, instance, tenant_attr, extra_tags=()):
+    payload = {"tags": [resource, "%s:%s" % (resource, instance.pk)] + list(extra_tags)}
     tenant = getattr(instance, tenant_attr, None) if tenant_attr else None
     # No tenant means the shared scope; sending str(None) would name a tenant called "None".
     if tenant is not None:
@@ -78,17 +78,19 @@ def _payload(resource, instance, tenant_attr):
     return payload
 
 
-def invalidation_receiver(resource, tenant_attr="organization_id"):
+def invalidation_receiver(resource, tenant_attr="organization_id", extra_tags=()):
     """A post_save/post_delete receiver that purges ``resource`` and ``resource:<pk>`` on commit.
 
     ``tenant_attr`` names the attribute holding the tenant id; None for untenanted models.
+    ``extra_tags`` are purged too, as a route's ``invalidates`` are on writes through the proxy.
     """
+    extra_tags = tuple(extra_tags)
 
     def receiver(sender, instance, using=None, **kwargs):
         if kwargs.get("raw"):
             # Fixture loading: the rows are not live data yet.
             return
-        payload = _payload(resource, instance, tenant_attr)
+        payload = _payload(resource, instance, tenant_attr, extra_tags)
         # on_commit runs right after the commit, before the response is returned, so a client
         # that sees the write acknowledged cannot then read the old entry; on rollback, nothing
         # changed and nothing is sent.
@@ -97,9 +99,9 @@ def invalidation_receiver(resource, tenant_attr="organization_id"):
     return receiver
 
 
-def connect_model(model, resource, tenant_attr="organization_id"):
+def connect_model(model, resource, tenant_attr="organization_id", extra_tags=()):
     """Connects the receiver for ``model`` to post_save and post_delete; returns it."""
-    receiver = invalidation_receiver(resource, tenant_attr)
+    receiver = invalidation_receiver(resource, tenant_attr, extra_tags)
     uid = "cachegate:%s.%s:%s" % (model._meta.app_label, model._meta.model_name, resource)
     post_save.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ":save")
     post_delete.connect(receiver, sender=model, weak=False, dispatch_uid=uid + ":delete")

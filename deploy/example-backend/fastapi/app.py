@@ -467,7 +467,7 @@ async def login(request: Request):
     return {"token": token}
 
 
-@app.get("/api/auth/me/")
+@app.api_route("/api/auth/me/", methods=["GET", "HEAD"])
 def me(user: User = Depends(current_user)):
     """Who is calling: cachegate's [auth.introspect] reads "org_id" and "id" from here."""
     return {"id": user.id, "username": user.username, "org_id": str(user.org)}
@@ -500,7 +500,7 @@ def lookup(pk, model):
         raise not_found(model) from None
 
 
-@app.get("/api/departments/")
+@app.api_route("/api/departments/", methods=["GET", "HEAD"])
 def department_list(request: Request, user: User = Depends(current_user)):
     return paginate(
         request, "department", DEPARTMENT_COLUMNS,
@@ -508,7 +508,7 @@ def department_list(request: Request, user: User = Depends(current_user)):
     )
 
 
-@app.get("/api/departments/{pk}/")
+@app.api_route("/api/departments/{pk}/", methods=["GET", "HEAD"])
 def department_detail(pk: str, user: User = Depends(current_user)):
     pk = lookup(pk, "Department")
     with closing(connect()) as conn:
@@ -604,7 +604,7 @@ def faculty_json(row):
     }
 
 
-@app.get("/api/faculty/")
+@app.api_route("/api/faculty/", methods=["GET", "HEAD"])
 def faculty_list(request: Request, user: User = Depends(current_user)):
     where, args = ["organization_id = ?"], [user.org]
     department = request.query_params.get("department", "")
@@ -617,7 +617,7 @@ def faculty_list(request: Request, user: User = Depends(current_user)):
     return paginate(request, "faculty", FACULTY_COLUMNS, where, args, faculty_json)
 
 
-@app.get("/api/faculty/{pk}/")
+@app.api_route("/api/faculty/{pk}/", methods=["GET", "HEAD"])
 def faculty_detail(pk: str, user: User = Depends(current_user)):
     pk = lookup(pk, "Faculty")
     with closing(connect()) as conn:

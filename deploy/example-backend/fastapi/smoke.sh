@@ -32,6 +32,7 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 fail() {
     echo "smoke: $*" >&2

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod origin;
+pub mod wait;
 
 use cachegate::app::{self, App, Listeners, SecretError};
 use cachegate::config::{Config, SecretSource};
@@ -141,6 +142,11 @@ impl TestProxy {
 
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin_addr)
+    }
+
+    /// The number of times a request started waiting on another's fill, as it changes.
+    pub fn watch_waits(&self) -> watch::Receiver<u64> {
+        self.proxy.stats().watch_waits()
     }
 }
 

@@ -329,3 +329,80 @@ fn jwt_verifier(
         .map(Some)
         .map_err(StartError::Jwt)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTH: &str = r#"
+[upstream]
+url = "http://127.0.0.1:8000"
+
+[auth.jwt]
+hs256_secret_env = "JWT"
+tenant_claim = "org"
+
+[admin]
+"#;
+
+    /// A resolver that knows only the named environment variables.
+    fn only(
+        names: &'static [&'static str],
+    ) -> impl Fn(&SecretSource) -> Result<Option<String>, SecretError> {
+        move |source| match source {
+            SecretSource::Env(name) if names.contains(&name.as_str()) => {
+                Ok(Some(format!("secret-of-{name}-with-enough-length")))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn build(toml: &str, names: &'static [&'static str]) -> Result<App, StartError> {
+        App::build(Config::from_toml(toml, "test.toml").unwrap(), only(names))
+    }
+
+    #[tokio::test]
+    async fn every_secret_left_unset_is_a_warning() {
+        let env = |name: &str| SecretSource::Env(name.to_string());
+        let app = build(AUTH, &["JWT"]).unwrap();
+        assert_eq!(
+            app.warnings(),
+            &[
+                StartWarning::NoWebhookSecret(env("CACHEGATE_WEBHOOK_SECRET")),
+                StartWarning::NoKeySecret(env("CACHEGATE_KEY_SECRET")),
+                StartWarning::NoAdminToken(env("CACHEGATE_ADMIN_TOKEN")),
+            ]
+        );
+        let all = &[
+            "JWT",
+            "CACHEGATE_WEBHOOK_SECRET",
+            "CACHEGATE_KEY_SECRET",
+            "CACHEGATE_ADMIN_TOKEN",
+        ];
+        assert_eq!(build(AUTH, all).unwrap().warnings(), &[]);
+    }
+
+    #[tokio::test]
+    async fn an_unset_jwt_secret_refuses_to_start() {
+        let err = build(AUTH, &[]).err().unwrap();
+        assert!(err.to_string().contains("env JWT"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_file_must_be_readable_and_not_empty() {
+        let missing = SecretSource::File(PathBuf::from("/nonexistent/secret"));
+        let err = read_secret(&missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read secret file /nonexistent/secret"
+        );
+        let path = std::env::temp_dir().join(format!("cachegate-app-{}", std::process::id()));
+        std::fs::write(&path, " \n").unwrap();
+        let empty = read_secret(&SecretSource::File(path.clone()));
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let read = read_secret(&SecretSource::File(path.clone()));
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(empty, Err(SecretError::Empty(_))), "{empty:?}");
+        assert_eq!(read.unwrap().as_deref(), Some("s3cret"));
+    }
+}

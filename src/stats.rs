@@ -5,6 +5,7 @@ use crate::policy::outcome::{Fill, Outcome};
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Tenants counted one by one; traffic of tenants beyond this is summed under [`OTHER_TENANTS`],
 /// so a caller inventing tenant ids cannot grow the map without bound.
@@ -21,7 +22,9 @@ pub struct Stats {
     collapsed: AtomicU64,
     bypassed: AtomicU64,
     coalesce_timeouts: AtomicU64,
-    waits: AtomicU64,
+    /// A watch rather than an atomic, so tests can wait for a request to start waiting. It is
+    /// bumped on the waiting path only, never on a hit.
+    waits: watch::Sender<u64>,
     forwarded_methods: AtomicU64,
     upstream_errors: AtomicU64,
     write_purges: AtomicU64,
@@ -170,7 +173,12 @@ impl Stats {
     }
 
     pub fn wait_started(&self) {
-        self.waits.fetch_add(1, Relaxed);
+        self.waits.send_modify(|waits| *waits += 1);
+    }
+
+    /// The number of times a request started waiting on another request's fill, as it changes.
+    pub fn watch_waits(&self) -> watch::Receiver<u64> {
+        self.waits.subscribe()
     }
 
     pub fn upstream_error(&self) {
@@ -230,7 +238,7 @@ impl Stats {
             collapsed: self.collapsed.load(Relaxed),
             bypassed: self.bypassed.load(Relaxed),
             coalesce_timeouts: self.coalesce_timeouts.load(Relaxed),
-            waits: self.waits.load(Relaxed),
+            waits: *self.waits.borrow(),
             forwarded_methods: self.forwarded_methods.load(Relaxed),
             upstream_errors: self.upstream_errors.load(Relaxed),
             write_purges: self.write_purges.load(Relaxed),

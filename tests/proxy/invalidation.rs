@@ -445,8 +445,17 @@ async fn a_read_after_a_declared_tag_purge_never_gets_the_overtaken_fill() {
     };
     // Let it reach the proxy: it either joins the held fill or leads its own (which the
     // origin answers at once, without the gate).
-    crate::coalescing::wait_for(|| proxy.proxy.stats().snapshot().waits == 1 || origin.hits() == 2)
-        .await;
+    let (mut waits, mut hits) = (proxy.watch_waits(), origin.watch_hits());
+    crate::support::wait::within(
+        "the read to join the held fill or reach the origin",
+        async {
+            tokio::select! {
+                _ = waits.wait_for(|n| *n >= 1) => {}
+                _ = hits.wait_for(|n| *n >= 2) => {}
+            }
+        },
+    )
+    .await;
     gate.open();
     let old = held.await.unwrap();
     assert_eq!(old.json()["version"], 1);

@@ -127,6 +127,7 @@ impl Admin {
             "write_purges": s.write_purges,
             "webhook_purges": s.webhook_purges,
             "webhook_refused": s.webhook_refused,
+            "webhook_repeats": s.webhook_repeats,
             "auth_missing": s.auth_missing,
             "auth_invalid": s.auth_invalid,
             "auth_forbidden": s.auth_forbidden,

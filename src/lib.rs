@@ -2,7 +2,7 @@
 //!
 //! ARCHITECTURE.md is the map. Modules are declared in reading order: configuration and pure
 //! policy first, then the stores and coalescing, then the IO edges and the pipeline that joins
-//! them, then the operator surfaces.
+//! them, then the operator surfaces, and last the composition root that builds them all.
 
 pub mod auth;
 pub mod config;
@@ -23,3 +23,5 @@ pub mod proxy;
 
 pub mod admin;
 pub mod admin_client;
+
+pub mod app;

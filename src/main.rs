@@ -1,15 +1,12 @@
 //! The `cachegate` command: parse arguments, set up logging, load the config, run.
 
 use anyhow::Context;
-use cachegate::admin::Admin;
 use cachegate::admin_client::{self, AdminClient, AdminCommand, ProgressLine, RunOutcome};
-use cachegate::config::{Config, SecretSource};
-use cachegate::proxy::{Proxy, Setup};
-use cachegate::server::{serve, ServeOptions};
+use cachegate::app::{self, App, Listeners, StartWarning};
+use cachegate::config::Config;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 /// A read-through caching reverse proxy for multi-tenant REST APIs.
 #[derive(Parser)]
@@ -165,44 +162,14 @@ fn run(config: Config) -> anyhow::Result<()> {
     }
     let runtime = runtime.build().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let config = Arc::new(config);
-        let mut listeners = Vec::new();
-        for addr in &config.server.listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            listeners.push(listener);
+        let listeners = Listeners::bind(&config).await?;
+        let app = App::build(config, app::read_secret)?;
+        for warning in app.warnings() {
+            warn_at_start(warning);
         }
-        let setup = Setup::from_config(&config, |source| {
-            read_secret(source).map_err(|e| format!("{e:#}"))
-        })
-        .map_err(|e| anyhow::anyhow!(e))?;
-        if setup.webhook.is_none() {
-            tracing::warn!(
-                source = %config.webhook.secret,
-                "no webhook secret is set: invalidation webhooks will be refused"
-            );
-        }
-        if let Some(auth) = &config.auth {
-            if read_secret(&auth.key_secret)?.is_none() {
-                tracing::warn!(
-                    source = %auth.key_secret,
-                    "no credential digest key is set: digests in keys and logs differ per process"
-                );
-            }
-        }
+        let config = app.config();
         for warning in config.trust_warnings() {
             tracing::warn!("{warning}");
-        }
-        let proxy = Proxy::new(config.clone(), setup)
-            .context("cannot set up the upstream client")?;
-        let admissible = proxy.store().max_entry_weight();
-        if config.cache.max_object_size > admissible {
-            tracing::warn!(
-                max_object_size = config.cache.max_object_size,
-                admissible,
-                "responses between the admissible entry size and max_object_size are fetched whole but not stored; raise max_memory or lower max_object_size"
-            );
         }
         tracing::info!(
             config = %config.source,
@@ -212,76 +179,38 @@ fn run(config: Config) -> anyhow::Result<()> {
             "cachegate {} serving",
             env!("CARGO_PKG_VERSION"),
         );
-        let opts = ServeOptions {
-            header_read_timeout: config.server.header_read_timeout,
-            max_header_bytes: config.server.max_header_bytes,
-            max_connections: config.server.max_connections,
-            shutdown_grace: config.server.shutdown_grace,
-            idle_timeout: config.server.idle_timeout,
-        };
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        });
-        let admin = match &config.admin {
-            Some(admin) => {
-                let token = read_secret(&admin.token)?;
-                if token.is_none() {
-                    tracing::warn!(
-                        source = %admin.token,
-                        "no admin token is set: the admin API answers only /healthz"
-                    );
-                }
-                let listener = tokio::net::TcpListener::bind(admin.listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {} for the admin API", admin.listen))?;
-                tracing::info!(listen = %admin.listen, "admin API serving");
-                let handler = Arc::new(Admin::new(proxy.clone(), token));
-                Some(tokio::spawn(serve(
-                    vec![listener],
-                    handler,
-                    opts.clone(),
-                    stopped(stop_rx.clone()),
-                )))
-            }
-            None => None,
-        };
-        serve(listeners, Arc::new(proxy), opts, stopped(stop_rx)).await;
-        if let Some(admin) = admin {
-            let _ = admin.await;
+        if let Some(admin) = &config.admin {
+            tracing::info!(listen = %admin.listen, "admin API serving");
         }
+        app.serve(listeners, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-/// Resolves once shutdown was signalled.
-async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
-/// Reads a secret named by the config. An unset environment variable is `None` (the feature is
-/// then refused at request time, with a warning at start); a named file that cannot be read is an
-/// error, since the operator clearly meant to configure one. The value is never logged.
-fn read_secret(source: &SecretSource) -> anyhow::Result<Option<String>> {
-    match source {
-        SecretSource::Env(name) => match std::env::var(name) {
-            Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_string())),
-            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                anyhow::bail!("environment variable {name} is not valid UTF-8")
-            }
-        },
-        SecretSource::File(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read secret file {}", path.display()))?;
-            let text = text.trim();
-            if text.is_empty() {
-                anyhow::bail!("secret file {} is empty", path.display());
-            }
-            Ok(Some(text.to_string()))
-        }
+/// Logs what the operator should hear about at start.
+fn warn_at_start(warning: &StartWarning) {
+    match warning {
+        StartWarning::NoWebhookSecret(source) => tracing::warn!(
+            source = %source,
+            "no webhook secret is set: invalidation webhooks will be refused"
+        ),
+        StartWarning::NoKeySecret(source) => tracing::warn!(
+            source = %source,
+            "no credential digest key is set: digests in keys and logs differ per process"
+        ),
+        StartWarning::NoAdminToken(source) => tracing::warn!(
+            source = %source,
+            "no admin token is set: the admin API answers only /healthz"
+        ),
+        StartWarning::UnstorableObjects {
+            max_object_size,
+            admissible,
+        } => tracing::warn!(
+            max_object_size,
+            admissible,
+            "responses between the admissible entry size and max_object_size are fetched whole but not stored; raise max_memory or lower max_object_size"
+        ),
     }
 }
 

@@ -30,7 +30,6 @@ use crate::webhook::Verifier;
 use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
-pub use identity::Setup;
 use identity::{AuthFailure, Authenticator, Caller};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +43,16 @@ pub use crate::store::{PATH_TAG_PREFIX, TENANT_TAG};
 /// Prefix of the tag every entry of a `scope = "user"` route carries, so a user's entries can
 /// be purged at logout.
 pub const USER_TAG_PREFIX: &str = "user:";
+
+/// What a [`Proxy`] needs beyond its config: the verifiers and keys built from the secrets the
+/// config names, read once at start (`app` reads them).
+pub struct Setup {
+    /// `None` when no webhook secret is set: the webhook then refuses every request.
+    pub webhook: Option<Verifier>,
+    pub jwt: Option<crate::auth::jwt::JwtVerifier>,
+    /// Digests credential values in readable keys and logs.
+    pub credential_key: DigestKey,
+}
 
 /// The caching reverse proxy. Cheap to clone: fills run as tasks that hold their own handle.
 #[derive(Clone)]
@@ -144,7 +153,7 @@ impl TenantId {
 // === impl Proxy ===
 
 impl Proxy {
-    /// `setup` holds what the config only names: secrets and keys (see [`Setup::from_config`]).
+    /// `setup` holds what the config only names: the verifiers and keys built from secrets.
     pub fn new(config: Arc<Config>, setup: Setup) -> Result<Self, ProxyError> {
         let upstream = Upstream::new(&UpstreamOptions {
             url: config.upstream.url.clone(),

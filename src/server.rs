@@ -38,12 +38,14 @@ pub struct ServeOptions {
 }
 
 /// Serves `handler` on every listener until `shutdown` resolves, then stops accepting and lets
-/// open connections finish their in-flight requests for at most `shutdown_grace`.
+/// open connections finish their in-flight requests for at most `shutdown_grace`. `closed` is
+/// called once every listener is closed, before the drain.
 pub async fn serve<H: Handler>(
     listeners: Vec<TcpListener>,
     handler: Arc<H>,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
+    closed: impl FnOnce(),
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
@@ -63,6 +65,7 @@ pub async fn serve<H: Handler>(
     for handle in loops {
         let _ = handle.await;
     }
+    closed();
     // Every open connection holds a slot; all slots back means all connections are closed.
     let all = u32::try_from(opts.max_connections.max(1)).unwrap_or(u32::MAX);
     if tokio::time::timeout(opts.shutdown_grace, permits.acquire_many(all))

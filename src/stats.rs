@@ -5,6 +5,7 @@ use crate::policy::outcome::{Fill, Outcome};
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Tenants counted one by one; traffic of tenants beyond this is summed under [`OTHER_TENANTS`],
 /// so a caller inventing tenant ids cannot grow the map without bound.
@@ -21,12 +22,15 @@ pub struct Stats {
     collapsed: AtomicU64,
     bypassed: AtomicU64,
     coalesce_timeouts: AtomicU64,
-    waits: AtomicU64,
+    /// A watch rather than an atomic, so tests can wait for a request to start waiting. It is
+    /// bumped on the waiting path only, never on a hit.
+    waits: watch::Sender<u64>,
     forwarded_methods: AtomicU64,
     upstream_errors: AtomicU64,
     write_purges: AtomicU64,
     webhook_purges: AtomicU64,
     webhook_refused: AtomicU64,
+    webhook_repeats: AtomicU64,
     auth_missing: AtomicU64,
     auth_invalid: AtomicU64,
     auth_forbidden: AtomicU64,
@@ -69,6 +73,9 @@ pub struct Snapshot {
     pub write_purges: u64,
     pub webhook_purges: u64,
     pub webhook_refused: u64,
+    /// Webhooks applied that repeat a message already accepted within the window (also counted
+    /// in `webhook_purges`).
+    pub webhook_repeats: u64,
     /// Requests refused 401 for want of a credential on a route that needs one.
     pub auth_missing: u64,
     /// Credentials refused: bad signature, expired, or refused by the identity endpoint.
@@ -166,7 +173,12 @@ impl Stats {
     }
 
     pub fn wait_started(&self) {
-        self.waits.fetch_add(1, Relaxed);
+        self.waits.send_modify(|waits| *waits += 1);
+    }
+
+    /// The number of times a request started waiting on another request's fill, as it changes.
+    pub fn watch_waits(&self) -> watch::Receiver<u64> {
+        self.waits.subscribe()
     }
 
     pub fn upstream_error(&self) {
@@ -183,6 +195,10 @@ impl Stats {
 
     pub fn webhook_refused(&self) {
         self.webhook_refused.fetch_add(1, Relaxed);
+    }
+
+    pub fn webhook_repeat(&self) {
+        self.webhook_repeats.fetch_add(1, Relaxed);
     }
 
     pub fn auth_missing(&self) {
@@ -222,12 +238,13 @@ impl Stats {
             collapsed: self.collapsed.load(Relaxed),
             bypassed: self.bypassed.load(Relaxed),
             coalesce_timeouts: self.coalesce_timeouts.load(Relaxed),
-            waits: self.waits.load(Relaxed),
+            waits: *self.waits.borrow(),
             forwarded_methods: self.forwarded_methods.load(Relaxed),
             upstream_errors: self.upstream_errors.load(Relaxed),
             write_purges: self.write_purges.load(Relaxed),
             webhook_purges: self.webhook_purges.load(Relaxed),
             webhook_refused: self.webhook_refused.load(Relaxed),
+            webhook_repeats: self.webhook_repeats.load(Relaxed),
             auth_missing: self.auth_missing.load(Relaxed),
             auth_invalid: self.auth_invalid.load(Relaxed),
             auth_forbidden: self.auth_forbidden.load(Relaxed),

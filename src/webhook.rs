@@ -1,9 +1,17 @@
-//! Webhook authentication: the `Cachegate-Signature` header, its HMAC check and replay memory.
+//! Webhook authentication: the `Cachegate-Signature` header, its HMAC check, its time window,
+//! and the memory that tells a repeated message from a new one.
 //!
 //! The backend signs `"<t>.<raw body>"` with HMAC-SHA256 under a shared secret and sends
 //! `Cachegate-Signature: t=<unix seconds>,v1=<hex>`. Several `v1` values may be sent and several
 //! secrets configured, so a secret can be rotated without a moment where the two sides disagree.
 //! Secrets never leave this module in any printable form.
+//!
+//! A message with a valid signature inside the window is always accepted, an identical repeat
+//! included (issue 8): the timestamp has one-second resolution, so a backend that sends the same
+//! purge for two saves within one second sends the same signed message twice, and refusing the
+//! second loses that save's purge. Applying a purge again can only cause misses, never serve
+//! stale or foreign data, so the window alone bounds how long a captured message can be replayed;
+//! the memory only reports repeats, for the log and `/stats`.
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, PoisonError};
@@ -22,7 +30,8 @@ pub const SIGNATURE_HEADER: &str = "cachegate-signature";
 /// How far a signature's timestamp may be from now, when the config does not say.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 
-/// The most signatures remembered for replay protection at once.
+/// The most signed messages remembered at once to recognise repeats; past it the oldest is
+/// forgotten.
 pub const MAX_REMEMBERED: usize = 100_000;
 
 /// The most `v1` values read from one header; more is refused as malformed.
@@ -93,8 +102,6 @@ pub enum SigError {
     Expired,
     /// No `v1` value matches the body under any configured secret.
     Mismatch,
-    /// The signature was already accepted within the window, or the replay memory is full.
-    Replayed,
 }
 
 impl SigError {
@@ -105,7 +112,6 @@ impl SigError {
             SigError::Malformed => "malformed",
             SigError::Expired => "expired",
             SigError::Mismatch => "mismatch",
-            SigError::Replayed => "replayed",
         }
     }
 }
@@ -117,14 +123,29 @@ impl std::fmt::Display for SigError {
             SigError::Malformed => "malformed Cachegate-Signature header",
             SigError::Expired => "signature timestamp outside the replay window",
             SigError::Mismatch => "signature does not match",
-            SigError::Replayed => "signature already used",
         })
     }
 }
 
 impl std::error::Error for SigError {}
 
-/// Checks webhook signatures and remembers the accepted ones until they expire.
+/// How an accepted message relates to the ones accepted before it. Both are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Not accepted before within the window (as far as the bounded memory knows).
+    First,
+    /// The same signed message (timestamp and body) was already accepted within the window.
+    Repeat,
+}
+
+impl Delivery {
+    /// Whether the message was accepted before.
+    pub fn is_repeat(self) -> bool {
+        self == Delivery::Repeat
+    }
+}
+
+/// Checks webhook signatures and remembers the accepted ones until they leave the window.
 pub struct Verifier {
     secrets: Secrets,
     window: Duration,
@@ -158,9 +179,15 @@ impl Verifier {
         }
     }
 
-    /// `header` = the Cachegate-Signature value, `now_unix` = current unix seconds (passed in, so tests control time).
-    /// On success the signature is remembered until it leaves the window, so a second identical request is Replayed.
-    pub fn verify(&self, header: Option<&str>, body: &[u8], now_unix: u64) -> Result<(), SigError> {
+    /// `header` = the Cachegate-Signature value, `now_unix` = current unix seconds (passed in, so
+    /// tests control time). An accepted message is remembered until it leaves the window, so a
+    /// second identical one is accepted as a [`Delivery::Repeat`].
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        body: &[u8],
+        now_unix: u64,
+    ) -> Result<Delivery, SigError> {
         let header = header.map(str::trim).unwrap_or("");
         if header.is_empty() {
             return Err(SigError::Missing);
@@ -190,7 +217,7 @@ impl Verifier {
         signed.update(parsed.t_text.as_bytes());
         signed.update(b".");
         signed.update(body);
-        self.remember(parsed.t, *signed.finalize().as_bytes(), now_unix)
+        Ok(self.remember(parsed.t, *signed.finalize().as_bytes(), now_unix))
     }
 
     /// How many accepted signatures are currently remembered.
@@ -201,11 +228,11 @@ impl Verifier {
             .len()
     }
 
-    /// Records an accepted signature, refusing one already recorded.
+    /// Records an accepted message and says whether it was recorded already.
     ///
     /// The key is the signed message, not the header text nor the MAC, so re-spelling the same
-    /// signature (upper-case hex, extra or other `v1` values, other spacing) is still a replay.
-    fn remember(&self, t: u64, tag: Tag, now_unix: u64) -> Result<(), SigError> {
+    /// signature (upper-case hex, extra or other `v1` values, other spacing) is still a repeat.
+    fn remember(&self, t: u64, tag: Tag, now_unix: u64) -> Delivery {
         let window = self.window.as_secs();
         // The set only ever gains or loses whole entries, so it is consistent even after a
         // panic elsewhere poisoned the lock.
@@ -217,16 +244,17 @@ impl Verifier {
             seen.pop_first();
         }
         if seen.contains(&(t, tag)) {
-            return Err(SigError::Replayed);
+            return Delivery::Repeat;
         }
-        // Only holders of a secret can mint new valid signatures, so reaching the cap means the
-        // backend itself sent that many within one window. Refusing keeps memory bounded without
-        // forgetting a live signature, which would reopen it to replay; the backend retries later.
-        if seen.len() >= self.cap {
-            return Err(SigError::Replayed);
+        // Only holders of a secret can mint new valid messages, so reaching the cap means the
+        // backend itself sent that many within one window. Forgetting the oldest keeps memory
+        // bounded and costs nothing but accuracy: a later repeat of it counts as a first
+        // delivery, and is applied either way.
+        while seen.len() >= self.cap.max(1) {
+            seen.pop_first();
         }
         seen.insert((t, tag));
-        Ok(())
+        Delivery::First
     }
 }
 

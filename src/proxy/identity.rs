@@ -8,78 +8,18 @@ use super::Proxy;
 use crate::auth::cidr::Cidr;
 use crate::auth::digest::DigestKey;
 use crate::auth::introspect::{IntrospectFailure, IntrospectSettings, Introspector};
-use crate::auth::jwt::{JwtSettings, JwtVerifier};
+use crate::auth::jwt::JwtVerifier;
 use crate::auth::Identity;
 use crate::body::ProxyBody;
-use crate::config::{AuthConfig, Config, JwtKeySource, SecretSource};
+use crate::config::AuthConfig;
 use crate::error::ProxyError;
 use crate::policy::route::{Route, TenantSource};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
 use crate::upstream::Upstream;
-use crate::webhook::{Secrets, Verifier};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Response};
 use std::net::IpAddr;
-
-/// What cachegate needs beyond the config file: secrets and keys, read once at start.
-pub struct Setup {
-    pub webhook: Option<Verifier>,
-    pub jwt: Option<JwtVerifier>,
-    pub credential_key: DigestKey,
-}
-
-impl Setup {
-    /// Reads the secrets the config names through `read_secret` (environment or file) and loads
-    /// key files. A secret that is not set disables its feature (refused at request time);
-    /// a JWT key that cannot be loaded is an error, since routes would otherwise all answer 401.
-    pub fn from_config(
-        config: &Config,
-        read_secret: impl Fn(&SecretSource) -> Result<Option<String>, String>,
-    ) -> Result<Setup, String> {
-        let webhook = match read_secret(&config.webhook.secret)? {
-            Some(list) => Some(Verifier::new(
-                Secrets::parse(&list)
-                    .map_err(|e| format!("webhook secret ({}): {e}", config.webhook.secret))?,
-                config.webhook.replay_window,
-            )),
-            None => None,
-        };
-        let (jwt, credential_key) = match &config.auth {
-            None => (None, DigestKey::random()),
-            Some(auth) => {
-                let key = match read_secret(&auth.key_secret)? {
-                    Some(secret) => DigestKey::from_secret(secret.as_bytes()),
-                    None => DigestKey::random(),
-                };
-                (jwt_verifier(auth, &read_secret)?, key)
-            }
-        };
-        Ok(Setup {
-            webhook,
-            jwt,
-            credential_key,
-        })
-    }
-}
-
-fn jwt_verifier(
-    auth: &AuthConfig,
-    read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, String>,
-) -> Result<Option<JwtVerifier>, String> {
-    let Some(jwt) = &auth.jwt else {
-        return Ok(None);
-    };
-    let secret = match &jwt.keys {
-        JwtKeySource::HsSecret(source) => match read_secret(source)? {
-            Some(secret) => Some(secret),
-            None => return Err(format!("auth.jwt: the HMAC secret ({source}) is not set")),
-        },
-        JwtKeySource::PublicKeyFile(_) | JwtKeySource::JwksFile(_) => None,
-    };
-    let settings = JwtSettings::from_config(jwt, secret.as_deref().map(str::as_bytes))?;
-    JwtVerifier::new(settings).map(Some)
-}
 
 /// The verifiers of one deployment.
 pub(crate) struct Authenticator {

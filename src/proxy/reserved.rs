@@ -95,14 +95,19 @@ impl Proxy {
             .headers
             .get(SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok());
-        if let Err(err) = verifier.verify(signature, &body, super::unix_now()) {
-            self.inner.stats.webhook_refused();
-            tracing::warn!(reason = err.as_str(), "webhook refused");
-            return json(
-                StatusCode::UNAUTHORIZED,
-                &error_body("unauthorized", &format!("signature refused: {err}")),
-            );
-        }
+        // A repeat of an accepted message is applied like the first (issue 8): purging again
+        // can only cause misses, while refusing it loses the purge of a second write.
+        let delivery = match verifier.verify(signature, &body, super::unix_now()) {
+            Ok(delivery) => delivery,
+            Err(err) => {
+                self.inner.stats.webhook_refused();
+                tracing::warn!(reason = err.as_str(), "webhook refused");
+                return json(
+                    StatusCode::UNAUTHORIZED,
+                    &error_body("unauthorized", &format!("signature refused: {err}")),
+                );
+            }
+        };
         let request = match PurgeRequest::from_json(&body, &self.resources()) {
             Ok(request) => request,
             Err(err) => {
@@ -114,7 +119,11 @@ impl Proxy {
         };
         let purged = self.purge(&request).await;
         self.inner.stats.webhook_purge();
-        tracing::info!(purged, "webhook purge");
+        let repeat = delivery.is_repeat();
+        if repeat {
+            self.inner.stats.webhook_repeat();
+        }
+        tracing::info!(purged, repeat, "webhook purge");
         json(StatusCode::OK, &serde_json::json!({ "purged": purged }))
     }
 

@@ -1,4 +1,4 @@
-//! Tests for signature verification, secret rotation and replay protection.
+//! Tests for signature verification, secret rotation, the time window and repeat detection.
 
 use super::*;
 
@@ -11,7 +11,13 @@ fn verifier(secrets: &str) -> Verifier {
 }
 
 /// Verifies `header` for `body` at `now` with a fresh verifier holding `secrets`.
-fn check(secrets: &str, header: Option<&str>, body: &[u8], now: u64, want: Result<(), SigError>) {
+fn check(
+    secrets: &str,
+    header: Option<&str>,
+    body: &[u8],
+    now: u64,
+    want: Result<Delivery, SigError>,
+) {
     let got = verifier(secrets).verify(header, body, now);
     assert_eq!(got, want, "header {header:?} at {now}");
 }
@@ -70,9 +76,15 @@ fn good_signature_is_accepted() {
         Some(&sign(b"s3cret", BODY, NOW)),
         BODY,
         NOW,
-        Ok(()),
+        Ok(Delivery::First),
     );
-    check("s3cret", Some(&sign(b"s3cret", b"", NOW)), b"", NOW, Ok(()));
+    check(
+        "s3cret",
+        Some(&sign(b"s3cret", b"", NOW)),
+        b"",
+        NOW,
+        Ok(Delivery::First),
+    );
 }
 
 #[test]
@@ -111,14 +123,14 @@ fn second_secret_in_rotation_is_accepted() {
         Some(&sign(b"old-one", BODY, NOW)),
         BODY,
         NOW,
-        Ok(()),
+        Ok(Delivery::First),
     );
     check(
         "new-one, old-one",
         Some(&sign(b"new-one", BODY, NOW)),
         BODY,
         NOW,
-        Ok(()),
+        Ok(Delivery::First),
     );
 }
 
@@ -127,16 +139,16 @@ fn sign_all_carries_every_secret() {
     let sender = Secrets::parse("a,b").unwrap_or_else(|e| panic!("{e}"));
     let header = sender.sign_all(BODY, NOW);
     assert_eq!(header.matches("v1=").count(), 2);
-    check("b", Some(&header), BODY, NOW, Ok(()));
-    check("a", Some(&header), BODY, NOW, Ok(()));
+    check("b", Some(&header), BODY, NOW, Ok(Delivery::First));
+    check("a", Some(&header), BODY, NOW, Ok(Delivery::First));
 }
 
 #[test]
 fn window_edges_are_inclusive() {
     let window = DEFAULT_WINDOW.as_secs();
     let header = sign(b"k", BODY, NOW);
-    check("k", Some(&header), BODY, NOW + window, Ok(()));
-    check("k", Some(&header), BODY, NOW - window, Ok(()));
+    check("k", Some(&header), BODY, NOW + window, Ok(Delivery::First));
+    check("k", Some(&header), BODY, NOW - window, Ok(Delivery::First));
 }
 
 #[test]
@@ -178,24 +190,21 @@ fn too_far_in_the_future_is_expired() {
 }
 
 #[test]
-fn replay_is_refused() {
+fn a_repeat_is_accepted_and_reported() {
     let v = verifier("k");
     let header = sign(b"k", BODY, NOW);
-    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(()));
+    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(Delivery::First));
     assert_eq!(
         v.verify(Some(&header), BODY, NOW + 10),
-        Err(SigError::Replayed)
+        Ok(Delivery::Repeat)
     );
-    // The same signature spelled differently is still the same signature.
+    // The same signature spelled differently is still the same message.
     let upper = header
         .replace("v1=", "V1=")
         .to_uppercase()
         .replace("V1=", "v1=")
         .replace("T=", "t=");
-    assert_eq!(
-        v.verify(Some(&upper), BODY, NOW + 11),
-        Err(SigError::Replayed)
-    );
+    assert_eq!(v.verify(Some(&upper), BODY, NOW + 11), Ok(Delivery::Repeat));
     let padded = format!(
         "t={NOW}, v1={}, v1={}",
         "0".repeat(64),
@@ -203,12 +212,12 @@ fn replay_is_refused() {
     );
     assert_eq!(
         v.verify(Some(&padded), BODY, NOW + 12),
-        Err(SigError::Replayed)
+        Ok(Delivery::Repeat)
     );
     // A fresh timestamp is a fresh signature.
     assert_eq!(
         v.verify(Some(&sign(b"k", BODY, NOW + 1)), BODY, NOW + 12),
-        Ok(())
+        Ok(Delivery::First)
     );
     assert_eq!(v.remembered(), 2);
 }
@@ -222,7 +231,7 @@ fn refused_requests_are_not_remembered() {
         Err(SigError::Mismatch)
     );
     assert_eq!(v.remembered(), 0);
-    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(()));
+    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(Delivery::First));
 }
 
 #[test]
@@ -231,36 +240,64 @@ fn expired_signatures_are_pruned() {
     let window = DEFAULT_WINDOW.as_secs();
     for i in 0..5 {
         let header = sign(b"k", BODY, NOW + i);
-        assert_eq!(v.verify(Some(&header), BODY, NOW + i), Ok(()));
+        assert_eq!(v.verify(Some(&header), BODY, NOW + i), Ok(Delivery::First));
     }
     assert_eq!(v.remembered(), 5);
     // At NOW + window + 3, the ones signed at NOW..=NOW+2 have left the window.
     let header = sign(b"k", BODY, NOW + window + 3);
-    assert_eq!(v.verify(Some(&header), BODY, NOW + window + 3), Ok(()));
+    assert_eq!(
+        v.verify(Some(&header), BODY, NOW + window + 3),
+        Ok(Delivery::First)
+    );
     assert_eq!(v.remembered(), 3);
 }
 
 #[test]
-fn full_memory_refuses_new_signatures() {
+fn full_memory_forgets_the_oldest_and_refuses_nothing() {
     let secrets = Secrets::parse("k").unwrap_or_else(|e| panic!("{e}"));
     let v = Verifier::with_cap(secrets, DEFAULT_WINDOW, 3);
     for i in 0..3 {
         assert_eq!(
             v.verify(Some(&sign(b"k", BODY, NOW + i)), BODY, NOW),
-            Ok(())
+            Ok(Delivery::First)
         );
     }
+    // A fourth message is accepted; the oldest (NOW) is forgotten to make room.
     assert_eq!(
         v.verify(Some(&sign(b"k", BODY, NOW + 3)), BODY, NOW),
-        Err(SigError::Replayed)
+        Ok(Delivery::First)
     );
-    // Once the old ones expire there is room again.
-    let later = NOW + DEFAULT_WINDOW.as_secs() + 3;
+    assert_eq!(v.remembered(), 3);
     assert_eq!(
-        v.verify(Some(&sign(b"k", BODY, later)), BODY, later),
-        Ok(())
+        v.verify(Some(&sign(b"k", BODY, NOW + 3)), BODY, NOW),
+        Ok(Delivery::Repeat)
     );
-    assert_eq!(v.remembered(), 1);
+    // The forgotten one is still applied, only counted as a first delivery again.
+    assert_eq!(
+        v.verify(Some(&sign(b"k", BODY, NOW)), BODY, NOW),
+        Ok(Delivery::First)
+    );
+    assert_eq!(v.remembered(), 3);
+}
+
+/// Issue 8, "Invalidations were lost": the legacy body carries nothing that changes between two
+/// saves of the same tenant and resource, and the timestamp has one-second resolution, so two
+/// saves within one second send the same signed message. Both must be accepted.
+#[test]
+fn issue_8_the_same_legacy_message_twice_in_one_second_is_accepted_twice() {
+    let v = verifier("k");
+    let body = br#"{"organization_id": 42, "resource_type": "rooms"}"#;
+    let header = sign(b"k", body, NOW);
+    assert_eq!(v.verify(Some(&header), body, NOW), Ok(Delivery::First));
+    assert_eq!(v.verify(Some(&header), body, NOW), Ok(Delivery::Repeat));
+    // Sent again late in the window (a retry), it is still applied.
+    let edge = NOW + DEFAULT_WINDOW.as_secs();
+    assert_eq!(v.verify(Some(&header), body, edge), Ok(Delivery::Repeat));
+    // Past the window it is refused, repeat or not.
+    assert_eq!(
+        v.verify(Some(&header), body, edge + 1),
+        Err(SigError::Expired)
+    );
 }
 
 #[test]
@@ -305,7 +342,7 @@ fn several_v1_values_where_one_matches() {
     let other = sign(b"other", BODY, NOW);
     let other_v1 = &other[other.len() - 64..];
     let header = format!("t={NOW},v1={other_v1},v1={v1}");
-    check("k", Some(&header), BODY, NOW, Ok(()));
+    check("k", Some(&header), BODY, NOW, Ok(Delivery::First));
     let header = format!("t={NOW},v1={other_v1},v1={other_v1}");
     check("k", Some(&header), BODY, NOW, Err(SigError::Mismatch));
 }
@@ -319,14 +356,14 @@ fn spacing_and_unknown_schemes_are_tolerated() {
         Some(&format!(" v1={v1} , v0=abc, t={NOW} ")),
         BODY,
         NOW,
-        Ok(()),
+        Ok(Delivery::First),
     );
     check(
         "k",
         Some(&format!("t={NOW},v1={}", v1.to_uppercase())),
         BODY,
         NOW,
-        Ok(()),
+        Ok(Delivery::First),
     );
 }
 
@@ -354,27 +391,25 @@ fn secrets_are_never_printed() {
         SigError::Malformed,
         SigError::Expired,
         SigError::Mismatch,
-        SigError::Replayed,
     ] {
         assert!(!e.to_string().contains("hunter2"));
         assert!(!e.as_str().is_empty());
     }
 }
 
-/// During a secret rotation the backend signs with every secret (`sign_all`). Whoever saw one
-/// such request can resend it with only the second `v1` value: the signature is the same, so it
-/// must be refused as a replay. The replay memory is keyed by the MAC that matched first, which
-/// differs, so the resent request is accepted and purges again.
+/// During a secret rotation the backend signs with every secret (`sign_all`). The same request
+/// resent with only the second `v1` value is the same message, so it counts as a repeat: the
+/// memory is keyed by what was signed, not by the MAC that matched.
 #[test]
-fn replay_with_another_secrets_mac_during_rotation_is_refused() {
+fn a_resend_with_another_secrets_mac_during_rotation_is_a_repeat() {
     let v = verifier("new-one, old-one");
     let sender = Secrets::parse("new-one, old-one").unwrap_or_else(|e| panic!("{e}"));
     let header = sender.sign_all(BODY, NOW);
-    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(()));
+    assert_eq!(v.verify(Some(&header), BODY, NOW), Ok(Delivery::First));
     // The same request, keeping only the MAC under the old secret.
     let old_only = format!("t={NOW},v1={}", &header[header.len() - 64..]);
     assert_eq!(
         v.verify(Some(&old_only), BODY, NOW + 1),
-        Err(SigError::Replayed)
+        Ok(Delivery::Repeat)
     );
 }

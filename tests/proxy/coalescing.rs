@@ -1,5 +1,6 @@
 use crate::support::client::TestClient;
 use crate::support::origin::{default_body, Gate, Origin, Reply};
+use crate::support::wait::until;
 use crate::support::{TestProxy, BASE_CONFIG};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -105,7 +106,11 @@ async fn the_fill_survives_its_leader_disconnecting() {
         tokio::spawn(async move { client.get("/api/faculty/", ORG42).await })
     };
     // Wait until the waiter has joined the flight, then drop the leader's connection.
-    wait_for(|| proxy.proxy.stats().snapshot().waits == 1).await;
+    let mut waits = proxy.watch_waits();
+    until("the second request to join the flight", &mut waits, |n| {
+        *n >= 1
+    })
+    .await;
     leader.abort();
     let _ = leader.await;
     gate.open();
@@ -122,20 +127,36 @@ async fn private_responses_are_never_handed_to_waiters() {
     // Each request gets a session cookie of its own: none may receive another's.
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let c = counter.clone();
+    let gate = Gate::new();
+    let g = gate.clone();
     let origin = Origin::with(move |_| {
         let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Reply::ok(format!("user-{n}"))
             .header("set-cookie", &format!("sid={n}"))
-            .delay(Duration::from_millis(50))
+            .gate(&g)
     })
     .await;
     let proxy = TestProxy::start(BASE_CONFIG, &origin.url()).await;
     let client = TestClient::new(proxy.addr);
+    let mut waits = proxy.watch_waits();
     let mut set = JoinSet::new();
     for _ in 0..5 {
         let client = client.clone();
         set.spawn(async move { client.get("/api/faculty/", ORG42).await });
     }
+    // The first request's fill is held at the origin until the four others wait on it, so the
+    // private answer is really offered to waiters before anyone gets it.
+    gate.arrivals(1).await;
+    until("four requests to wait on the held fill", &mut waits, |n| {
+        *n >= 4
+    })
+    .await;
+    assert_eq!(
+        origin.hits(),
+        1,
+        "a request went to the origin instead of waiting"
+    );
+    gate.open();
     let mut bodies = std::collections::HashSet::new();
     while let Some(answer) = set.join_next().await {
         let answer = answer.unwrap();
@@ -188,13 +209,4 @@ async fn a_waiter_past_the_coalescing_bound_goes_alone() {
         "cachegate; fwd=miss; stored"
     );
     assert_eq!(origin.hits(), 2);
-}
-
-/// Polls a condition that some other task will make true; bounded.
-pub async fn wait_for(mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "condition never became true");
-        tokio::task::yield_now().await;
-    }
 }

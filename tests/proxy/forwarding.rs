@@ -140,10 +140,14 @@ async fn shutdown_drains_in_flight_requests() {
     let client = TestClient::new(proxy.addr);
     let in_flight = tokio::spawn(async move { client.get("/api/auth/slow/", &[]).await });
     gate.arrivals(1).await;
-    let addr = proxy.addr;
+    let (addr, mut closed) = (proxy.addr, proxy.closed.clone());
     let stopping = tokio::spawn(proxy.shutdown());
     // New connections are refused once the listener has stopped accepting...
-    crate::coalescing::wait_for(|| std::net::TcpStream::connect(addr).is_err()).await;
+    crate::support::wait::until("the listener to close", &mut closed, |closed| *closed).await;
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "a new connection was accepted after the listener closed"
+    );
     // ...while the request in flight still completes.
     gate.open();
     assert_eq!(in_flight.await.unwrap().status, 200);

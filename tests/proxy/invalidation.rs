@@ -1,6 +1,6 @@
 use crate::support::client::TestClient;
 use crate::support::origin::{default_body, Gate, Origin, Reply};
-use crate::support::{sign, TestProxy, BASE_CONFIG};
+use crate::support::{sign, TestProxy, BASE_CONFIG, WEBHOOK_SECRET};
 use http::Method;
 
 const ORG42: &[(&str, &str)] = &[("x-org-id", "42")];
@@ -56,7 +56,7 @@ async fn a_signed_webhook_purges_tags_of_one_tenant() {
 }
 
 #[tokio::test]
-async fn unsigned_forged_and_replayed_webhooks_are_refused_and_purge_nothing() {
+async fn unsigned_forged_and_expired_webhooks_are_refused_and_purge_nothing() {
     let (_origin, proxy, client) = setup().await;
     warm(&client, &["/api/faculty/"], ORG42).await;
     let body = r#"{"tenant": "42", "tags": ["faculty"]}"#;
@@ -89,25 +89,91 @@ async fn unsigned_forged_and_replayed_webhooks_are_refused_and_purge_nothing() {
         send(vec![("cachegate-signature", tampered)]).await.status,
         401
     );
-    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "hit");
-    // A good signature works once; the same request again is a replay.
-    let signature = sign(body);
-    assert_eq!(
-        send(vec![("cachegate-signature", signature.clone())])
-            .await
-            .status,
-        200
-    );
-    let replay = send(vec![("cachegate-signature", signature)]).await;
-    assert_eq!(replay.status, 401);
+    // A good signature from an hour ago is outside the window.
+    let old = unix_now() - 3600;
+    let expired = cachegate::webhook::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes(), old);
+    let expired = send(vec![("cachegate-signature", expired)]).await;
+    assert_eq!(expired.status, 401);
     assert!(
-        replay.json()["detail"]
+        expired.json()["detail"]
             .as_str()
             .unwrap()
-            .contains("already used"),
+            .contains("window"),
         "{}",
-        replay.text()
+        expired.text()
     );
+    assert_eq!(state(&client, "/api/faculty/", ORG42).await, "hit");
+    let stats = proxy.admin(Method::GET, "/stats", "").await.json();
+    assert_eq!(stats["webhook_refused"], 4, "{stats}");
+    assert_eq!(stats["webhook_purges"], 0, "{stats}");
+}
+
+/// Issue 8, "Invalidations were lost": a backend sending the legacy body for two saves of the
+/// same tenant and resource within one second sends the same signed message twice (the timestamp
+/// has one-second resolution). The second was refused as a replay, so the second write's purge
+/// never happened and reads were stale until the TTL. A purge is idempotent: a repeat inside the
+/// window is applied, and counted as a repeat.
+#[tokio::test]
+async fn issue_8_an_identical_webhook_sent_again_is_applied() {
+    let (origin, proxy, client) = setup().await;
+    let path = "/api/faculty/12/";
+    origin.set_version(1);
+    warm(&client, &[path], ORG42).await;
+    let body = r#"{"organization_id": "42", "resource_type": "faculty"}"#;
+    // Both saves fall in the same second: one timestamp, so one identical signed message.
+    let signature =
+        cachegate::webhook::sign(WEBHOOK_SECRET.as_bytes(), body.as_bytes(), unix_now());
+    let send = || {
+        let client = TestClient::new(proxy.addr);
+        let headers = [
+            ("cachegate-signature", signature.as_str()),
+            ("content-type", "application/json"),
+        ];
+        async move {
+            client
+                .send(
+                    Method::POST,
+                    "/_cachegate/invalidate",
+                    &headers,
+                    body.to_string(),
+                )
+                .await
+        }
+    };
+
+    // The first save, its webhook, and a read that refills the entry with it.
+    origin.set_version(2);
+    let first = send().await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let refill = client.get(path, ORG42).await;
+    assert_ne!(refill.cache_status(), "cachegate; hit");
+    assert_eq!(refill.json()["version"], 2);
+    assert_eq!(state(&client, path, ORG42).await, "hit");
+
+    // The second save within the same second sends the identical message.
+    origin.set_version(3);
+    let second = send().await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.json()["purged"], 1, "{}", second.text());
+    let read = client.get(path, ORG42).await;
+    assert_ne!(
+        read.cache_status(),
+        "cachegate; hit",
+        "stale hit after the second save"
+    );
+    assert_eq!(read.json()["version"], 3);
+
+    let stats = proxy.admin(Method::GET, "/stats", "").await.json();
+    assert_eq!(stats["webhook_purges"], 2, "{stats}");
+    assert_eq!(stats["webhook_repeats"], 1, "{stats}");
+    assert_eq!(stats["webhook_refused"], 0, "{stats}");
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 #[tokio::test]
@@ -379,8 +445,17 @@ async fn a_read_after_a_declared_tag_purge_never_gets_the_overtaken_fill() {
     };
     // Let it reach the proxy: it either joins the held fill or leads its own (which the
     // origin answers at once, without the gate).
-    crate::coalescing::wait_for(|| proxy.proxy.stats().snapshot().waits == 1 || origin.hits() == 2)
-        .await;
+    let (mut waits, mut hits) = (proxy.watch_waits(), origin.watch_hits());
+    crate::support::wait::within(
+        "the read to join the held fill or reach the origin",
+        async {
+            tokio::select! {
+                _ = waits.wait_for(|n| *n >= 1) => {}
+                _ = hits.wait_for(|n| *n >= 2) => {}
+            }
+        },
+    )
+    .await;
     gate.open();
     let old = held.await.unwrap();
     assert_eq!(old.json()["version"], 1);

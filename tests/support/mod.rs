@@ -4,27 +4,42 @@
 
 pub mod client;
 pub mod origin;
+pub mod wait;
 
-use cachegate::admin::Admin;
+use cachegate::app::{self, App, Listeners, SecretError};
 use cachegate::config::{Config, SecretSource};
-use cachegate::proxy::{Proxy, Setup};
-use cachegate::server::{serve, ServeOptions};
+use cachegate::proxy::Proxy;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// The webhook secret and admin token every test proxy is started with.
 pub const WEBHOOK_SECRET: &str = "test-webhook-secret";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const JWT_SECRET: &str = "test-jwt-secret-with-enough-entropy";
 
+/// The secret resolver of test proxies: the test secrets for the variables the configs name, files
+/// read as in production.
+fn test_secret(source: &SecretSource) -> Result<Option<String>, SecretError> {
+    match source {
+        SecretSource::Env(name) => Ok(match name.as_str() {
+            "CACHEGATE_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.to_string()),
+            "CACHEGATE_JWT_SECRET" => Some(JWT_SECRET.to_string()),
+            "CACHEGATE_KEY_SECRET" => Some("test-digest-key".to_string()),
+            "CACHEGATE_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_string()),
+            _ => None,
+        }),
+        SecretSource::File(_) => app::read_secret(source),
+    }
+}
+
 /// A running proxy and its admin API; shut down when dropped (or explicitly, to test the drain).
 pub struct TestProxy {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub proxy: Proxy,
+    /// Becomes `true` once the proxy's listener is closed (shutdown began).
+    pub closed: watch::Receiver<bool>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -75,56 +90,37 @@ cache = false
 "#;
 
 impl TestProxy {
+    /// Starts cachegate as `main` does, through `App`, with `config_toml` (`{upstream}` replaced
+    /// by `upstream`). Test proxies differ from production only in where they listen (loopback
+    /// ports of their own), in always having an admin API, in a shorter drain, and in the
+    /// secrets they are given (the test ones above).
     pub async fn start(config_toml: &str, upstream: &str) -> TestProxy {
-        let text = config_toml.replace("{upstream}", upstream);
-        let config = Config::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let setup = Setup::from_config(&config, |source| match source {
-            SecretSource::Env(name) => Ok(match name.as_str() {
-                "CACHEGATE_WEBHOOK_SECRET" => Some(WEBHOOK_SECRET.to_string()),
-                "CACHEGATE_JWT_SECRET" => Some(JWT_SECRET.to_string()),
-                "CACHEGATE_KEY_SECRET" => Some("test-digest-key".to_string()),
-                _ => None,
-            }),
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map(|s| Some(s.trim().to_string()))
-                .map_err(|e| e.to_string()),
-        })
-        .unwrap();
-        let proxy = Proxy::new(config.clone(), setup).unwrap();
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_addr = admin_listener.local_addr().unwrap();
+        let mut text = config_toml.replace("{upstream}", upstream);
+        if !text.contains("[admin]") {
+            text.push_str("\n[admin]\n");
+        }
+        let mut config = Config::from_toml(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.server.listen = vec![loopback];
+        config.server.shutdown_grace = Duration::from_secs(5);
+        if let Some(admin) = &mut config.admin {
+            admin.listen = loopback;
+        }
+        let listeners = Listeners::bind(&config).await.unwrap();
+        let addr = listeners.proxy[0].local_addr().unwrap();
+        let admin_addr = listeners.admin.as_ref().unwrap().local_addr().unwrap();
+        let app = App::build(config, test_secret).unwrap_or_else(|e| panic!("{e}"));
+        let proxy = app.proxy().clone();
+        let closed = app.closed();
         let (tx, rx) = oneshot::channel::<()>();
-        let opts = ServeOptions {
-            header_read_timeout: config.server.header_read_timeout,
-            max_header_bytes: config.server.max_header_bytes,
-            max_connections: config.server.max_connections,
-            shutdown_grace: Duration::from_secs(5),
-            idle_timeout: config.server.idle_timeout,
-        };
-        let handler = Arc::new(proxy.clone());
-        let admin = Arc::new(Admin::new(proxy.clone(), Some(ADMIN_TOKEN.to_string())));
-        let (admin_tx, admin_rx) = oneshot::channel::<()>();
-        let admin_opts = opts.clone();
-        tokio::spawn(async move {
-            serve(vec![admin_listener], admin, admin_opts, async {
-                let _ = admin_rx.await;
-            })
-            .await;
-        });
-        let task = tokio::spawn(async move {
-            serve(vec![listener], handler, opts, async {
-                let _ = rx.await;
-            })
-            .await;
-            let _ = admin_tx.send(());
-        });
+        let task = tokio::spawn(app.serve(listeners, async {
+            let _ = rx.await;
+        }));
         TestProxy {
             addr,
             admin_addr,
             proxy,
+            closed,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -146,6 +142,11 @@ impl TestProxy {
 
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.admin_addr)
+    }
+
+    /// The number of times a request started waiting on another's fill, as it changes.
+    pub fn watch_waits(&self) -> watch::Receiver<u64> {
+        self.proxy.stats().watch_waits()
     }
 }
 

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
+
+use super::wait::until;
 
 /// A request as the origin saw it.
 #[derive(Debug, Clone)]
@@ -82,8 +84,7 @@ pub struct Gate {
 
 #[derive(Debug)]
 struct GateInner {
-    arrived: Notify,
-    arrivals: AtomicU64,
+    arrivals: watch::Sender<u64>,
     open: watch::Sender<bool>,
 }
 
@@ -97,30 +98,21 @@ impl Gate {
     pub fn new() -> Gate {
         Gate {
             inner: Arc::new(GateInner {
-                arrived: Notify::new(),
-                arrivals: AtomicU64::new(0),
+                arrivals: watch::channel(0).0,
                 open: watch::channel(false).0,
             }),
         }
     }
     /// Waits until at least `n` requests have arrived at the gate.
     pub async fn arrivals(&self, n: u64) {
-        loop {
-            let notified = self.inner.arrived.notified();
-            if self.inner.arrivals.load(Ordering::SeqCst) >= n {
-                return;
-            }
-            tokio::time::timeout(Duration::from_secs(10), notified)
-                .await
-                .expect("request never reached the gate");
-        }
+        let what = format!("{n} request(s) to reach the gate");
+        until(&what, &mut self.inner.arrivals.subscribe(), |a| *a >= n).await;
     }
     pub fn open(&self) {
         self.inner.open.send_replace(true);
     }
     async fn pass(&self) {
-        self.inner.arrivals.fetch_add(1, Ordering::SeqCst);
-        self.inner.arrived.notify_waiters();
+        self.inner.arrivals.send_modify(|a| *a += 1);
         let mut rx = self.inner.open.subscribe();
         let _ = rx.wait_for(|open| *open).await;
     }
@@ -128,10 +120,25 @@ impl Gate {
 
 type Handler = dyn Fn(&Seen) -> Reply + Send + Sync;
 
+/// The requests an origin saw, in arrival order, and their number to wait on.
+#[derive(Default)]
+struct Log {
+    seen: Mutex<Vec<Seen>>,
+    count: watch::Sender<usize>,
+}
+
+impl Log {
+    fn push(&self, request: Seen) {
+        let mut seen = self.seen.lock().unwrap();
+        seen.push(request);
+        self.count.send_replace(seen.len());
+    }
+}
+
 /// A running origin. Requests are recorded in arrival order.
 pub struct Origin {
     pub addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Arc<Log>,
     version: Arc<AtomicU64>,
     _stop: watch::Sender<bool>,
 }
@@ -146,7 +153,7 @@ impl Origin {
         let handler: Arc<Handler> = Arc::new(handler);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Log::default());
         let version = Arc::new(AtomicU64::new(1));
         let (stop_tx, mut stop_rx) = watch::channel(false);
         let (seen2, version2) = (seen.clone(), version.clone());
@@ -180,16 +187,21 @@ impl Origin {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+    /// The number of requests seen so far, as it changes: `hits()` to wait on.
+    pub fn watch_hits(&self) -> watch::Receiver<usize> {
+        self.seen.count.subscribe()
+    }
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.seen.seen.lock().unwrap().clone()
     }
     pub fn hits(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.seen.seen.lock().unwrap().len()
     }
     /// Requests seen for one path (query ignored).
     pub fn hits_on(&self, path: &str) -> usize {
         self.seen
+            .seen
             .lock()
             .unwrap()
             .iter()
@@ -215,7 +227,7 @@ pub fn default_body(seen: &Seen) -> String {
 async fn answer(
     req: Request<Incoming>,
     handler: &Handler,
-    seen: &Mutex<Vec<Seen>>,
+    seen: &Log,
     version: &AtomicU64,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -235,7 +247,7 @@ async fn answer(
         body,
         version: version.load(Ordering::SeqCst),
     };
-    seen.lock().unwrap().push(request.clone());
+    seen.push(request.clone());
     let reply = handler(&request);
     if let Some(gate) = &reply.gate {
         gate.pass().await;

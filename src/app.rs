@@ -1,0 +1,408 @@
+//! The composition root: every part of a running cachegate, built from a validated [`Config`],
+//! and served until shutdown.
+//!
+//! `main` and the integration tests both start cachegate through [`App`], so what the tests run
+//! is what production runs. Secrets are read at start through a resolver function (in
+//! production [`read_secret`]: an environment variable or a file), so that tests can hand in
+//! their own. `main` keeps what only a process has: arguments, logging, the runtime, signals and
+//! exit codes; it logs the [`StartWarning`]s built here.
+
+use crate::admin::Admin;
+use crate::auth::digest::DigestKey;
+use crate::auth::jwt::{JwtSettings, JwtVerifier};
+use crate::config::{AuthConfig, Config, JwtKeySource, SecretSource, ServerConfig};
+use crate::error::ProxyError;
+use crate::proxy::{Proxy, Setup};
+use crate::server::{self, ServeOptions};
+use crate::webhook::{Secrets, Verifier};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A cachegate ready to serve: the proxy and, with `[admin]`, the admin API handler.
+pub struct App {
+    config: Arc<Config>,
+    proxy: Proxy,
+    /// `None` without an `[admin]` section.
+    admin: Option<Arc<Admin>>,
+    warnings: Vec<StartWarning>,
+    /// Set once the proxy's listeners are closed, when shutdown began.
+    closed: watch::Sender<bool>,
+}
+
+/// The sockets an [`App`] serves: the proxy's listeners and the admin API's.
+pub struct Listeners {
+    pub proxy: Vec<TcpListener>,
+    /// `None` without an `[admin]` section.
+    pub admin: Option<TcpListener>,
+}
+
+/// Something found at start that works, but probably not as the operator meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartWarning {
+    /// No webhook secret is set: invalidation webhooks will be refused.
+    NoWebhookSecret(SecretSource),
+    /// No credential digest key is set: digests in keys and logs differ per process.
+    NoKeySecret(SecretSource),
+    /// No admin token is set: the admin API answers only `/healthz`.
+    NoAdminToken(SecretSource),
+    /// Responses larger than the tier admits but within `max_object_size` are fetched whole and
+    /// never stored.
+    UnstorableObjects {
+        max_object_size: u64,
+        admissible: u64,
+    },
+}
+
+/// Why cachegate cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("webhook secret ({secret}): {reason}")]
+    WebhookSecret {
+        secret: SecretSource,
+        reason: String,
+    },
+    #[error("{0}")]
+    Jwt(String),
+    #[error("cannot set up the upstream client")]
+    Upstream(#[source] ProxyError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for the admin API")]
+    ListenAdmin {
+        addr: SocketAddr,
+        #[source]
+        error: std::io::Error,
+    },
+}
+
+/// Why a secret named by the config cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not valid UTF-8")]
+    NotUnicode(String),
+    #[error("cannot read secret file {}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error("secret file {} is empty", .0.display())]
+    Empty(PathBuf),
+}
+
+/// Reads a secret named by the config: the production resolver for [`App::build`].
+///
+/// An unset (or blank) environment variable is `None`: the feature is then refused at request
+/// time, with a warning at start. A named file that cannot be read, or is empty, is an error,
+/// since the operator clearly meant to configure one. The value is never logged.
+pub fn read_secret(source: &SecretSource) -> Result<Option<String>, SecretError> {
+    match source {
+        SecretSource::Env(name) => match std::env::var(name) {
+            Ok(value) if !value.trim().is_empty() => Ok(Some(value.trim().to_string())),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::NotUnicode(name.clone())),
+        },
+        SecretSource::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| SecretError::Unreadable {
+                path: path.clone(),
+                error,
+            })?;
+            let text = text.trim();
+            if text.is_empty() {
+                return Err(SecretError::Empty(path.clone()));
+            }
+            Ok(Some(text.to_string()))
+        }
+    }
+}
+
+// === impl Listeners ===
+
+impl Listeners {
+    /// Binds every address the config names: each of `[server] listen`, and `[admin] listen`.
+    pub async fn bind(config: &Config) -> Result<Listeners, StartError> {
+        let mut proxy = Vec::with_capacity(config.server.listen.len());
+        for &addr in &config.server.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|error| StartError::Listen { addr, error })?;
+            proxy.push(listener);
+        }
+        let admin = match &config.admin {
+            Some(admin) => {
+                let addr = admin.listen;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| StartError::ListenAdmin { addr, error })?;
+                Some(listener)
+            }
+            None => None,
+        };
+        Ok(Listeners { proxy, admin })
+    }
+}
+
+// === impl App ===
+
+impl App {
+    /// Builds every part from `config`, reading the secrets it names through `read_secret`.
+    ///
+    /// A secret that is not set disables its feature (see [`App::warnings`]); a JWT key that
+    /// cannot be loaded is an error, since every route that needs it would otherwise answer 401.
+    pub fn build(
+        config: Config,
+        read_secret: impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
+    ) -> Result<App, StartError> {
+        let config = Arc::new(config);
+        let mut warnings = Vec::new();
+        let setup = setup(&config, &read_secret, &mut warnings)?;
+        let admin_token = match &config.admin {
+            Some(admin) => {
+                let token = read_secret(&admin.token)?;
+                if token.is_none() {
+                    warnings.push(StartWarning::NoAdminToken(admin.token.clone()));
+                }
+                token
+            }
+            None => None,
+        };
+        let proxy = Proxy::new(config.clone(), setup).map_err(StartError::Upstream)?;
+        let admissible = proxy.store().max_entry_weight();
+        if config.cache.max_object_size > admissible {
+            warnings.push(StartWarning::UnstorableObjects {
+                max_object_size: config.cache.max_object_size,
+                admissible,
+            });
+        }
+        let admin = config
+            .admin
+            .as_ref()
+            .map(|_| Arc::new(Admin::new(proxy.clone(), admin_token)));
+        Ok(App {
+            config,
+            proxy,
+            admin,
+            warnings,
+            closed: watch::channel(false).0,
+        })
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// What the operator should hear about at start.
+    pub fn warnings(&self) -> &[StartWarning] {
+        &self.warnings
+    }
+
+    /// Becomes `true` once the proxy's listeners are closed: shutdown has begun and new
+    /// connections are refused, while requests in flight may still be draining.
+    pub fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// Serves the proxy on `listeners.proxy` and the admin API on `listeners.admin` until
+    /// `shutdown` resolves; then both stop accepting and drain, for at most `shutdown_grace`.
+    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+        let App {
+            config,
+            proxy,
+            admin,
+            closed,
+            ..
+        } = self;
+        let opts = serve_options(&config.server);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            stop_tx.send_replace(true);
+        };
+        let proxy = server::serve(
+            listeners.proxy,
+            Arc::new(proxy),
+            opts.clone(),
+            stopped(stop_rx.clone()),
+            || {
+                closed.send_replace(true);
+            },
+        );
+        let admin = async {
+            if let (Some(handler), Some(listener)) = (admin, listeners.admin) {
+                server::serve(vec![listener], handler, opts, stopped(stop_rx), || ()).await;
+            }
+        };
+        tokio::join!(signal, proxy, admin);
+    }
+}
+
+/// Resolves once shutdown was signalled.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+fn serve_options(server: &ServerConfig) -> ServeOptions {
+    ServeOptions {
+        header_read_timeout: server.header_read_timeout,
+        max_header_bytes: server.max_header_bytes,
+        max_connections: server.max_connections,
+        shutdown_grace: server.shutdown_grace,
+        idle_timeout: server.idle_timeout,
+    }
+}
+
+/// Reads the secrets the config names and builds what they key: the webhook verifier, the JWT
+/// verifier and the credential digest key (random per process when none is set).
+fn setup(
+    config: &Config,
+    read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
+    warnings: &mut Vec<StartWarning>,
+) -> Result<Setup, StartError> {
+    let webhook = match read_secret(&config.webhook.secret)? {
+        Some(list) => {
+            let secrets = Secrets::parse(&list).map_err(|reason| StartError::WebhookSecret {
+                secret: config.webhook.secret.clone(),
+                reason,
+            })?;
+            Some(Verifier::new(secrets, config.webhook.replay_window))
+        }
+        None => {
+            warnings.push(StartWarning::NoWebhookSecret(config.webhook.secret.clone()));
+            None
+        }
+    };
+    let (jwt, credential_key) = match &config.auth {
+        None => (None, DigestKey::random()),
+        Some(auth) => {
+            let key = match read_secret(&auth.key_secret)? {
+                Some(secret) => DigestKey::from_secret(secret.as_bytes()),
+                None => {
+                    warnings.push(StartWarning::NoKeySecret(auth.key_secret.clone()));
+                    DigestKey::random()
+                }
+            };
+            (jwt_verifier(auth, read_secret)?, key)
+        }
+    };
+    Ok(Setup {
+        webhook,
+        jwt,
+        credential_key,
+    })
+}
+
+fn jwt_verifier(
+    auth: &AuthConfig,
+    read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
+) -> Result<Option<JwtVerifier>, StartError> {
+    let Some(jwt) = &auth.jwt else {
+        return Ok(None);
+    };
+    let secret = match &jwt.keys {
+        JwtKeySource::HsSecret(source) => match read_secret(source)? {
+            Some(secret) => Some(secret),
+            None => {
+                return Err(StartError::Jwt(format!(
+                    "auth.jwt: the HMAC secret ({source}) is not set"
+                )))
+            }
+        },
+        JwtKeySource::PublicKeyFile(_) | JwtKeySource::JwksFile(_) => None,
+    };
+    let settings = JwtSettings::from_config(jwt, secret.as_deref().map(str::as_bytes))
+        .map_err(StartError::Jwt)?;
+    JwtVerifier::new(settings)
+        .map(Some)
+        .map_err(StartError::Jwt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTH: &str = r#"
+[upstream]
+url = "http://127.0.0.1:8000"
+
+[auth.jwt]
+hs256_secret_env = "JWT"
+tenant_claim = "org"
+
+[admin]
+"#;
+
+    /// A resolver that knows only the named environment variables.
+    fn only(
+        names: &'static [&'static str],
+    ) -> impl Fn(&SecretSource) -> Result<Option<String>, SecretError> {
+        move |source| match source {
+            SecretSource::Env(name) if names.contains(&name.as_str()) => {
+                Ok(Some(format!("secret-of-{name}-with-enough-length")))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn build(toml: &str, names: &'static [&'static str]) -> Result<App, StartError> {
+        App::build(Config::from_toml(toml, "test.toml").unwrap(), only(names))
+    }
+
+    #[tokio::test]
+    async fn every_secret_left_unset_is_a_warning() {
+        let env = |name: &str| SecretSource::Env(name.to_string());
+        let app = build(AUTH, &["JWT"]).unwrap();
+        assert_eq!(
+            app.warnings(),
+            &[
+                StartWarning::NoWebhookSecret(env("CACHEGATE_WEBHOOK_SECRET")),
+                StartWarning::NoKeySecret(env("CACHEGATE_KEY_SECRET")),
+                StartWarning::NoAdminToken(env("CACHEGATE_ADMIN_TOKEN")),
+            ]
+        );
+        let all = &[
+            "JWT",
+            "CACHEGATE_WEBHOOK_SECRET",
+            "CACHEGATE_KEY_SECRET",
+            "CACHEGATE_ADMIN_TOKEN",
+        ];
+        assert_eq!(build(AUTH, all).unwrap().warnings(), &[]);
+    }
+
+    #[tokio::test]
+    async fn an_unset_jwt_secret_refuses_to_start() {
+        let err = build(AUTH, &[]).err().unwrap();
+        assert!(err.to_string().contains("env JWT"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_file_must_be_readable_and_not_empty() {
+        let missing = SecretSource::File(PathBuf::from("/nonexistent/secret"));
+        let err = read_secret(&missing).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read secret file /nonexistent/secret"
+        );
+        let path = std::env::temp_dir().join(format!("cachegate-app-{}", std::process::id()));
+        std::fs::write(&path, " \n").unwrap();
+        let empty = read_secret(&SecretSource::File(path.clone()));
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let read = read_secret(&SecretSource::File(path.clone()));
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(empty, Err(SecretError::Empty(_))), "{empty:?}");
+        assert_eq!(read.unwrap().as_deref(), Some("s3cret"));
+    }
+}

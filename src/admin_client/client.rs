@@ -57,7 +57,8 @@ pub enum AdminError {
 
 impl AdminError {
     /// Whether the operator's input is at fault (usage exit status) rather than the server or
-    /// the network.
+    /// the network. A `400` is the admin API refusing the request the flags built (a bad tag, no
+    /// host to warm for), so it is the input's fault too.
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
@@ -65,6 +66,7 @@ impl AdminError {
                 | AdminError::BadToken
                 | AdminError::BadUrl { .. }
                 | AdminError::Input(_)
+                | AdminError::Status { status: 400, .. }
         )
     }
 }

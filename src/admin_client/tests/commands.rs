@@ -491,3 +491,14 @@ fn human_size_uses_binary_units() {
     check(12 << 20, "12.0 MiB");
     check(3 << 30, "3.0 GiB");
 }
+
+#[test]
+fn a_request_the_server_calls_bad_is_a_usage_error() {
+    let status = |status: u16| AdminError::Status {
+        status,
+        detail: String::new(),
+    };
+    assert!(status(400).is_usage());
+    assert!(!status(500).is_usage());
+    assert!(!status(503).is_usage());
+}

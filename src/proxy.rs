@@ -6,7 +6,8 @@
 
 mod fill;
 pub mod identity;
-pub mod reserved;
+mod reserved;
+mod warm;
 mod write;
 
 use crate::auth::digest::DigestKey;

@@ -5,7 +5,7 @@
 //! printed to the terminal. `main` only resolves the URL and token, starts a runtime and calls
 //! [`run`], so everything an operator sees is reachable from unit tests.
 
-use crate::policy::route::{format_duration, parse_duration};
+use crate::notation::{format_duration, parse_duration};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};

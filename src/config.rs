@@ -19,9 +19,9 @@ use toml::Spanned;
 
 use crate::auth::cidr::Cidr;
 use crate::auth::jwt::ALGORITHMS;
+use crate::notation::{format_duration, format_size, parse_duration, parse_size};
 use crate::policy::route::{
-    format_duration, format_size, parse_duration, parse_size, resource_tags, Anonymous,
-    PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
+    resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
 
 #[cfg(test)]

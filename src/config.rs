@@ -20,6 +20,7 @@ use toml::Spanned;
 use crate::auth::cidr::Cidr;
 use crate::auth::jwt::ALGORITHMS;
 use crate::notation::{format_duration, format_size, parse_duration, parse_size};
+use crate::policy::cacheability::is_hop_by_hop;
 use crate::policy::route::{
     resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
@@ -490,19 +491,6 @@ const FALLBACK_CACHE: CacheConfig = CacheConfig {
     tag_headers: Vec::new(),
     scope: None,
 };
-
-/// Headers that describe one connection, not the resource, so they cannot select an entry.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 const SECTIONS: &str = "server, upstream, cache, log, admin, webhook, auth, route";
 
@@ -1798,7 +1786,7 @@ fn tenant_source(value: &toml::Value) -> Result<TenantSource, String> {
 fn header_name(text: &str, role: &str) -> Result<HeaderName, String> {
     let name = HeaderName::from_bytes(text.as_bytes())
         .map_err(|_| format!("invalid {role} header name \"{text}\""))?;
-    if HOP_BY_HOP.contains(&name.as_str()) {
+    if is_hop_by_hop(&name) {
         return Err(format!(
             "\"{text}\" is a hop-by-hop header and cannot be used as a {role} header"
         ));

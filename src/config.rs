@@ -17,8 +17,8 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::auth::algorithm::{Family, JwtAlgorithm, KeyKind};
 use crate::auth::cidr::Cidr;
-use crate::auth::jwt::ALGORITHMS;
 use crate::notation::{format_duration, format_size, parse_duration, parse_size};
 use crate::policy::cacheability::is_hop_by_hop;
 use crate::policy::route::{
@@ -67,8 +67,8 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JwtConfig {
     pub keys: JwtKeySource,
-    /// Accepted `alg` values, validated names; empty means every algorithm of the key's type.
-    pub algorithms: Vec<String>,
+    /// Accepted `alg` values; empty means every algorithm of the key's type.
+    pub algorithms: Vec<JwtAlgorithm>,
     /// Claim (or dotted path) holding the tenant; default `org`.
     pub tenant_claim: String,
     /// Claim (or dotted path) holding the user; default `sub`.
@@ -912,14 +912,13 @@ fn compile_jwt(report: &mut Report<'_>, raw: RawJwt, span: Range<usize>) -> Opti
     let algorithms = match &raw.algorithms {
         None => Some(Vec::new()),
         Some(list) => {
-            let mut names: Vec<String> = Vec::new();
+            let mut algorithms: Vec<JwtAlgorithm> = Vec::new();
             let mut ok = true;
             for item in list.get_ref() {
-                let name = item.get_ref();
-                let result = jwt_algorithm(name, keys.as_ref());
+                let result = jwt_algorithm(item.get_ref(), keys.as_ref());
                 match report.check(item.span(), "auth.jwt.algorithms", result) {
-                    Some(()) if !names.contains(name) => names.push(name.clone()),
-                    Some(()) => {}
+                    Some(a) if !algorithms.contains(&a) => algorithms.push(a),
+                    Some(_) => {}
                     None => ok = false,
                 }
             }
@@ -931,7 +930,7 @@ fn compile_jwt(report: &mut Report<'_>, raw: RawJwt, span: Range<usize>) -> Opti
                 );
                 ok = false;
             }
-            ok.then_some(names)
+            ok.then_some(algorithms)
         }
     };
     let tenant_claim = dotted_field(
@@ -961,24 +960,22 @@ fn compile_jwt(report: &mut Report<'_>, raw: RawJwt, span: Range<usize>) -> Opti
     })
 }
 
-/// A known algorithm name that fits the key source (an HMAC secret verifies only HS*, a public
-/// key never HS*: using a public key as an HMAC secret is a classic forgery).
-fn jwt_algorithm(name: &str, keys: Option<&JwtKeySource>) -> Result<(), String> {
-    if !ALGORITHMS.contains(&name) {
-        return Err(format!(
-            "unknown algorithm \"{name}\"; expected one of {}",
-            ALGORITHMS.join(", ")
-        ));
-    }
-    let hmac = name.starts_with("HS");
+/// A known algorithm name that fits the key source ([`KeyKind::accepts`]: an HMAC secret
+/// verifies only HS*, a public key never HS*). A JWKS file is checked key by key as it is read.
+fn jwt_algorithm(name: &str, keys: Option<&JwtKeySource>) -> Result<JwtAlgorithm, String> {
+    let algorithm: JwtAlgorithm = name.parse()?;
     match keys {
-        Some(JwtKeySource::HsSecret(_)) if !hmac => Err(format!(
-            "{name} needs a public key; an HMAC secret verifies HS256, HS384 and HS512 only"
-        )),
-        Some(JwtKeySource::PublicKeyFile(_)) if hmac => Err(format!(
-            "{name} needs a shared secret; a public key verifies RS*, PS*, ES* and EdDSA only"
-        )),
-        _ => Ok(()),
+        Some(JwtKeySource::HsSecret(_)) if !KeyKind::Family(Family::Hmac).accepts(algorithm) => {
+            Err(format!(
+                "{name} needs a public key; an HMAC secret verifies HS256, HS384 and HS512 only"
+            ))
+        }
+        Some(JwtKeySource::PublicKeyFile(_)) if !KeyKind::PublicKey.accepts(algorithm) => {
+            Err(format!(
+                "{name} needs a shared secret; a public key verifies RS*, PS*, ES* and EdDSA only"
+            ))
+        }
+        _ => Ok(algorithm),
     }
 }
 
@@ -2126,7 +2123,8 @@ impl fmt::Display for AuthSummary<'_> {
             let algorithms = if j.algorithms.is_empty() {
                 "algorithms of the key".to_string()
             } else {
-                j.algorithms.join(",")
+                let names: Vec<&str> = j.algorithms.iter().map(|a| a.name()).collect();
+                names.join(",")
             };
             let mut checks = String::new();
             if !j.issuer.is_empty() {

@@ -528,7 +528,7 @@ fn auth_full_section_parses() {
         jwt.keys,
         JwtKeySource::JwksFile("/etc/cachegate/jwks.json".into())
     );
-    assert_eq!(jwt.algorithms, ["RS256", "EdDSA"]);
+    assert_eq!(jwt.algorithms, [JwtAlgorithm::RS256, JwtAlgorithm::EdDSA]);
     assert_eq!(jwt.tenant_claim, "org.id");
     assert_eq!(jwt.user_claim, "uid");
     assert_eq!(jwt.issuer, ["https://auth.example.com"]);

@@ -12,18 +12,32 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::{HeaderName, Method, Uri};
-use serde::de::{self, DeserializeOwned};
-use serde::Deserialize;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::auth::algorithm::{Family, JwtAlgorithm, KeyKind};
 use crate::auth::cidr::Cidr;
-use crate::notation::{format_duration, format_size, parse_duration, parse_size};
-use crate::policy::cacheability::is_hop_by_hop;
+use crate::notation::{format_duration, format_size};
 use crate::policy::route::{
     resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
+
+mod fields;
+mod raw;
+mod report;
+
+pub use fields::SecretSource;
+pub use report::{ConfigError, Problem};
+
+use fields::{
+    count_field, dotted_field, duration_field, env_name, header_name, secret_source, size_field,
+    string_list_field,
+};
+use raw::{
+    RawAdmin, RawAuth, RawCache, RawIntrospect, RawJwt, RawLog, RawRoute, RawServer, RawUpstream,
+    RawWebhook,
+};
+use report::Report;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +59,53 @@ pub struct Config {
     pub webhook: WebhookConfig,
     /// `[auth]`: how callers of `tenant` and `user` routes are verified; `None` when absent.
     pub auth: Option<AuthConfig>,
+}
+
+impl Config {
+    /// Parses and validates configuration text; `source` names the file in messages.
+    pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let mut report = Report {
+            text,
+            problems: Vec::new(),
+        };
+        let config = compile(text, source, &mut report);
+        match config {
+            Some(config) if report.problems.is_empty() => Ok(config),
+            _ => {
+                let mut problems = report.problems;
+                // Problems without a place come first, the rest in file order.
+                problems.sort_by_key(|p| p.position);
+                Err(ConfigError {
+                    source: source.to_string(),
+                    problems,
+                })
+            }
+        }
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_toml(&text, &source),
+            Err(err) => Err(ConfigError {
+                source,
+                problems: vec![Problem {
+                    position: None,
+                    key: String::new(),
+                    message: format!("cannot read the file: {err}"),
+                }],
+            }),
+        }
+    }
+
+    /// The shipped `proxy.toml`, built into the binary.
+    pub fn embedded_default() -> Config {
+        // The file is part of the source tree and a unit test parses it, so a failure here
+        // can only be a build of an untested tree.
+        Config::from_toml(include_str!("../../proxy.toml"), "<embedded default>")
+            .expect("the shipped proxy.toml is valid")
+    }
 }
 
 /// `[auth]`: where verified identities come from.
@@ -122,24 +183,6 @@ pub struct IntrospectConfig {
     /// endpoint, so a logged-out browser with just `csrftoken` is anonymous. Default: empty,
     /// meaning any `Cookie` header is a credential.
     pub session_cookies: Vec<String>,
-}
-
-/// Where a secret comes from. Secrets are read at start, never stored in the config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    /// An environment variable holding the secret.
-    Env(String),
-    /// A file holding the secret (trailing newline ignored), e.g. a mounted Kubernetes secret.
-    File(std::path::PathBuf),
-}
-
-impl fmt::Display for SecretSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretSource::Env(name) => write!(f, "env {name}"),
-            SecretSource::File(path) => write!(f, "file {}", path.display()),
-        }
-    }
 }
 
 /// `[admin]`: the operator API on its own listener.
@@ -231,252 +274,6 @@ pub struct CacheConfig {
     pub scope: Option<Scope>,
 }
 
-/// One problem in a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line and column, when the problem has a place in the file.
-    pub position: Option<(usize, usize)>,
-    /// Key path such as `route[2].ttl`; empty for syntax errors.
-    pub key: String,
-    pub message: String,
-}
-
-/// Every problem found in a configuration file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    source: String,
-    problems: Vec<Problem>,
-}
-
-impl ConfigError {
-    /// The file the problems are in.
-    pub fn source_name(&self) -> &str {
-        &self.source
-    }
-
-    /// The problems, in file order.
-    pub fn problems(&self) -> &[Problem] {
-        &self.problems
-    }
-}
-
-impl fmt::Display for ConfigError {
-    /// One problem a line: `<file>:<line>:<col>: <key path>: <what is wrong>`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}", self.source)?;
-            if let Some((line, col)) = p.position {
-                write!(f, ":{line}:{col}")?;
-            }
-            if !p.key.is_empty() {
-                write!(f, ": {}", p.key)?;
-            }
-            write!(f, ": {}", p.message)?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl Config {
-    /// Parses and validates configuration text; `source` names the file in messages.
-    pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {
-        let mut report = Report {
-            text,
-            problems: Vec::new(),
-        };
-        let config = compile(text, source, &mut report);
-        match config {
-            Some(config) if report.problems.is_empty() => Ok(config),
-            _ => {
-                let mut problems = report.problems;
-                // Problems without a place come first, the rest in file order.
-                problems.sort_by_key(|p| p.position);
-                Err(ConfigError {
-                    source: source.to_string(),
-                    problems,
-                })
-            }
-        }
-    }
-
-    /// Reads and validates a configuration file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let source = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => Config::from_toml(&text, &source),
-            Err(err) => Err(ConfigError {
-                source,
-                problems: vec![Problem {
-                    position: None,
-                    key: String::new(),
-                    message: format!("cannot read the file: {err}"),
-                }],
-            }),
-        }
-    }
-
-    /// The shipped `proxy.toml`, built into the binary.
-    pub fn embedded_default() -> Config {
-        // The file is part of the source tree and a unit test parses it, so a failure here
-        // can only be a build of an untested tree.
-        Config::from_toml(include_str!("../proxy.toml"), "<embedded default>")
-            .expect("the shipped proxy.toml is valid")
-    }
-}
-
-/// A string or an integer, so that `ttl = 30` gets a helpful message instead of a type error.
-#[derive(Debug, Clone)]
-enum Scalar {
-    Str(String),
-    Int(i64),
-}
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
-        struct Visitor;
-        impl de::Visitor<'_> for Visitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar::Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                i64::try_from(v)
-                    .map(Scalar::Int)
-                    .map_err(|_| E::custom("number too large"))
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<Spanned<toml::Value>>,
-    workers: Option<Spanned<i64>>,
-    header_read_timeout: Option<Spanned<Scalar>>,
-    max_header_bytes: Option<Spanned<Scalar>>,
-    max_connections: Option<Spanned<i64>>,
-    hosts: Option<Vec<Spanned<String>>>,
-    shutdown_grace: Option<Spanned<Scalar>>,
-    idle_timeout: Option<Spanned<Scalar>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawUpstream {
-    url: Spanned<String>,
-    connect_timeout: Option<Spanned<Scalar>>,
-    timeout: Option<Spanned<Scalar>>,
-    pool_max_idle_per_host: Option<Spanned<i64>>,
-    pool_idle_timeout: Option<Spanned<Scalar>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCache {
-    namespace: Option<Spanned<String>>,
-    version: Option<Spanned<i64>>,
-    max_memory: Option<Spanned<Scalar>>,
-    max_object_size: Option<Spanned<Scalar>>,
-    default_ttl: Option<Spanned<Scalar>>,
-    cacheable_statuses: Option<Spanned<Vec<Spanned<i64>>>>,
-    tenant: Option<Spanned<toml::Value>>,
-    coalesce_timeout: Option<Spanned<Scalar>>,
-    tag_headers: Option<Vec<Spanned<String>>>,
-    scope: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    listen: Option<Spanned<String>>,
-    token_env: Option<Spanned<String>>,
-    token_file: Option<Spanned<String>>,
-    warm_concurrency: Option<Spanned<i64>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawWebhook {
-    prefix: Option<Spanned<String>>,
-    path: Option<Spanned<String>>,
-    secret_env: Option<Spanned<String>>,
-    secret_file: Option<Spanned<String>>,
-    replay_window: Option<Spanned<Scalar>>,
-    max_body: Option<Spanned<Scalar>>,
-}
-
-/// `[auth]` without its nested tables, which are parsed on their own.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    trusted_proxies: Option<Vec<Spanned<String>>>,
-    user_header: Option<Spanned<String>>,
-    key_secret_env: Option<Spanned<String>>,
-    key_secret_file: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawJwt {
-    hs256_secret_env: Option<Spanned<String>>,
-    hs_secret_file: Option<Spanned<String>>,
-    public_key_file: Option<Spanned<String>>,
-    jwks_file: Option<Spanned<String>>,
-    algorithms: Option<Spanned<Vec<Spanned<String>>>>,
-    tenant_claim: Option<Spanned<String>>,
-    user_claim: Option<Spanned<String>>,
-    issuer: Option<Spanned<toml::Value>>,
-    audience: Option<Spanned<toml::Value>>,
-    leeway: Option<Spanned<Scalar>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawIntrospect {
-    path: Spanned<String>,
-    tenant_field: Spanned<String>,
-    user_field: Option<Spanned<String>>,
-    ttl: Option<Spanned<Scalar>>,
-    credential_headers: Option<Spanned<Vec<Spanned<String>>>>,
-    timeout: Option<Spanned<Scalar>>,
-    session_cookies: Option<Vec<Spanned<String>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLog {
-    level: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    path: Spanned<String>,
-    methods: Option<Spanned<Vec<Spanned<String>>>>,
-    ttl: Option<Spanned<Scalar>>,
-    cache: Option<bool>,
-    tenant: Option<Spanned<toml::Value>>,
-    vary: Option<Vec<Spanned<String>>>,
-    resource: Option<Spanned<String>>,
-    tags: Option<Vec<Spanned<String>>>,
-    invalidates: Option<Vec<Spanned<String>>>,
-    scope: Option<Spanned<String>>,
-    anonymous: Option<Spanned<String>>,
-}
-
 /// Stand-in for a broken `[cache]` while routes are checked; routes only read its
 /// `default_ttl` and `tenant`, which hold their defaults here.
 const FALLBACK_CACHE: CacheConfig = CacheConfig {
@@ -493,129 +290,6 @@ const FALLBACK_CACHE: CacheConfig = CacheConfig {
 };
 
 const SECTIONS: &str = "server, upstream, cache, log, admin, webhook, auth, route";
-
-/// Collects problems and turns byte spans into line and column.
-struct Report<'t> {
-    text: &'t str,
-    problems: Vec<Problem>,
-}
-
-impl Report<'_> {
-    fn at(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
-        let position = Some(self.position(span.start));
-        self.problems.push(Problem {
-            position,
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
-    fn nowhere(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem {
-            position: None,
-            key: key.into(),
-            message: message.into(),
-        });
-    }
-
-    /// 1-based line and column (in characters) of a byte offset.
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let mut offset = offset.min(self.text.len());
-        while !self.text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
-        (line, col)
-    }
-
-    /// Line of a byte offset, for messages that point at a second place.
-    fn line(&self, offset: usize) -> usize {
-        self.position(offset).0
-    }
-
-    /// Records the problem of a field check and keeps going with `None`.
-    fn check<T>(
-        &mut self,
-        span: Range<usize>,
-        key: impl Into<String>,
-        result: Result<T, String>,
-    ) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(message) => {
-                self.at(span, key, message);
-                None
-            }
-        }
-    }
-
-    /// Deserializes one table, reporting every unknown or mistyped key rather than the first.
-    ///
-    /// After each serde error the offending key is dropped and deserialization runs again, so
-    /// one bad key does not hide the next. Returns `None` when the table cannot be built at all.
-    fn table<T: DeserializeOwned>(&mut self, value: &Spanned<DeValue<'_>>, key: &str) -> Option<T> {
-        let mut value = value.clone();
-        if !value.get_ref().is_table() {
-            self.at(value.span(), key, "expected a table");
-            return None;
-        }
-        let mut removed: Vec<String> = Vec::new();
-        loop {
-            let error = match T::deserialize(ValueDeserializer::from(value.clone())) {
-                Ok(parsed) => return Some(parsed),
-                Err(error) => error,
-            };
-            let span = error.span().unwrap_or_else(|| value.span());
-            // serde names Rust types; users write TOML.
-            let message = error
-                .message()
-                .trim()
-                .replace("expected i64", "expected an integer")
-                .replace("expected a boolean", "expected true or false");
-            if let Some(name) = backticked(&message, "missing field `") {
-                // A key dropped for a bad value is reported already; its absence is no news.
-                if !removed.iter().any(|r| r == name) {
-                    self.at(
-                        value.span(),
-                        format!("{key}.{name}"),
-                        "missing required key",
-                    );
-                }
-                return None;
-            }
-            let DeValue::Table(table) = value.get_mut() else {
-                self.at(span, key, message);
-                return None;
-            };
-            let culprit = table.iter().find_map(|(k, v)| {
-                let hit = |s: Range<usize>| s.contains(&span.start) || s == span;
-                (hit(k.span()) || hit(v.span())).then(|| k.get_ref().to_string())
-            });
-            let Some(name) = culprit else {
-                self.at(span, key, message);
-                return None;
-            };
-            let message = match backticked(&message, "unknown field `") {
-                Some(_) => match message.split_once(", ") {
-                    Some((_, expected)) => format!("unknown key; {expected}"),
-                    None => "unknown key".to_string(),
-                },
-                None => message,
-            };
-            self.at(span, format!("{key}.{name}"), message);
-            table.remove(name.as_str());
-            removed.push(name);
-        }
-    }
-}
-
-/// The name in "prefix`name`..." messages from serde.
-fn backticked<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
-    message.strip_prefix(prefix)?.split('`').next()
-}
 
 fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> {
     let root = match DeTable::parse(text) {
@@ -979,68 +653,6 @@ fn jwt_algorithm(name: &str, keys: Option<&JwtKeySource>) -> Result<JwtAlgorithm
     }
 }
 
-fn env_name(name: &str) -> Result<String, String> {
-    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if valid {
-        Ok(name.to_string())
-    } else {
-        Err(format!(
-            "\"{name}\" is not an environment variable name (letters, digits and _)"
-        ))
-    }
-}
-
-/// A claim or JSON field name, possibly a dotted path such as `organization.id`.
-fn dotted_field(
-    report: &mut Report<'_>,
-    field: Option<Spanned<String>>,
-    key: &str,
-    default: Option<&str>,
-) -> Option<String> {
-    let Some(field) = field else {
-        return default.map(str::to_string);
-    };
-    let span = field.span();
-    let text = field.into_inner();
-    let result = if text.is_empty() || text.split('.').any(str::is_empty) {
-        Err(format!(
-            "invalid field path \"{text}\": use a name or dotted names such as \"organization.id\""
-        ))
-    } else {
-        Ok(text)
-    };
-    report.check(span, key, result)
-}
-
-/// A string or a list of strings; absent means an empty list.
-fn string_list_field(
-    report: &mut Report<'_>,
-    field: Option<Spanned<toml::Value>>,
-    key: &str,
-) -> Option<Vec<String>> {
-    let Some(field) = field else {
-        return Some(Vec::new());
-    };
-    let shape = || "expected a string or a list of strings".to_string();
-    let result = match field.get_ref() {
-        toml::Value::String(s) if s.is_empty() => Err("must not be empty".to_string()),
-        toml::Value::String(s) => Ok(vec![s.clone()]),
-        toml::Value::Array(items) if items.is_empty() => {
-            Err("is empty; leave it out to skip the check".to_string())
-        }
-        toml::Value::Array(items) => items
-            .iter()
-            .map(|v| match v.as_str() {
-                Some("") => Err("must not hold empty strings".to_string()),
-                Some(s) => Ok(s.to_string()),
-                None => Err(shape()),
-            })
-            .collect(),
-        _ => Err(shape()),
-    };
-    report.check(field.span(), key, result)
-}
-
 fn compile_introspect(report: &mut Report<'_>, raw: RawIntrospect) -> Option<IntrospectConfig> {
     let path = {
         let span = raw.path.span();
@@ -1152,57 +764,6 @@ fn compile_introspect(report: &mut Report<'_>, raw: RawIntrospect) -> Option<Int
     })
 }
 
-/// `key_env` / `key_file`, at most one; `default_env` when neither is given.
-fn secret_source(
-    report: &mut Report<'_>,
-    section: &str,
-    (env_key, env): (&str, Option<Spanned<String>>),
-    (file_key, file): (&str, Option<Spanned<String>>),
-    default_env: &str,
-) -> Option<SecretSource> {
-    match (env, file) {
-        (Some(_), Some(file)) => {
-            report.at(
-                file.span(),
-                format!("{section}.{file_key}"),
-                format!("give either {env_key} or {file_key}, not both"),
-            );
-            None
-        }
-        (Some(env), None) => {
-            let span = env.span();
-            let name = env.into_inner();
-            let valid =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            report.check(
-                span,
-                format!("{section}.{env_key}"),
-                if valid {
-                    Ok(SecretSource::Env(name))
-                } else {
-                    Err(format!(
-                        "\"{name}\" is not an environment variable name (letters, digits and _)"
-                    ))
-                },
-            )
-        }
-        (None, Some(file)) => {
-            let span = file.span();
-            let path = file.into_inner();
-            report.check(
-                span,
-                format!("{section}.{file_key}"),
-                if path.is_empty() {
-                    Err("must not be empty".to_string())
-                } else {
-                    Ok(SecretSource::File(path.into()))
-                },
-            )
-        }
-        (None, None) => Some(SecretSource::Env(default_env.to_string())),
-    }
-}
-
 fn compile_admin(report: &mut Report<'_>, raw: Option<RawAdmin>) -> Option<AdminConfig> {
     let raw = raw?;
     let listen = match raw.listen {
@@ -1299,84 +860,6 @@ fn compile_webhook(report: &mut Report<'_>, raw: Option<RawWebhook>) -> Option<W
         replay_window: replay_window?,
         max_body: max_body?,
     })
-}
-
-fn duration_of(value: &Scalar) -> Result<Duration, String> {
-    match value {
-        Scalar::Str(text) => parse_duration(text),
-        Scalar::Int(n) => parse_duration(&n.to_string()),
-    }
-}
-
-fn size_of(value: &Scalar) -> Result<u64, String> {
-    match value {
-        Scalar::Str(text) => parse_size(text),
-        Scalar::Int(n) => {
-            u64::try_from(*n).map_err(|_| format!("invalid size {n}: must not be negative"))
-        }
-    }
-}
-
-/// A duration key with its default; `positive` refuses zero.
-fn duration_field(
-    report: &mut Report<'_>,
-    field: Option<Spanned<Scalar>>,
-    key: &str,
-    default: Duration,
-    positive: bool,
-) -> Option<Duration> {
-    let Some(field) = field else {
-        return Some(default);
-    };
-    let span = field.span();
-    let result = duration_of(field.get_ref()).and_then(|d| {
-        if positive && d.is_zero() {
-            Err("must be greater than zero".to_string())
-        } else {
-            Ok(d)
-        }
-    });
-    report.check(span, key, result)
-}
-
-fn size_field(
-    report: &mut Report<'_>,
-    field: Option<Spanned<Scalar>>,
-    key: &str,
-    default: u64,
-    minimum: u64,
-) -> Option<u64> {
-    let Some(field) = field else {
-        return Some(default);
-    };
-    let span = field.span();
-    let result = size_of(field.get_ref()).and_then(|n| {
-        if n < minimum {
-            Err(format!("must be at least {}", format_size(minimum)))
-        } else {
-            Ok(n)
-        }
-    });
-    report.check(span, key, result)
-}
-
-fn count_field(
-    report: &mut Report<'_>,
-    field: Option<Spanned<i64>>,
-    key: &str,
-    default: usize,
-    minimum: usize,
-) -> Option<usize> {
-    let Some(field) = field else {
-        return Some(default);
-    };
-    let span = field.span();
-    let n = *field.get_ref();
-    let result = usize::try_from(n)
-        .ok()
-        .filter(|n| *n >= minimum)
-        .ok_or_else(|| format!("must be at least {minimum}, not {n}"));
-    report.check(span, key, result)
 }
 
 fn compile_server(report: &mut Report<'_>, raw: Option<RawServer>) -> Option<ServerConfig> {
@@ -1777,18 +1260,6 @@ fn tenant_source(value: &toml::Value) -> Result<TenantSource, String> {
         )),
         other => Err(format!("unknown tenant source \"{other}\"; {SHAPE}")),
     }
-}
-
-/// A request header name usable in the key; hop-by-hop headers describe the connection only.
-fn header_name(text: &str, role: &str) -> Result<HeaderName, String> {
-    let name = HeaderName::from_bytes(text.as_bytes())
-        .map_err(|_| format!("invalid {role} header name \"{text}\""))?;
-    if is_hop_by_hop(&name) {
-        return Err(format!(
-            "\"{text}\" is a hop-by-hop header and cannot be used as a {role} header"
-        ));
-    }
-    Ok(name)
 }
 
 fn compile_routes(

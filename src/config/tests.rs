@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::Method;
 
 use super::*;
+use crate::policy::route::{Anonymous, Scope, TagTemplate, TenantSource};
 
 const MINIMAL: &str = "[upstream]\nurl = \"http://127.0.0.1:8000\"\n";
 

@@ -1,10 +1,13 @@
 //! Tests for configuration parsing, defaults and the problem report.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
-use http::Method;
+use http::{HeaderName, Method};
 
 use super::*;
+use crate::auth::algorithm::JwtAlgorithm;
 use crate::policy::route::{Anonymous, Scope, TagTemplate, TenantSource};
 
 const MINIMAL: &str = "[upstream]\nurl = \"http://127.0.0.1:8000\"\n";

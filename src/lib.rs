@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod notation;
 pub mod policy;
 
 pub mod admin_api;

@@ -6,7 +6,7 @@ use super::client::AdminError;
 use super::warm::read_warm_list;
 use super::{ADMIN_TOKEN_ENV, ADMIN_URL_ENV};
 use crate::admin_api::{Capture, EntriesQuery, PurgeBody, WarmRequest, CREDENTIAL_CACHE_ALL};
-use crate::policy::route::parse_duration;
+use crate::notation::parse_duration;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -7,7 +7,7 @@ use crate::admin_api::{
     EntriesAnswer, EntriesQuery, ErrorBody, PurgeAnswer, PurgeBody, Refusal, WarmReport,
     WarmRequest,
 };
-use crate::policy::route::format_duration;
+use crate::notation::format_duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Uri};

@@ -1,7 +1,7 @@
 //! Readable renderings of the admin API's answers: tables, sizes, ratios.
 
 use crate::admin_api::{Entry, PurgeAnswer};
-use crate::policy::route::format_duration;
+use crate::notation::format_duration;
 use std::time::Duration;
 
 /// `purged N entries`.

@@ -248,20 +248,23 @@ fn check_length(headers: &HeaderMap, max_object_size: u64) -> Result<(), NotStor
     Ok(())
 }
 
+/// Headers that only concern one connection, never the resource: they are never forwarded or
+/// stored, and cannot select an entry. The one list; `Connection` may name more per message.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
 /// Headers that only concern one connection and are never forwarded or stored.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-    )
+    HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// The header names a `Connection` header declares hop-by-hop.
@@ -279,17 +282,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in connection_named(headers) {
         headers.remove(name);
     }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }

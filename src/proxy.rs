@@ -514,7 +514,6 @@ fn classify<'c, 'p>(
         },
     };
     let facts = RequestFacts {
-        method: &parts.method,
         headers: &parts.headers,
         // A declared public route shares one entry among every caller, credentials or not.
         tenant_keyed: tenant.is_some() || route.scope_declared && route.scope == Scope::Public,

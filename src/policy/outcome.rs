@@ -79,7 +79,7 @@ impl Outcome {
             Outcome::Bypass(reason @ (Bypass::RequestNoCache | Bypass::RequestNoStore)) => {
                 format!("cachegate; fwd=request; detail={}", reason.as_str())
             }
-            Outcome::Bypass(Bypass::Method) | Outcome::Method => {
+            Outcome::Method => {
                 return HeaderValue::from_static("cachegate; fwd=method")
             }
             Outcome::Bypass(reason) => format!("cachegate; fwd=bypass; detail={}", reason.as_str()),

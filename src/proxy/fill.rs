@@ -7,7 +7,7 @@
 
 use super::{from_entry, stream_response, Cacheable, FlightMeta, Inner, Proxy};
 use crate::body::ProxyBody;
-use crate::error::ProxyError;
+use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts, Target};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
 use crate::policy::outcome::{Fill, Outcome};
@@ -355,27 +355,16 @@ fn concat(mut chunks: VecDeque<Bytes>, total: u64) -> Bytes {
 }
 
 /// Waiters answer with the same error the leader got. `ProxyError` holds boxed sources that
-/// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message.
-/// `source: its source: ...`, the part of a chain below the error that carries it.
-fn source_chain(source: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = source.to_string();
-    let mut next = source.source();
-    while let Some(err) = next {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        next = err.source();
-    }
-    out
-}
-
+/// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message,
+/// with the source chain flattened into one text.
 fn clone_error(err: &ProxyError) -> ProxyError {
     match err {
         ProxyError::UpstreamConnect(source) => {
-            ProxyError::UpstreamConnect(source_chain(source.as_ref()).into())
+            ProxyError::UpstreamConnect(chain(source.as_ref()).into())
         }
         ProxyError::UpstreamTimeout(d) => ProxyError::UpstreamTimeout(*d),
         ProxyError::UpstreamProtocol(source) => {
-            ProxyError::UpstreamProtocol(source_chain(source.as_ref()).into())
+            ProxyError::UpstreamProtocol(chain(source.as_ref()).into())
         }
         ProxyError::BadRequest(m) => ProxyError::BadRequest(m),
         ProxyError::MisdirectedHost(h) => ProxyError::MisdirectedHost(h.clone()),

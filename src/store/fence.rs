@@ -30,13 +30,6 @@ pub struct FillTicket {
     fences: Arc<Fences>,
 }
 
-impl FillTicket {
-    /// The purge sequence value when the fill began (for logs).
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
 impl std::fmt::Debug for FillTicket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FillTicket")

@@ -17,6 +17,7 @@ use crate::invalidation::PurgeRequest;
 use crate::proxy::reserved::{error_body, json, read_body, WarmRequest};
 use crate::proxy::Proxy;
 use crate::server::Handler;
+use crate::store::TenantScope;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -216,17 +217,22 @@ impl Admin {
             }
         }
         let now = Instant::now();
+        // `tenant=` (empty) names the shared scope.
+        let tenant = tenant.map(|t| match t.as_str() {
+            "" => TenantScope::Shared,
+            id => TenantScope::one(id),
+        });
         let entries = self
             .proxy
             .store()
-            .entries(tenant.as_deref(), prefix.as_deref(), limit, now)
+            .entries(tenant.as_ref(), prefix.as_deref(), limit, now)
             .await;
         let entries: Vec<serde_json::Value> = entries
             .into_iter()
             .map(|e| {
                 json!({
                     "key": e.readable_key,
-                    "tenant": &*e.tenant,
+                    "tenant": e.tenant.id().unwrap_or(""),
                     "target": e.target,
                     "status": e.status,
                     "ttl_left_secs": e.ttl_left.as_secs(),

@@ -24,7 +24,7 @@ use crate::policy::Key;
 use crate::server::Handler;
 use crate::single_flight::SingleFlight;
 use crate::stats::Stats;
-use crate::store::{CachedResponse, FillTicket, MemoryOptions, TagKey, Tiered};
+use crate::store::{CachedResponse, FillTicket, MemoryOptions, Tag, TagKey, TenantScope, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
 use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
@@ -37,13 +37,6 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-
-/// Implicit tags every entry carries: its whole tenant, and its path (so every variant of a
-/// URI can be evicted, RFC 9111 §4.4). The store's purges by tenant, path and prefix rely on them.
-pub use crate::store::{PATH_TAG_PREFIX, TENANT_TAG};
-/// Prefix of the tag every entry of a `scope = "user"` route carries, so a user's entries can
-/// be purged at logout.
-pub const USER_TAG_PREFIX: &str = "user:";
 
 /// The caching reverse proxy. Cheap to clone: fills run as tasks that hold their own handle.
 #[derive(Clone)]
@@ -546,26 +539,26 @@ fn classify<'c, 'p>(
 /// What a fill needs beyond the key: the tenant and the tags its entry carries (the route's,
 /// the whole-tenant tag and the path tag). Derived again here rather than in [`classify`] so
 /// that hits never pay for it.
-fn fill_scope(cacheable: &Cacheable<'_>, target: &Target<'_>) -> Option<(Arc<str>, Vec<TagKey>)> {
+fn fill_scope(
+    cacheable: &Cacheable<'_>,
+    target: &Target<'_>,
+) -> Option<(TenantScope, Vec<TagKey>)> {
     let route = cacheable.route;
     let captures = route.pattern.matches(&target.path)?;
-    let tenant: Arc<str> = Arc::from(cacheable.tenant.as_ref().map_or("", TenantId::as_str));
+    let tenant = cacheable
+        .tenant
+        .as_ref()
+        .map_or(TenantScope::Shared, |t| TenantScope::one(t.as_str()));
     let mut tags: Vec<TagKey> = route
         .entry_tags
         .iter()
-        .map(|t| TagKey::new(tenant.clone(), t.render(&captures)))
+        .map(|t| TagKey::new(tenant.clone(), Tag::parse(&t.render(&captures))))
         .collect();
-    tags.push(TagKey::new(tenant.clone(), TENANT_TAG));
+    tags.push(TagKey::new(tenant.clone(), Tag::Tenant));
     if let Some(user) = &cacheable.user {
-        tags.push(TagKey::new(
-            tenant.clone(),
-            format!("{USER_TAG_PREFIX}{user}"),
-        ));
+        tags.push(TagKey::new(tenant.clone(), Tag::user(user)));
     }
-    tags.push(TagKey::new(
-        tenant.clone(),
-        format!("{PATH_TAG_PREFIX}{}", target.path),
-    ));
+    tags.push(TagKey::new(tenant.clone(), Tag::path(&target.path)));
     Some((tenant, tags))
 }
 

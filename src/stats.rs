@@ -147,7 +147,7 @@ impl Stats {
         if let Some(route) = route.and_then(|i| self.routes.get(i)) {
             route.record(outcome);
         }
-        if let Some(tenant) = tenant.filter(|t| !t.is_empty()) {
+        if let Some(tenant) = tenant {
             self.record_tenant(tenant, outcome);
         }
     }

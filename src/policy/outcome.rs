@@ -79,9 +79,7 @@ impl Outcome {
             Outcome::Bypass(reason @ (Bypass::RequestNoCache | Bypass::RequestNoStore)) => {
                 format!("cachegate; fwd=request; detail={}", reason.as_str())
             }
-            Outcome::Method => {
-                return HeaderValue::from_static("cachegate; fwd=method")
-            }
+            Outcome::Method => return HeaderValue::from_static("cachegate; fwd=method"),
             Outcome::Bypass(reason) => format!("cachegate; fwd=bypass; detail={}", reason.as_str()),
             Outcome::CoalesceTimeout => {
                 return HeaderValue::from_static("cachegate; fwd=miss; detail=coalesce-timeout")

@@ -14,7 +14,7 @@ use crate::policy::outcome::{Fill, Outcome};
 use crate::policy::route::TenantSource;
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
-use crate::store::{CachedResponse, StoreOutcome, TagKey};
+use crate::store::{CachedResponse, StoreOutcome, Tag, TagKey, TenantScope};
 use crate::upstream::ClientInfo;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, Request, Response};
@@ -49,8 +49,7 @@ struct FillJob {
     ttl: Duration,
     readable_key: String,
     keyed_headers: Vec<HeaderName>,
-    tenant_keyed: bool,
-    tenant: Arc<str>,
+    tenant: TenantScope,
     target: String,
 }
 
@@ -126,7 +125,7 @@ impl Proxy {
         &self,
         leader: Leader<Key, Shared, FlightMeta>,
         cacheable: &Cacheable<'_>,
-        (tenant, tags): (Arc<str>, Vec<TagKey>),
+        (tenant, tags): (TenantScope, Vec<TagKey>),
         target: &Target<'_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
@@ -137,7 +136,7 @@ impl Proxy {
             namespace: &config.cache.namespace,
             version: config.cache.version,
             host: client.host,
-            tenant: (!tenant.is_empty()).then_some(&*tenant),
+            tenant: tenant.id(),
             user: cacheable.user.as_deref(),
             credential_key: self.inner.credential_key.as_bytes(),
             target,
@@ -163,7 +162,6 @@ impl Proxy {
             ttl: cacheable.route.ttl,
             readable_key,
             keyed_headers,
-            tenant_keyed: !tenant.is_empty(),
             tenant,
             target: target.path_and_query(),
         };
@@ -218,7 +216,6 @@ async fn run_fill(
         ttl,
         readable_key,
         keyed_headers,
-        tenant_keyed,
         tenant,
         target,
     } = job;
@@ -226,7 +223,7 @@ async fn run_fill(
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
         max_object_size: inner.config.cache.max_object_size,
         keyed_headers: &keyed_headers,
-        tenant_keyed,
+        tenant_keyed: matches!(tenant, TenantScope::One(_)),
     };
     let timeout = inner.upstream.timeout();
     let fetched = match tokio::time::timeout(timeout, fetch(&inner, request, &rules)).await {
@@ -237,7 +234,7 @@ async fn run_fill(
         Ok(Fetched::Complete(parts, body, declared)) => {
             let mut tags = tags;
             for tag in declared {
-                let tag = TagKey::new(Arc::clone(&tenant), tag);
+                let tag = TagKey::new(tenant.clone(), Tag::parse(&tag));
                 if !tags.contains(&tag) {
                     tags.push(tag);
                 }

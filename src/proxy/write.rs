@@ -5,7 +5,7 @@
 //! miss costs a backend request, a kept stale entry breaks read-your-writes.
 
 use super::identity::Caller;
-use super::{stream_response, Proxy, PATH_TAG_PREFIX};
+use super::{stream_response, Proxy};
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
 use crate::policy::cache_key::{self, Ambiguous};
@@ -13,12 +13,11 @@ use crate::policy::outcome::Outcome;
 use crate::policy::route::{Route, Scope};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
-use crate::store::{Purge, TenantScope};
+use crate::store::{Purge, PurgeScope, Tag, TenantScope};
 use crate::upstream::ClientInfo;
 use http::header::{CONTENT_LOCATION, LOCATION};
 use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
-use std::sync::Arc;
 
 impl Proxy {
     pub(super) async fn write(
@@ -61,16 +60,16 @@ impl Proxy {
         if let Some(m) = write_route {
             route_index = Some(m.route.index);
             let scope = who.tenant_scope(m.route, &m.captures, query.as_deref());
-            let tags: Vec<Arc<str>> = m
+            let tags: Vec<Tag> = m
                 .route
                 .write_invalidates
                 .iter()
-                .map(|t| Arc::from(t.render(&m.captures)))
+                .map(|t| Tag::parse(&t.render(&m.captures)))
                 .collect();
             if !tags.is_empty() {
                 // Public routes keep their entries in the shared scope; a resource (or any
                 // tag) they share with tenant routes changes there too.
-                let shared_too = matches!(&scope, TenantScope::One(t) if !t.is_empty())
+                let shared_too = matches!(&scope, PurgeScope::Only(TenantScope::One(_)))
                     && self
                         .inner
                         .config
@@ -79,7 +78,10 @@ impl Proxy {
                         .iter()
                         .any(|r| r.cache && r.scope == Scope::Public);
                 if shared_too {
-                    purges.push(Purge::tags(TenantScope::One(Arc::from("")), tags.clone()));
+                    purges.push(Purge::tags(
+                        PurgeScope::Only(TenantScope::Shared),
+                        tags.clone(),
+                    ));
                 }
                 purges.push(Purge::tags(scope, tags));
             }
@@ -135,10 +137,7 @@ impl Proxy {
             return None;
         }
         let scope = who.tenant_scope(m.route, &m.captures, query);
-        Some(Purge::tags(
-            scope,
-            vec![Arc::from(format!("{PATH_TAG_PREFIX}{}", target.path))],
-        ))
+        Some(Purge::tags(scope, vec![Tag::path(&target.path)]))
     }
 }
 
@@ -163,9 +162,9 @@ impl WriteScope<'_> {
         route: &Route,
         captures: &Captures<'_, '_>,
         query: Option<&str>,
-    ) -> TenantScope {
+    ) -> PurgeScope {
         if route.scope == Scope::Public {
-            return TenantScope::One(Arc::from(""));
+            return PurgeScope::Only(TenantScope::Shared);
         }
         let inputs = TenantInputs {
             headers: self.headers,
@@ -182,18 +181,18 @@ impl WriteScope<'_> {
             // every tenant rather than guess.
             return match (&self.verified, named) {
                 (Some(verified), Tenant::Shared | Tenant::Missing) => {
-                    TenantScope::One(Arc::from(verified.as_str()))
+                    PurgeScope::Only(TenantScope::one(verified))
                 }
                 (Some(verified), Tenant::Id(id)) if *id == **verified => {
-                    TenantScope::One(Arc::from(verified.as_str()))
+                    PurgeScope::Only(TenantScope::one(verified))
                 }
-                _ => TenantScope::All,
+                _ => PurgeScope::All,
             };
         }
         match named {
-            Tenant::Shared => TenantScope::One(Arc::from("")),
-            Tenant::Id(id) => TenantScope::One(Arc::from(&*id)),
-            Tenant::Missing | Tenant::Invalid(_) => TenantScope::All,
+            Tenant::Shared => PurgeScope::Only(TenantScope::Shared),
+            Tenant::Id(id) => PurgeScope::Only(TenantScope::one(&id)),
+            Tenant::Missing | Tenant::Invalid(_) => PurgeScope::All,
         }
     }
 }

@@ -26,12 +26,7 @@ fn names(list: &[&str]) -> Vec<HeaderName> {
 
 /// Runs the request checks on a GET or HEAD request description (other methods never reach
 /// them: `Proxy::dispatch` forwards them as writes or as received).
-fn check(
-    pairs: &[(&str, &str)],
-    tenant_keyed: bool,
-    vary: &[&str],
-    want: Option<Bypass>,
-) {
+fn check(pairs: &[(&str, &str)], tenant_keyed: bool, vary: &[&str], want: Option<Bypass>) {
     let headers = headers(pairs);
     let vary = names(vary);
     let facts = RequestFacts {

@@ -36,6 +36,25 @@ pub enum Bypass {
 }
 
 impl Bypass {
+    /// Every reason, in discriminant order (counters are indexed by [`Bypass::index`]).
+    pub const ALL: [Bypass; 10] = [
+        Bypass::NoRoute,
+        Bypass::RouteNoCache,
+        Bypass::RequestBody,
+        Bypass::NoTenant,
+        Bypass::InvalidTenant,
+        Bypass::AmbiguousPath,
+        Bypass::Credentials,
+        Bypass::RequestNoStore,
+        Bypass::RequestNoCache,
+        Bypass::Anonymous,
+    ];
+
+    /// The position in [`Bypass::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A stable kebab-case label.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -132,6 +151,24 @@ pub enum NotStored {
 }
 
 impl NotStored {
+    /// Every reason, in discriminant order (counters are indexed by [`NotStored::index`]).
+    pub const ALL: [NotStored; 9] = [
+        NotStored::Status,
+        NotStored::SetCookie,
+        NotStored::Private,
+        NotStored::NoStore,
+        NotStored::NoCache,
+        NotStored::VaryStar,
+        NotStored::VaryUnkeyed,
+        NotStored::TooLarge,
+        NotStored::InvalidLength,
+    ];
+
+    /// The position in [`NotStored::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A stable kebab-case label.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -5,10 +5,10 @@
 //! (`Set-Cookie`, `private`, a status outside the list, too large...) may belong to the leader alone,
 //! so waiters never see it: they go round again behind a new leader.
 
-use super::{from_entry, stream_response, Cacheable, FlightMeta, Inner, Proxy};
+use super::{from_entry, stream_response, Answer, Cacheable, FlightMeta, Inner, Proxy, Resolved};
 use crate::body::ProxyBody;
 use crate::error::{chain, ProxyError};
-use crate::policy::cache_key::{self, KeyParts, Target};
+use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
 use crate::policy::outcome::{Fill, Outcome};
 use crate::policy::route::TenantSource;
@@ -65,13 +65,13 @@ impl Proxy {
     pub(super) async fn fill_or_join(
         &self,
         cacheable: Cacheable<'_>,
-        target: &Target<'_>,
+        resolved: &Resolved<'_, '_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         let inner = &self.inner;
-        let (tenant, tags) = super::fill_scope(&cacheable, target)
-            .ok_or(ProxyError::Internal("request no longer matches its route"))?;
+        let target = resolved.target;
+        let (tenant, tags) = super::fill_scope(&cacheable, resolved);
         let deadline = Instant::now() + inner.config.cache.coalesce_timeout;
         loop {
             let role = inner.flights.join_or_lead(
@@ -96,26 +96,25 @@ impl Proxy {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match waiter.wait(remaining).await {
                 Wait::Done(Shared::Entry(entry)) => {
-                    self.record(Outcome::Collapsed, &cacheable);
-                    return Ok(from_entry(&entry, Outcome::Collapsed, cacheable.head, None));
+                    let response = from_entry(&entry, cacheable.head, None);
+                    return Ok(Answer::cached(response, Outcome::Collapsed, &cacheable));
                 }
                 Wait::Done(Shared::Error(err)) => {
                     return Err(clone_error(&err));
                 }
                 Wait::Done(Shared::NotShareable) | Wait::Abandoned => continue,
                 Wait::TimedOut => {
-                    self.record(Outcome::CoalesceTimeout, &cacheable);
                     let request = self.fill_request(parts, target, client)?;
                     let response = inner.upstream.send(request).await?;
-                    let mut response = stream_response(
-                        response,
-                        Outcome::CoalesceTimeout,
-                        &inner.config.cache.tag_headers,
-                    );
+                    let mut response = stream_response(response, &inner.config.cache.tag_headers);
                     if cacheable.head {
                         *response.body_mut() = ProxyBody::empty();
                     }
-                    return Ok(response);
+                    return Ok(Answer::cached(
+                        response,
+                        Outcome::CoalesceTimeout,
+                        &cacheable,
+                    ));
                 }
             }
         }
@@ -126,10 +125,10 @@ impl Proxy {
         leader: Leader<Key, Shared, FlightMeta>,
         cacheable: &Cacheable<'_>,
         (tenant, tags): (TenantScope, Vec<TagKey>),
-        target: &Target<'_>,
+        target: &cache_key::Target<'_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         let request = self.fill_request(parts, target, client)?;
         let config = &self.inner.config;
         let readable_key = cache_key::readable(&KeyParts {
@@ -172,30 +171,24 @@ impl Proxy {
             .await
             .map_err(|_| ProxyError::Internal("fill task ended without an answer"))?;
         let head = cacheable.head;
+        let outcome = |fill| {
+            if uri_miss {
+                Outcome::UriMiss(fill)
+            } else {
+                Outcome::Miss(fill)
+            }
+        };
         match answer {
             LeaderAnswer::Entry(entry, fill) => {
-                let outcome = if uri_miss {
-                    Outcome::UriMiss(fill)
-                } else {
-                    Outcome::Miss(fill)
-                };
-                self.record(outcome, cacheable);
-                Ok(from_entry(&entry, outcome, head, None))
+                let response = from_entry(&entry, head, None);
+                Ok(Answer::cached(response, outcome(fill), cacheable))
             }
             LeaderAnswer::Private(mut response, reason) => {
-                let outcome = if uri_miss {
-                    Outcome::UriMiss(Fill::NotStored(reason))
-                } else {
-                    Outcome::Miss(Fill::NotStored(reason))
-                };
-                self.record(outcome, cacheable);
-                response
-                    .headers_mut()
-                    .insert(super::CACHE_STATUS.clone(), outcome.cache_status());
                 if head {
                     *response.body_mut() = ProxyBody::empty();
                 }
-                Ok(response)
+                let outcome = outcome(Fill::NotStored(reason));
+                Ok(Answer::cached(response, outcome, cacheable))
             }
             LeaderAnswer::Error(err) => Err(clone_error(&err)),
         }

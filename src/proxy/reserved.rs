@@ -266,7 +266,8 @@ impl Proxy {
             host,
         };
         match self.read(parts, ProxyBody::empty(), &client).await {
-            Ok(response) => {
+            Ok(answer) => {
+                let (response, _) = self.finish(answer);
                 let status = response.status().as_u16();
                 let cache = response
                     .headers()
@@ -288,12 +289,16 @@ impl Proxy {
                     error,
                 }
             }
-            Err(err) => Warmed {
-                path,
-                status: err.status().as_u16(),
-                cache: String::new(),
-                error: Some(err.to_string()),
-            },
+            Err(err) => {
+                // Counted like any refused or failed request.
+                self.finish(self.error_answer(&err));
+                Warmed {
+                    path,
+                    status: err.status().as_u16(),
+                    cache: String::new(),
+                    error: Some(err.to_string()),
+                }
+            }
         }
     }
 

@@ -148,6 +148,16 @@ fn credentials_bypass_unless_keyed() {
 }
 
 #[test]
+fn reasons_are_listed_in_index_order() {
+    for (i, reason) in Bypass::ALL.iter().enumerate() {
+        assert_eq!(reason.index(), i);
+    }
+    for (i, reason) in NotStored::ALL.iter().enumerate() {
+        assert_eq!(reason.index(), i);
+    }
+}
+
+#[test]
 fn bypass_labels_are_kebab_case() {
     let table = [
         (Bypass::NoRoute, "no-route"),

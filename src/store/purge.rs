@@ -21,7 +21,7 @@ pub struct Purge {
     pub uris: Vec<Arc<str>>,
     /// Path prefixes: every entry whose path starts with one of them ("" matches every path).
     pub prefixes: Vec<Arc<str>>,
-    /// Everything in the tenant scope; with [`TenantScope::All`], everything in the store.
+    /// Everything in the tenant scope; with [`PurgeScope::All`], everything in the store.
     pub all: bool,
     /// Mark the matching entries stale instead of removing them.
     pub soft: bool,

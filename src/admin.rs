@@ -20,6 +20,7 @@ use crate::body::ProxyBody;
 use crate::invalidation::PurgeRequest;
 use crate::proxy::Proxy;
 use crate::server::Handler;
+use crate::store::TenantScope;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -90,62 +91,9 @@ impl Admin {
         }
     }
 
+    /// The `/stats` answer: [`crate::stats::Report`], a typed struct that is the wire format.
     fn stats(&self) -> serde_json::Value {
-        let s = self.proxy.stats().snapshot();
-        let store = self.proxy.store().stats();
-        let routes: Vec<serde_json::Value> = self
-            .proxy
-            .config()
-            .routes
-            .routes()
-            .iter()
-            .zip(&s.routes)
-            .map(|(route, c)| {
-                json!({
-                    "route": route.index,
-                    "path": route.pattern.as_str(),
-                    "hits": c.hits,
-                    "misses": c.misses,
-                    "bypassed": c.bypassed,
-                })
-            })
-            .collect();
-        let tenants: Vec<serde_json::Value> = s
-            .tenants
-            .iter()
-            .map(|(tenant, c)| {
-                json!({ "tenant": tenant, "hits": c.hits, "misses": c.misses, "bypassed": c.bypassed })
-            })
-            .collect();
-        json!({
-            "hits": s.hits,
-            "misses": s.misses,
-            "hit_ratio": s.hit_ratio(),
-            "stored": s.stored,
-            "collapsed": s.collapsed,
-            "coalesced": s.collapsed,
-            "bypassed": s.bypassed,
-            "coalesce_timeouts": s.coalesce_timeouts,
-            "forwarded_methods": s.forwarded_methods,
-            "upstream_errors": s.upstream_errors,
-            "write_purges": s.write_purges,
-            "webhook_purges": s.webhook_purges,
-            "webhook_refused": s.webhook_refused,
-            "webhook_repeats": s.webhook_repeats,
-            "auth_missing": s.auth_missing,
-            "auth_invalid": s.auth_invalid,
-            "auth_forbidden": s.auth_forbidden,
-            "auth_unavailable": s.auth_unavailable,
-            "introspections": self.proxy.introspections(),
-            "entries": store.entries,
-            "bytes": store.bytes,
-            "evictions": store.evictions,
-            "purged": store.purged,
-            "soft_purged": store.soft_purged,
-            "fenced": store.fenced,
-            "routes": routes,
-            "tenants": tenants,
-        })
+        serde_json::to_value(self.proxy.stats_report()).unwrap_or_default()
     }
 
     async fn purge(&self, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -203,16 +151,21 @@ impl Admin {
                 .clamp(1, MAX_ENTRIES)
         });
         let now = Instant::now();
+        // `tenant=` (empty) names the shared scope.
+        let tenant = query.tenant.as_ref().map(|t| match t.as_str() {
+            "" => TenantScope::Shared,
+            id => TenantScope::one(id),
+        });
         let entries = self
             .proxy
             .store()
-            .entries(query.tenant.as_deref(), query.prefix.as_deref(), limit, now)
+            .entries(tenant.as_ref(), query.prefix.as_deref(), limit, now)
             .await;
         let entries = entries
             .into_iter()
             .map(|e| Entry {
                 key: e.readable_key,
-                tenant: e.tenant.to_string(),
+                tenant: e.tenant.id().unwrap_or("").to_string(),
                 target: e.target,
                 status: e.status,
                 ttl_left_secs: e.ttl_left.as_secs(),

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use crate::admin_api::{OrgId, PurgeBody as Wire};
 use crate::policy::cache_key::normalize;
+use crate::policy::tag::Tag;
 use crate::policy::tenant::MAX_TENANT_LEN;
 
 #[cfg(test)]
@@ -29,7 +30,7 @@ const ECHO_LEN: usize = 80;
 /// Which tenants a purge touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantSel {
-    /// The untenanted scope (tenant ""): entries of routes with `tenant = "none"`.
+    /// The shared scope: entries of routes not keyed by tenant (public, `tenant = "none"`).
     Shared,
     /// One tenant, by id.
     One(String),
@@ -274,19 +275,15 @@ fn tag(tag: &str) -> Result<String, String> {
     {
         return Err("whitespace, control characters and commas are not allowed".to_owned());
     }
-    // The store gives every entry the tags `*` and `path:<path>`. Asking for them by name would
-    // bypass the tenant rule of "all" and the normalization of "paths", so the dedicated fields
-    // are required instead.
-    if tag == "*" {
-        return Err("use \"all\": true for the whole tenant".to_owned());
+    // The store gives every entry the tags `*` and `path:<path>` (and `user:<id>` on user
+    // routes). Asking for them by name would bypass the tenant rule of "all", the normalization
+    // of "paths" and the credential handling of "user", so the dedicated fields are required.
+    match Tag::parse(tag) {
+        Tag::Tenant => Err("use \"all\": true for the whole tenant".to_owned()),
+        Tag::Path(_) => Err("use \"paths\" to purge by path".to_owned()),
+        Tag::User(_) => Err("use \"user\" to purge a user's entries".to_owned()),
+        Tag::Named(_) => Ok(tag.to_owned()),
     }
-    if tag.starts_with("path:") {
-        return Err("use \"paths\" to purge by path".to_owned());
-    }
-    if tag.starts_with("user:") {
-        return Err("use \"user\" to purge a user's entries".to_owned());
-    }
-    Ok(tag.to_owned())
 }
 
 /// A user id as the credential names it: any printable text up to 256 bytes.

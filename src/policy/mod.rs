@@ -7,6 +7,7 @@ pub mod cache_key;
 pub mod cacheability;
 pub mod outcome;
 pub mod route;
+pub mod tag;
 pub mod tenant;
 
 /// A fixed-size cache key: the blake3 digest of everything that selects a stored response.

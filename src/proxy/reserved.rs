@@ -7,7 +7,7 @@ use super::Proxy;
 use crate::answer::{error_body, json, read_body};
 use crate::body::ProxyBody;
 use crate::invalidation::{PurgeRequest, TenantSel};
-use crate::store::{Purge, TenantScope};
+use crate::store::{Purge, PurgeScope, Tag, TenantScope};
 use crate::webhook::SIGNATURE_HEADER;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -100,9 +100,9 @@ impl Proxy {
     /// stale). In-flight fills that the purge covers are fenced and will not be stored.
     pub async fn purge(&self, request: &PurgeRequest) -> usize {
         let tenant = match &request.tenant {
-            TenantSel::Shared => TenantScope::One(Arc::from("")),
-            TenantSel::One(id) => TenantScope::One(Arc::from(id.as_str())),
-            TenantSel::All => TenantScope::All,
+            TenantSel::Shared => PurgeScope::Only(TenantScope::Shared),
+            TenantSel::One(id) => PurgeScope::Only(TenantScope::one(id)),
+            TenantSel::All => PurgeScope::All,
         };
         let (uris, paths): (Vec<&String>, Vec<&String>) =
             request.paths.iter().partition(|p| p.contains('?'));
@@ -116,9 +116,9 @@ impl Proxy {
                 tracing::info!(forgotten, user = ?request.user, "verified credentials forgotten");
             }
         }
-        let mut tags: Vec<Arc<str>> = request.tags.iter().map(|t| Arc::from(t.as_str())).collect();
+        let mut tags: Vec<Tag> = request.tags.iter().map(|t| Tag::parse(t)).collect();
         if let Some(user) = &request.user {
-            tags.push(Arc::from(format!("{}{user}", super::USER_TAG_PREFIX)));
+            tags.push(Tag::user(user));
         }
         let purge = Purge {
             tenant,

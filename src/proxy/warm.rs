@@ -180,7 +180,8 @@ impl Proxy {
             host: &host,
         };
         match self.read(parts, ProxyBody::empty(), &client).await {
-            Ok(response) => {
+            Ok(answer) => {
+                let (response, _) = self.finish(answer);
                 let status = response.status().as_u16();
                 let cache = response
                     .headers()
@@ -202,12 +203,16 @@ impl Proxy {
                     error,
                 }
             }
-            Err(err) => Warmed {
-                path: label,
-                status: err.status().as_u16(),
-                cache: String::new(),
-                error: Some(err.to_string()),
-            },
+            Err(err) => {
+                // Counted like any refused or failed request.
+                self.finish(self.error_answer(&err));
+                Warmed {
+                    path: label,
+                    status: err.status().as_u16(),
+                    cache: String::new(),
+                    error: Some(err.to_string()),
+                }
+            }
         }
     }
 

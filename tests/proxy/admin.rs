@@ -62,6 +62,9 @@ async fn stats_count_hits_misses_per_route_and_tenant() {
     assert_eq!(s["hits"], 1);
     assert_eq!(s["misses"], 2);
     assert_eq!(s["bypassed"], 1);
+    // Each bypass reason is counted on its own (issue 7).
+    assert_eq!(s["bypass"]["no-route"], 1);
+    assert_eq!(s["bypass"]["credentials"], 0);
     assert_eq!(s["entries"], 2);
     assert!(s["bytes"].as_u64().unwrap() > 0);
     assert!((s["hit_ratio"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);

@@ -9,14 +9,18 @@
 //! | `GET /readyz` | `{"status":"ready"}` once the proxy listener is up |
 //! | `GET /stats` | counters: totals, hit ratio, store, per route, per tenant |
 //! | `POST /purge` | purges, same body as the webhook; `{"purged": N}` |
-//! | `POST /warm` | `{"tenant","paths","host","concurrency"}`: fetches through the miss path |
+//! | `POST /warm` | `{"tenant","paths","route","captures","host","concurrency"}`: fetches through the miss path |
 //! | `GET /entries?tenant=&prefix=&limit=` | stored entries: readable key, TTL left, size, tags |
+//!
+//! The bodies are the types of `admin_api`, which the operator subcommands send.
 
+use crate::admin_api::{EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, Refusal, WarmRequest};
+use crate::answer::{error_body, json, read_body};
 use crate::body::ProxyBody;
 use crate::invalidation::PurgeRequest;
-use crate::proxy::reserved::{error_body, json, read_body, WarmRequest};
 use crate::proxy::Proxy;
 use crate::server::Handler;
+use crate::store::TenantScope;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -42,21 +46,21 @@ impl Admin {
         Admin { proxy, token }
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> Result<(), &'static str> {
+    fn authorized(&self, req: &Request<Incoming>) -> Result<(), Refusal> {
         let Some(token) = &self.token else {
-            return Err("no admin token is configured on this instance");
+            return Err(Refusal::NoTokenConfigured);
         };
         let presented = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or("missing bearer token")?;
+            .ok_or(Refusal::MissingToken)?;
         // Constant time, so the token cannot be guessed byte by byte from response times.
         if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
             Ok(())
         } else {
-            Err("wrong bearer token")
+            Err(Refusal::WrongToken)
         }
     }
 
@@ -65,7 +69,8 @@ impl Admin {
         if path == "/healthz" {
             return json(StatusCode::OK, &json!({ "status": "ok" }));
         }
-        if let Err(why) = self.authorized(&req) {
+        if let Err(refusal) = self.authorized(&req) {
+            let why = refusal.detail();
             tracing::warn!(%path, why, "admin request refused");
             return json(StatusCode::UNAUTHORIZED, &error_body("unauthorized", why));
         }
@@ -86,62 +91,9 @@ impl Admin {
         }
     }
 
+    /// The `/stats` answer: [`crate::stats::Report`], a typed struct that is the wire format.
     fn stats(&self) -> serde_json::Value {
-        let s = self.proxy.stats().snapshot();
-        let store = self.proxy.store().stats();
-        let routes: Vec<serde_json::Value> = self
-            .proxy
-            .config()
-            .routes
-            .routes()
-            .iter()
-            .zip(&s.routes)
-            .map(|(route, c)| {
-                json!({
-                    "route": route.index,
-                    "path": route.pattern.as_str(),
-                    "hits": c.hits,
-                    "misses": c.misses,
-                    "bypassed": c.bypassed,
-                })
-            })
-            .collect();
-        let tenants: Vec<serde_json::Value> = s
-            .tenants
-            .iter()
-            .map(|(tenant, c)| {
-                json!({ "tenant": tenant, "hits": c.hits, "misses": c.misses, "bypassed": c.bypassed })
-            })
-            .collect();
-        json!({
-            "hits": s.hits,
-            "misses": s.misses,
-            "hit_ratio": s.hit_ratio(),
-            "stored": s.stored,
-            "collapsed": s.collapsed,
-            "coalesced": s.collapsed,
-            "bypassed": s.bypassed,
-            "coalesce_timeouts": s.coalesce_timeouts,
-            "forwarded_methods": s.forwarded_methods,
-            "upstream_errors": s.upstream_errors,
-            "write_purges": s.write_purges,
-            "webhook_purges": s.webhook_purges,
-            "webhook_refused": s.webhook_refused,
-            "webhook_repeats": s.webhook_repeats,
-            "auth_missing": s.auth_missing,
-            "auth_invalid": s.auth_invalid,
-            "auth_forbidden": s.auth_forbidden,
-            "auth_unavailable": s.auth_unavailable,
-            "introspections": self.proxy.introspections(),
-            "entries": store.entries,
-            "bytes": store.bytes,
-            "evictions": store.evictions,
-            "purged": store.purged,
-            "soft_purged": store.soft_purged,
-            "fenced": store.fenced,
-            "routes": routes,
-            "tenants": tenants,
-        })
+        serde_json::to_value(self.proxy.stats_report()).unwrap_or_default()
     }
 
     async fn purge(&self, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -160,7 +112,12 @@ impl Admin {
         };
         let purged = self.proxy.purge(&request).await;
         tracing::info!(purged, "admin purge");
-        json(StatusCode::OK, &json!({ "purged": purged }))
+        json(
+            StatusCode::OK,
+            &PurgeAnswer {
+                purged: purged as u64,
+            },
+        )
     }
 
     async fn warm(&self, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -178,130 +135,52 @@ impl Admin {
             }
         };
         match self.proxy.warm(request).await {
-            Ok(report) => json(
-                StatusCode::OK,
-                &serde_json::to_value(&report).unwrap_or_default(),
-            ),
+            Ok(report) => json(StatusCode::OK, &report),
             Err(why) => json(StatusCode::BAD_REQUEST, &error_body("bad_request", &why)),
         }
     }
 
     async fn entries(&self, req: &Request<Incoming>) -> Response<ProxyBody> {
-        let mut tenant = None;
-        let mut prefix = None;
-        let mut limit = DEFAULT_ENTRIES;
-        for (name, value) in query_pairs(req.uri().query().unwrap_or("")) {
-            match name.as_str() {
-                "tenant" => tenant = Some(value),
-                "prefix" => prefix = Some(value),
-                "limit" => match value.parse::<usize>() {
-                    Ok(n) => limit = n.clamp(1, MAX_ENTRIES),
-                    Err(_) => {
-                        return json(
-                            StatusCode::BAD_REQUEST,
-                            &error_body("bad_request", "limit must be a positive integer"),
-                        )
-                    }
-                },
-                other => {
-                    return json(
-                        StatusCode::BAD_REQUEST,
-                        &error_body(
-                            "bad_request",
-                            &format!(
-                                "unknown parameter {other:?}; expected tenant, prefix or limit"
-                            ),
-                        ),
-                    )
-                }
-            }
-        }
+        let query = match EntriesQuery::from_query(req.uri().query().unwrap_or("")) {
+            Ok(query) => query,
+            Err(why) => return json(StatusCode::BAD_REQUEST, &error_body("bad_request", &why)),
+        };
+        let limit = query.limit.map_or(DEFAULT_ENTRIES, |n| {
+            usize::try_from(n)
+                .unwrap_or(MAX_ENTRIES)
+                .clamp(1, MAX_ENTRIES)
+        });
         let now = Instant::now();
+        // `tenant=` (empty) names the shared scope.
+        let tenant = query.tenant.as_ref().map(|t| match t.as_str() {
+            "" => TenantScope::Shared,
+            id => TenantScope::one(id),
+        });
         let entries = self
             .proxy
             .store()
-            .entries(tenant.as_deref(), prefix.as_deref(), limit, now)
+            .entries(tenant.as_ref(), query.prefix.as_deref(), limit, now)
             .await;
-        let entries: Vec<serde_json::Value> = entries
+        let entries = entries
             .into_iter()
-            .map(|e| {
-                json!({
-                    "key": e.readable_key,
-                    "tenant": &*e.tenant,
-                    "target": e.target,
-                    "status": e.status,
-                    "ttl_left_secs": e.ttl_left.as_secs(),
-                    "age_secs": e.age.as_secs(),
-                    "size": e.size,
-                    "tags": e.tags,
-                    "stale": e.stale,
-                })
+            .map(|e| Entry {
+                key: e.readable_key,
+                tenant: e.tenant.id().unwrap_or("").to_string(),
+                target: e.target,
+                status: e.status,
+                ttl_left_secs: e.ttl_left.as_secs(),
+                age_secs: e.age.as_secs(),
+                size: e.size,
+                tags: e.tags,
+                stale: e.stale,
             })
             .collect();
-        json(StatusCode::OK, &json!({ "entries": entries }))
+        json(StatusCode::OK, &EntriesAnswer { entries })
     }
 }
 
 impl Handler for Admin {
     async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<ProxyBody> {
         self.route(req).await
-    }
-}
-
-/// `a=1&b=x%20y` -> [("a","1"), ("b","x y")], `+` read as a space.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(name), decode(value))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_parameters_are_decoded() {
-        assert_eq!(
-            query_pairs("tenant=42&prefix=%2Fapi%2Fx+y&limit=5&&x"),
-            vec![
-                ("tenant".to_string(), "42".to_string()),
-                ("prefix".to_string(), "/api/x y".to_string()),
-                ("limit".to_string(), "5".to_string()),
-                ("x".to_string(), String::new()),
-            ]
-        );
-        assert_eq!(decode("%zz%4"), "%zz%4");
-        assert_eq!(decode("a%41"), "aA");
     }
 }

@@ -75,15 +75,21 @@ impl ProxyError {
 
     /// The whole chain of causes, for a log line.
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(err) = source {
-            out.push_str(": ");
-            out.push_str(&err.to_string());
-            source = err.source();
-        }
-        out
+        chain(self)
     }
+}
+
+/// An error's message followed by each of its sources, joined with `": "`
+/// (`upstream connection failed: connection refused`). The one walker of error chains.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(next) = source {
+        out.push_str(": ");
+        out.push_str(&next.to_string());
+        source = next.source();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Deserializer};
-
+use crate::admin_api::{OrgId, PurgeBody as Wire};
 use crate::policy::cache_key::normalize;
+use crate::policy::tag::Tag;
 use crate::policy::tenant::MAX_TENANT_LEN;
 
 #[cfg(test)]
@@ -30,7 +30,7 @@ const ECHO_LEN: usize = 80;
 /// Which tenants a purge touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantSel {
-    /// The untenanted scope (tenant ""): entries of routes with `tenant = "none"`.
+    /// The shared scope: entries of routes not keyed by tenant (public, `tenant = "none"`).
     Shared,
     /// One tenant, by id.
     One(String),
@@ -72,89 +72,6 @@ impl std::fmt::Display for BadPurge {
 }
 
 impl std::error::Error for BadPurge {}
-
-/// The body as sent. Every field refuses `null`, so a backend that serializes a missing value
-/// gets an error instead of silently purging another scope (a `null` tenant would mean shared).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wire {
-    #[serde(default, deserialize_with = "de_tenant")]
-    tenant: Option<String>,
-    #[serde(default, deserialize_with = "de_tags")]
-    tags: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "de_paths")]
-    paths: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "de_prefixes")]
-    prefixes: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "de_all")]
-    all: Option<bool>,
-    #[serde(default, deserialize_with = "de_soft")]
-    soft: Option<bool>,
-    #[serde(default, deserialize_with = "de_nonce")]
-    nonce: Option<String>,
-    #[serde(default, deserialize_with = "de_credential_cache")]
-    credential_cache: Option<String>,
-    #[serde(default, deserialize_with = "de_user")]
-    user: Option<String>,
-    #[serde(default, deserialize_with = "de_organization_id")]
-    organization_id: Option<OrgId>,
-    #[serde(default, deserialize_with = "de_resource_type")]
-    resource_type: Option<String>,
-}
-
-/// Django serializes primary keys as numbers unless told otherwise, so the legacy tenant field
-/// takes a non-negative integer as well as a string.
-#[derive(Deserialize)]
-#[serde(untagged, expecting = "expected a string or a non-negative integer")]
-enum OrgId {
-    Text(String),
-    Number(u64),
-}
-
-/// Deserializes a present, non-null field and names the field in any error.
-fn field<'de, D, T>(d: D, name: &str) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d)
-        .map(Some)
-        .map_err(|e| serde::de::Error::custom(format!("field \"{name}\": {e}")))
-}
-
-fn de_tenant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    field(d, "tenant")
-}
-fn de_tags<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    field(d, "tags")
-}
-fn de_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    field(d, "paths")
-}
-fn de_prefixes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    field(d, "prefixes")
-}
-fn de_all<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    field(d, "all")
-}
-fn de_soft<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    field(d, "soft")
-}
-fn de_credential_cache<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    field(d, "credential_cache")
-}
-fn de_user<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    field(d, "user")
-}
-fn de_nonce<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    field(d, "nonce")
-}
-fn de_organization_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OrgId>, D::Error> {
-    field(d, "organization_id")
-}
-fn de_resource_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    field(d, "resource_type")
-}
 
 impl PurgeRequest {
     /// Parses and validates a JSON body. `resources` = the route resource names known to the config,
@@ -358,19 +275,15 @@ fn tag(tag: &str) -> Result<String, String> {
     {
         return Err("whitespace, control characters and commas are not allowed".to_owned());
     }
-    // The store gives every entry the tags `*` and `path:<path>`. Asking for them by name would
-    // bypass the tenant rule of "all" and the normalization of "paths", so the dedicated fields
-    // are required instead.
-    if tag == "*" {
-        return Err("use \"all\": true for the whole tenant".to_owned());
+    // The store gives every entry the tags `*` and `path:<path>` (and `user:<id>` on user
+    // routes). Asking for them by name would bypass the tenant rule of "all", the normalization
+    // of "paths" and the credential handling of "user", so the dedicated fields are required.
+    match Tag::parse(tag) {
+        Tag::Tenant => Err("use \"all\": true for the whole tenant".to_owned()),
+        Tag::Path(_) => Err("use \"paths\" to purge by path".to_owned()),
+        Tag::User(_) => Err("use \"user\" to purge a user's entries".to_owned()),
+        Tag::Named(_) => Ok(tag.to_owned()),
     }
-    if tag.starts_with("path:") {
-        return Err("use \"paths\" to purge by path".to_owned());
-    }
-    if tag.starts_with("user:") {
-        return Err("use \"user\" to purge a user's entries".to_owned());
-    }
-    Ok(tag.to_owned())
 }
 
 /// A user id as the credential names it: any printable text up to 256 bytes.

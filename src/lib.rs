@@ -7,13 +7,16 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod notation;
 pub mod policy;
 
+pub mod admin_api;
 pub mod invalidation;
 pub mod single_flight;
 pub mod store;
 pub mod webhook;
 
+pub mod answer;
 pub mod body;
 pub mod server;
 pub mod stats;

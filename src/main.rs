@@ -16,6 +16,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of the admin variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Listen and proxy to the backend, caching under the route rules.
@@ -35,11 +37,15 @@ struct ConfigArg {
 }
 
 /// Exit status when the input must be fixed: a config that cannot be used, or bad operator
-/// arguments (64 is EX_USAGE from sysexits.h).
+/// arguments, including those the argument parser refuses (64 is EX_USAGE from sysexits.h).
 const EXIT_BAD_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let (arg, serve) = match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return refused_arguments(&err),
+    };
+    let (arg, serve) = match cli.command {
         Command::Admin(command) => return admin(&command),
         Command::Serve(arg) => (arg, true),
         Command::Check(arg) => (arg, false),
@@ -56,6 +62,9 @@ fn main() -> ExitCode {
         for warning in config.trust_warnings() {
             println!("warning: {warning}");
         }
+        if config.routes.routes().is_empty() {
+            println!("warning: no [[route]] is configured: every request is forwarded uncached");
+        }
         println!("{}: ok", config.source);
         return ExitCode::SUCCESS;
     }
@@ -65,6 +74,18 @@ fn main() -> ExitCode {
             eprintln!("cachegate: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints what the argument parser said. `--help` and `--version` are answers (exit 0); any
+/// other refusal is a usage error, with the status README promises for bad input (clap's own
+/// would be 2).
+fn refused_arguments(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::from(EXIT_BAD_CONFIG)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -4,9 +4,11 @@
 //! Decisions are made by the pure functions in `policy`; this module only sequences them and does
 //! the IO (store, upstream). See ARCHITECTURE.md for the flow and the invariants it keeps.
 
+mod classify;
 mod fill;
 pub mod identity;
-pub mod reserved;
+mod reserved;
+mod warm;
 mod write;
 
 use crate::auth::digest::DigestKey;
@@ -14,35 +16,28 @@ use crate::auth::Identity;
 use crate::body::ProxyBody;
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::policy::cache_key::{self, KeyParts, Target};
-use crate::policy::cacheability::{self, Bypass, RequestFacts};
-use crate::policy::outcome::Outcome;
-use crate::policy::route::{Anonymous, Scope};
-use crate::policy::route::{Route, RouteMatch};
-use crate::policy::tenant::{self, Tenant, TenantInputs, MAX_TENANT_LEN};
+use crate::policy::cache_key::{self, Target};
+use crate::policy::cacheability::{self, Bypass};
+use crate::policy::outcome::{Failure, Outcome, Refusal};
+use crate::policy::route::Anonymous;
 use crate::policy::Key;
 use crate::server::Handler;
 use crate::single_flight::SingleFlight;
-use crate::stats::Stats;
-use crate::store::{CachedResponse, FillTicket, MemoryOptions, TagKey, Tiered};
+use crate::stats::{Report, Stats, StoreCounts};
+use crate::store::{CachedResponse, FillTicket, MemoryOptions, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
+use classify::{classify, fill_scope, needs_identity, resolve, Denied, TenantId};
+pub(crate) use classify::{Cacheable, Caller, Resolved};
 use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
-use identity::{AuthFailure, Authenticator, Caller};
+use identity::{AuthFailure, Authenticated, Authenticator};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
 
 pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
-
-/// Implicit tags every entry carries: its whole tenant, and its path (so every variant of a
-/// URI can be evicted, RFC 9111 §4.4). The store's purges by tenant, path and prefix rely on them.
-pub use crate::store::{PATH_TAG_PREFIX, TENANT_TAG};
-/// Prefix of the tag every entry of a `scope = "user"` route carries, so a user's entries can
-/// be purged at logout.
-pub const USER_TAG_PREFIX: &str = "user:";
 
 /// What a [`Proxy`] needs beyond its config: the verifiers and keys built from the secrets the
 /// config names, read once at start (`app` reads them).
@@ -79,75 +74,57 @@ pub(crate) struct FlightMeta {
     ticket: FillTicket,
 }
 
-/// A request that may be answered from the cache: its route, key, tenant and user.
-pub(crate) struct Cacheable<'r> {
-    route: &'r Route,
-    key: Key,
-    head: bool,
-    tenant: Option<TenantId>,
-    /// The verified user, on `scope = "user"` routes only.
-    user: Option<String>,
-}
-
-/// Who the caller is, as far as the read path is concerned.
-enum Identified {
-    /// A verified identity, or `None` where the route needs none.
-    Caller(Option<Identity>),
-    /// An anonymous caller on a route with `anonymous = "pass"` (the route's index).
-    PassAnonymous(usize),
-    /// The identity endpoint's own refusal, passed on as is.
-    Answer(Response<ProxyBody>),
-}
-
-/// Why `classify` said no: pass through uncached, or refuse outright.
-enum Denied {
-    Bypass(Bypassed),
-    Refuse(ProxyError),
-}
-
-impl From<Bypass> for Denied {
-    fn from(reason: Bypass) -> Self {
-        Denied::Bypass(reason.into())
-    }
-}
-
-/// Why `classify` said no, and the route when one matched (for per-route counters).
-struct Bypassed {
-    reason: Bypass,
+/// A response and the one outcome that names it. [`Proxy::finish`] turns the outcome into the
+/// `Cache-Status` header and the counters, and `handle` into the log line, so the three agree.
+pub(crate) struct Answer {
+    pub(crate) response: Response<ProxyBody>,
+    outcome: Outcome,
+    /// For the per-route and per-tenant counters.
     route: Option<usize>,
+    tenant: Option<TenantId>,
 }
 
-impl From<Bypass> for Bypassed {
-    fn from(reason: Bypass) -> Self {
-        Bypassed {
-            reason,
-            route: None,
+impl Answer {
+    fn new(response: Response<ProxyBody>, outcome: Outcome, route: Option<usize>) -> Answer {
+        Answer {
+            response,
+            outcome,
+            route,
+            tenant: None,
+        }
+    }
+
+    /// The answer to a cacheable request, counted for its route and tenant.
+    fn cached(
+        response: Response<ProxyBody>,
+        outcome: Outcome,
+        cacheable: &Cacheable<'_>,
+    ) -> Answer {
+        Answer {
+            response,
+            outcome,
+            route: Some(cacheable.route.index),
+            tenant: cacheable.tenant,
         }
     }
 }
 
-/// A validated tenant id kept inline (ids are at most 64 ASCII bytes), so that carrying the
-/// tenant of a hit to its counters costs no allocation.
-#[derive(Clone, Copy)]
-pub(crate) struct TenantId {
-    len: u8,
-    buf: [u8; MAX_TENANT_LEN],
+/// What `dispatch` produced: an answer with its outcome, or a response cachegate gives under
+/// the reserved prefix (the webhook), which is none of the cache's outcomes.
+enum Dispatched {
+    Answer(Answer),
+    Reserved(Response<ProxyBody>),
 }
 
-impl TenantId {
-    fn new(id: &str) -> Option<TenantId> {
-        let mut buf = [0; MAX_TENANT_LEN];
-        buf.get_mut(..id.len())?.copy_from_slice(id.as_bytes());
-        Some(TenantId {
-            len: u8::try_from(id.len()).ok()?,
-            buf,
-        })
-    }
-
-    fn as_str(&self) -> &str {
-        // Built from a `&str`, so always valid UTF-8.
-        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
-    }
+/// Who the caller is, as far as the read path is concerned.
+enum Identified {
+    /// Nobody to verify on this route.
+    NotRequired,
+    Verified(Identity),
+    /// An anonymous caller on a route with `anonymous = "pass"`.
+    PassAnonymous,
+    /// The identity endpoint's own refusal, passed on as is.
+    Answer(Response<ProxyBody>),
 }
 
 // === impl Proxy ===
@@ -165,7 +142,14 @@ impl Proxy {
         let store = Tiered::new(MemoryOptions {
             max_bytes: config.cache.max_memory,
         });
-        let stats = Stats::new(config.routes.routes().len());
+        let stats = Stats::new(
+            config
+                .routes
+                .routes()
+                .iter()
+                .map(|r| r.pattern.as_str().to_owned())
+                .collect(),
+        );
         let auth = config.auth.as_ref().map(|auth| {
             Authenticator::new(
                 auth,
@@ -208,11 +192,25 @@ impl Proxy {
             .map_or(0, Authenticator::introspections)
     }
 
+    /// The `/stats` answer: request counters, introspection calls and the store's counters.
+    pub fn stats_report(&self) -> Report {
+        let store = self.inner.store.stats();
+        let store = StoreCounts {
+            entries: store.entries,
+            bytes: store.bytes,
+            evictions: store.evictions,
+            purged: store.purged,
+            soft_purged: store.soft_purged,
+            fenced: store.fenced,
+        };
+        Report::new(self.inner.stats.snapshot(), self.introspections(), store)
+    }
+
     async fn dispatch(
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Dispatched, ProxyError> {
         // First of all: a header the client lists in `Connection` never reaches the backend, so it
         // must not take part in any decision either (e.g. `Connection: x-org-id` would key by a
         // tenant header the backend never sees).
@@ -224,64 +222,84 @@ impl Proxy {
             }
         }
         if self.is_reserved(req.uri().path()) {
-            return Ok(self.reserved(req).await);
+            return Ok(Dispatched::Reserved(self.reserved(req).await));
         }
         let client = ClientInfo { peer, host: &host };
-        match *req.method() {
+        let answer = match *req.method() {
             Method::GET | Method::HEAD => {
                 let (parts, body) = req.into_parts();
-                self.read(parts, ProxyBody::Stream(body), &client).await
+                self.read(parts, ProxyBody::Stream(body), &client).await?
             }
             Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
-                self.write(req, &client).await
+                self.write(req, &client).await?
             }
             _ => {
-                let outcome = Outcome::Method;
-                self.inner.stats.record(outcome, None, None);
                 let (parts, body) = req.into_parts();
                 let req = Request::from_parts(parts, ProxyBody::Stream(body));
-                self.pass(req, &client, outcome).await
+                self.pass(req, &client, Outcome::Method, None).await?
             }
-        }
+        };
+        Ok(Dispatched::Answer(answer))
     }
 
     /// GET and HEAD: answer from the cache when the rules allow it, otherwise pass through.
+    ///
+    /// The target is normalized and its route found here, once; everything after reads the
+    /// [`Resolved`] value.
     pub(crate) async fn read(
         &self,
         parts: http::request::Parts,
         body: ProxyBody,
         client: &ClientInfo<'_>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         let config = self.inner.config.clone();
-        let identity = match self.identify(&config, &parts, client).await? {
-            Identified::Caller(identity) => identity,
-            Identified::Answer(response) => return Ok(response),
-            Identified::PassAnonymous(route) => {
-                let outcome = Outcome::Bypass(Bypass::Anonymous);
-                self.inner.stats.record(outcome, Some(route), None);
+        let target = match cache_key::normalize(parts.uri.path(), parts.uri.query()) {
+            Ok(target) => target,
+            Err(_) => {
+                let req = Request::from_parts(parts, body);
                 return self
-                    .pass(Request::from_parts(parts, body), client, outcome)
+                    .pass(req, client, Outcome::Bypass(Bypass::AmbiguousPath), None)
                     .await;
             }
         };
+        let Some(resolved) = resolve(&config.routes, &parts.method, &target) else {
+            let req = Request::from_parts(parts, body);
+            return self
+                .pass(req, client, Outcome::Bypass(Bypass::NoRoute), None)
+                .await;
+        };
+        let route = resolved.found.route.index;
+        let identity = match self.identify(&resolved, &parts, client).await? {
+            Identified::NotRequired => None,
+            Identified::Verified(identity) => Some(identity),
+            Identified::Answer(response) => {
+                let outcome = Outcome::Refused(Refusal::InvalidCredential);
+                return Ok(Answer::new(response, outcome, Some(route)));
+            }
+            Identified::PassAnonymous => {
+                let outcome = Outcome::Bypass(Bypass::Anonymous);
+                let req = Request::from_parts(parts, body);
+                return self.pass(req, client, outcome, Some(route)).await;
+            }
+        };
+        let caller = identity
+            .as_ref()
+            .map_or(Caller::NotRequired, Caller::Verified);
         let decision = classify(
             &config,
+            &resolved,
             &parts,
             client.host,
             self.inner.credential_key.as_bytes(),
-            identity.as_ref(),
+            caller,
         );
-        let (cacheable, target) = match decision {
-            Ok(pair) => pair,
-            Err(Denied::Refuse(err)) => {
-                self.inner.stats.auth_forbidden();
-                return Err(err);
-            }
-            Err(Denied::Bypass(Bypassed { reason, route })) => {
-                let outcome = Outcome::Bypass(reason);
-                self.inner.stats.record(outcome, route, None);
+        let cacheable = match decision {
+            Ok(cacheable) => cacheable,
+            Err(Denied::Refuse(err)) => return Err(err),
+            Err(Denied::Bypass(reason)) => {
+                let req = Request::from_parts(parts, body);
                 return self
-                    .pass(Request::from_parts(parts, body), client, outcome)
+                    .pass(req, client, Outcome::Bypass(reason), Some(route))
                     .await;
             }
         };
@@ -290,10 +308,11 @@ impl Proxy {
 
         let now = Instant::now();
         if let Some(entry) = self.inner.store.lookup(&cacheable.key, now).await {
-            self.record(Outcome::Hit, &cacheable);
-            return Ok(from_entry(&entry, Outcome::Hit, cacheable.head, Some(now)));
+            let response = from_entry(&entry, cacheable.head, Some(now));
+            return Ok(Answer::cached(response, Outcome::Hit, &cacheable));
         }
-        self.fill_or_join(cacheable, &target, &parts, client).await
+        self.fill_or_join(cacheable, &resolved, &parts, client)
+            .await
     }
 
     /// Builds the GET a fill sends: the normalized target (what was keyed is what is forwarded),
@@ -315,36 +334,29 @@ impl Proxy {
         Ok(req)
     }
 
-    /// On a cacheable `tenant` or `user` route of a deployment with `[auth]`, verifies the
-    /// caller before anything else; elsewhere there is nobody to verify.
+    /// On a cached `tenant` or `user` route of a deployment with `[auth]`, verifies the caller
+    /// before anything else; elsewhere there is nobody to verify.
     async fn identify(
         &self,
-        config: &Config,
+        resolved: &Resolved<'_, '_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
     ) -> Result<Identified, ProxyError> {
+        let route = resolved.found.route;
         let Some(auth) = &self.inner.auth else {
-            return Ok(Identified::Caller(None));
+            return Ok(Identified::NotRequired);
         };
-        let Ok(target) = cache_key::normalize(parts.uri.path(), parts.uri.query()) else {
-            return Ok(Identified::Caller(None));
-        };
-        let Some(found) = config.routes.find(&parts.method, &target.path) else {
-            return Ok(Identified::Caller(None));
-        };
-        let route = found.route;
-        if !route.cache || route.scope == Scope::Public {
-            return Ok(Identified::Caller(None));
+        if !needs_identity(&self.inner.config, route) {
+            return Ok(Identified::NotRequired);
         }
         let caller = self
             .authenticate(auth, route, &parts.headers, client.peer.ip(), client.host)
             .await;
         match caller {
-            Ok(Caller::Verified(identity)) => Ok(Identified::Caller(Some(identity))),
-            Ok(Caller::Anonymous) => match route.anonymous {
-                Anonymous::Pass => Ok(Identified::PassAnonymous(route.index)),
+            Ok(Authenticated::Verified(identity)) => Ok(Identified::Verified(identity)),
+            Ok(Authenticated::Anonymous) => match route.anonymous {
+                Anonymous::Pass => Ok(Identified::PassAnonymous),
                 Anonymous::Deny => {
-                    self.inner.stats.auth_missing();
                     Err(ProxyError::Unauthenticated("this route needs a credential"))
                 }
             },
@@ -376,11 +388,20 @@ impl Proxy {
         }
     }
 
-    pub(crate) fn record(&self, outcome: Outcome, cacheable: &Cacheable<'_>) {
-        let tenant = cacheable.tenant.as_ref().map(TenantId::as_str);
-        self.inner
-            .stats
-            .record(outcome, Some(cacheable.route.index), tenant);
+    /// The one place an outcome becomes the `Cache-Status` header and is counted.
+    pub(crate) fn finish(&self, answer: Answer) -> (Response<ProxyBody>, Outcome) {
+        let Answer {
+            mut response,
+            outcome,
+            route,
+            tenant,
+        } = answer;
+        response
+            .headers_mut()
+            .insert(CACHE_STATUS.clone(), outcome.cache_status());
+        let tenant = tenant.as_ref().map(TenantId::as_str);
+        self.inner.stats.record(outcome, route, tenant);
+        (response, outcome)
     }
 
     /// Forwards a request unchanged (bar the forwarding headers) and streams the answer back.
@@ -389,13 +410,11 @@ impl Proxy {
         req: Request<ProxyBody>,
         client: &ClientInfo<'_>,
         outcome: Outcome,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+        route: Option<usize>,
+    ) -> Result<Answer, ProxyError> {
         let response = self.send_as_is(req, client).await?;
-        Ok(stream_response(
-            response,
-            outcome,
-            &self.inner.config.cache.tag_headers,
-        ))
+        let response = stream_response(response, &self.inner.config.cache.tag_headers);
+        Ok(Answer::new(response, outcome, route))
     }
 
     async fn send_as_is(
@@ -416,19 +435,17 @@ impl Proxy {
         self.inner.upstream.send(req).await
     }
 
-    fn error_response(&self, err: &ProxyError) -> Response<ProxyBody> {
-        match err {
-            ProxyError::UpstreamConnect(_)
-            | ProxyError::UpstreamTimeout(_)
-            | ProxyError::UpstreamProtocol(_) => {
-                self.inner.stats.upstream_error();
-                tracing::warn!(error = %err.chain(), status = err.status().as_u16(), "upstream failure");
+    /// The answer to an error: its JSON response, and the refusal or failure it counts as.
+    pub(crate) fn error_answer(&self, err: &ProxyError) -> Answer {
+        let outcome = error_outcome(err);
+        let status = err.status().as_u16();
+        match outcome {
+            Outcome::Failed(_) => {
+                tracing::warn!(error = %err.chain(), status, "request failed");
             }
-            _ => {
-                tracing::info!(error = %err.chain(), status = err.status().as_u16(), "request refused")
-            }
+            _ => tracing::info!(error = %err.chain(), status, "request refused"),
         }
-        error_response(err)
+        Answer::new(error_response(err), outcome, None)
     }
 }
 
@@ -436,9 +453,16 @@ impl Handler for Proxy {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let access = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (req.method().clone(), req.uri().clone(), Instant::now()));
-        let response = match self.dispatch(req, peer).await {
-            Ok(response) => response,
-            Err(err) => self.error_response(&err),
+        let (response, outcome) = match self.dispatch(req, peer).await {
+            Ok(Dispatched::Answer(answer)) => {
+                let (response, outcome) = self.finish(answer);
+                (response, Some(outcome))
+            }
+            Ok(Dispatched::Reserved(response)) => (response, None),
+            Err(err) => {
+                let (response, outcome) = self.finish(self.error_answer(&err));
+                (response, Some(outcome))
+            }
         };
         if let Some((method, uri, started)) = access {
             tracing::debug!(
@@ -446,6 +470,7 @@ impl Handler for Proxy {
                 %method,
                 %uri,
                 status = response.status().as_u16(),
+                outcome = outcome.as_ref().map_or("reserved", Outcome::as_str),
                 cache = ?response.headers().get(&CACHE_STATUS),
                 elapsed = ?started.elapsed(),
                 "request"
@@ -455,128 +480,20 @@ impl Handler for Proxy {
     }
 }
 
-/// Decides whether a GET/HEAD may use the cache, and derives its key when it may.
-/// Pure apart from reading the request; every "no" is a named [`Bypass`].
-fn classify<'c, 'p>(
-    config: &'c Config,
-    parts: &'p http::request::Parts,
-    host: &str,
-    credential_key: &[u8; 32],
-    identity: Option<&Identity>,
-) -> Result<(Cacheable<'c>, Target<'p>), Denied> {
-    let target = cache_key::normalize(parts.uri.path(), parts.uri.query())
-        .map_err(|_| Bypass::AmbiguousPath)?;
-    let RouteMatch { route, captures } = config
-        .routes
-        .find(&parts.method, &target.path)
-        .ok_or(Bypass::NoRoute)?;
-    let bypass = |reason| {
-        Denied::Bypass(Bypassed {
-            reason,
-            route: Some(route.index),
-        })
-    };
-    if !route.cache {
-        return Err(bypass(Bypass::RouteNoCache));
+/// What an error answer counts as: a refusal (never forwarded), or a failure.
+fn error_outcome(err: &ProxyError) -> Outcome {
+    match err {
+        ProxyError::BadRequest(_) => Outcome::Refused(Refusal::BadRequest),
+        ProxyError::MisdirectedHost(_) => Outcome::Refused(Refusal::Misdirected),
+        ProxyError::Unauthenticated(_) => Outcome::Refused(Refusal::Unauthenticated),
+        ProxyError::BadCredential(_) => Outcome::Refused(Refusal::InvalidCredential),
+        ProxyError::Forbidden(_) => Outcome::Refused(Refusal::Forbidden),
+        ProxyError::AuthUnavailable(_) => Outcome::Refused(Refusal::AuthUnavailable),
+        ProxyError::UpstreamConnect(_)
+        | ProxyError::UpstreamTimeout(_)
+        | ProxyError::UpstreamProtocol(_) => Outcome::Failed(Failure::Upstream),
+        ProxyError::Internal(_) => Outcome::Failed(Failure::Internal),
     }
-    let inputs = TenantInputs {
-        headers: &parts.headers,
-        host: Some(host),
-        captures: &captures,
-        query: parts.uri.query(),
-    };
-    let mut user = None;
-    let tenant = match (route.scope, identity) {
-        (Scope::Public, _) if route.scope_declared => None,
-        // A verified caller: the key takes the credential's tenant (and user), and every tenant
-        // the request names must agree with it.
-        (Scope::Tenant | Scope::User, Some(identity)) => {
-            let refuse = |why| Denied::Refuse(ProxyError::Forbidden(why));
-            let verified = identity
-                .tenant
-                .as_deref()
-                .ok_or(refuse("the credential names no tenant"))?;
-            identity::cross_check(
-                route,
-                verified,
-                &parts.headers,
-                host,
-                &captures,
-                parts.uri.query(),
-            )
-            .map_err(Denied::Refuse)?;
-            if route.scope == Scope::User {
-                let id = identity
-                    .user
-                    .as_deref()
-                    .ok_or(refuse("the credential names no user"))?;
-                user = Some(id.to_owned());
-            }
-            Some(TenantId::new(verified).ok_or(refuse("the credential's tenant is too long"))?)
-        }
-        // No [auth]: the tenant is read from the request, as configured.
-        _ => match tenant::extract(&route.tenant, &inputs) {
-            Tenant::Shared => None,
-            Tenant::Id(id) => Some(TenantId::new(&id).ok_or(bypass(Bypass::InvalidTenant))?),
-            Tenant::Missing => return Err(bypass(Bypass::NoTenant)),
-            Tenant::Invalid(_) => return Err(bypass(Bypass::InvalidTenant)),
-        },
-    };
-    let facts = RequestFacts {
-        method: &parts.method,
-        headers: &parts.headers,
-        // A declared public route shares one entry among every caller, credentials or not.
-        tenant_keyed: tenant.is_some() || route.scope_declared && route.scope == Scope::Public,
-        vary: &route.vary,
-    };
-    if let Some(reason) = cacheability::request_bypass(&facts) {
-        return Err(bypass(reason));
-    }
-    let key = cache_key::digest(&KeyParts {
-        namespace: &config.cache.namespace,
-        version: config.cache.version,
-        host,
-        tenant: tenant.as_ref().map(TenantId::as_str),
-        user: user.as_deref(),
-        credential_key,
-        target: &target,
-        vary: &route.vary,
-        headers: &parts.headers,
-    });
-    let cacheable = Cacheable {
-        route,
-        key,
-        head: parts.method == Method::HEAD,
-        tenant,
-        user,
-    };
-    Ok((cacheable, target))
-}
-
-/// What a fill needs beyond the key: the tenant and the tags its entry carries (the route's,
-/// the whole-tenant tag and the path tag). Derived again here rather than in [`classify`] so
-/// that hits never pay for it.
-fn fill_scope(cacheable: &Cacheable<'_>, target: &Target<'_>) -> Option<(Arc<str>, Vec<TagKey>)> {
-    let route = cacheable.route;
-    let captures = route.pattern.matches(&target.path)?;
-    let tenant: Arc<str> = Arc::from(cacheable.tenant.as_ref().map_or("", TenantId::as_str));
-    let mut tags: Vec<TagKey> = route
-        .entry_tags
-        .iter()
-        .map(|t| TagKey::new(tenant.clone(), t.render(&captures)))
-        .collect();
-    tags.push(TagKey::new(tenant.clone(), TENANT_TAG));
-    if let Some(user) = &cacheable.user {
-        tags.push(TagKey::new(
-            tenant.clone(),
-            format!("{USER_TAG_PREFIX}{user}"),
-        ));
-    }
-    tags.push(TagKey::new(
-        tenant.clone(),
-        format!("{PATH_TAG_PREFIX}{}", target.path),
-    ));
-    Some((tenant, tags))
 }
 
 /// Seconds since the Unix epoch, for signature and token times (which are wall-clock times).
@@ -615,12 +532,7 @@ fn request_host<B>(req: &Request<B>) -> Result<String, ProxyError> {
 }
 
 /// A response from a stored entry. `now` is given for hits (which carry `Age`).
-fn from_entry(
-    entry: &CachedResponse,
-    outcome: Outcome,
-    head: bool,
-    now: Option<Instant>,
-) -> Response<ProxyBody> {
+fn from_entry(entry: &CachedResponse, head: bool, now: Option<Instant>) -> Response<ProxyBody> {
     let body = if head {
         ProxyBody::empty()
     } else {
@@ -629,25 +541,21 @@ fn from_entry(
     let mut response = Response::new(body);
     *response.status_mut() = entry.status;
     *response.headers_mut() = entry.headers.clone();
-    let headers = response.headers_mut();
-    headers.insert(CACHE_STATUS.clone(), outcome.cache_status());
     if let Some(now) = now {
-        headers.insert(AGE, HeaderValue::from(entry.age(now).as_secs()));
+        response
+            .headers_mut()
+            .insert(AGE, HeaderValue::from(entry.age(now).as_secs()));
     }
     response
 }
 
-/// Streams a backend response to the client (hop-by-hop headers removed), tagged with `outcome`.
+/// Streams a backend response to the client (hop-by-hop and tag headers removed).
 fn stream_response(
     response: Response<Incoming>,
-    outcome: Outcome,
     tag_headers: &[HeaderName],
 ) -> Response<ProxyBody> {
     let (mut parts, body) = response.into_parts();
     clean_response_head(&mut parts.headers, tag_headers);
-    parts
-        .headers
-        .insert(CACHE_STATUS.clone(), outcome.cache_status());
     Response::from_parts(parts, ProxyBody::Stream(body))
 }
 
@@ -660,8 +568,9 @@ pub(crate) fn clean_response_head(headers: &mut http::HeaderMap, tag_headers: &[
     }
 }
 
-/// The JSON error answer: `{"error": code, "detail": message}`.
-pub(crate) fn error_response(err: &ProxyError) -> Response<ProxyBody> {
+/// The JSON error answer: `{"error": code, "detail": message}` (its `Cache-Status` comes from
+/// the error's outcome, see [`error_outcome`]).
+fn error_response(err: &ProxyError) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(err.json_body()));
     *response.status_mut() = err.status();
     let headers = response.headers_mut();
@@ -678,9 +587,5 @@ pub(crate) fn error_response(err: &ProxyError) -> Response<ProxyBody> {
         }
         _ => {}
     }
-    response.headers_mut().insert(
-        CACHE_STATUS.clone(),
-        HeaderValue::from_static("cachegate; fwd=miss; detail=error"),
-    );
     response
 }

@@ -1,8 +1,15 @@
 //! Request counters: plain atomics, bumped once per request from the outcome it had, in total,
-//! per route and per tenant.
+//! per route and per tenant; and the typed `/stats` answer built from them.
+//!
+//! Every reason has its own counter: the arrays are indexed by the reason enums' discriminants
+//! (`Bypass::index` and friends), so counting costs one relaxed add, with no allocation, lock or
+//! formatting on the hit path. Labels are only spelled out when a snapshot is taken.
 
-use crate::policy::outcome::{Fill, Outcome};
+use crate::policy::cacheability::{Bypass, NotStored};
+use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -20,62 +27,70 @@ pub struct Stats {
     misses: AtomicU64,
     stored: AtomicU64,
     collapsed: AtomicU64,
-    bypassed: AtomicU64,
     coalesce_timeouts: AtomicU64,
     /// A watch rather than an atomic, so tests can wait for a request to start waiting. It is
     /// bumped on the waiting path only, never on a hit.
     waits: watch::Sender<u64>,
     forwarded_methods: AtomicU64,
-    upstream_errors: AtomicU64,
     write_purges: AtomicU64,
     webhook_purges: AtomicU64,
     webhook_refused: AtomicU64,
     webhook_repeats: AtomicU64,
-    auth_missing: AtomicU64,
-    auth_invalid: AtomicU64,
-    auth_forbidden: AtomicU64,
-    auth_unavailable: AtomicU64,
-    routes: Vec<Counters>,
+    /// By [`Bypass::index`].
+    bypassed: [AtomicU64; Bypass::ALL.len()],
+    /// By [`NotStored::index`].
+    not_stored: [AtomicU64; NotStored::ALL.len()],
+    /// By [`Refusal::index`].
+    refused: [AtomicU64; Refusal::ALL.len()],
+    /// By [`Failure::index`].
+    failed: [AtomicU64; Failure::ALL.len()],
+    /// By route index, with the route's pattern.
+    routes: Vec<(String, Counters)>,
     tenants: DashMap<Box<str>, Arc<Counters>>,
     other_tenants: Counters,
 }
 
 /// Hits, misses and bypasses of one route or tenant.
 #[derive(Debug, Default)]
-pub struct Counters {
+struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     bypassed: AtomicU64,
 }
 
-/// A copy of one [`Counters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CountersSnapshot {
-    pub hits: u64,
-    pub misses: u64,
-    pub bypassed: u64,
-}
-
-/// A point-in-time copy of [`Stats`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A point-in-time copy of [`Stats`], as the `/stats` answer carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Snapshot {
     pub hits: u64,
     pub misses: u64,
     pub stored: u64,
     pub collapsed: u64,
+    /// Every bypass; by reason in `bypass`.
     pub bypassed: u64,
+    /// Bypasses by reason label (`no-route`, `credentials`, ...), every reason listed.
+    pub bypass: BTreeMap<String, u64>,
+    /// Misses whose response was not stored, by reason label (`set-cookie`, ...).
+    pub not_stored: BTreeMap<String, u64>,
     pub coalesce_timeouts: u64,
     /// Times a request started waiting on another request's fill (several per request when a
     /// fill's response was not shareable and it waited again).
     pub waits: u64,
     pub forwarded_methods: u64,
+    /// Requests answered 502 or 504.
     pub upstream_errors: u64,
+    /// Requests answered 500.
+    pub internal_errors: u64,
     pub write_purges: u64,
     pub webhook_purges: u64,
     pub webhook_refused: u64,
     /// Webhooks applied that repeat a message already accepted within the window (also counted
     /// in `webhook_purges`).
     pub webhook_repeats: u64,
+    /// Requests refused 400 (a malformed Host, a write's ambiguous path).
+    pub bad_requests: u64,
+    /// Requests refused 421 (a Host not served here).
+    pub misdirected: u64,
     /// Requests refused 401 for want of a credential on a route that needs one.
     pub auth_missing: u64,
     /// Credentials refused: bad signature, expired, or refused by the identity endpoint.
@@ -85,9 +100,70 @@ pub struct Snapshot {
     /// Requests answered 503 because the identity endpoint could not be asked.
     pub auth_unavailable: u64,
     /// By route index.
-    pub routes: Vec<CountersSnapshot>,
+    pub routes: Vec<RouteCounts>,
     /// By tenant, busiest first.
-    pub tenants: Vec<(String, CountersSnapshot)>,
+    pub tenants: Vec<TenantCounts>,
+}
+
+/// One route's traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteCounts {
+    /// The route's position in the configuration, 0-based.
+    pub route: usize,
+    /// Its path pattern.
+    pub path: String,
+    pub hits: u64,
+    pub misses: u64,
+    pub bypassed: u64,
+}
+
+/// One tenant's traffic ([`OTHER_TENANTS`] sums the tenants beyond the cap).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantCounts {
+    pub tenant: String,
+    pub hits: u64,
+    pub misses: u64,
+    pub bypassed: u64,
+}
+
+/// The store's counters, as the `/stats` answer carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreCounts {
+    pub entries: u64,
+    pub bytes: u64,
+    pub evictions: u64,
+    pub purged: u64,
+    pub soft_purged: u64,
+    pub fenced: u64,
+}
+
+/// The answer of the admin API's `GET /stats`: the request counters, the hit ratio, the
+/// introspection calls and the store's counters, in one flat JSON object.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Report {
+    #[serde(flatten)]
+    pub requests: Snapshot,
+    /// See [`Snapshot::hit_ratio`].
+    pub hit_ratio: f64,
+    /// Calls made to the introspection endpoint since start.
+    pub introspections: u64,
+    #[serde(flatten)]
+    pub store: StoreCounts,
+}
+
+impl Report {
+    pub fn new(requests: Snapshot, introspections: u64, store: StoreCounts) -> Report {
+        Report {
+            hit_ratio: requests.hit_ratio(),
+            requests,
+            introspections,
+            store,
+        }
+    }
 }
 
 impl Snapshot {
@@ -111,26 +187,39 @@ impl Counters {
             Outcome::Hit | Outcome::Collapsed => &self.hits,
             Outcome::Miss(_) | Outcome::UriMiss(_) | Outcome::CoalesceTimeout => &self.misses,
             Outcome::Bypass(_) | Outcome::Method => &self.bypassed,
+            Outcome::Refused(_) | Outcome::Failed(_) => return,
         };
         counter.fetch_add(1, Relaxed);
     }
 
-    fn snapshot(&self) -> CountersSnapshot {
-        CountersSnapshot {
-            hits: self.hits.load(Relaxed),
-            misses: self.misses.load(Relaxed),
-            bypassed: self.bypassed.load(Relaxed),
-        }
+    fn load(&self) -> (u64, u64, u64) {
+        (
+            self.hits.load(Relaxed),
+            self.misses.load(Relaxed),
+            self.bypassed.load(Relaxed),
+        )
+    }
+}
+
+fn tenant_counts(tenant: String, (hits, misses, bypassed): (u64, u64, u64)) -> TenantCounts {
+    TenantCounts {
+        tenant,
+        hits,
+        misses,
+        bypassed,
     }
 }
 
 // === impl Stats ===
 
 impl Stats {
-    /// Counters for a route table of `routes` routes.
-    pub fn new(routes: usize) -> Self {
+    /// Counters for a route table whose patterns are `routes`, in order.
+    pub fn new(routes: Vec<String>) -> Self {
         Self {
-            routes: (0..routes).map(|_| Counters::default()).collect(),
+            routes: routes
+                .into_iter()
+                .map(|path| (path, Counters::default()))
+                .collect(),
             ..Self::default()
         }
     }
@@ -140,21 +229,27 @@ impl Stats {
         let counter = match outcome {
             Outcome::Hit => &self.hits,
             Outcome::Miss(fill) | Outcome::UriMiss(fill) => {
-                if fill == Fill::Stored {
-                    self.stored.fetch_add(1, Relaxed);
-                }
+                match fill {
+                    Fill::Stored => self.stored.fetch_add(1, Relaxed),
+                    Fill::NotStored(reason) => {
+                        self.not_stored[reason.index()].fetch_add(1, Relaxed)
+                    }
+                    Fill::Fenced => 0,
+                };
                 &self.misses
             }
             Outcome::Collapsed => &self.collapsed,
-            Outcome::Bypass(_) => &self.bypassed,
+            Outcome::Bypass(reason) => &self.bypassed[reason.index()],
             Outcome::CoalesceTimeout => &self.coalesce_timeouts,
             Outcome::Method => &self.forwarded_methods,
+            Outcome::Refused(reason) => &self.refused[reason.index()],
+            Outcome::Failed(failure) => &self.failed[failure.index()],
         };
         counter.fetch_add(1, Relaxed);
-        if let Some(route) = route.and_then(|i| self.routes.get(i)) {
+        if let Some((_, route)) = route.and_then(|i| self.routes.get(i)) {
             route.record(outcome);
         }
-        if let Some(tenant) = tenant.filter(|t| !t.is_empty()) {
+        if let Some(tenant) = tenant {
             self.record_tenant(tenant, outcome);
         }
     }
@@ -181,10 +276,6 @@ impl Stats {
         self.waits.subscribe()
     }
 
-    pub fn upstream_error(&self) {
-        self.upstream_errors.fetch_add(1, Relaxed);
-    }
-
     pub fn write_purge(&self) {
         self.write_purges.fetch_add(1, Relaxed);
     }
@@ -201,55 +292,78 @@ impl Stats {
         self.webhook_repeats.fetch_add(1, Relaxed);
     }
 
-    pub fn auth_missing(&self) {
-        self.auth_missing.fetch_add(1, Relaxed);
-    }
-
-    pub fn auth_invalid(&self) {
-        self.auth_invalid.fetch_add(1, Relaxed);
-    }
-
-    pub fn auth_forbidden(&self) {
-        self.auth_forbidden.fetch_add(1, Relaxed);
-    }
-
-    pub fn auth_unavailable(&self) {
-        self.auth_unavailable.fetch_add(1, Relaxed);
-    }
-
     pub fn snapshot(&self) -> Snapshot {
-        let mut tenants: Vec<(String, CountersSnapshot)> = self
+        let mut tenants: Vec<TenantCounts> = self
             .tenants
             .iter()
-            .map(|e| (e.key().to_string(), e.value().snapshot()))
+            .map(|e| tenant_counts(e.key().to_string(), e.value().load()))
             .collect();
-        let other = self.other_tenants.snapshot();
-        if other != CountersSnapshot::default() {
-            tenants.push((OTHER_TENANTS.to_string(), other));
+        let other = self.other_tenants.load();
+        if other != (0, 0, 0) {
+            tenants.push(tenant_counts(OTHER_TENANTS.to_string(), other));
         }
         tenants.sort_by(|a, b| {
-            let load = |c: &CountersSnapshot| c.hits + c.misses + c.bypassed;
-            load(&b.1).cmp(&load(&a.1)).then_with(|| a.0.cmp(&b.0))
+            let load = |c: &TenantCounts| c.hits + c.misses + c.bypassed;
+            load(b).cmp(&load(a)).then_with(|| a.tenant.cmp(&b.tenant))
         });
+        let routes = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(route, (path, counters))| {
+                let (hits, misses, bypassed) = counters.load();
+                RouteCounts {
+                    route,
+                    path: path.clone(),
+                    hits,
+                    misses,
+                    bypassed,
+                }
+            })
+            .collect();
+        let refused = |reason: Refusal| self.refused[reason.index()].load(Relaxed);
+        let failed = |failure: Failure| self.failed[failure.index()].load(Relaxed);
+        let bypass: BTreeMap<String, u64> = Bypass::ALL
+            .iter()
+            .map(|r| {
+                (
+                    r.as_str().to_owned(),
+                    self.bypassed[r.index()].load(Relaxed),
+                )
+            })
+            .collect();
         Snapshot {
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             stored: self.stored.load(Relaxed),
             collapsed: self.collapsed.load(Relaxed),
-            bypassed: self.bypassed.load(Relaxed),
+            bypassed: bypass.values().sum(),
+            bypass,
+            not_stored: NotStored::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        r.as_str().to_owned(),
+                        self.not_stored[r.index()].load(Relaxed),
+                    )
+                })
+                .collect(),
             coalesce_timeouts: self.coalesce_timeouts.load(Relaxed),
             waits: *self.waits.borrow(),
             forwarded_methods: self.forwarded_methods.load(Relaxed),
-            upstream_errors: self.upstream_errors.load(Relaxed),
+            upstream_errors: failed(Failure::Upstream),
+            internal_errors: failed(Failure::Internal),
             write_purges: self.write_purges.load(Relaxed),
             webhook_purges: self.webhook_purges.load(Relaxed),
             webhook_refused: self.webhook_refused.load(Relaxed),
             webhook_repeats: self.webhook_repeats.load(Relaxed),
-            auth_missing: self.auth_missing.load(Relaxed),
-            auth_invalid: self.auth_invalid.load(Relaxed),
-            auth_forbidden: self.auth_forbidden.load(Relaxed),
-            auth_unavailable: self.auth_unavailable.load(Relaxed),
-            routes: self.routes.iter().map(Counters::snapshot).collect(),
+            bad_requests: refused(Refusal::BadRequest),
+            misdirected: refused(Refusal::Misdirected),
+            auth_missing: refused(Refusal::Unauthenticated),
+            auth_invalid: refused(Refusal::InvalidCredential),
+            auth_forbidden: refused(Refusal::Forbidden),
+            auth_unavailable: refused(Refusal::AuthUnavailable),
+            routes,
             tenants,
         }
     }
@@ -258,50 +372,113 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::cacheability::Bypass;
+
+    fn counts(hits: u64, misses: u64, bypassed: u64) -> (u64, u64, u64) {
+        (hits, misses, bypassed)
+    }
 
     #[test]
     fn outcomes_are_counted_in_total_per_route_and_per_tenant() {
-        let stats = Stats::new(2);
+        let stats = Stats::new(vec!["/a".into(), "/b".into()]);
         stats.record(Outcome::Miss(Fill::Stored), Some(0), Some("42"));
         stats.record(Outcome::Hit, Some(0), Some("42"));
         stats.record(Outcome::Hit, Some(1), Some("7"));
         stats.record(Outcome::Bypass(Bypass::NoRoute), None, None);
         let s = stats.snapshot();
         assert_eq!((s.hits, s.misses, s.stored, s.bypassed), (2, 1, 1, 1));
+        let route = &s.routes[0];
         assert_eq!(
-            s.routes[0],
-            CountersSnapshot {
-                hits: 1,
-                misses: 1,
-                bypassed: 0
-            }
+            (route.route, route.path.as_str()),
+            (0, "/a"),
+            "routes carry their index and pattern"
+        );
+        assert_eq!(
+            counts(route.hits, route.misses, route.bypassed),
+            counts(1, 1, 0)
         );
         assert_eq!(s.routes[1].hits, 1);
-        assert_eq!(s.tenants[0].0, "42");
+        assert_eq!(s.tenants[0].tenant, "42");
         assert_eq!(
             s.tenants[1],
-            (
-                "7".to_string(),
-                CountersSnapshot {
-                    hits: 1,
-                    misses: 0,
-                    bypassed: 0
-                }
-            )
+            TenantCounts {
+                tenant: "7".to_string(),
+                hits: 1,
+                misses: 0,
+                bypassed: 0
+            }
         );
         assert!((s.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
     }
 
     #[test]
+    fn every_reason_has_its_own_counter() {
+        let stats = Stats::new(Vec::new());
+        stats.record(Outcome::Bypass(Bypass::NoRoute), None, None);
+        stats.record(Outcome::Bypass(Bypass::Credentials), None, None);
+        stats.record(Outcome::Bypass(Bypass::Credentials), None, None);
+        stats.record(
+            Outcome::Miss(Fill::NotStored(NotStored::SetCookie)),
+            None,
+            None,
+        );
+        stats.record(
+            Outcome::UriMiss(Fill::NotStored(NotStored::TooLarge)),
+            None,
+            None,
+        );
+        stats.record(Outcome::Refused(Refusal::Misdirected), None, None);
+        stats.record(Outcome::Refused(Refusal::Forbidden), None, None);
+        stats.record(Outcome::Failed(Failure::Upstream), None, None);
+        let s = stats.snapshot();
+        assert_eq!(s.bypassed, 3);
+        assert_eq!(s.bypass["no-route"], 1);
+        assert_eq!(s.bypass["credentials"], 2);
+        assert_eq!(s.bypass["anonymous"], 0);
+        assert_eq!(s.bypass.len(), Bypass::ALL.len());
+        assert_eq!(s.not_stored["set-cookie"], 1);
+        assert_eq!(s.not_stored["too-large"], 1);
+        assert_eq!(s.not_stored.len(), NotStored::ALL.len());
+        assert_eq!((s.misses, s.stored), (2, 0));
+        assert_eq!((s.misdirected, s.auth_forbidden, s.auth_missing), (1, 1, 0));
+        assert_eq!((s.upstream_errors, s.internal_errors), (1, 0));
+    }
+
+    #[test]
+    fn the_report_is_one_flat_object_that_reads_back() {
+        let stats = Stats::new(vec!["/a".into()]);
+        stats.record(Outcome::Hit, Some(0), Some("42"));
+        let store = StoreCounts {
+            entries: 3,
+            fenced: 1,
+            ..StoreCounts::default()
+        };
+        let report = Report::new(stats.snapshot(), 5, store);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["hits"], 1);
+        assert_eq!(json["hit_ratio"], 1.0);
+        assert_eq!(json["introspections"], 5);
+        assert_eq!(json["entries"], 3);
+        assert_eq!(json["fenced"], 1);
+        assert_eq!(json["bypass"]["no-route"], 0);
+        assert_eq!(json["routes"][0]["path"], "/a");
+        assert_eq!(json["tenants"][0]["tenant"], "42");
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
     fn tenants_beyond_the_cap_are_summed_apart() {
-        let stats = Stats::new(0);
+        let stats = Stats::new(Vec::new());
         for i in 0..MAX_TRACKED_TENANTS + 5 {
             stats.record(Outcome::Hit, None, Some(&i.to_string()));
         }
         let s = stats.snapshot();
         assert_eq!(s.tenants.len(), MAX_TRACKED_TENANTS + 1);
-        let other = s.tenants.iter().find(|t| t.0 == OTHER_TENANTS).unwrap();
-        assert_eq!(other.1.hits, 5);
+        let other = s
+            .tenants
+            .iter()
+            .find(|t| t.tenant == OTHER_TENANTS)
+            .unwrap();
+        assert_eq!(other.hits, 5);
     }
 }

@@ -15,20 +15,15 @@ use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
+use super::algorithm::{Family, JwtAlgorithm, KeyKind};
 use super::Identity;
 use crate::config::{JwtConfig, JwtKeySource};
 
 #[cfg(test)]
 mod tests;
-
-/// Every algorithm name a configuration may list, as written in a token's `alg` header.
-pub const ALGORITHMS: [&str; 12] = [
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
-    "ES384", "EdDSA",
-];
 
 /// How many verified tokens are remembered.
 const CACHE_ENTRIES: usize = 100_000;
@@ -63,7 +58,7 @@ impl fmt::Debug for JwtKeys {
 pub struct JwtSettings {
     pub keys: JwtKeys,
     /// Accepted `alg` values; empty means every algorithm of the key's type.
-    pub algorithms: Vec<String>,
+    pub algorithms: Vec<JwtAlgorithm>,
     /// Claim holding the tenant; a dotted path such as `org.id` reaches into objects.
     pub tenant_claim: String,
     /// Claim holding the user, usually `sub`.
@@ -259,11 +254,7 @@ impl fmt::Debug for JwtVerifier {
 impl JwtVerifier {
     /// Builds a verifier, reading the key now; the error names the key file when there is one.
     pub fn new(settings: JwtSettings) -> Result<JwtVerifier, String> {
-        let configured = settings
-            .algorithms
-            .iter()
-            .map(|name| parse_algorithm(name))
-            .collect::<Result<Vec<_>, _>>()?;
+        let configured = settings.algorithms;
         let keys = match settings.keys {
             JwtKeys::Secret(secret) => {
                 if secret.len() < MIN_SECRET_LEN {
@@ -272,8 +263,7 @@ impl JwtVerifier {
                         secret.len()
                     ));
                 }
-                let algorithms =
-                    fixed_algorithms(AlgorithmFamily::Hmac, &configured, "an HMAC secret")?;
+                let algorithms = fixed_algorithms(Family::Hmac, &configured, "an HMAC secret")?;
                 KeySet::Fixed(Arc::new(KeyEntry::new(
                     None,
                     DecodingKey::from_secret(&secret),
@@ -281,11 +271,12 @@ impl JwtVerifier {
                 )))
             }
             JwtKeys::PublicKeyPem(pem) => {
-                let (key, what) = pem_key(&pem)?;
-                let algorithms = fixed_algorithms(key.family(), &configured, what)?;
+                let (key, family, what) = pem_key(&pem)?;
+                let algorithms = fixed_algorithms(family, &configured, what)?;
                 KeySet::Fixed(Arc::new(KeyEntry::new(None, key, algorithms)))
             }
             JwtKeys::Jwks { path } => {
+                let configured: Vec<Algorithm> = configured.into_iter().map(signing).collect();
                 let state = load_jwks(&path, &configured)?;
                 KeySet::Jwks(JwksFile {
                     path,
@@ -469,55 +460,60 @@ impl JwksFile {
     }
 }
 
-fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
-    if !ALGORITHMS.contains(&name) {
-        return Err(format!(
-            "unknown JWT algorithm \"{name}\"; expected one of {}",
-            ALGORITHMS.join(", ")
-        ));
+/// The jsonwebtoken name of an algorithm.
+fn signing(algorithm: JwtAlgorithm) -> Algorithm {
+    match algorithm {
+        JwtAlgorithm::HS256 => Algorithm::HS256,
+        JwtAlgorithm::HS384 => Algorithm::HS384,
+        JwtAlgorithm::HS512 => Algorithm::HS512,
+        JwtAlgorithm::RS256 => Algorithm::RS256,
+        JwtAlgorithm::RS384 => Algorithm::RS384,
+        JwtAlgorithm::RS512 => Algorithm::RS512,
+        JwtAlgorithm::PS256 => Algorithm::PS256,
+        JwtAlgorithm::PS384 => Algorithm::PS384,
+        JwtAlgorithm::PS512 => Algorithm::PS512,
+        JwtAlgorithm::ES256 => Algorithm::ES256,
+        JwtAlgorithm::ES384 => Algorithm::ES384,
+        JwtAlgorithm::EdDSA => Algorithm::EdDSA,
     }
-    name.parse()
-        .map_err(|_| format!("unknown JWT algorithm \"{name}\""))
-}
-
-fn algorithm_name(algorithm: Algorithm) -> String {
-    format!("{algorithm:?}")
 }
 
 /// The algorithms a single configured key accepts: the configured ones, which must all fit the
-/// key, or every algorithm of its family.
+/// key ([`KeyKind::accepts`]), or every algorithm of its family.
 fn fixed_algorithms(
-    family: AlgorithmFamily,
-    configured: &[Algorithm],
+    family: Family,
+    configured: &[JwtAlgorithm],
     what: &str,
 ) -> Result<Vec<Algorithm>, String> {
+    let key = KeyKind::Family(family);
     if configured.is_empty() {
-        return Ok(family.algorithms().to_vec());
+        return Ok(JwtAlgorithm::ALL
+            .into_iter()
+            .filter(|a| key.accepts(*a))
+            .map(signing)
+            .collect());
     }
-    match configured.iter().find(|a| a.family() != family) {
-        Some(bad) => Err(format!(
-            "algorithm {} does not fit {what}",
-            algorithm_name(*bad)
-        )),
-        None => Ok(configured.to_vec()),
+    match configured.iter().find(|a| !key.accepts(**a)) {
+        Some(bad) => Err(format!("algorithm {bad} does not fit {what}")),
+        None => Ok(configured.iter().copied().map(signing).collect()),
     }
 }
 
 /// Reads a PEM public key of any supported type.
-fn pem_key(pem: &[u8]) -> Result<(DecodingKey, &'static str), String> {
+fn pem_key(pem: &[u8]) -> Result<(DecodingKey, Family, &'static str), String> {
     if pem.windows(16).any(|w| w == b"PRIVATE KEY-----") {
         return Err(
             "the key is a private key; give the public key (openssl pkey -pubout)".to_string(),
         );
     }
     if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-        return Ok((key, "an RSA key"));
+        return Ok((key, Family::Rsa, "an RSA key"));
     }
     if let Ok(key) = DecodingKey::from_ec_pem(pem) {
-        return Ok((key, "an EC key"));
+        return Ok((key, Family::Ec, "an EC key"));
     }
     if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-        return Ok((key, "an Ed25519 key"));
+        return Ok((key, Family::Ed, "an Ed25519 key"));
     }
     Err("the key is not a PEM RSA, EC or Ed25519 public key".to_string())
 }

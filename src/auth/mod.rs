@@ -6,6 +6,7 @@
 //! proxy (an auth gateway in front), a JWT bearer token, and introspection of an opaque token or
 //! session cookie by the backend.
 
+pub mod algorithm;
 pub mod cidr;
 pub mod digest;
 pub mod introspect;

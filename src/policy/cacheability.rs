@@ -8,7 +8,7 @@ use http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, COOKIE, PRAGMA,
     SET_COOKIE, TRANSFER_ENCODING, VARY,
 };
-use http::{HeaderMap, HeaderName, Method, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 
 /// Why a request is passed through uncached (feeds the Cache-Status detail, a log field and a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,8 +17,6 @@ pub enum Bypass {
     NoRoute,
     /// The matching route is not cached.
     RouteNoCache,
-    /// The method is neither GET nor HEAD.
-    Method,
     /// The request has a body.
     RequestBody,
     /// The route is keyed by tenant and the request names none.
@@ -38,12 +36,30 @@ pub enum Bypass {
 }
 
 impl Bypass {
+    /// Every reason, in discriminant order (counters are indexed by [`Bypass::index`]).
+    pub const ALL: [Bypass; 10] = [
+        Bypass::NoRoute,
+        Bypass::RouteNoCache,
+        Bypass::RequestBody,
+        Bypass::NoTenant,
+        Bypass::InvalidTenant,
+        Bypass::AmbiguousPath,
+        Bypass::Credentials,
+        Bypass::RequestNoStore,
+        Bypass::RequestNoCache,
+        Bypass::Anonymous,
+    ];
+
+    /// The position in [`Bypass::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A stable kebab-case label.
     pub fn as_str(&self) -> &'static str {
         match self {
             Bypass::NoRoute => "no-route",
             Bypass::RouteNoCache => "route-no-cache",
-            Bypass::Method => "method",
             Bypass::RequestBody => "request-body",
             Bypass::NoTenant => "no-tenant",
             Bypass::InvalidTenant => "invalid-tenant",
@@ -65,8 +81,6 @@ impl std::fmt::Display for Bypass {
 /// The request facts the request-side checks need.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
-    /// The request method.
-    pub method: &'a Method,
     /// The request headers (after hop-by-hop headers were stripped).
     pub headers: &'a HeaderMap,
     /// Whether the route keys entries by tenant.
@@ -77,9 +91,6 @@ pub struct RequestFacts<'a> {
 
 /// Request-side checks only (route/tenant/path decisions are made by the caller).
 pub fn request_bypass(f: &RequestFacts<'_>) -> Option<Bypass> {
-    if f.method != Method::GET && f.method != Method::HEAD {
-        return Some(Bypass::Method);
-    }
     if has_body(f.headers) {
         return Some(Bypass::RequestBody);
     }
@@ -144,6 +155,24 @@ pub enum NotStored {
 }
 
 impl NotStored {
+    /// Every reason, in discriminant order (counters are indexed by [`NotStored::index`]).
+    pub const ALL: [NotStored; 9] = [
+        NotStored::Status,
+        NotStored::SetCookie,
+        NotStored::Private,
+        NotStored::NoStore,
+        NotStored::NoCache,
+        NotStored::VaryStar,
+        NotStored::VaryUnkeyed,
+        NotStored::TooLarge,
+        NotStored::InvalidLength,
+    ];
+
+    /// The position in [`NotStored::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// A stable kebab-case label.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -254,20 +283,23 @@ fn check_length(headers: &HeaderMap, max_object_size: u64) -> Result<(), NotStor
     Ok(())
 }
 
+/// Headers that only concern one connection, never the resource: they are never forwarded or
+/// stored, and cannot select an entry. The one list; `Connection` may name more per message.
+pub const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
 /// Headers that only concern one connection and are never forwarded or stored.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-    )
+    HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// The header names a `Connection` header declares hop-by-hop.
@@ -285,17 +317,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in connection_named(headers) {
         headers.remove(name);
     }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }

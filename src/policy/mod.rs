@@ -7,6 +7,7 @@ pub mod cache_key;
 pub mod cacheability;
 pub mod outcome;
 pub mod route;
+pub mod tag;
 pub mod tenant;
 pub mod vary;
 

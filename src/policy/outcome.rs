@@ -24,6 +24,77 @@ pub enum Outcome {
     CoalesceTimeout,
     /// A write (or another method the cache does not answer) forwarded to the backend.
     Method,
+    /// Answered by cachegate itself with an error, never forwarded: the request or its caller
+    /// was refused.
+    Refused(Refusal),
+    /// The backend could not be reached or answered badly (or cachegate failed): answered with
+    /// an error.
+    Failed(Failure),
+}
+
+/// Why cachegate refused a request itself. Each is answered with its own status and JSON code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: a malformed request (Host, or a write's ambiguous path).
+    BadRequest,
+    /// 421: a Host this instance does not serve.
+    Misdirected,
+    /// 401: no credential on a route that needs one.
+    Unauthenticated,
+    /// 401 (or the identity endpoint's own 401/403): a credential that was refused.
+    InvalidCredential,
+    /// 403: the credential does not cover the tenant (or user) the request is for.
+    Forbidden,
+    /// 503: the identity endpoint could not be asked.
+    AuthUnavailable,
+}
+
+/// Why a forwarded request (or cachegate itself) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 502/504: the backend could not be reached, timed out or broke the protocol.
+    Upstream,
+    /// 500: cachegate itself failed.
+    Internal,
+}
+
+impl Refusal {
+    /// Every refusal, in discriminant order (counters are indexed by [`Refusal::index`]).
+    pub const ALL: [Refusal; 6] = [
+        Refusal::BadRequest,
+        Refusal::Misdirected,
+        Refusal::Unauthenticated,
+        Refusal::InvalidCredential,
+        Refusal::Forbidden,
+        Refusal::AuthUnavailable,
+    ];
+
+    /// The position in [`Refusal::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A stable kebab-case label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Refusal::BadRequest => "bad-request",
+            Refusal::Misdirected => "misdirected",
+            Refusal::Unauthenticated => "unauthenticated",
+            Refusal::InvalidCredential => "invalid-credential",
+            Refusal::Forbidden => "forbidden",
+            Refusal::AuthUnavailable => "auth-unavailable",
+        }
+    }
+}
+
+impl Failure {
+    /// Every failure, in discriminant order.
+    pub const ALL: [Failure; 2] = [Failure::Upstream, Failure::Internal];
+
+    /// The position in [`Failure::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// What a fill did with the backend's response.
@@ -36,7 +107,7 @@ pub enum Fill {
 }
 
 impl Outcome {
-    /// A short label for logs and metrics.
+    /// A short label for the log line (the reasons are in `Cache-Status` and the counters).
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Hit => "hit",
@@ -48,6 +119,8 @@ impl Outcome {
             Outcome::Bypass(_) => "bypass",
             Outcome::CoalesceTimeout => "coalesce-timeout",
             Outcome::Method => "method",
+            Outcome::Refused(_) => "refused",
+            Outcome::Failed(_) => "failed",
         }
     }
 
@@ -79,12 +152,16 @@ impl Outcome {
             Outcome::Bypass(reason @ (Bypass::RequestNoCache | Bypass::RequestNoStore)) => {
                 format!("cachegate; fwd=request; detail={}", reason.as_str())
             }
-            Outcome::Bypass(Bypass::Method) | Outcome::Method => {
-                return HeaderValue::from_static("cachegate; fwd=method")
-            }
+            Outcome::Method => return HeaderValue::from_static("cachegate; fwd=method"),
             Outcome::Bypass(reason) => format!("cachegate; fwd=bypass; detail={}", reason.as_str()),
             Outcome::CoalesceTimeout => {
                 return HeaderValue::from_static("cachegate; fwd=miss; detail=coalesce-timeout")
+            }
+            // Not forwarded, so no `fwd` (RFC 9211 §2.2 names why a request *went* forward);
+            // the detail is the refusal.
+            Outcome::Refused(reason) => format!("cachegate; detail={}", reason.as_str()),
+            Outcome::Failed(_) => {
+                return HeaderValue::from_static("cachegate; fwd=miss; detail=error")
             }
         };
         // Reason strings are lower-case ASCII tokens, always a valid header value.
@@ -126,5 +203,27 @@ mod tests {
             Outcome::Bypass(Bypass::RequestNoCache),
             "cachegate; fwd=request; detail=request-no-cache",
         );
+        check(
+            Outcome::Refused(Refusal::Unauthenticated),
+            "cachegate; detail=unauthenticated",
+        );
+        check(
+            Outcome::Refused(Refusal::Misdirected),
+            "cachegate; detail=misdirected",
+        );
+        check(
+            Outcome::Failed(Failure::Upstream),
+            "cachegate; fwd=miss; detail=error",
+        );
+    }
+
+    #[test]
+    fn refusals_and_failures_are_listed_in_index_order() {
+        for (i, refusal) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(refusal.index(), i);
+        }
+        for (i, failure) in Failure::ALL.iter().enumerate() {
+            assert_eq!(failure.index(), i);
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! Route rules: path patterns, tag templates, the route table and the duration/size notation.
+//! Route rules: path patterns, tag templates and the route table.
 //!
 //! Everything here is already validated when it exists: config.rs parses the file and builds
 //! these values, and the request path only ever asks [`RouteTable::find`] which rule applies.
@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 
 use super::Captures;
+use crate::notation::format_duration;
 
 #[cfg(test)]
 mod tests;
@@ -614,127 +615,4 @@ impl fmt::Display for RouteTable {
         }
         Ok(())
     }
-}
-
-/// Parses `30s`, `5m`, `1h`, `250ms`, `1d` and combinations such as `1h30m`.
-///
-/// A bare number is refused because its unit would be a guess.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let generic =
-        || format!("invalid duration \"{s}\": expected a number followed by ms, s, m, h or d");
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid duration \"{s}\": a unit is required, e.g. \"{s}s\" or \"{s}m\""
-        ));
-    }
-    let too_large = || format!("invalid duration \"{s}\": too large");
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(generic());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(generic());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| too_large())?;
-        rest = &rest[digits..];
-        let units = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let (unit, after) = rest.split_at(units);
-        rest = after;
-        let seconds_per = match unit {
-            "ms" => {
-                total = total
-                    .checked_add(Duration::from_millis(number))
-                    .ok_or_else(too_large)?;
-                continue;
-            }
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(generic()),
-        };
-        let seconds = number.checked_mul(seconds_per).ok_or_else(too_large)?;
-        total = total
-            .checked_add(Duration::from_secs(seconds))
-            .ok_or_else(too_large)?;
-    }
-    Ok(total)
-}
-
-/// Renders a duration in the notation [`parse_duration`] reads: `5m`, `1h30m`, `250ms`.
-pub fn format_duration(d: Duration) -> String {
-    if d.is_zero() {
-        return "0s".to_string();
-    }
-    let mut out = String::new();
-    let secs = d.as_secs();
-    let parts = [
-        (secs / 86_400, "d"),
-        (secs % 86_400 / 3600, "h"),
-        (secs % 3600 / 60, "m"),
-        (secs % 60, "s"),
-        (u64::from(d.subsec_millis()), "ms"),
-    ];
-    for (value, unit) in parts {
-        if value > 0 {
-            out.push_str(&format!("{value}{unit}"));
-        }
-    }
-    // Sub-millisecond remainders never come from the config file, but a duration computed
-    // elsewhere should still not print as a misleading "0s".
-    let micros = d.subsec_micros() % 1000;
-    let nanos = d.subsec_nanos() % 1000;
-    if micros > 0 {
-        out.push_str(&format!("{micros}us"));
-    }
-    if nanos > 0 {
-        out.push_str(&format!("{nanos}ns"));
-    }
-    out
-}
-
-/// Parses a size: `256MiB`, `512KiB`, `1GiB` (powers of 1024), `100KB`, `1MB` (powers of
-/// 1000), `512B`, or a plain number of bytes such as `1024`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
-    let unit = s[digits..].trim_start();
-    let generic = || {
-        format!("invalid size \"{s}\": expected a number of bytes, optionally followed by B, KB, MB, GB, KiB, MiB or GiB")
-    };
-    if digits == 0 {
-        return Err(generic());
-    }
-    let number: u64 = s[..digits]
-        .parse()
-        .map_err(|_| format!("invalid size \"{s}\": too large"))?;
-    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        _ => return Err(generic()),
-    };
-    number
-        .checked_mul(factor)
-        .ok_or_else(|| format!("invalid size \"{s}\": too large"))
-}
-
-/// Renders a byte count in the notation [`parse_size`] reads, using the largest binary unit
-/// that divides it exactly: `256MiB`, `1GiB`, `1500B`.
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(u32, &str); 4] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
-    for (shift, unit) in UNITS {
-        if bytes != 0 && bytes.trailing_zeros() >= shift {
-            return format!("{}{unit}", bytes >> shift);
-        }
-    }
-    format!("{bytes}B")
 }

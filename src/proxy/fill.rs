@@ -5,16 +5,16 @@
 //! (`Set-Cookie`, `private`, a status outside the list, too large...) may belong to the leader alone,
 //! so waiters never see it: they go round again behind a new leader.
 
-use super::{from_entry, stream_response, Cacheable, FlightMeta, Inner, Proxy};
+use super::{from_entry, stream_response, Answer, Cacheable, FlightMeta, Inner, Proxy, Resolved};
 use crate::body::ProxyBody;
-use crate::error::ProxyError;
-use crate::policy::cache_key::{self, KeyParts, Target};
+use crate::error::{chain, ProxyError};
+use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
 use crate::policy::outcome::{Fill, Outcome};
 use crate::policy::route::TenantSource;
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
-use crate::store::{CachedResponse, StoreOutcome, TagKey};
+use crate::store::{CachedResponse, StoreOutcome, Tag, TagKey, TenantScope};
 use crate::upstream::ClientInfo;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, Request, Response};
@@ -49,8 +49,7 @@ struct FillJob {
     ttl: Duration,
     readable_key: String,
     keyed_headers: Vec<HeaderName>,
-    tenant_keyed: bool,
-    tenant: Arc<str>,
+    tenant: TenantScope,
     target: String,
 }
 
@@ -66,13 +65,13 @@ impl Proxy {
     pub(super) async fn fill_or_join(
         &self,
         cacheable: Cacheable<'_>,
-        target: &Target<'_>,
+        resolved: &Resolved<'_, '_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         let inner = &self.inner;
-        let (tenant, tags) = super::fill_scope(&cacheable, target)
-            .ok_or(ProxyError::Internal("request no longer matches its route"))?;
+        let target = resolved.target;
+        let (tenant, tags) = super::fill_scope(&cacheable, resolved);
         let deadline = Instant::now() + inner.config.cache.coalesce_timeout;
         loop {
             let role = inner.flights.join_or_lead(
@@ -97,26 +96,25 @@ impl Proxy {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match waiter.wait(remaining).await {
                 Wait::Done(Shared::Entry(entry)) => {
-                    self.record(Outcome::Collapsed, &cacheable);
-                    return Ok(from_entry(&entry, Outcome::Collapsed, cacheable.head, None));
+                    let response = from_entry(&entry, cacheable.head, None);
+                    return Ok(Answer::cached(response, Outcome::Collapsed, &cacheable));
                 }
                 Wait::Done(Shared::Error(err)) => {
                     return Err(clone_error(&err));
                 }
                 Wait::Done(Shared::NotShareable) | Wait::Abandoned => continue,
                 Wait::TimedOut => {
-                    self.record(Outcome::CoalesceTimeout, &cacheable);
                     let request = self.fill_request(parts, target, client)?;
                     let response = inner.upstream.send(request).await?;
-                    let mut response = stream_response(
-                        response,
-                        Outcome::CoalesceTimeout,
-                        &inner.config.cache.tag_headers,
-                    );
+                    let mut response = stream_response(response, &inner.config.cache.tag_headers);
                     if cacheable.head {
                         *response.body_mut() = ProxyBody::empty();
                     }
-                    return Ok(response);
+                    return Ok(Answer::cached(
+                        response,
+                        Outcome::CoalesceTimeout,
+                        &cacheable,
+                    ));
                 }
             }
         }
@@ -126,18 +124,18 @@ impl Proxy {
         &self,
         leader: Leader<Key, Shared, FlightMeta>,
         cacheable: &Cacheable<'_>,
-        (tenant, tags): (Arc<str>, Vec<TagKey>),
-        target: &Target<'_>,
+        (tenant, tags): (TenantScope, Vec<TagKey>),
+        target: &cache_key::Target<'_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         let request = self.fill_request(parts, target, client)?;
         let config = &self.inner.config;
         let readable_key = cache_key::readable(&KeyParts {
             namespace: &config.cache.namespace,
             version: config.cache.version,
             host: client.host,
-            tenant: (!tenant.is_empty()).then_some(&*tenant),
+            tenant: tenant.id(),
             user: cacheable.user.as_deref(),
             credential_key: self.inner.credential_key.as_bytes(),
             target,
@@ -163,7 +161,6 @@ impl Proxy {
             ttl: cacheable.route.ttl,
             readable_key,
             keyed_headers,
-            tenant_keyed: !tenant.is_empty(),
             tenant,
             target: target.path_and_query(),
         };
@@ -174,30 +171,24 @@ impl Proxy {
             .await
             .map_err(|_| ProxyError::Internal("fill task ended without an answer"))?;
         let head = cacheable.head;
+        let outcome = |fill| {
+            if uri_miss {
+                Outcome::UriMiss(fill)
+            } else {
+                Outcome::Miss(fill)
+            }
+        };
         match answer {
             LeaderAnswer::Entry(entry, fill) => {
-                let outcome = if uri_miss {
-                    Outcome::UriMiss(fill)
-                } else {
-                    Outcome::Miss(fill)
-                };
-                self.record(outcome, cacheable);
-                Ok(from_entry(&entry, outcome, head, None))
+                let response = from_entry(&entry, head, None);
+                Ok(Answer::cached(response, outcome(fill), cacheable))
             }
             LeaderAnswer::Private(mut response, reason) => {
-                let outcome = if uri_miss {
-                    Outcome::UriMiss(Fill::NotStored(reason))
-                } else {
-                    Outcome::Miss(Fill::NotStored(reason))
-                };
-                self.record(outcome, cacheable);
-                response
-                    .headers_mut()
-                    .insert(super::CACHE_STATUS.clone(), outcome.cache_status());
                 if head {
                     *response.body_mut() = ProxyBody::empty();
                 }
-                Ok(response)
+                let outcome = outcome(Fill::NotStored(reason));
+                Ok(Answer::cached(response, outcome, cacheable))
             }
             LeaderAnswer::Error(err) => Err(clone_error(&err)),
         }
@@ -218,7 +209,6 @@ async fn run_fill(
         ttl,
         readable_key,
         keyed_headers,
-        tenant_keyed,
         tenant,
         target,
     } = job;
@@ -226,7 +216,7 @@ async fn run_fill(
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
         max_object_size: inner.config.cache.max_object_size,
         keyed_headers: &keyed_headers,
-        tenant_keyed,
+        tenant_keyed: matches!(tenant, TenantScope::One(_)),
     };
     let timeout = inner.upstream.timeout();
     let fetched = match tokio::time::timeout(timeout, fetch(&inner, request, &rules)).await {
@@ -237,7 +227,7 @@ async fn run_fill(
         Ok(Fetched::Complete(parts, body, declared)) => {
             let mut tags = tags;
             for tag in declared {
-                let tag = TagKey::new(Arc::clone(&tenant), tag);
+                let tag = TagKey::new(tenant.clone(), Tag::parse(&tag));
                 if !tags.contains(&tag) {
                     tags.push(tag);
                 }
@@ -355,27 +345,16 @@ fn concat(mut chunks: VecDeque<Bytes>, total: u64) -> Bytes {
 }
 
 /// Waiters answer with the same error the leader got. `ProxyError` holds boxed sources that
-/// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message.
-/// `source: its source: ...`, the part of a chain below the error that carries it.
-fn source_chain(source: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = source.to_string();
-    let mut next = source.source();
-    while let Some(err) = next {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        next = err.source();
-    }
-    out
-}
-
+/// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message,
+/// with the source chain flattened into one text.
 fn clone_error(err: &ProxyError) -> ProxyError {
     match err {
         ProxyError::UpstreamConnect(source) => {
-            ProxyError::UpstreamConnect(source_chain(source.as_ref()).into())
+            ProxyError::UpstreamConnect(chain(source.as_ref()).into())
         }
         ProxyError::UpstreamTimeout(d) => ProxyError::UpstreamTimeout(*d),
         ProxyError::UpstreamProtocol(source) => {
-            ProxyError::UpstreamProtocol(source_chain(source.as_ref()).into())
+            ProxyError::UpstreamProtocol(chain(source.as_ref()).into())
         }
         ProxyError::BadRequest(m) => ProxyError::BadRequest(m),
         ProxyError::MisdirectedHost(h) => ProxyError::MisdirectedHost(h.clone()),

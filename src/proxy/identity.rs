@@ -30,7 +30,7 @@ pub(crate) struct Authenticator {
 }
 
 /// The outcome of authenticating one request.
-pub(crate) enum Caller {
+pub(crate) enum Authenticated {
     Verified(Identity),
     Anonymous,
 }
@@ -111,7 +111,9 @@ impl Authenticator {
 
 impl Proxy {
     /// Authenticates a request for `route`. A trusted peer's tenant header wins; then a bearer
-    /// JWT; then introspection of the credential headers.
+    /// JWT; then introspection of the credential headers. Refusals are counted by the outcome
+    /// they become (see `proxy::error_outcome`), so a write verified only to scope its
+    /// eviction is never counted as refused.
     pub(crate) async fn authenticate(
         &self,
         auth: &Authenticator,
@@ -119,7 +121,7 @@ impl Proxy {
         headers: &HeaderMap,
         peer: IpAddr,
         host: &str,
-    ) -> Result<Caller, AuthFailure> {
+    ) -> Result<Authenticated, AuthFailure> {
         if let TenantSource::Header(name) = &route.tenant {
             if auth.is_trusted(peer) {
                 if let Some(tenant) = single_value(headers, name) {
@@ -127,7 +129,7 @@ impl Proxy {
                         .user_header
                         .as_ref()
                         .and_then(|h| single_value(headers, h));
-                    return Ok(Caller::Verified(Identity {
+                    return Ok(Authenticated::Verified(Identity {
                         tenant: Some(tenant),
                         user,
                         expires_at: None,
@@ -137,9 +139,8 @@ impl Proxy {
         }
         if let (Some(jwt), Some(token)) = (&auth.jwt, bearer_jwt(headers)) {
             return match jwt.verify(token, super::unix_now()) {
-                Ok(identity) => Ok(Caller::Verified(identity)),
+                Ok(identity) => Ok(Authenticated::Verified(identity)),
                 Err(err) => {
-                    self.inner.stats.auth_invalid();
                     tracing::info!(reason = err.as_str(), "jwt refused");
                     Err(AuthFailure::Error(ProxyError::BadCredential(err.as_str())))
                 }
@@ -148,13 +149,12 @@ impl Proxy {
         if let Some(introspect) = &auth.introspect {
             if introspect.has_credential(headers) {
                 return match introspect.identify(headers, host).await {
-                    Ok(identity) => Ok(Caller::Verified(identity)),
+                    Ok(identity) => Ok(Authenticated::Verified(identity)),
                     Err(IntrospectFailure::Rejected {
                         status,
                         headers,
                         body,
                     }) => {
-                        self.inner.stats.auth_invalid();
                         let mut response = Response::new(ProxyBody::full(body));
                         *response.status_mut() = status;
                         *response.headers_mut() = headers;
@@ -162,7 +162,6 @@ impl Proxy {
                         Err(AuthFailure::Rejected(response))
                     }
                     Err(IntrospectFailure::Unavailable(why)) => {
-                        self.inner.stats.auth_unavailable();
                         tracing::warn!(error = %why, "introspection unavailable");
                         Err(AuthFailure::Error(ProxyError::AuthUnavailable(
                             "the identity endpoint did not answer".to_string(),
@@ -173,12 +172,11 @@ impl Proxy {
         }
         if auth.jwt.is_some() && headers.contains_key(AUTHORIZATION) {
             // A credential was sent, but in no form this deployment can verify.
-            self.inner.stats.auth_invalid();
             return Err(AuthFailure::Error(ProxyError::BadCredential(
                 "the authorization header is not a bearer jwt",
             )));
         }
-        Ok(Caller::Anonymous)
+        Ok(Authenticated::Anonymous)
     }
 }
 

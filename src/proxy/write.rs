@@ -4,8 +4,8 @@
 //! failures the outcome is unknown, so cachegate evicts as if the write had succeeded: a needless
 //! miss costs a backend request, a kept stale entry breaks read-your-writes.
 
-use super::identity::Caller;
-use super::{stream_response, Proxy, PATH_TAG_PREFIX};
+use super::identity::Authenticated;
+use super::{resolve, stream_response, Answer, Proxy, Resolved};
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
 use crate::policy::cache_key::{self, Ambiguous};
@@ -13,19 +13,18 @@ use crate::policy::outcome::Outcome;
 use crate::policy::route::{Route, Scope};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
-use crate::store::{Purge, TenantScope};
+use crate::store::{Purge, PurgeScope, Tag, TenantScope};
 use crate::upstream::ClientInfo;
 use http::header::{CONTENT_LOCATION, LOCATION};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method, Request};
 use hyper::body::Incoming;
-use std::sync::Arc;
 
 impl Proxy {
     pub(super) async fn write(
         &self,
         req: Request<Incoming>,
         client: &ClientInfo<'_>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Answer, ProxyError> {
         // A write whose path cannot be read unambiguously cannot be matched to what it changes;
         // refusing it is the only way to keep the eviction promise.
         let target = match cache_key::normalize(req.uri().path(), req.uri().query()) {
@@ -40,53 +39,55 @@ impl Proxy {
             }
             Err(_) => return Err(ProxyError::BadRequest("ambiguous request path")),
         };
+        // Resolved once: the write's own route (its `invalidates` tags) and the GET route of the
+        // same path (whose entries the path tag names, and which verifies the writer when the
+        // write's route cannot).
+        let routes = &self.inner.config.routes;
+        let written = resolve(routes, req.method(), &target);
+        let read = resolve(routes, &Method::GET, &target);
         let mut purges = Vec::new();
         let headers = req.headers().clone();
         let query = req.uri().query().map(str::to_owned);
-        let write_route = self.inner.config.routes.find(req.method(), &target.path);
         let who = WriteScope {
             headers: &headers,
             host: client.host,
             auth: self.inner.auth.is_some(),
             verified: self
-                .verified_tenant(
-                    write_route.as_ref().map(|m| m.route),
-                    &target.path,
-                    &headers,
-                    client,
-                )
+                .verified_tenant(written.as_ref(), read.as_ref(), &headers, client)
                 .await,
         };
-        let mut route_index = None;
-        if let Some(m) = write_route {
-            route_index = Some(m.route.index);
-            let scope = who.tenant_scope(m.route, &m.captures, query.as_deref());
-            let tags: Vec<Arc<str>> = m
-                .route
+        if let Some(w) = &written {
+            let route = w.found.route;
+            let scope = who.tenant_scope(route, &w.found.captures, query.as_deref());
+            let tags: Vec<Tag> = route
                 .write_invalidates
                 .iter()
-                .map(|t| Arc::from(t.render(&m.captures)))
+                .map(|t| Tag::parse(&t.render(&w.found.captures)))
                 .collect();
             if !tags.is_empty() {
                 // Public routes keep their entries in the shared scope; a resource (or any
                 // tag) they share with tenant routes changes there too.
-                let shared_too = matches!(&scope, TenantScope::One(t) if !t.is_empty())
-                    && self
-                        .inner
-                        .config
-                        .routes
+                let shared_too = matches!(&scope, PurgeScope::Only(TenantScope::One(_)))
+                    && routes
                         .routes()
                         .iter()
                         .any(|r| r.cache && r.scope == Scope::Public);
                 if shared_too {
-                    purges.push(Purge::tags(TenantScope::One(Arc::from("")), tags.clone()));
+                    purges.push(Purge::tags(
+                        PurgeScope::Only(TenantScope::Shared),
+                        tags.clone(),
+                    ));
                 }
                 purges.push(Purge::tags(scope, tags));
             }
         }
-        if let Some(purge) = self.uri_purge(&target.path, &who, query.as_deref()) {
+        if let Some(purge) = read
+            .as_ref()
+            .and_then(|r| path_purge(r, &who, query.as_deref()))
+        {
             purges.push(purge);
         }
+        let route_index = written.as_ref().map(|w| w.found.route.index);
 
         let (parts, body) = req.into_parts();
         let req = Request::from_parts(parts, ProxyBody::Stream(body));
@@ -106,9 +107,13 @@ impl Proxy {
                     else {
                         continue;
                     };
-                    if let Some(purge) = self.uri_purge(&path, &who, None) {
-                        purges.push(purge);
-                    }
+                    // Another path than the request's: normalized and resolved on its own.
+                    let Ok(other) = cache_key::normalize(&path, None) else {
+                        continue;
+                    };
+                    let purge = resolve(routes, &Method::GET, &other)
+                        .and_then(|r| path_purge(&r, &who, None));
+                    purges.extend(purge);
                 }
             }
             let mut purged = 0;
@@ -118,28 +123,20 @@ impl Proxy {
             self.inner.stats.write_purge();
             tracing::debug!(purged, groups = purges.len(), "write evicted entries");
         }
-        self.inner.stats.record(Outcome::Method, route_index, None);
-        Ok(stream_response(
-            result?,
-            Outcome::Method,
-            &self.inner.config.cache.tag_headers,
-        ))
+        let response = stream_response(result?, &self.inner.config.cache.tag_headers);
+        Ok(Answer::new(response, Outcome::Method, route_index))
     }
+}
 
-    /// The purge of every stored variant of `path` (RFC 9111 §4.4), scoped to the tenant the GET
-    /// route for that path would key it under.
-    fn uri_purge(&self, path: &str, who: &WriteScope<'_>, query: Option<&str>) -> Option<Purge> {
-        let target = cache_key::normalize(path, None).ok()?;
-        let m = self.inner.config.routes.find(&Method::GET, &target.path)?;
-        if !m.route.cache {
-            return None;
-        }
-        let scope = who.tenant_scope(m.route, &m.captures, query);
-        Some(Purge::tags(
-            scope,
-            vec![Arc::from(format!("{PATH_TAG_PREFIX}{}", target.path))],
-        ))
+/// The purge of every stored variant of a path (RFC 9111 §4.4), scoped to the tenant its GET
+/// route keys it under; `None` when that route is not cached.
+fn path_purge(read: &Resolved<'_, '_>, who: &WriteScope<'_>, query: Option<&str>) -> Option<Purge> {
+    let route = read.found.route;
+    if !route.cache {
+        return None;
     }
+    let scope = who.tenant_scope(route, &read.found.captures, query);
+    Some(Purge::tags(scope, vec![Tag::path(&read.target.path)]))
 }
 
 /// What decides which tenants a write may have changed.
@@ -163,9 +160,9 @@ impl WriteScope<'_> {
         route: &Route,
         captures: &Captures<'_, '_>,
         query: Option<&str>,
-    ) -> TenantScope {
+    ) -> PurgeScope {
         if route.scope == Scope::Public {
-            return TenantScope::One(Arc::from(""));
+            return PurgeScope::Only(TenantScope::Shared);
         }
         let inputs = TenantInputs {
             headers: self.headers,
@@ -182,18 +179,18 @@ impl WriteScope<'_> {
             // every tenant rather than guess.
             return match (&self.verified, named) {
                 (Some(verified), Tenant::Shared | Tenant::Missing) => {
-                    TenantScope::One(Arc::from(verified.as_str()))
+                    PurgeScope::Only(TenantScope::one(verified))
                 }
                 (Some(verified), Tenant::Id(id)) if *id == **verified => {
-                    TenantScope::One(Arc::from(verified.as_str()))
+                    PurgeScope::Only(TenantScope::one(verified))
                 }
-                _ => TenantScope::All,
+                _ => PurgeScope::All,
             };
         }
         match named {
-            Tenant::Shared => TenantScope::One(Arc::from("")),
-            Tenant::Id(id) => TenantScope::One(Arc::from(&*id)),
-            Tenant::Missing | Tenant::Invalid(_) => TenantScope::All,
+            Tenant::Shared => PurgeScope::Only(TenantScope::Shared),
+            Tenant::Id(id) => PurgeScope::Only(TenantScope::one(&id)),
+            Tenant::Missing | Tenant::Invalid(_) => PurgeScope::All,
         }
     }
 }
@@ -204,26 +201,23 @@ impl Proxy {
     /// cachegate, decides whether the write itself is allowed.
     async fn verified_tenant(
         &self,
-        route: Option<&Route>,
-        path: &str,
+        written: Option<&Resolved<'_, '_>>,
+        read: Option<&Resolved<'_, '_>>,
         headers: &HeaderMap,
         client: &ClientInfo<'_>,
     ) -> Option<String> {
         let auth = self.inner.auth.as_ref()?;
-        let read_route = self
-            .inner
-            .config
-            .routes
-            .find(&Method::GET, path)
-            .map(|m| m.route);
-        let route = route
-            .filter(|r| r.scope != Scope::Public)
-            .or(read_route.filter(|r| r.scope != Scope::Public))?;
+        fn tenant_route<'c>(r: &Resolved<'c, '_>) -> Option<&'c Route> {
+            Some(r.found.route).filter(|route| route.scope != Scope::Public)
+        }
+        let route = written
+            .and_then(tenant_route)
+            .or_else(|| read.and_then(tenant_route))?;
         match self
             .authenticate(auth, route, headers, client.peer.ip(), client.host)
             .await
         {
-            Ok(Caller::Verified(identity)) => identity.tenant,
+            Ok(Authenticated::Verified(identity)) => identity.tenant,
             _ => None,
         }
     }

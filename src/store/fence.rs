@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use super::{TagKey, TenantScope};
+use super::{PurgeScope, Tag, TagKey, TenantScope};
 
 /// Below this many records the map is never pruned: pruning a small map saves nothing.
 const PRUNE_MIN: usize = 1024;
@@ -28,13 +28,6 @@ const PRUNE_MIN: usize = 1024;
 pub struct FillTicket {
     seq: u64,
     fences: Arc<Fences>,
-}
-
-impl FillTicket {
-    /// The purge sequence value when the fill began (for logs).
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
 }
 
 impl std::fmt::Debug for FillTicket {
@@ -61,12 +54,12 @@ impl Drop for FillTicket {
 #[derive(Debug, Default)]
 struct TagFence {
     all: u64,
-    tenants: HashMap<Arc<str>, u64>,
+    tenants: HashMap<TenantScope, u64>,
 }
 
 #[derive(Debug)]
 struct Records {
-    by_tag: HashMap<Arc<str>, TagFence>,
+    by_tag: HashMap<Tag, TagFence>,
     /// Number of recorded values (an `all` value counts as one), compared with `prune_at`.
     len: usize,
     prune_at: usize,
@@ -123,15 +116,15 @@ impl Fences {
         }
         let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
         tags.iter().any(|t| {
-            records.by_tag.get(&*t.tag).is_some_and(|f| {
-                f.all > ticket.seq || f.tenants.get(&*t.tenant).is_some_and(|&s| s > ticket.seq)
+            records.by_tag.get(&t.tag).is_some_and(|f| {
+                f.all > ticket.seq || f.tenants.get(&t.tenant).is_some_and(|&s| s > ticket.seq)
             })
         })
     }
 
     /// Bumps the sequence and records it for every tag in the scope. Must happen before the
     /// purge looks for entries.
-    pub(crate) fn raise(&self, scope: &TenantScope, tags: &[Arc<str>]) {
+    pub(crate) fn raise(&self, scope: &PurgeScope, tags: &[Tag]) {
         if tags.is_empty() {
             return;
         }
@@ -139,17 +132,17 @@ impl Fences {
         let mut records = self.records.write().unwrap_or_else(PoisonError::into_inner);
         let mut added = 0;
         for tag in tags {
-            let fence = records.by_tag.entry(Arc::clone(tag)).or_default();
+            let fence = records.by_tag.entry(tag.clone()).or_default();
             // Concurrent purges may record out of order; the larger value is the one that counts.
             match scope {
-                TenantScope::All => {
+                PurgeScope::All => {
                     if fence.all == 0 {
                         added += 1;
                     }
                     fence.all = fence.all.max(seq);
                 }
-                TenantScope::One(tenant) => {
-                    let slot = fence.tenants.entry(Arc::clone(tenant)).or_insert_with(|| {
+                PurgeScope::Only(tenant) => {
+                    let slot = fence.tenants.entry(tenant.clone()).or_insert_with(|| {
                         added += 1;
                         0
                     });

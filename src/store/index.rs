@@ -21,22 +21,21 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::{Key, TagKey, TenantScope, PATH_TAG_PREFIX};
+use super::{Key, PurgeScope, Tag, TagKey, TenantScope};
 
 /// Tenant -> key -> number of live entries under that key that carry the tag.
-type TenantKeys = HashMap<Arc<str>, HashMap<Key, u32>>;
+type TenantKeys = HashMap<TenantScope, HashMap<Key, u32>>;
 
-/// Path tag (`path:<path>`) -> number of live entries carrying it, in path order.
+/// Path (of a [`Tag::Path`]) -> number of live entries carrying its tag, in path order.
 ///
-/// The full tag is the map key rather than the bare path so that it shares the entries' own
-/// allocation; prefixing every key with the same string keeps the order of the paths.
+/// The map key shares the allocation of the entries' own path tags.
 type PathTags = BTreeMap<Arc<str>, u32>;
 
 #[derive(Debug, Default)]
 pub(crate) struct TagIndex {
-    by_tag: DashMap<Arc<str>, TenantKeys>,
-    /// Tenant -> the path tags its entries carry.
-    paths: DashMap<Arc<str>, PathTags>,
+    by_tag: DashMap<Tag, TenantKeys>,
+    /// Tenant -> the paths of the path tags its entries carry.
+    paths: DashMap<TenantScope, PathTags>,
     /// Tenant buckets, paths and keys looked at by purges and listings, so tests can pin the
     /// cost of a purge.
     visits: AtomicU64,
@@ -49,13 +48,13 @@ impl TagIndex {
             // Each guard is dropped before the next map is locked, so no two index locks are
             // ever held at once and the two maps cannot deadlock against each other.
             {
-                let mut tenants = self.by_tag.entry(Arc::clone(&t.tag)).or_default();
-                let keys = tenants.entry(Arc::clone(&t.tenant)).or_default();
+                let mut tenants = self.by_tag.entry(t.tag.clone()).or_default();
+                let keys = tenants.entry(t.tenant.clone()).or_default();
                 *keys.entry(key).or_insert(0) += 1;
             }
-            if t.tag.starts_with(PATH_TAG_PREFIX) {
-                let mut paths = self.paths.entry(Arc::clone(&t.tenant)).or_default();
-                *paths.entry(Arc::clone(&t.tag)).or_insert(0) += 1;
+            if let Tag::Path(path) = &t.tag {
+                let mut paths = self.paths.entry(t.tenant.clone()).or_default();
+                *paths.entry(Arc::clone(path)).or_insert(0) += 1;
             }
         }
     }
@@ -65,10 +64,10 @@ impl TagIndex {
     pub(crate) fn remove(&self, key: &Key, tags: &[TagKey]) {
         for t in tags {
             let tag_empty = {
-                let Some(mut tenants) = self.by_tag.get_mut(&*t.tag) else {
+                let Some(mut tenants) = self.by_tag.get_mut(&t.tag) else {
                     continue;
                 };
-                if let Some(keys) = tenants.get_mut(&*t.tenant) {
+                if let Some(keys) = tenants.get_mut(&t.tenant) {
                     if let Some(count) = keys.get_mut(key) {
                         *count -= 1;
                         if *count == 0 {
@@ -76,7 +75,7 @@ impl TagIndex {
                         }
                     }
                     if keys.is_empty() {
-                        tenants.remove(&*t.tenant);
+                        tenants.remove(&t.tenant);
                     }
                 }
                 tenants.is_empty()
@@ -85,24 +84,24 @@ impl TagIndex {
             // because an entry may have registered the tag in between.
             if tag_empty {
                 self.by_tag
-                    .remove_if(&*t.tag, |_, tenants| tenants.is_empty());
+                    .remove_if(&t.tag, |_, tenants| tenants.is_empty());
             }
-            if t.tag.starts_with(PATH_TAG_PREFIX) {
-                self.remove_path(&t.tenant, &t.tag);
+            if let Tag::Path(path) = &t.tag {
+                self.remove_path(&t.tenant, path);
             }
         }
     }
 
-    /// Takes one count away from `tag` in `tenant`'s path index.
-    fn remove_path(&self, tenant: &str, tag: &str) {
+    /// Takes one count away from `path` in `tenant`'s path index.
+    fn remove_path(&self, tenant: &TenantScope, path: &str) {
         let tenant_empty = {
             let Some(mut paths) = self.paths.get_mut(tenant) else {
                 return;
             };
-            if let Some(count) = paths.get_mut(tag) {
+            if let Some(count) = paths.get_mut(path) {
                 *count -= 1;
                 if *count == 0 {
-                    paths.remove(tag);
+                    paths.remove(path);
                 }
             }
             paths.is_empty()
@@ -113,34 +112,32 @@ impl TagIndex {
         }
     }
 
-    /// A snapshot of the (tenant, path tag) pairs within `scope` whose path starts with
-    /// `prefix` (a bare path prefix, without `path:`).
+    /// A snapshot of the (tenant, path) pairs within `scope` whose path starts with `prefix`.
     ///
     /// The walk starts at the first path not below the prefix and stops at the first one that
     /// does not start with it, so it only looks at what it returns plus one path per tenant.
-    pub(crate) fn path_tags(&self, scope: &TenantScope, prefix: &str) -> Vec<(Arc<str>, Arc<str>)> {
-        let needle = format!("{PATH_TAG_PREFIX}{prefix}");
+    pub(crate) fn paths(&self, scope: &PurgeScope, prefix: &str) -> Vec<(TenantScope, Arc<str>)> {
         let mut out = Vec::new();
         let mut visits = 0;
-        let mut walk = |tenant: &Arc<str>, paths: &PathTags| {
+        let mut walk = |tenant: &TenantScope, paths: &PathTags| {
             visits += 1;
-            let from = (Bound::Included(needle.as_str()), Bound::Unbounded);
-            for tag in paths
+            let from = (Bound::Included(prefix), Bound::Unbounded);
+            for path in paths
                 .range::<str, _>(from)
-                .map(|(tag, _)| tag)
-                .take_while(|tag| tag.starts_with(needle.as_str()))
+                .map(|(path, _)| path)
+                .take_while(|path| path.starts_with(prefix))
             {
                 visits += 1;
-                out.push((Arc::clone(tenant), Arc::clone(tag)));
+                out.push((tenant.clone(), Arc::clone(path)));
             }
         };
         match scope {
-            TenantScope::One(tenant) => {
-                if let Some(paths) = self.paths.get(&**tenant) {
+            PurgeScope::Only(tenant) => {
+                if let Some(paths) = self.paths.get(tenant) {
                     walk(tenant, &paths);
                 }
             }
-            TenantScope::All => {
+            PurgeScope::All => {
                 for bucket in &self.paths {
                     walk(bucket.key(), bucket.value());
                 }
@@ -159,20 +156,20 @@ impl TagIndex {
     ///
     /// The keys are copied out so that no index lock is held while the caller touches the
     /// cache (whose removals update this index).
-    pub(crate) fn keys(&self, scope: &TenantScope, tag: &str) -> Vec<Key> {
+    pub(crate) fn keys(&self, scope: &PurgeScope, tag: &Tag) -> Vec<Key> {
         let Some(tenants) = self.by_tag.get(tag) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         let mut visits = 0;
         match scope {
-            TenantScope::One(tenant) => {
-                if let Some(keys) = tenants.get(&**tenant) {
+            PurgeScope::Only(tenant) => {
+                if let Some(keys) = tenants.get(tenant) {
                     visits += 1 + keys.len();
                     out.extend(keys.keys().copied());
                 }
             }
-            TenantScope::All => {
+            PurgeScope::All => {
                 for keys in tenants.values() {
                     visits += 1 + keys.len();
                     out.extend(keys.keys().copied());
@@ -186,8 +183,8 @@ impl TagIndex {
     /// Whether any entry of `tag.tenant` may carry `tag.tag` (over-approximates like the index).
     pub(crate) fn holds(&self, tag: &TagKey) -> bool {
         self.by_tag
-            .get(&*tag.tag)
-            .is_some_and(|tenants| tenants.contains_key(&*tag.tenant))
+            .get(&tag.tag)
+            .is_some_and(|tenants| tenants.contains_key(&tag.tenant))
     }
 
     /// Number of (tag, tenant, key) triples held.
@@ -202,24 +199,24 @@ impl TagIndex {
     /// Whether `key` is indexed under `tag`.
     #[cfg(test)]
     pub(crate) fn contains(&self, tag: &TagKey, key: &Key) -> bool {
-        self.by_tag.get(&*tag.tag).is_some_and(|tenants| {
+        self.by_tag.get(&tag.tag).is_some_and(|tenants| {
             tenants
-                .get(&*tag.tenant)
+                .get(&tag.tenant)
                 .is_some_and(|keys| keys.contains_key(key))
         })
     }
 
-    /// Every (tenant, path tag) pair of the path index with its count.
+    /// Every (tenant, path) pair of the path index with its count.
     #[cfg(test)]
-    pub(crate) fn path_counts(&self) -> HashMap<(Arc<str>, Arc<str>), u32> {
+    pub(crate) fn path_counts(&self) -> HashMap<(TenantScope, Arc<str>), u32> {
         self.paths
             .iter()
             .flat_map(|bucket| {
-                let tenant = Arc::clone(bucket.key());
+                let tenant = bucket.key().clone();
                 bucket
                     .value()
                     .iter()
-                    .map(|(tag, &n)| ((Arc::clone(&tenant), Arc::clone(tag)), n))
+                    .map(|(path, &n)| ((tenant.clone(), Arc::clone(path)), n))
                     .collect::<Vec<_>>()
             })
             .collect()

@@ -1,20 +1,18 @@
 //! Listing entries for the admin API: by tenant, by path prefix, or a bounded sample of all.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::memory::Listed;
-use super::{Key, TagKey, TenantScope, Tiered, TENANT_TAG};
+use super::{Key, PurgeScope, Tag, TagKey, TenantScope, Tiered};
 
 /// One stored entry as the admin API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntryInfo {
     pub readable_key: String,
-    /// "" = shared by all callers.
-    pub tenant: Arc<str>,
+    pub tenant: TenantScope,
     /// The normalized `path` or `path?query` the entry was filled from.
     pub target: String,
     pub status: u16,
@@ -38,7 +36,7 @@ impl Tiered {
     /// entries are shown is then arbitrary.
     pub async fn entries(
         &self,
-        tenant: Option<&str>,
+        tenant: Option<&TenantScope>,
         prefix: Option<&str>,
         limit: usize,
         now: Instant,
@@ -50,13 +48,13 @@ impl Tiered {
         // Each candidate key comes with the tag it was found under; the index may name a key
         // whose entry has since been replaced, so the entry must still carry that tag.
         let tags: Vec<TagKey> = match (tenant, prefix) {
-            (Some(tenant), None) => vec![TagKey::new(tenant, TENANT_TAG)],
+            (Some(tenant), None) => vec![TagKey::new(tenant.clone(), Tag::Tenant)],
             (_, Some(prefix)) => {
-                let scope = tenant.map_or(TenantScope::All, |t| TenantScope::One(Arc::from(t)));
+                let scope = tenant.map_or(PurgeScope::All, |t| PurgeScope::Only(t.clone()));
                 index
-                    .path_tags(&scope, prefix)
+                    .paths(&scope, prefix)
                     .into_iter()
-                    .map(|(tenant, tag)| TagKey { tenant, tag })
+                    .map(|(tenant, path)| TagKey::new(tenant, Tag::Path(path)))
                     .collect()
             }
             (None, None) => {
@@ -67,7 +65,7 @@ impl Tiered {
         let mut seen: HashSet<Key> = HashSet::new();
         let mut out = Vec::new();
         for tag in &tags {
-            let scope = TenantScope::One(Arc::clone(&tag.tenant));
+            let scope = PurgeScope::Only(tag.tenant.clone());
             for key in index.keys(&scope, &tag.tag) {
                 if !seen.insert(key) {
                     continue;
@@ -97,7 +95,7 @@ fn info(listed: &Listed, now: Instant) -> EntryInfo {
     let age = entry.age(now);
     EntryInfo {
         readable_key: entry.readable_key.clone(),
-        tenant: Arc::clone(&entry.tenant),
+        tenant: entry.tenant.clone(),
         target: entry.target.clone(),
         status: entry.status.as_u16(),
         ttl_left: entry.ttl.saturating_sub(age),

@@ -21,7 +21,7 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 use tokio::time::Instant;
 
 use super::index::TagIndex;
-use super::{CachedResponse, Key, MemoryOptions, StoreStats, TenantScope};
+use super::{CachedResponse, Key, MemoryOptions, PurgeScope, StoreStats, Tag};
 
 /// quick_cache's share of a shard kept for its main ("hot") queue; an entry heavier than this
 /// share of one shard is never admitted.
@@ -255,7 +255,7 @@ impl MemoryTier {
 
     /// Removes (or with `soft`, marks stale) every entry carrying `tag` within `scope`;
     /// returns how many were removed or newly marked.
-    pub(crate) fn purge_tag(&self, scope: &TenantScope, tag: &str, soft: bool) -> usize {
+    pub(crate) fn purge_tag(&self, scope: &PurgeScope, tag: &Tag, soft: bool) -> usize {
         let keys = self.index.keys(scope, tag);
         self.purge_keys(keys, |entry| carries(entry, scope, tag), soft)
     }
@@ -264,8 +264,8 @@ impl MemoryTier {
     /// filled from exactly `uri` (their `target`).
     pub(crate) fn purge_uri(
         &self,
-        scope: &TenantScope,
-        path_tag: &str,
+        scope: &PurgeScope,
+        path_tag: &Tag,
         uri: &str,
         soft: bool,
     ) -> usize {
@@ -400,14 +400,11 @@ impl MemoryTier {
 }
 
 /// Whether `entry` carries `tag` for a tenant within `scope`.
-fn carries(entry: &CachedResponse, scope: &TenantScope, tag: &str) -> bool {
-    entry.tags.iter().any(|t| {
-        &*t.tag == tag
-            && match scope {
-                TenantScope::All => true,
-                TenantScope::One(tenant) => t.tenant == *tenant,
-            }
-    })
+fn carries(entry: &CachedResponse, scope: &PurgeScope, tag: &Tag) -> bool {
+    entry
+        .tags
+        .iter()
+        .any(|t| t.tag == *tag && scope.covers(&t.tenant))
 }
 
 fn listed(slot: &Slot) -> Listed {

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
@@ -42,28 +43,48 @@ use variants::VariantMemory;
 /// 2: entries carry their `tenant` and the `target` they were filled from.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// The tag every entry of a tenant carries, so a whole tenant can be purged (and listed) at
-/// once; fills carry it too, which lets prefix and whole-tenant purges fence them.
-pub const TENANT_TAG: &str = "*";
+/// Whose entry: the entries shared by every caller, or one tenant's.
+///
+/// Every entry and every tag belongs to exactly one scope; a purge names the scopes it
+/// reaches ([`PurgeScope`]), so one tenant's purge never touches (or spares) another's entries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TenantScope {
+    /// Entries of routes that are not keyed by tenant (public routes, `tenant = "none"`).
+    Shared,
+    /// One tenant's entries, by its validated id.
+    One(Arc<str>),
+}
 
-/// Prefix of the tag every entry carries for its normalized path (`path:/api/items/`); path,
-/// URI and prefix purges find entries through it.
-pub const PATH_TAG_PREFIX: &str = "path:";
+impl TenantScope {
+    /// The scope of one tenant id.
+    pub fn one(id: &str) -> TenantScope {
+        TenantScope::One(Arc::from(id))
+    }
 
-/// A tag scoped to a tenant. tenant "" = entries shared by all callers (routes without a tenant).
+    /// The tenant id, `None` for the shared scope.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            TenantScope::Shared => None,
+            TenantScope::One(id) => Some(id),
+        }
+    }
+
+    /// Bytes the id takes (entry weights).
+    fn len(&self) -> usize {
+        self.id().map_or(0, str::len)
+    }
+}
+
+/// A tag scoped to a tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TagKey {
-    pub tenant: Arc<str>,
-    pub tag: Arc<str>,
+    pub tenant: TenantScope,
+    pub tag: Tag,
 }
 
 impl TagKey {
-    /// Builds a tag key from anything that converts into shared strings.
-    pub fn new(tenant: impl Into<Arc<str>>, tag: impl Into<Arc<str>>) -> Self {
-        Self {
-            tenant: tenant.into(),
-            tag: tag.into(),
-        }
+    pub fn new(tenant: TenantScope, tag: Tag) -> Self {
+        Self { tenant, tag }
     }
 }
 
@@ -77,13 +98,13 @@ pub struct CachedResponse {
     pub body: bytes::Bytes,
     pub stored_at: Instant,
     pub ttl: Duration,
-    /// The route's tags plus [`TENANT_TAG`] and the path tag ([`PATH_TAG_PREFIX`]), all scoped
-    /// to `tenant`: whole-tenant, path and prefix purges only find entries through those two.
+    /// The route's tags plus [`Tag::Tenant`] and the path tag ([`Tag::Path`]), all scoped to
+    /// `tenant`: whole-tenant, path and prefix purges only find entries through those two.
     pub tags: Vec<TagKey>,
     /// The human-readable form of the key, for logs and the admin API.
     pub readable_key: String,
-    /// The tenant the entry belongs to; "" = shared by all callers.
-    pub tenant: Arc<str>,
+    /// The tenant the entry belongs to.
+    pub tenant: TenantScope,
     /// The normalized `path` or `path?query` the entry was filled from.
     pub target: String,
 }
@@ -127,7 +148,7 @@ impl CachedResponse {
         let tags: u64 = self
             .tags
             .iter()
-            .map(|t| t.tenant.len() as u64 + t.tag.len() as u64 + TAG_OVERHEAD)
+            .map(|t| t.tenant.len() as u64 + t.tag.encoded_len() as u64 + TAG_OVERHEAD)
             .sum();
         self.body.len() as u64
             + headers
@@ -140,11 +161,21 @@ impl CachedResponse {
 
 /// Which tenants a purge applies to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TenantScope {
-    /// One tenant ("" is the scope of entries shared by all callers).
-    One(Arc<str>),
+pub enum PurgeScope {
+    /// One scope: a tenant's entries, or the shared ones.
+    Only(TenantScope),
     /// Every tenant, including the shared scope.
     All,
+}
+
+impl PurgeScope {
+    /// Whether a tag of `tenant` is within the purge.
+    pub fn covers(&self, tenant: &TenantScope) -> bool {
+        match self {
+            PurgeScope::All => true,
+            PurgeScope::Only(scope) => scope == tenant,
+        }
+    }
 }
 
 /// What happened to an entry handed to [`Tiered::store`].
@@ -173,7 +204,7 @@ pub struct StoreStats {
     pub soft_purged: u64,
     /// Fills refused (or undone) because a purge overlapped them, since start.
     pub fenced: u64,
-    /// Tenants (counting the shared scope "") with at least one entry held, as the path index
+    /// Tenants (counting the shared scope) with at least one entry held, as the path index
     /// sees them (an entry without a path tag is not counted).
     pub tenants: u64,
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{TenantScope, Tiered, PATH_TAG_PREFIX, TENANT_TAG};
+use super::{PurgeScope, Tag, Tiered};
 
 /// A purge: every entry matching any listed selector within the tenant scope.
 ///
@@ -12,16 +12,16 @@ use super::{TenantScope, Tiered, PATH_TAG_PREFIX, TENANT_TAG};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Purge {
     /// The tenants the purge applies to.
-    pub tenant: TenantScope,
+    pub tenant: PurgeScope,
     /// Entries carrying any of these tags.
-    pub tags: Vec<Arc<str>>,
+    pub tags: Vec<Tag>,
     /// Normalized paths without a query: every variant of each path (its `path:` tag).
     pub paths: Vec<Arc<str>>,
     /// Normalized `path?query` targets: only the entries filled from exactly that target.
     pub uris: Vec<Arc<str>>,
     /// Path prefixes: every entry whose path starts with one of them ("" matches every path).
     pub prefixes: Vec<Arc<str>>,
-    /// Everything in the tenant scope; with [`TenantScope::All`], everything in the store.
+    /// Everything in the tenant scope; with [`PurgeScope::All`], everything in the store.
     pub all: bool,
     /// Mark the matching entries stale instead of removing them.
     pub soft: bool,
@@ -29,7 +29,7 @@ pub struct Purge {
 
 impl Purge {
     /// A hard purge of `tags` within `tenant`, with no other selector.
-    pub fn tags(tenant: TenantScope, tags: Vec<Arc<str>>) -> Purge {
+    pub fn tags(tenant: PurgeScope, tags: Vec<Tag>) -> Purge {
         Purge {
             tenant,
             tags,
@@ -55,12 +55,12 @@ impl Purge {
     /// Paths and URIs fence their path tag (every variant of the path, which over-covers a
     /// URI, harmlessly). A prefix may cover paths that have no entry yet, so it and `all`
     /// fence the whole-tenant tag, which every fill carries: conservative, and O(1).
-    fn fence_tags(&self) -> Vec<Arc<str>> {
+    fn fence_tags(&self) -> Vec<Tag> {
         let mut tags = self.tags.clone();
-        tags.extend(self.paths.iter().map(|p| path_tag(p)));
-        tags.extend(self.uris.iter().map(|u| path_tag(uri_path(u))));
+        tags.extend(self.paths.iter().map(|p| Tag::path(p)));
+        tags.extend(self.uris.iter().map(|u| Tag::path(uri_path(u))));
         if self.all || !self.prefixes.is_empty() {
-            tags.push(Arc::from(TENANT_TAG));
+            tags.push(Tag::Tenant);
         }
         tags
     }
@@ -83,36 +83,31 @@ impl Tiered {
         let mut purged = 0;
         if purge.all {
             match scope {
-                TenantScope::All => {
+                PurgeScope::All => {
                     // Nothing is left for the other selectors to find.
                     return PurgeResult {
                         purged: memory.purge_everything(soft),
                     };
                 }
-                TenantScope::One(_) => purged += memory.purge_tag(scope, TENANT_TAG, soft),
+                PurgeScope::Only(_) => purged += memory.purge_tag(scope, &Tag::Tenant, soft),
             }
         }
         for tag in &purge.tags {
             purged += memory.purge_tag(scope, tag, soft);
         }
         for path in &purge.paths {
-            purged += memory.purge_tag(scope, &path_tag(path), soft);
+            purged += memory.purge_tag(scope, &Tag::path(path), soft);
         }
         for uri in &purge.uris {
-            purged += memory.purge_uri(scope, &path_tag(uri_path(uri)), uri, soft);
+            purged += memory.purge_uri(scope, &Tag::path(uri_path(uri)), uri, soft);
         }
         for prefix in &purge.prefixes {
-            for (tenant, tag) in memory.index().path_tags(scope, prefix) {
-                purged += memory.purge_tag(&TenantScope::One(tenant), &tag, soft);
+            for (tenant, path) in memory.index().paths(scope, prefix) {
+                purged += memory.purge_tag(&PurgeScope::Only(tenant), &Tag::Path(path), soft);
             }
         }
         PurgeResult { purged }
     }
-}
-
-/// The path tag of a normalized path.
-fn path_tag(path: &str) -> Arc<str> {
-    Arc::from(format!("{PATH_TAG_PREFIX}{path}"))
 }
 
 /// The path part of a `path?query` target.

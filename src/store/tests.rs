@@ -19,8 +19,19 @@ fn key(n: u64) -> Key {
     Key(*blake3::hash(&n.to_le_bytes()).as_bytes())
 }
 
+/// The tables below write the shared scope as "".
+fn scope(tenant: &str) -> TenantScope {
+    match tenant {
+        "" => TenantScope::Shared,
+        id => TenantScope::one(id),
+    }
+}
+
 fn tags(pairs: &[(&str, &str)]) -> Vec<TagKey> {
-    pairs.iter().map(|(t, g)| TagKey::new(*t, *g)).collect()
+    pairs
+        .iter()
+        .map(|(t, g)| TagKey::new(scope(t), Tag::parse(g)))
+        .collect()
 }
 
 fn entry(now: Instant, body: usize, tag_pairs: &[(&str, &str)]) -> Arc<CachedResponse> {
@@ -41,7 +52,7 @@ fn entry_named(
         ttl: TTL,
         tags: tags(tag_pairs),
         readable_key: readable_key.to_owned(),
-        tenant: tag_pairs.first().map_or("", |(t, _)| *t).into(),
+        tenant: scope(tag_pairs.first().map_or("", |(t, _)| *t)),
         target: String::new(),
     })
 }
@@ -56,21 +67,20 @@ fn entry_at(
     readable_key: &str,
 ) -> Arc<CachedResponse> {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
-    let path_tag = format!("{PATH_TAG_PREFIX}{path}");
-    let mut tag_names: Vec<&str> = route_tags.to_vec();
-    tag_names.extend([TENANT_TAG, path_tag.as_str()]);
+    let mut tag_list: Vec<Tag> = route_tags.iter().map(|t| Tag::parse(t)).collect();
+    tag_list.extend([Tag::Tenant, Tag::path(path)]);
     Arc::new(CachedResponse {
         status: StatusCode::OK,
         headers: HeaderMap::new(),
         body: Bytes::from_static(b"{}"),
         stored_at: now,
         ttl: TTL,
-        tags: tag_names
-            .iter()
-            .map(|tag| TagKey::new(tenant, *tag))
+        tags: tag_list
+            .into_iter()
+            .map(|tag| TagKey::new(scope(tenant), tag))
             .collect(),
         readable_key: readable_key.to_owned(),
-        tenant: tenant.into(),
+        tenant: scope(tenant),
         target: target.to_owned(),
     })
 }
@@ -86,11 +96,11 @@ async fn fill(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> StoreOutcome {
 }
 
 fn purge_one(tenant: &str, tag: &str) -> Purge {
-    Purge::tags(TenantScope::One(tenant.into()), vec![tag.into()])
+    Purge::tags(PurgeScope::Only(scope(tenant)), vec![Tag::parse(tag)])
 }
 
 fn purge_all(tag: &str) -> Purge {
-    Purge::tags(TenantScope::All, vec![tag.into()])
+    Purge::tags(PurgeScope::All, vec![Tag::parse(tag)])
 }
 
 /// Inserts without a fence check or publication, as `store` does before its second check.
@@ -106,7 +116,7 @@ fn insert_pending(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> memory::Pending
 /// purge miss an entry, an extra one is a leak.
 fn check_index(s: &Tiered) {
     let mut pairs = 0;
-    let mut paths: std::collections::HashMap<(Arc<str>, Arc<str>), u32> = Default::default();
+    let mut paths: std::collections::HashMap<(TenantScope, Arc<str>), u32> = Default::default();
     for k in s.memory.keys() {
         let Some(e) = s.memory.peek(&k) else { continue };
         for t in &e.tags {
@@ -115,9 +125,9 @@ fn check_index(s: &Tiered) {
                 "{k:?} not indexed under {t:?}"
             );
             pairs += 1;
-            if t.tag.starts_with(PATH_TAG_PREFIX) {
+            if let Tag::Path(path) = &t.tag {
                 *paths
-                    .entry((Arc::clone(&t.tenant), Arc::clone(&t.tag)))
+                    .entry((t.tenant.clone(), Arc::clone(path)))
                     .or_default() += 1;
             }
         }
@@ -169,7 +179,10 @@ async fn replace_moves_index_to_new_tags() {
     fill(&s, key(1), entry(now, 10, &[("a", "old")])).await;
     fill(&s, key(1), entry(now, 10, &[("a", "new")])).await;
     check_index(&s);
-    assert!(!s.memory.index().contains(&TagKey::new("a", "old"), &key(1)));
+    assert!(!s
+        .memory
+        .index()
+        .contains(&TagKey::new(scope("a"), Tag::parse("old")), &key(1)));
     assert_eq!(s.purge(&purge_one("a", "old")).await.purged, 0);
     assert_eq!(s.purge(&purge_one("a", "new")).await.purged, 1);
     assert_eq!(s.stats().evictions, 0, "a replacement is not an eviction");
@@ -212,7 +225,10 @@ async fn purge_of_several_tags_counts_each_entry_once() {
     let now = Instant::now();
     fill(&s, key(1), entry(now, 10, &[("a", "x"), ("a", "y")])).await;
     fill(&s, key(2), entry(now, 10, &[("a", "y")])).await;
-    let p = Purge::tags(TenantScope::One("a".into()), vec!["x".into(), "y".into()]);
+    let p = Purge::tags(
+        PurgeScope::Only(scope("a")),
+        vec![Tag::parse("x"), Tag::parse("y")],
+    );
     assert_eq!(s.purge(&p).await.purged, 2);
     assert_eq!(s.stats().entries, 0);
     check_index(&s);
@@ -264,8 +280,8 @@ fn check_fence(purge_tenant: Option<&str>, entry_tags: &[(&str, &str)], fenced: 
     let s = store(1 << 20);
     let ticket = s.begin_fill();
     let scope = match purge_tenant {
-        Some(t) => TenantScope::One(t.into()),
-        None => TenantScope::All,
+        Some(t) => PurgeScope::Only(scope(t)),
+        None => PurgeScope::All,
     };
     s.fences.raise(&scope, &["x".into()]);
     assert_eq!(
@@ -435,8 +451,10 @@ fn purge_records_are_pruned() {
     let s = store(1 << 20);
     let ticket = s.begin_fill();
     for n in 0..3000 {
-        s.fences
-            .raise(&TenantScope::One("a".into()), &[format!("tag{n}").into()]);
+        s.fences.raise(
+            &PurgeScope::Only(scope("a")),
+            &[Tag::parse(&format!("tag{n}"))],
+        );
     }
     // The live ticket predates every record, so none may go, and the oldest still fences it.
     assert_eq!(s.fences.record_count(), 3000);
@@ -445,7 +463,7 @@ fn purge_records_are_pruned() {
     assert_eq!(s.fences.live_ticket_seqs(), 0);
     for n in 3000..6000 {
         s.fences
-            .raise(&TenantScope::All, &[format!("tag{n}").into()]);
+            .raise(&PurgeScope::All, &[Tag::parse(&format!("tag{n}"))]);
     }
     assert!(
         s.fences.record_count() < 3000,
@@ -455,10 +473,10 @@ fn purge_records_are_pruned() {
     // Pruning keeps every record a live ticket can still be fenced by.
     let ticket = s.begin_fill();
     s.fences
-        .raise(&TenantScope::One("a".into()), &["late".into()]);
+        .raise(&PurgeScope::Only(scope("a")), &[Tag::parse("late")]);
     for n in 6000..9000 {
         s.fences
-            .raise(&TenantScope::All, &[format!("tag{n}").into()]);
+            .raise(&PurgeScope::All, &[Tag::parse(&format!("tag{n}"))]);
     }
     assert!(s.is_fenced(&ticket, &tags(&[("a", "late")])));
 }
@@ -558,7 +576,7 @@ async fn check_no_stale_reads(purge: Purge) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_fills_never_outlive_an_overlapping_purge() {
-    let one = || TenantScope::One("a".into());
+    let one = || PurgeScope::Only(scope("a"));
     let none = || Purge::tags(one(), Vec::new());
     check_no_stale_reads(purge_one("a", "x")).await;
     check_no_stale_reads(Purge {
@@ -583,7 +601,7 @@ async fn concurrent_fills_never_outlive_an_overlapping_purge() {
     .await;
     check_no_stale_reads(Purge {
         all: true,
-        ..Purge::tags(TenantScope::All, Vec::new())
+        ..Purge::tags(PurgeScope::All, Vec::new())
     })
     .await;
     check_no_stale_reads(Purge {

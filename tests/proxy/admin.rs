@@ -62,6 +62,9 @@ async fn stats_count_hits_misses_per_route_and_tenant() {
     assert_eq!(s["hits"], 1);
     assert_eq!(s["misses"], 2);
     assert_eq!(s["bypassed"], 1);
+    // Each bypass reason is counted on its own (issue 7).
+    assert_eq!(s["bypass"]["no-route"], 1);
+    assert_eq!(s["bypass"]["credentials"], 0);
     assert_eq!(s["entries"], 2);
     assert!(s["bytes"].as_u64().unwrap() > 0);
     assert!((s["hit_ratio"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
@@ -191,4 +194,145 @@ async fn warm_a_route_from_a_list_of_captures() {
         let answer = proxy.admin(Method::POST, "/warm", bad).await;
         assert_eq!(answer.status, 400, "{bad}: {}", answer.text());
     }
+}
+
+/// Issue 8, part 5: warming under a host no client sends produced no hits. Each path is warmed
+/// under the host its clients use, and a request that does not say which one is refused.
+#[tokio::test]
+async fn warming_uses_the_host_clients_send() {
+    // Without "host", a URL is warmed under its own host and is then a hit for that Host only.
+    let (origin, proxy, client) = setup().await;
+    let url = format!("http://{}/api/faculty/1/", proxy.addr);
+    let body =
+        format!(r#"{{"tenant": "42", "paths": ["{url}", "http://other.test/api/faculty/2/"]}}"#);
+    let answer = proxy.admin(Method::POST, "/warm", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["done"], 2);
+    assert_eq!(answer.json()["results"][0]["path"], url.as_str());
+    let hits_before = origin.hits();
+    let hit = client.get("/api/faculty/1/", ORG42).await;
+    assert_eq!(hit.cache_status(), "cachegate; hit");
+    let other = client
+        .get(
+            "/api/faculty/2/",
+            &[("host", "other.test"), ("x-org-id", "42")],
+        )
+        .await;
+    assert_eq!(other.cache_status(), "cachegate; hit");
+    let unwarmed_host = client.get("/api/faculty/2/", ORG42).await;
+    assert_eq!(unwarmed_host.cache_status(), "cachegate; fwd=miss; stored");
+    assert_eq!(origin.hits(), hits_before + 1);
+
+    // A plain path with no "host" and no single [server] hosts entry: refused, nothing fetched.
+    let hits_before = origin.hits();
+    let answer = proxy
+        .admin(
+            Method::POST,
+            "/warm",
+            r#"{"tenant": "42", "paths": ["/api/faculty/3/"]}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text());
+    let detail = answer.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.starts_with("no host to warm for"), "{detail}");
+    assert!(detail.contains("[server] hosts is not set"), "{detail}");
+    assert_eq!(origin.hits(), hits_before);
+}
+
+#[tokio::test]
+async fn warming_defaults_to_the_single_configured_host_and_refuses_others() {
+    let origin = Origin::start().await;
+    let config = format!("[server]\nhosts = [\"api.test\"]\n{BASE_CONFIG}");
+    let proxy = TestProxy::start(&config, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let answer = proxy
+        .admin(
+            Method::POST,
+            "/warm",
+            r#"{"tenant": "42", "paths": ["/api/faculty/1/"]}"#,
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["done"], 1);
+    let hit = client
+        .get(
+            "/api/faculty/1/",
+            &[("host", "API.test"), ("x-org-id", "42")],
+        )
+        .await;
+    assert_eq!(hit.cache_status(), "cachegate; hit");
+    // A host the listener refuses (421) is never warmed: nothing would read it.
+    for body in [
+        r#"{"tenant": "42", "host": "evil.test", "paths": ["/api/faculty/1/"]}"#,
+        r#"{"tenant": "42", "paths": ["http://evil.test/api/faculty/1/"]}"#,
+    ] {
+        let answer = proxy.admin(Method::POST, "/warm", body).await;
+        assert_eq!(answer.status, 400, "{body}: {}", answer.text());
+        assert!(answer.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not in [server] hosts"));
+    }
+    assert_eq!(origin.hits(), 1);
+}
+
+/// Every request body the command line builds is accepted by the server (the admin_client
+/// contract tests check each field is read as sent; this sends them to a running instance).
+#[tokio::test]
+async fn requests_built_by_the_command_line_are_accepted() {
+    use cachegate::admin_client::AdminCommand;
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: AdminCommand,
+    }
+    let parse = |args: &[&str]| {
+        let mut argv = vec!["cachegate"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().command
+    };
+    let (_origin, proxy, client) = setup().await;
+    client.get("/api/faculty/", ORG42).await;
+    let host = proxy.addr.to_string();
+    for args in [
+        &["purge", "--tenant", "42", "--tag", "faculty", "--soft"][..],
+        &[
+            "purge",
+            "--path",
+            "/api/public/x",
+            "--prefix",
+            "/api/public/",
+        ],
+        &["purge", "--all"],
+        &["purge", "--user", "alice"],
+        &["purge", "--forget-credentials"],
+        &[
+            "warm",
+            "--tenant",
+            "42",
+            "--host",
+            &host,
+            "--route",
+            "/api/faculty/{id}/",
+            "--capture",
+            "5",
+            "--capture",
+            "id=6",
+            "--concurrency",
+            "2",
+        ],
+    ] {
+        let (path, body) = match parse(args) {
+            AdminCommand::Purge(purge) => ("/purge", serde_json::to_string(&purge.body())),
+            AdminCommand::Warm(warm) => ("/warm", serde_json::to_string(&warm.plan().unwrap())),
+            _ => unreachable!(),
+        };
+        let answer = proxy.admin(Method::POST, path, &body.unwrap()).await;
+        assert_eq!(answer.status, 200, "{args:?}: {}", answer.text());
+    }
+    assert_eq!(
+        client.get("/api/faculty/6/", ORG42).await.cache_status(),
+        "cachegate; hit"
+    );
 }

@@ -161,7 +161,9 @@ async fn a_token_for_one_tenant_cannot_read_another_tenants_path() {
         .await;
     assert_eq!(answer.status, 403);
     assert_eq!(answer.json()["error"], "forbidden");
-    assert!(answer.header("cache-status").unwrap().contains("error"));
+    // Refused before any lookup and never forwarded, so no `fwd` (issue 7: it said
+    // `fwd=miss; detail=error`).
+    assert_eq!(answer.cache_status(), "cachegate; detail=forbidden");
     // A tenant header naming another tenant is refused the same way.
     let answer = client
         .get(
@@ -224,6 +226,38 @@ async fn missing_expired_and_tampered_tokens_get_401_even_when_an_entry_is_cache
     let stats = proxy.proxy.stats().snapshot();
     assert_eq!(stats.auth_missing, 2);
     assert_eq!(stats.auth_invalid, 4);
+}
+
+/// Issue 7: a refusal is one outcome, so its `Cache-Status`, its counter and the log line
+/// agree, and a request cachegate never forwarded does not claim `fwd=miss`.
+#[tokio::test]
+async fn refusals_say_so_in_cache_status_and_are_counted_by_reason() {
+    let (origin, proxy, client) = setup(JWT_CONFIG).await;
+    let missing = client.get("/api/faculty/", &[]).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(missing.cache_status(), "cachegate; detail=unauthenticated");
+    let expired = bearer(&token("42", "alice", now() - 3600));
+    let refused = client
+        .get("/api/faculty/", &[("authorization", &expired)])
+        .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.cache_status(),
+        "cachegate; detail=invalid-credential"
+    );
+    let t42 = bearer(&token("42", "alice", now() + 600));
+    let forbidden = client
+        .get("/api/orgs/7/faculty/", &[("authorization", &t42)])
+        .await;
+    assert_eq!(forbidden.status, 403);
+    assert_eq!(forbidden.cache_status(), "cachegate; detail=forbidden");
+    assert_eq!(origin.hits(), 0, "no refusal reached the backend");
+    let stats = proxy.proxy.stats().snapshot();
+    assert_eq!(
+        (stats.auth_missing, stats.auth_invalid, stats.auth_forbidden),
+        (1, 1, 1)
+    );
+    assert_eq!((stats.hits, stats.misses, stats.bypassed), (0, 0, 0));
 }
 
 #[tokio::test]

@@ -140,6 +140,28 @@ async fn purge_stats_and_warm_talk_to_the_admin_api() {
     let hit = client.get("/api/faculty/3/", &[("x-org-id", "42")]).await;
     assert_eq!(hit.cache_status(), "cachegate; hit");
 
+    // a URL line is warmed under its own host, without --host
+    let (_dir2, file) = write_config(&format!("http://{host}/api/faculty/4/\n"));
+    let (code, _out, err) = run(args(&[
+        "warm", "--admin", &admin, "--tenant", "42", "--file", &file,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warmed 1/1 (0 failed)"), "{err}");
+    let hit = client.get("/api/faculty/4/", &[("x-org-id", "42")]).await;
+    assert_eq!(hit.cache_status(), "cachegate; hit");
+
+    // a plain path with no host to warm for is refused, and says why
+    let (_dir3, file) = write_config("/api/faculty/5/\n");
+    let (code, _out, err) = run(args(&[
+        "warm", "--admin", &admin, "--tenant", "42", "--file", &file,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("no host to warm for"), "{err}");
+
     // stats, human and JSON
     let (code, out, err) = run(args(&["stats", "--admin", &admin])).await.unwrap();
     assert_eq!(code, 0, "{err}");
@@ -149,7 +171,7 @@ async fn purge_stats_and_warm_talk_to_the_admin_api() {
         .unwrap();
     assert_eq!(code, 0);
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stats["hits"], 1);
+    assert_eq!(stats["hits"], 2);
 
     // purge by tag, then the detail misses
     let (code, out, err) = run(args(&[
@@ -183,4 +205,110 @@ async fn purge_stats_and_warm_talk_to_the_admin_api() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+}
+
+/// README promises 64 for input that must be fixed; the argument parser's own refusals are such
+/// input (clap would exit 2).
+#[test]
+fn usage_errors_exit_64_like_bad_configs() {
+    for args in [
+        &["purge"][..],
+        &["purge", "--tag"],
+        &["nosuch"],
+        &["warm", "--bogus"],
+        &["warm", "--capture", "1"],
+        &["check", "--config"],
+        &[],
+    ] {
+        let (code, stdout, stderr) = cachegate(args);
+        assert_eq!(code, 64, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("error:") || stderr.contains("Usage:"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stdout, "", "{args:?}");
+    }
+    // Asking for help or the version is not an error.
+    for args in [&["--help"][..], &["purge", "--help"], &["-V"]] {
+        let (code, _, stderr) = cachegate(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+    }
+}
+
+/// Issue 8: a config without routes caches nothing, and `check` used to pass it silently.
+#[test]
+fn check_warns_about_a_config_without_routes() {
+    let (_dir, path) = write_config("[upstream]\nurl = \"http://127.0.0.1:8000\"\n");
+    let (code, stdout, stderr) = cachegate(&["check", "--config", &path]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("warning: no [[route]] is configured: every request is forwarded uncached"),
+        "{stdout}"
+    );
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/proxy.toml");
+    let (_, stdout, _) = cachegate(&["check", "--config", shipped]);
+    assert!(!stdout.contains("no [[route]]"), "{stdout}");
+}
+
+/// Issue 8: "no token configured on the instance" and "wrong token" are different problems with
+/// different fixes, and the message says which one it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_without_an_admin_token_is_told_from_a_wrong_token() {
+    use crate::support::origin::Origin;
+    use crate::support::{TestProxy, BASE_CONFIG};
+    use cachegate::admin::Admin;
+    use cachegate::server::{serve, ServeOptions};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let origin = Origin::start().await;
+    let proxy = TestProxy::start(BASE_CONFIG, &origin.url()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tokenless = format!("http://{}", listener.local_addr().unwrap());
+    let opts = ServeOptions {
+        header_read_timeout: Duration::from_secs(5),
+        max_header_bytes: 64 << 10,
+        max_connections: 16,
+        shutdown_grace: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(5),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = Arc::new(Admin::new(proxy.proxy.clone(), None));
+    tokio::spawn(serve(
+        vec![listener],
+        admin,
+        opts,
+        async {
+            let _ = stopped.await;
+        },
+        || (),
+    ));
+    let stats = |url: String| {
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new(env!("CARGO_BIN_EXE_cachegate"))
+                .args(["stats", "--admin", &url, "--token", "some-token"])
+                .env_remove("CACHEGATE_ADMIN_TOKEN")
+                .env_remove("CACHEGATE_CONFIG")
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (code, stderr) = stats(tokenless.clone()).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "the instance at {tokenless} has no admin token configured"
+        )),
+        "{stderr}"
+    );
+    let (code, stderr) = stats(proxy.admin_url()).await.unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("refused the token (401): it is not this instance's admin token"),
+        "{stderr}"
+    );
+    let _ = stop.send(());
 }

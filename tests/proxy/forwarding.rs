@@ -69,6 +69,9 @@ async fn hosts_outside_the_allow_list_get_421() {
         .await;
     assert_eq!(other.status, 421);
     assert_eq!(other.json()["error"], "misdirected_request");
+    // Refused, never forwarded: no `fwd` (issue 7: it said `fwd=miss; detail=error`).
+    assert_eq!(other.cache_status(), "cachegate; detail=misdirected");
+    assert_eq!(proxy.proxy.stats().snapshot().misdirected, 1);
     let ok = client
         .get("/api/faculty/", &[("host", "API.test"), ("x-org-id", "42")])
         .await;

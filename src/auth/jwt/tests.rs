@@ -354,7 +354,7 @@ fn es256_with_pem_public_key() {
 #[test]
 fn configured_algorithms_restrict_the_key() {
     let mut s = settings(JwtKeys::Secret(SECRET.to_vec()));
-    s.algorithms = vec!["HS512".to_string()];
+    s.algorithms = vec![JwtAlgorithm::HS512];
     let v = verifier(s);
     check(
         &v,
@@ -367,7 +367,7 @@ fn configured_algorithms_restrict_the_key() {
 
 #[test]
 fn key_setup_errors_are_clear() {
-    let cases: [(JwtKeys, &[&str], &str); 6] = [
+    let cases: [(JwtKeys, &[JwtAlgorithm], &str); 5] = [
         (
             JwtKeys::Secret(b"short".to_vec()),
             &[],
@@ -375,12 +375,12 @@ fn key_setup_errors_are_clear() {
         ),
         (
             JwtKeys::Secret(SECRET.to_vec()),
-            &["RS256"],
+            &[JwtAlgorithm::RS256],
             "algorithm RS256 does not fit an HMAC secret",
         ),
         (
             JwtKeys::PublicKeyPem(RSA_PUBLIC.to_vec()),
-            &["HS256"],
+            &[JwtAlgorithm::HS256],
             "algorithm HS256 does not fit an RSA key",
         ),
         (
@@ -393,15 +393,10 @@ fn key_setup_errors_are_clear() {
             &[],
             "the key is not a PEM RSA, EC or Ed25519 public key",
         ),
-        (
-            JwtKeys::Secret(SECRET.to_vec()),
-            &["none"],
-            "unknown JWT algorithm \"none\"; expected one of HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
-        ),
     ];
     for (keys, algorithms, expected) in cases {
         let mut s = settings(keys);
-        s.algorithms = algorithms.iter().map(|a| a.to_string()).collect();
+        s.algorithms = algorithms.to_vec();
         assert_eq!(JwtVerifier::new(s).err().as_deref(), Some(expected));
     }
 }

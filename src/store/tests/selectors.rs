@@ -31,12 +31,16 @@ async fn populated() -> Tiered {
     s
 }
 
-fn one(tenant: &str) -> TenantScope {
-    TenantScope::One(tenant.into())
+fn one(tenant: &str) -> PurgeScope {
+    PurgeScope::Only(scope(tenant))
 }
 
-fn nothing(scope: TenantScope) -> Purge {
+fn nothing(scope: PurgeScope) -> Purge {
     Purge::tags(scope, Vec::new())
+}
+
+fn tag_list(items: &[&str]) -> Vec<Tag> {
+    items.iter().map(|t| Tag::parse(t)).collect()
 }
 
 fn strs(items: &[&str]) -> Vec<Arc<str>> {
@@ -88,7 +92,7 @@ async fn prefix_stays_under_prefix_and_tenant() {
     check(prefixes(one("c"), &["/api/"]), &[]).await;
     check(prefixes(one("b"), &[""]), &[6, 8]).await;
     check(
-        prefixes(TenantScope::All, &["/api/courses/"]),
+        prefixes(PurgeScope::All, &["/api/courses/"]),
         &[1, 2, 3, 6, 7],
     )
     .await;
@@ -111,12 +115,12 @@ async fn path_takes_every_variant_and_uri_only_its_own() {
     };
     check(paths(one("a"), &["/api/courses/7/"]), &[2, 3]).await;
     check(paths(one("a"), &["/api/courses"]), &[]).await;
-    check(paths(TenantScope::All, &["/api/courses/7/"]), &[2, 3, 6]).await;
+    check(paths(PurgeScope::All, &["/api/courses/7/"]), &[2, 3, 6]).await;
     check(uris(one("a"), &["/api/courses/7/?page=2"]), &[3]).await;
     check(uris(one("a"), &["/api/courses/7/"]), &[2]).await;
     check(uris(one("a"), &["/api/courses/7/?page=3"]), &[]).await;
     check(uris(one("b"), &["/api/courses/7/?page=2"]), &[]).await;
-    check(uris(TenantScope::All, &["/api/courses/7/"]), &[2, 6]).await;
+    check(uris(PurgeScope::All, &["/api/courses/7/"]), &[2, 6]).await;
     check(uris(one("b"), &["/api/rooms/?floor=1"]), &[8]).await;
 }
 
@@ -129,11 +133,11 @@ async fn all_takes_one_tenant_or_everything() {
     check(all(one("a")), &[1, 2, 3, 4, 5]).await;
     check(all(one("")), &[7]).await;
     check(all(one("c")), &[]).await;
-    check(all(TenantScope::All), &[1, 2, 3, 4, 5, 6, 7, 8]).await;
+    check(all(PurgeScope::All), &[1, 2, 3, 4, 5, 6, 7, 8]).await;
     // Other selectors beside `all` find nothing more and count nothing twice.
     check(
         Purge {
-            tags: strs(&["courses"]),
+            tags: tag_list(&["courses"]),
             ..all(one("b"))
         },
         &[6, 8],
@@ -141,8 +145,8 @@ async fn all_takes_one_tenant_or_everything() {
     .await;
     check(
         Purge {
-            tags: strs(&["rooms"]),
-            ..all(TenantScope::All)
+            tags: tag_list(&["rooms"]),
+            ..all(PurgeScope::All)
         },
         &[1, 2, 3, 4, 5, 6, 7, 8],
     )
@@ -153,7 +157,7 @@ async fn all_takes_one_tenant_or_everything() {
 async fn selectors_combine_and_count_each_entry_once() {
     check(
         Purge {
-            tags: strs(&["course:7"]),
+            tags: tag_list(&["course:7"]),
             paths: strs(&["/api/courses/7/"]),
             uris: strs(&["/api/courses/7/?page=2"]),
             prefixes: strs(&["/api/courses/", "/api/"]),
@@ -167,13 +171,13 @@ async fn selectors_combine_and_count_each_entry_once() {
 
 #[test]
 fn empty_purge_selects_nothing() {
-    assert!(nothing(TenantScope::All).is_empty());
+    assert!(nothing(PurgeScope::All).is_empty());
     let selectors = [
         Purge {
             all: true,
             ..nothing(one("a"))
         },
-        Purge::tags(one("a"), strs(&["x"])),
+        Purge::tags(one("a"), tag_list(&["x"])),
         Purge {
             paths: strs(&["/x"]),
             ..nothing(one("a"))
@@ -223,7 +227,7 @@ async fn prefix_cost_is_proportional_to_what_it_matches() {
     // The walk: one tenant bucket and five paths; then per path, its tag's bucket and key.
     assert_eq!(s.memory.index().visits() - before, 1 + 5 + 5 * 2);
     let before = s.memory.index().visits();
-    assert_eq!(s.purge(&prefix(TenantScope::All)).await.purged, 10);
+    assert_eq!(s.purge(&prefix(PurgeScope::All)).await.purged, 10);
     // Eleven tenant buckets (a's holds no match any more), ten paths, ten tag lookups.
     assert_eq!(s.memory.index().visits() - before, 11 + 10 + 10 * 2);
     assert_eq!(s.stats().entries, 2000);
@@ -235,12 +239,12 @@ async fn soft_purge_counts_an_entry_once() {
     let s = populated().await;
     let soft = Purge {
         soft: true,
-        ..Purge::tags(one("a"), strs(&["courses"]))
+        ..Purge::tags(one("a"), tag_list(&["courses"]))
     };
     assert_eq!(s.purge(&soft).await.purged, 3);
     assert_eq!(s.purge(&soft).await.purged, 0);
     // A hard purge still removes the stale entries, and counts them.
-    let hard = Purge::tags(one("a"), strs(&["courses"]));
+    let hard = Purge::tags(one("a"), tag_list(&["courses"]));
     assert_eq!(s.purge(&hard).await.purged, 3);
     assert!(s.lookup_stale(&key(1), Instant::now()).await.is_none());
     assert_eq!(s.stats().soft_purged, 3);
@@ -295,7 +299,7 @@ async fn check_fence(purge: Purge, tenant: &str, target: &str, fenced: bool) {
 #[tokio::test(start_paused = true)]
 async fn every_purge_kind_fences_what_it_covers() {
     let a = || nothing(one("a"));
-    let tags = Purge::tags(one("a"), strs(&["courses"]));
+    let tags = Purge::tags(one("a"), tag_list(&["courses"]));
     check_fence(tags.clone(), "a", "/api/courses/", true).await;
     check_fence(tags.clone(), "b", "/api/courses/", false).await;
     let paths = Purge {
@@ -323,7 +327,7 @@ async fn every_purge_kind_fences_what_it_covers() {
     check_fence(all, "", "/x", false).await;
     let everything = Purge {
         all: true,
-        ..nothing(TenantScope::All)
+        ..nothing(PurgeScope::All)
     };
     check_fence(everything.clone(), "", "/x", true).await;
     check_fence(everything, "b", "/x", true).await;
@@ -365,7 +369,7 @@ async fn path_index_follows_replace_expiry_and_eviction() {
     let left = s.stats().entries as usize;
     let everything = Purge {
         all: true,
-        ..nothing(TenantScope::All)
+        ..nothing(PurgeScope::All)
     };
     assert_eq!(s.purge(&everything).await.purged, left);
     check_index(&s);
@@ -377,7 +381,7 @@ async fn path_index_follows_replace_expiry_and_eviction() {
 async fn check_list(tenant: Option<&str>, prefix: Option<&str>, limit: usize, want: &[u64]) {
     let s = populated().await;
     let listed: Vec<String> = s
-        .entries(tenant, prefix, limit, Instant::now())
+        .entries(tenant.map(scope).as_ref(), prefix, limit, Instant::now())
         .await
         .into_iter()
         .map(|e| e.readable_key)
@@ -423,10 +427,10 @@ async fn listing_shows_details_and_skips_unpublished() {
     };
     s.purge(&soft).await;
     tokio::time::advance(Duration::from_secs(10)).await;
-    let listed = s.entries(Some("a"), None, 10, Instant::now()).await;
+    let listed = s.entries(Some(&scope("a")), None, 10, Instant::now()).await;
     let want = EntryInfo {
         readable_key: "GET x".to_owned(),
-        tenant: "a".into(),
+        tenant: scope("a"),
         target: "/api/x/?p=1".to_owned(),
         status: 200,
         ttl_left: TTL - Duration::from_secs(10),
@@ -452,12 +456,6 @@ async fn weight_counts_target() {
     let with = entry_at(now, "a", "/api/x?y=1", &[], "");
     // The path tag grows with the path too.
     assert_eq!(with.weight() - bare.weight(), 10 + 6);
-}
-
-#[test]
-fn tag_conventions_match_the_proxy() {
-    assert_eq!(TENANT_TAG, crate::proxy::TENANT_TAG);
-    assert_eq!(PATH_TAG_PREFIX, crate::proxy::PATH_TAG_PREFIX);
 }
 
 #[tokio::test(start_paused = true)]

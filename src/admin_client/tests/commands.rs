@@ -1,0 +1,504 @@
+//! Purge, stats and entries against the fake admin API; errors; arguments; renderings.
+
+use super::*;
+
+// === purge ===
+
+#[tokio::test]
+async fn purge_posts_the_flags_as_json_with_the_token() {
+    async fn check(fake: &FakeAdmin, args: &[&str], body: serde_json::Value) {
+        let before = fake.seen().len();
+        let (outcome, out, _) = run_cli(fake, args).await;
+        assert_eq!(outcome.unwrap(), RunOutcome::Success, "{args:?}");
+        assert_eq!(out, "purged 3 entries\n", "{args:?}");
+        let seen = fake.seen();
+        assert_eq!(seen.len(), before + 1, "{args:?}");
+        let req = &seen[before];
+        assert_eq!(req.method, "POST", "{args:?}");
+        assert_eq!(req.target, "/purge", "{args:?}");
+        assert_eq!(req.authorization.as_deref(), Some("Bearer s3cret"));
+        assert_eq!(req.content_type.as_deref(), Some("application/json"));
+        assert_eq!(req.body, body, "{args:?}");
+    }
+    let fake = fake_admin().await;
+    check(
+        &fake,
+        &[
+            "purge",
+            "--tenant",
+            "42",
+            "--tag",
+            "faculty",
+            "--tag",
+            "faculty:12",
+        ],
+        json!({"tenant": "42", "tags": ["faculty", "faculty:12"]}),
+    )
+    .await;
+    check(
+        &fake,
+        &[
+            "purge",
+            "--path",
+            "/api/x/",
+            "--prefix",
+            "/api/courses/",
+            "--soft",
+        ],
+        json!({"paths": ["/api/x/"], "prefixes": ["/api/courses/"], "soft": true}),
+    )
+    .await;
+    check(
+        &fake,
+        &["purge", "--all"],
+        json!({"tenant": "*", "all": true}),
+    )
+    .await;
+    check(
+        &fake,
+        &["purge", "--all", "--tenant", "42"],
+        json!({"tenant": "42", "all": true}),
+    )
+    .await;
+}
+
+#[test]
+fn purge_without_anything_to_purge_is_a_usage_error() {
+    for args in [
+        vec!["cachegate", "purge"],
+        vec!["cachegate", "purge", "--soft"],
+    ] {
+        let err = match TestCli::try_parse_from(&args) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(err) => err,
+        };
+        assert_eq!(
+            err.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn one_purged_entry_is_singular() {
+    assert_eq!(render_purge(&PurgeAnswer { purged: 1 }), "purged 1 entry\n");
+    assert_eq!(
+        render_purge(&PurgeAnswer { purged: 0 }),
+        "purged 0 entries\n"
+    );
+}
+
+// === stats ===
+
+#[tokio::test]
+async fn stats_prints_ratio_counts_sizes_routes_and_tenants() {
+    let fake = fake_admin().await;
+    let (outcome, out, _) = run_cli(&fake, &["stats"]).await;
+    assert_eq!(outcome.unwrap(), RunOutcome::Success);
+    let seen = fake.seen();
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(seen[0].target, "/stats");
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer s3cret"));
+    let expected = "\
+hit ratio        90.0%  (900 hits, 100 misses)
+entries          80  (1.5 MiB)
+stored           95
+collapsed        4
+bypassed         12
+evictions        2
+purged           7
+fenced           1
+upstream errors  3
+
+routes
+#  path                hits  misses  bypassed  hit ratio
+0  /api/faculty/{id}/   600      50         0      92.3%
+1  /api/rooms/          300      50        12      85.7%
+
+tenants by traffic
+tenant    hits  misses  hit ratio
+42         795      50      94.1%
+7          100      50      66.7%
+(shared)     5       0     100.0%
+";
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn stats_lists_the_top_20_tenants_by_traffic() {
+    let tenants = (0..25)
+        .map(|i| TenantStats {
+            tenant: format!("t{i:02}"),
+            hits: i,
+            misses: 1,
+        })
+        .collect();
+    let out = render_stats(&Stats {
+        tenants,
+        ..Stats::default()
+    });
+    assert!(out.contains("top 20 tenants by traffic (of 25)"), "{out}");
+    // The busiest (t24) is first and the five quietest (t00..t04) are left out.
+    let listed: Vec<&str> = out
+        .lines()
+        .filter(|line| line.starts_with('t') && line[1..].starts_with(|c: char| c.is_ascii_digit()))
+        .map(|line| line.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 20, "{out}");
+    assert_eq!(listed[0], "t24");
+    assert_eq!(listed[19], "t05");
+}
+
+#[test]
+fn stats_tolerates_missing_extra_and_null_fields() {
+    fn check(text: &str, expected: Stats) {
+        let parsed: Stats = serde_json::from_str(text).unwrap();
+        assert_eq!(parsed, expected, "{text}");
+    }
+    check("{}", Stats::default());
+    check(
+        r#"{"hits": 3, "hit_ratio": null, "new_field": [1], "routes": [{"route": 2}]}"#,
+        Stats {
+            hits: 3,
+            routes: vec![RouteStats {
+                route: 2,
+                ..RouteStats::default()
+            }],
+            ..Stats::default()
+        },
+    );
+}
+
+#[tokio::test]
+async fn json_flag_prints_the_raw_answer() {
+    let fake = fake_admin().await;
+    let (outcome, out, _) = run_cli(&fake, &["stats", "--json"]).await;
+    assert_eq!(outcome.unwrap(), RunOutcome::Success);
+    assert_eq!(out, format!("{STATS}\n"));
+    let (_, out, _) = run_cli(&fake, &["purge", "--tag", "x", "--json"]).await;
+    assert_eq!(out, "{\"purged\":3}\n");
+}
+
+// === entries ===
+
+#[tokio::test]
+async fn entries_sends_the_filters_and_prints_a_table() {
+    let fake = fake_admin().await;
+    let (outcome, out, _) = run_cli(
+        &fake,
+        &[
+            "entries",
+            "--tenant",
+            "42",
+            "--prefix",
+            "/api/rooms/",
+            "--limit",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(outcome.unwrap(), RunOutcome::Success);
+    let seen = fake.seen();
+    assert_eq!(seen[0].method, "GET");
+    assert_eq!(
+        seen[0].target,
+        "/entries?tenant=42&prefix=/api/rooms/&limit=5"
+    );
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer s3cret"));
+    let expected = "\
+key           tenant    status      age  ttl left     size  target              tags
+9f2c4e1a7b3d  42           200      30s     4m30s  2.0 KiB  /api/rooms/?page=2  rooms,*
+00aa          (shared)     404  1h1m40s     stale     10 B  /api/public/
+2 entries
+";
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn entries_query_encodes_its_values() {
+    fn check(query: EntriesQuery, expected: &str) {
+        assert_eq!(query.path_and_query(), expected, "{query:?}");
+    }
+    check(EntriesQuery::default(), "/entries");
+    check(
+        EntriesQuery {
+            limit: Some(10),
+            ..EntriesQuery::default()
+        },
+        "/entries?limit=10",
+    );
+    check(
+        EntriesQuery {
+            tenant: Some("a b&c".into()),
+            prefix: Some("/api/x/?q=1#f".into()),
+            limit: None,
+        },
+        "/entries?tenant=a%20b%26c&prefix=/api/x/%3Fq%3D1%23f",
+    );
+}
+
+#[test]
+fn no_entries_says_so() {
+    assert_eq!(render_entries(&[]), "no entries\n");
+}
+
+// === warm ===
+
+// === errors ===
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_with_401() {
+    let fake = fake_admin().await;
+    let client = AdminClient::new(&fake.url, "wrong", Duration::from_secs(5)).unwrap();
+    let err = stats(&client).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AdminError::Unauthorized {
+                refusal: Some(Refusal::WrongToken),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the admin API at {} refused the token (401): it is not this instance's admin token",
+            fake.url
+        )
+    );
+    assert!(!err.is_usage());
+    assert_eq!(
+        fake.seen()[0].authorization.as_deref(),
+        Some("Bearer wrong")
+    );
+}
+
+/// Issue 8: an instance without a token used to be reported as refusing the token.
+#[tokio::test]
+async fn an_instance_without_a_token_is_told_apart_from_a_wrong_token() {
+    async fn check(detail: &'static str, message: &str) {
+        let fake = serve_fake(Arc::new(move |_: &Seen| {
+            let body = serde_json::to_string(&ErrorBody::new("unauthorized", detail)).unwrap();
+            (401, body)
+        }))
+        .await;
+        let err = stats(&fake.client()).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            message.replace("{url}", &fake.url),
+            "{detail}"
+        );
+    }
+    check(
+        Refusal::NoTokenConfigured.detail(),
+        "the instance at {url} has no admin token configured, so its admin API refuses every request (401): set [admin] token_env or token_file there and restart it",
+    )
+    .await;
+    check(
+        Refusal::WrongToken.detail(),
+        "the admin API at {url} refused the token (401): it is not this instance's admin token",
+    )
+    .await;
+    check(
+        "something else",
+        "the admin API at {url} refused the token (401): unauthorized: something else",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_error_answer_shows_its_detail() {
+    async fn check(status: u16, body: &'static str, message: &str) {
+        let fake = serve_fake(Arc::new(move |_: &Seen| (status, body.to_string()))).await;
+        let err = purge(&fake.client(), &PurgeBody::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), message, "{status} {body}");
+    }
+    check(
+        400,
+        r#"{"error":"bad_request","detail":"unknown field `tagz`"}"#,
+        "the admin API answered 400: bad_request: unknown field `tagz`",
+    )
+    .await;
+    check(
+        503,
+        "<html>busy</html>",
+        "the admin API answered 503: <html>busy</html>",
+    )
+    .await;
+    check(500, "", "the admin API answered 500: no details given").await;
+    check(
+        200,
+        "not json",
+        "unexpected answer from the admin API: /purge: expected ident at line 1 column 2",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_server_names_the_url() {
+    // A port that was just free: bound, read, released.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{addr}");
+    let client = AdminClient::new(&url, TOKEN, Duration::from_secs(5)).unwrap();
+    let err = stats(&client).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("cannot reach the admin API at {url}: ")),
+        "{message}"
+    );
+    assert!(message.contains("refused"), "{message}");
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts connections and never answers.
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let url = format!("http://{addr}");
+    let client = AdminClient::new(&url, TOKEN, Duration::from_millis(200)).unwrap();
+    let err = stats(&client).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("the admin API at {url} did not answer within 200ms")
+    );
+}
+
+#[tokio::test]
+async fn a_path_prefix_in_the_url_is_kept() {
+    let fake = fake_admin().await;
+    let client = AdminClient::new(
+        &format!("{}/admin/", fake.url),
+        TOKEN,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    // The fake only knows the bare paths, so the prefixed request is a 404 that shows its target.
+    let _ = stats(&client).await;
+    assert_eq!(fake.seen()[0].target, "/admin/stats");
+}
+
+// === arguments ===
+
+#[test]
+fn admin_urls_are_checked_and_normalized() {
+    fn check(url: &str, expected: Result<&str, &str>) {
+        let got = base_url(url).map_err(|err| err.to_string());
+        assert_eq!(
+            got.as_deref(),
+            expected.map_err(|e| e.to_string()).as_deref(),
+            "{url}"
+        );
+    }
+    check("http://127.0.0.1:9090", Ok("http://127.0.0.1:9090"));
+    check("127.0.0.1:9090", Ok("http://127.0.0.1:9090"));
+    check(
+        "http://admin.internal:9090/cachegate/",
+        Ok("http://admin.internal:9090/cachegate"),
+    );
+    check(
+        "https://127.0.0.1:9090",
+        Err("invalid admin URL \"https://127.0.0.1:9090\": only http:// is supported"),
+    );
+    check(
+        "http://127.0.0.1:9090/?x=1",
+        Err("invalid admin URL \"http://127.0.0.1:9090/?x=1\": a query string is not allowed"),
+    );
+    check(
+        "ftp://h",
+        Err("invalid admin URL \"ftp://h\": expected e.g. http://127.0.0.1:9090"),
+    );
+}
+
+#[test]
+fn wildcard_listen_addresses_become_loopback() {
+    fn check(listen: &str, expected: &str) {
+        assert_eq!(
+            admin_url_for_listen(listen.parse().unwrap()),
+            expected,
+            "{listen}"
+        );
+    }
+    check("0.0.0.0:9090", "http://127.0.0.1:9090");
+    check("[::]:9090", "http://[::1]:9090");
+    check("10.0.0.5:9000", "http://10.0.0.5:9000");
+}
+
+#[test]
+fn token_file_wins_and_is_trimmed() {
+    let file = TempFile::new("  from-file\n");
+    let args = |token: Option<&str>, file: Option<&str>| AdminArgs {
+        url: None,
+        token: token.map(String::from),
+        token_file: file.map(PathBuf::from),
+        json: false,
+        timeout: Duration::from_secs(30),
+    };
+    let check = |token: Option<&str>, path: Option<&str>, expected: Result<&str, &str>| {
+        let got = resolve_token(&args(token, path)).map_err(|err| err.to_string());
+        assert_eq!(
+            got.as_deref(),
+            expected.map_err(String::from).as_deref(),
+            "{token:?} {path:?}"
+        );
+    };
+    check(Some("flag"), None, Ok("flag"));
+    check(Some("flag"), Some(file.path()), Ok("from-file"));
+    check(
+        None,
+        None,
+        Err("no admin token: pass --token or --token-file, or set CACHEGATE_ADMIN_TOKEN"),
+    );
+    check(
+        Some(""),
+        None,
+        Err("no admin token: pass --token or --token-file, or set CACHEGATE_ADMIN_TOKEN"),
+    );
+    let empty = TempFile::new("\n");
+    let message = format!("the token file {} is empty", empty.path());
+    check(None, Some(empty.path()), Err(&message));
+}
+
+#[test]
+fn a_token_that_cannot_be_a_header_is_refused() {
+    let err = AdminClient::new(DEFAULT_ADMIN_URL, "bad\ntoken", Duration::from_secs(1))
+        .err()
+        .unwrap();
+    assert!(matches!(err, AdminError::BadToken), "{err:?}");
+}
+
+#[test]
+fn human_size_uses_binary_units() {
+    fn check(bytes: u64, expected: &str) {
+        assert_eq!(human_size(bytes), expected, "{bytes}");
+    }
+    check(0, "0 B");
+    check(1023, "1023 B");
+    check(1024, "1.0 KiB");
+    check(1536, "1.5 KiB");
+    check(12 << 20, "12.0 MiB");
+    check(3 << 30, "3.0 GiB");
+}
+
+#[test]
+fn a_request_the_server_calls_bad_is_a_usage_error() {
+    let status = |status: u16| AdminError::Status {
+        status,
+        detail: String::new(),
+    };
+    assert!(status(400).is_usage());
+    assert!(!status(500).is_usage());
+    assert!(!status(503).is_usage());
+}

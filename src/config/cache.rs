@@ -1,0 +1,213 @@
+//! `[cache]`: the store's namespace and budget, what may be stored, and the defaults routes
+//! inherit (ttl, tenant source, scope).
+
+use std::time::Duration;
+
+use http::HeaderName;
+use toml::Spanned;
+
+use super::fields::{duration_field, header_name, size_field};
+use super::raw::RawCache;
+use super::report::Report;
+use super::scope::{check_scope, parse_scope, tenant_source, AuthFacts};
+use crate::notation::format_size;
+use crate::policy::route::{Scope, TenantSource};
+
+/// `[cache]`: what is stored and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Key prefix, `[A-Za-z0-9_-]{1,32}`; default `cg`.
+    pub namespace: String,
+    /// Bumping it orphans every stored entry; default 1.
+    pub version: u32,
+    /// Memory budget in bytes; default 256MiB.
+    pub max_memory: u64,
+    /// Largest stored response body in bytes, below `max_memory`; default 1MiB.
+    pub max_object_size: u64,
+    /// TTL of routes that set none; default 5m, never zero.
+    pub default_ttl: Duration,
+    /// Upstream statuses that may be stored; default 200, 203, 204, 300, 301, 308.
+    pub cacheable_statuses: Vec<u16>,
+    /// Tenant source of routes that set none; default none.
+    pub tenant: TenantSource,
+    /// How long a request waits on an identical request's fill before going upstream alone.
+    pub coalesce_timeout: Duration,
+    /// Origin response headers whose comma/space separated values add tags to the stored entry
+    /// (removed before the client sees them); default `Cache-Tag` and `Surrogate-Key`.
+    pub tag_headers: Vec<HeaderName>,
+    /// Scope of routes that set none; `None` infers it from each route's tenant source.
+    pub scope: Option<Scope>,
+}
+
+pub(super) fn compile_cache(
+    report: &mut Report<'_>,
+    raw: Option<RawCache>,
+    auth: AuthFacts,
+) -> Option<CacheConfig> {
+    let raw = raw?;
+    let namespace = match raw.namespace {
+        None => Some("cg".to_string()),
+        Some(ns) => {
+            let text = ns.get_ref();
+            let valid = (1..=32).contains(&text.len())
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            let result = if valid {
+                Ok(text.clone())
+            } else {
+                Err(format!(
+                    "invalid namespace \"{text}\": use 1 to 32 of A-Z, a-z, 0-9, '_' and '-'"
+                ))
+            };
+            report.check(ns.span(), "cache.namespace", result)
+        }
+    };
+    let version = match raw.version {
+        None => Some(1),
+        Some(v) => {
+            let n = *v.get_ref();
+            let result = u32::try_from(n)
+                .map_err(|_| format!("must be between 0 and {}, not {n}", u32::MAX));
+            report.check(v.span(), "cache.version", result)
+        }
+    };
+    let memory_set = raw.max_memory.is_some();
+    let max_memory = size_field(report, raw.max_memory, "cache.max_memory", 256 << 20, 1);
+    let object_span = raw.max_object_size.as_ref().map(Spanned::span);
+    let max_object_size = size_field(
+        report,
+        raw.max_object_size,
+        "cache.max_object_size",
+        1 << 20,
+        1,
+    );
+    if let (Some(memory), Some(object)) = (max_memory, max_object_size) {
+        if object >= memory {
+            let message = format!(
+                "must be smaller than max_memory ({} >= {}{})",
+                format_size(object),
+                format_size(memory),
+                if memory_set { "" } else { ", the default" }
+            );
+            match object_span {
+                Some(span) => report.at(span, "cache.max_object_size", message),
+                None => report.nowhere("cache.max_memory", message),
+            }
+        }
+    }
+    let default_ttl = duration_field(
+        report,
+        raw.default_ttl,
+        "cache.default_ttl",
+        Duration::from_secs(300),
+        true,
+    );
+    let cacheable_statuses = match raw.cacheable_statuses {
+        None => Some(vec![200, 203, 204, 300, 301, 308]),
+        Some(list) => {
+            let mut statuses = Vec::new();
+            let mut ok = true;
+            for status in list.get_ref() {
+                let n = *status.get_ref();
+                // Answers to one request's conditions (304) or byte range (206), and interim
+                // answers (1xx), would be served to requests that asked for something else.
+                let unstorable = match n {
+                    100..=199 => Some("an interim response is not a final answer"),
+                    206 => Some("a partial response answers one Range request, which is not part of the key"),
+                    304 => Some("a 304 answers one conditional request and has no body to serve"),
+                    _ => None,
+                };
+                if let Some(why) = unstorable {
+                    report.at(
+                        status.span(),
+                        "cache.cacheable_statuses",
+                        format!("status {n} cannot be cached: {why}"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                match u16::try_from(n).ok().filter(|n| (100..=599).contains(n)) {
+                    Some(s) if !statuses.contains(&s) => statuses.push(s),
+                    Some(_) => {}
+                    None => {
+                        report.at(
+                            status.span(),
+                            "cache.cacheable_statuses",
+                            format!("invalid status {n}: must be between 100 and 599"),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if list.get_ref().is_empty() {
+                report.at(
+                    list.span(),
+                    "cache.cacheable_statuses",
+                    "is empty; set cache = false on routes to pass them through",
+                );
+                ok = false;
+            }
+            ok.then_some(statuses)
+        }
+    };
+    let tenant = match raw.tenant {
+        None => Some(TenantSource::None),
+        Some(t) => report.check(t.span(), "cache.tenant", tenant_source(t.get_ref())),
+    };
+    let coalesce_timeout = duration_field(
+        report,
+        raw.coalesce_timeout,
+        "cache.coalesce_timeout",
+        Duration::from_secs(10),
+        true,
+    );
+    let tag_headers = match raw.tag_headers {
+        None => Some(vec![
+            HeaderName::from_static("cache-tag"),
+            HeaderName::from_static("surrogate-key"),
+        ]),
+        Some(names) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for name in names {
+                let span = name.span();
+                match report.check(
+                    span,
+                    "cache.tag_headers",
+                    header_name(name.get_ref(), "tag"),
+                ) {
+                    Some(h) if !out.contains(&h) => out.push(h),
+                    Some(_) => {}
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }
+    };
+    let scope = match (&raw.scope, &tenant) {
+        (None, _) => Some(None),
+        (Some(s), Some(tenant)) => report.check(
+            s.span(),
+            "cache.scope",
+            parse_scope(s.get_ref())
+                .and_then(|scope| check_scope(scope, tenant, auth))
+                .map(Some),
+        ),
+        (Some(s), None) => report
+            .check(s.span(), "cache.scope", parse_scope(s.get_ref()))
+            .map(Some),
+    };
+    Some(CacheConfig {
+        scope: scope?,
+        tag_headers: tag_headers?,
+        namespace: namespace?,
+        version: version?,
+        max_memory: max_memory?,
+        max_object_size: max_object_size?,
+        default_ttl: default_ttl?,
+        cacheable_statuses: cacheable_statuses?,
+        tenant: tenant?,
+        coalesce_timeout: coalesce_timeout?,
+    })
+}

@@ -1,0 +1,159 @@
+//! The file as written: one private serde struct per section, each refusing unknown keys, with
+//! the span of every value so that problems can name their line and column.
+//!
+//! This is the `proxy.toml` schema, a compatibility surface: renaming or removing a key breaks
+//! deployed files. The sections compile these into the validated types.
+
+use std::fmt;
+
+use serde::de;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A string or an integer, so that `ttl = 30` gets a helpful message instead of a type error.
+#[derive(Debug, Clone)]
+pub(super) enum Scalar {
+    Str(String),
+    Int(i64),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v)
+                    .map(Scalar::Int)
+                    .map_err(|_| E::custom("number too large"))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Option<Spanned<toml::Value>>,
+    pub(super) workers: Option<Spanned<i64>>,
+    pub(super) header_read_timeout: Option<Spanned<Scalar>>,
+    pub(super) max_header_bytes: Option<Spanned<Scalar>>,
+    pub(super) max_connections: Option<Spanned<i64>>,
+    pub(super) hosts: Option<Vec<Spanned<String>>>,
+    pub(super) shutdown_grace: Option<Spanned<Scalar>>,
+    pub(super) idle_timeout: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub(super) url: Spanned<String>,
+    pub(super) connect_timeout: Option<Spanned<Scalar>>,
+    pub(super) timeout: Option<Spanned<Scalar>>,
+    pub(super) pool_max_idle_per_host: Option<Spanned<i64>>,
+    pub(super) pool_idle_timeout: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCache {
+    pub(super) namespace: Option<Spanned<String>>,
+    pub(super) version: Option<Spanned<i64>>,
+    pub(super) max_memory: Option<Spanned<Scalar>>,
+    pub(super) max_object_size: Option<Spanned<Scalar>>,
+    pub(super) default_ttl: Option<Spanned<Scalar>>,
+    pub(super) cacheable_statuses: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub(super) tenant: Option<Spanned<toml::Value>>,
+    pub(super) coalesce_timeout: Option<Spanned<Scalar>>,
+    pub(super) tag_headers: Option<Vec<Spanned<String>>>,
+    pub(super) scope: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) token_env: Option<Spanned<String>>,
+    pub(super) token_file: Option<Spanned<String>>,
+    pub(super) warm_concurrency: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub(super) prefix: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) secret_env: Option<Spanned<String>>,
+    pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) replay_window: Option<Spanned<Scalar>>,
+    pub(super) max_body: Option<Spanned<Scalar>>,
+}
+
+/// `[auth]` without its nested tables, which are parsed on their own.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub(super) user_header: Option<Spanned<String>>,
+    pub(super) key_secret_env: Option<Spanned<String>>,
+    pub(super) key_secret_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJwt {
+    pub(super) hs256_secret_env: Option<Spanned<String>>,
+    pub(super) hs_secret_file: Option<Spanned<String>>,
+    pub(super) public_key_file: Option<Spanned<String>>,
+    pub(super) jwks_file: Option<Spanned<String>>,
+    pub(super) algorithms: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) tenant_claim: Option<Spanned<String>>,
+    pub(super) user_claim: Option<Spanned<String>>,
+    pub(super) issuer: Option<Spanned<toml::Value>>,
+    pub(super) audience: Option<Spanned<toml::Value>>,
+    pub(super) leeway: Option<Spanned<Scalar>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIntrospect {
+    pub(super) path: Spanned<String>,
+    pub(super) tenant_field: Spanned<String>,
+    pub(super) user_field: Option<Spanned<String>>,
+    pub(super) ttl: Option<Spanned<Scalar>>,
+    pub(super) credential_headers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) timeout: Option<Spanned<Scalar>>,
+    pub(super) session_cookies: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) level: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    pub(super) path: Spanned<String>,
+    pub(super) methods: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) ttl: Option<Spanned<Scalar>>,
+    pub(super) cache: Option<bool>,
+    pub(super) tenant: Option<Spanned<toml::Value>>,
+    pub(super) vary: Option<Vec<Spanned<String>>>,
+    pub(super) resource: Option<Spanned<String>>,
+    pub(super) tags: Option<Vec<Spanned<String>>>,
+    pub(super) invalidates: Option<Vec<Spanned<String>>>,
+    pub(super) scope: Option<Spanned<String>>,
+    pub(super) anonymous: Option<Spanned<String>>,
+}

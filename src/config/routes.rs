@@ -1,0 +1,266 @@
+//! `[[route]]`: each route compiled into a `policy::route::Route` (pattern, methods, ttl,
+//! tenant, scope, vary, tags), and the table checked for routes an earlier one shadows.
+
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::fields::{duration_field, header_name};
+use super::raw::RawRoute;
+use super::report::Report;
+use super::scope::{check_scope, parse_anonymous, parse_scope, tenant_source, AuthFacts};
+use crate::policy::route::{
+    resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
+};
+
+/// What a route inherits from `[cache]` when it does not say.
+#[derive(Debug, Clone)]
+pub(super) struct RouteDefaults {
+    pub(super) ttl: Duration,
+    pub(super) tenant: TenantSource,
+    pub(super) scope: Option<Scope>,
+}
+
+impl RouteDefaults {
+    /// Stand-in for a broken `[cache]` while routes are checked: its problems are reported
+    /// already, and these defaults (no tenant, 5m, scope per route) cannot add spurious ones.
+    pub(super) const FALLBACK: RouteDefaults = RouteDefaults {
+        ttl: Duration::from_secs(300),
+        tenant: TenantSource::None,
+        scope: None,
+    };
+}
+
+pub(super) fn compile_routes(
+    report: &mut Report<'_>,
+    value: &Spanned<DeValue<'_>>,
+    defaults: &RouteDefaults,
+    auth: AuthFacts,
+) -> RouteTable {
+    let Some(items) = value.get_ref().as_array() else {
+        report.at(
+            value.span(),
+            "route",
+            "expected an array of tables; write each route as [[route]]",
+        );
+        return RouteTable::default();
+    };
+    let mut routes = Vec::new();
+    // Where each compiled route's path is, for messages naming an earlier route.
+    let mut path_spans = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let key = format!("route[{index}]");
+        let Some(raw) = report.table::<RawRoute>(item, &key) else {
+            continue;
+        };
+        let span = raw.path.span();
+        if let Some(route) = compile_route(report, raw, index, &key, defaults, auth) {
+            routes.push(route);
+            path_spans.push(span);
+        }
+    }
+    let table = RouteTable::new(routes);
+    for (later, earlier) in table.shadowed() {
+        let (l, e) = (&table.routes()[later], &table.routes()[earlier]);
+        let line = report.line(path_spans[earlier].start);
+        report.at(
+            path_spans[later].clone(),
+            format!("route[{}].path", l.index),
+            format!(
+                "\"{}\" can never match: route[{}] \"{}\" (line {line}) matches every path it does",
+                l.pattern, e.index, e.pattern
+            ),
+        );
+    }
+    table
+}
+
+fn compile_route(
+    report: &mut Report<'_>,
+    raw: RawRoute,
+    index: usize,
+    key: &str,
+    defaults: &RouteDefaults,
+    auth: AuthFacts,
+) -> Option<Route> {
+    let path_span = raw.path.span();
+    let pattern = report.check(
+        path_span.clone(),
+        format!("{key}.path"),
+        PathPattern::parse(raw.path.get_ref())
+            .map_err(|e| format!("invalid pattern \"{}\": {e}", raw.path.get_ref())),
+    )?;
+    let mut ok = true;
+
+    let methods = match raw.methods {
+        None => None,
+        Some(list) => {
+            let mut methods: Vec<Method> = Vec::new();
+            for m in list.get_ref() {
+                match method(m.get_ref()) {
+                    Ok(m) if !methods.contains(&m) => methods.push(m),
+                    Ok(_) => {}
+                    Err(message) => {
+                        report.at(m.span(), format!("{key}.methods"), message);
+                        ok = false;
+                    }
+                }
+            }
+            if list.get_ref().is_empty() {
+                report.at(
+                    list.span(),
+                    format!("{key}.methods"),
+                    "is empty; leave it out to match every method",
+                );
+                ok = false;
+            }
+            Some(methods)
+        }
+    };
+
+    let cached = raw.cache.unwrap_or(true);
+    let ttl = duration_field(report, raw.ttl, &format!("{key}.ttl"), defaults.ttl, cached);
+
+    let tenant = match &raw.tenant {
+        None => Some(defaults.tenant.clone()),
+        Some(t) => report.check(
+            t.span(),
+            format!("{key}.tenant"),
+            tenant_source(t.get_ref()),
+        ),
+    };
+    if let Some(TenantSource::Path(name)) = &tenant {
+        if !pattern.has_capture(name) {
+            let origin = if raw.tenant.is_some() {
+                "the route's tenant"
+            } else {
+                "[cache].tenant"
+            };
+            let span = raw.tenant.as_ref().map_or(path_span.clone(), Spanned::span);
+            report.at(
+                span,
+                format!("{key}.tenant"),
+                format!(
+                    "tenant capture {{{name}}} (from {origin}) is not in the pattern \"{}\"; capture it or set tenant = \"none\" on this route",
+                    pattern
+                ),
+            );
+            ok = false;
+        }
+    }
+
+    let scope = match (&raw.scope, &tenant) {
+        (Some(s), Some(tenant)) => report
+            .check(
+                s.span(),
+                format!("{key}.scope"),
+                parse_scope(s.get_ref()).and_then(|scope| check_scope(scope, tenant, auth)),
+            )
+            .map(|scope| (scope, true)),
+        (Some(s), None) => report
+            .check(s.span(), format!("{key}.scope"), parse_scope(s.get_ref()))
+            .map(|scope| (scope, true)),
+        (None, tenant) => match (defaults.scope, tenant) {
+            (Some(scope), Some(tenant)) => {
+                // [cache].scope was checked with [cache].tenant; only a route's own tenant can
+                // make it impossible here.
+                let result = if raw.tenant.is_some() {
+                    check_scope(scope, tenant, auth)
+                        .map_err(|e| format!("{e} (scope from [cache].scope)"))
+                } else {
+                    Ok(scope)
+                };
+                let span = raw.tenant.as_ref().map_or(path_span.clone(), Spanned::span);
+                report
+                    .check(span, format!("{key}.tenant"), result)
+                    .map(|scope| (scope, true))
+            }
+            (Some(scope), None) => Some((scope, true)),
+            (None, Some(TenantSource::None)) => Some((Scope::Public, false)),
+            (None, _) => Some((Scope::Tenant, false)),
+        },
+    };
+    let anonymous = match &raw.anonymous {
+        None => Some(Anonymous::Deny),
+        Some(a) => report.check(
+            a.span(),
+            format!("{key}.anonymous"),
+            parse_anonymous(a.get_ref()),
+        ),
+    };
+
+    let mut vary: Vec<HeaderName> = Vec::new();
+    for h in raw.vary.iter().flatten() {
+        match header_name(h.get_ref(), "vary") {
+            Ok(name) if !vary.contains(&name) => vary.push(name),
+            Ok(_) => {}
+            Err(message) => {
+                report.at(h.span(), format!("{key}.vary"), message);
+                ok = false;
+            }
+        }
+    }
+
+    let mut entry_tags: Vec<TagTemplate> = Vec::new();
+    let mut write_invalidates: Vec<TagTemplate> = Vec::new();
+    let resource = raw.resource.as_ref().map(|r| r.get_ref().clone());
+    if let (Some(r), Some(tenant)) = (&raw.resource, &tenant) {
+        match resource_tags(r.get_ref(), &pattern, tenant) {
+            Ok((entry, write)) => {
+                entry_tags = entry;
+                write_invalidates = write;
+            }
+            Err(message) => {
+                report.at(r.span(), format!("{key}.resource"), message);
+                ok = false;
+            }
+        }
+    }
+    for (list, into, name) in [
+        (&raw.tags, &mut entry_tags, "tags"),
+        (&raw.invalidates, &mut write_invalidates, "invalidates"),
+    ] {
+        for t in list.iter().flatten() {
+            match TagTemplate::parse(t.get_ref(), &pattern) {
+                Ok(tag) if !into.contains(&tag) => into.push(tag),
+                Ok(_) => {}
+                Err(message) => {
+                    report.at(t.span(), format!("{key}.{name}"), message);
+                    ok = false;
+                }
+            }
+        }
+    }
+
+    if !ok {
+        return None;
+    }
+    let (scope, scope_declared) = scope?;
+    Some(Route {
+        scope,
+        scope_declared,
+        anonymous: anonymous?,
+        index,
+        pattern,
+        methods,
+        cache: cached,
+        ttl: ttl?,
+        tenant: tenant?,
+        vary,
+        resource,
+        entry_tags,
+        write_invalidates,
+    })
+}
+
+fn method(text: &str) -> Result<Method, String> {
+    let upper = !text.is_empty() && !text.bytes().any(|b| b.is_ascii_lowercase());
+    match Method::from_bytes(text.as_bytes()) {
+        Ok(m) if upper => Ok(m),
+        _ => Err(format!(
+            "invalid method \"{text}\": methods are upper-case names such as \"GET\""
+        )),
+    }
+}

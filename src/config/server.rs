@@ -1,0 +1,150 @@
+//! `[server]`: the listeners, their limits and timeouts, and the accepted hosts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::fields::{count_field, duration_field, size_field};
+use super::raw::RawServer;
+use super::report::Report;
+
+/// `[server]`: how clients are accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Addresses to listen on; default `0.0.0.0:8080`.
+    pub listen: Vec<SocketAddr>,
+    /// Runtime worker threads; `None` uses every available core.
+    pub workers: Option<usize>,
+    /// Time a client has to send its request head; default 10s.
+    pub header_read_timeout: Duration,
+    /// Largest accepted request head; default 64KiB, at least 8KiB.
+    pub max_header_bytes: usize,
+    /// Open client connections; default 10000.
+    pub max_connections: usize,
+    /// Allowed Host values, lower-cased, possibly with `:port`; others get 421.
+    pub hosts: Option<Vec<String>>,
+    /// Time in-flight requests get to finish on shutdown; default 30s.
+    pub shutdown_grace: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/1.1 and h2 alike);
+    /// default 60s. Before its first request a connection gets `header_read_timeout` only.
+    pub idle_timeout: Duration,
+}
+
+pub(super) fn compile_server(
+    report: &mut Report<'_>,
+    raw: Option<RawServer>,
+) -> Option<ServerConfig> {
+    let raw = raw?;
+    let listen = match raw.listen {
+        None => Some(vec![SocketAddr::from(([0, 0, 0, 0], 8080))]),
+        Some(value) => {
+            let span = value.span();
+            report.check(span, "server.listen", listen_addresses(value.get_ref()))
+        }
+    };
+    let workers = match raw.workers {
+        None => Some(None),
+        Some(w) => count_field(report, Some(w), "server.workers", 0, 1).map(Some),
+    };
+    let header_read_timeout = duration_field(
+        report,
+        raw.header_read_timeout,
+        "server.header_read_timeout",
+        Duration::from_secs(10),
+        true,
+    );
+    // hyper refuses read buffers below 8KiB, and a request head must fit in one.
+    let max_header_bytes = size_field(
+        report,
+        raw.max_header_bytes,
+        "server.max_header_bytes",
+        64 << 10,
+        8 << 10,
+    )
+    .and_then(|n| usize::try_from(n).ok());
+    let max_connections = count_field(
+        report,
+        raw.max_connections,
+        "server.max_connections",
+        10_000,
+        1,
+    );
+    let hosts = match raw.hosts {
+        None => Some(None),
+        Some(list) => {
+            let mut hosts = Vec::with_capacity(list.len());
+            let mut ok = true;
+            for host in &list {
+                match host_entry(host.get_ref()) {
+                    Ok(h) => hosts.push(h),
+                    Err(message) => {
+                        report.at(host.span(), "server.hosts", message);
+                        ok = false;
+                    }
+                }
+            }
+            if list.is_empty() {
+                report.nowhere(
+                    "server.hosts",
+                    "is empty, which would refuse every request; leave it out to accept any host",
+                );
+                ok = false;
+            }
+            ok.then_some(Some(hosts))
+        }
+    };
+    let shutdown_grace = duration_field(
+        report,
+        raw.shutdown_grace,
+        "server.shutdown_grace",
+        Duration::from_secs(30),
+        false,
+    );
+    let idle_timeout = duration_field(
+        report,
+        raw.idle_timeout,
+        "server.idle_timeout",
+        Duration::from_secs(60),
+        true,
+    );
+    Some(ServerConfig {
+        idle_timeout: idle_timeout?,
+        listen: listen?,
+        workers: workers?,
+        header_read_timeout: header_read_timeout?,
+        max_header_bytes: max_header_bytes?,
+        max_connections: max_connections?,
+        hosts: hosts?,
+        shutdown_grace: shutdown_grace?,
+    })
+}
+
+fn listen_addresses(value: &toml::Value) -> Result<Vec<SocketAddr>, String> {
+    let parse = |v: &toml::Value| {
+        match v.as_str() {
+        Some(text) => text.parse::<SocketAddr>().map_err(|_| {
+            format!("\"{text}\" is not a socket address; expected e.g. \"0.0.0.0:8080\" or \"[::]:8080\"")
+        }),
+        None => Err("expected an address string or a list of them".to_string()),
+    }
+    };
+    match value {
+        toml::Value::Array(items) if items.is_empty() => {
+            Err("is empty; give at least one address".to_string())
+        }
+        toml::Value::Array(items) => items.iter().map(parse).collect(),
+        other => parse(other).map(|a| vec![a]),
+    }
+}
+
+fn host_entry(host: &str) -> Result<String, String> {
+    let lower = host.to_ascii_lowercase();
+    let valid =
+        !lower.is_empty() && !lower.contains('@') && lower.parse::<http::uri::Authority>().is_ok();
+    if valid {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "\"{host}\" is not a host name, optionally with :port"
+        ))
+    }
+}

@@ -1,0 +1,155 @@
+//! Tests of `[[route]]`: patterns, methods, ttl, tags, inheritance from `[cache]` and shadowing.
+
+use super::*;
+
+#[test]
+fn route_defaults_come_from_cache() {
+    let config = parse(&with(
+        "[cache]\ndefault_ttl = \"1m\"\ntenant = { header = \"X-Org-Id\" }\n[[route]]\npath = \"/a/\"\n",
+    ));
+    let r = &config.routes.routes()[0];
+    assert_eq!(r.index, 0);
+    assert_eq!(r.ttl, Duration::from_secs(60));
+    assert!(r.cache);
+    assert_eq!(r.methods, None);
+    assert_eq!(
+        r.tenant,
+        TenantSource::Header(HeaderName::from_static("x-org-id"))
+    );
+}
+
+#[test]
+fn resource_defaults_give_tags() {
+    let config = parse(&with(concat!(
+        "[[route]]\npath = \"/api/faculty/\"\nresource = \"faculty\"\n",
+        "[[route]]\npath = \"/api/faculty/{id}/\"\nresource = \"faculty\"\n",
+        "tags = [\"department\", \"faculty:*\"]\ninvalidates = [\"department\"]\n",
+    )));
+    let list = &config.routes.routes()[0];
+    assert_eq!(tags(&list.entry_tags), ["faculty", "faculty:*"]);
+    assert_eq!(tags(&list.write_invalidates), ["faculty"]);
+    let detail = &config.routes.routes()[1];
+    assert_eq!(
+        tags(&detail.entry_tags),
+        ["faculty:{id}", "faculty:*", "department"]
+    );
+    assert_eq!(
+        tags(&detail.write_invalidates),
+        ["faculty:{id}", "faculty", "department"]
+    );
+}
+
+#[test]
+fn methods_and_vary_are_parsed() {
+    let config = parse(&with(
+        "[[route]]\npath = \"/a/\"\nmethods = [\"GET\", \"HEAD\", \"GET\"]\nvary = [\"Accept-Language\"]\n",
+    ));
+    let r = &config.routes.routes()[0];
+    assert_eq!(r.methods, Some(vec![Method::GET, Method::HEAD]));
+    assert_eq!(r.vary, [HeaderName::from_static("accept-language")]);
+}
+
+#[test]
+fn first_match_wins_and_method_restricted_route_is_skipped() {
+    let config = parse(&with(concat!(
+        "[[route]]\npath = \"/api/faculty/{id}/\"\nmethods = [\"GET\"]\n",
+        "[[route]]\npath = \"/api/faculty/{pk}/\"\ncache = false\n",
+        "[[route]]\npath = \"/api/{*rest}\"\n",
+    )));
+    let find = |m: Method, p: &str| config.routes.find(&m, p).map(|f| f.route.index);
+    assert_eq!(find(Method::GET, "/api/faculty/1/"), Some(0));
+    assert_eq!(find(Method::PUT, "/api/faculty/1/"), Some(1));
+    assert_eq!(find(Method::GET, "/api/faculty/"), Some(2));
+}
+
+#[test]
+fn bad_duration_names_route_and_line() {
+    let mut text = with("[[route]]\npath = \"/a/\"\n[[route]]\npath = \"/b/\"\n[[route]]\n");
+    text.push_str("path = \"/c/\"\n\n\n\n\n\n\nttl = \"5 minutes\"\n");
+    check(
+        &text,
+        &["proxy.toml:15:7: route[2].ttl: invalid duration \"5 minutes\": expected a number followed by ms, s, m, h or d"],
+    );
+}
+
+#[test]
+fn zero_ttl_on_cached_route_is_refused() {
+    check(
+        &with("[[route]]\npath = \"/a/\"\nttl = \"0s\"\n[[route]]\npath = \"/b/\"\nttl = \"0s\"\ncache = false\n"),
+        &["proxy.toml:5:7: route[0].ttl: must be greater than zero"],
+    );
+}
+
+#[test]
+fn bad_pattern_is_reported() {
+    check(
+        &with("[[route]]\npath = \"/a/{id\"\n[[route]]\npath = \"b/\"\n"),
+        &[
+            "proxy.toml:4:8: route[0].path: invalid pattern \"/a/{id\": unclosed '{'",
+            "proxy.toml:6:8: route[1].path: invalid pattern \"b/\": pattern must start with '/'",
+        ],
+    );
+}
+
+#[test]
+fn unknown_capture_in_tag_template() {
+    check(
+        &with("[[route]]\npath = \"/api/faculty/{id}/\"\ntags = [\"faculty:{x}\"]\n"),
+        &["proxy.toml:5:9: route[0].tags: unknown capture {x} in tag template \"faculty:{x}\"; the pattern captures: id"],
+    );
+}
+
+#[test]
+fn tenant_path_capture_must_be_in_the_pattern() {
+    check(
+        &with("[cache]\ntenant = { path = \"org\" }\n[[route]]\npath = \"/orgs/{org}/a/\"\n[[route]]\npath = \"/health\"\n[[route]]\npath = \"/x/{id}\"\ntenant = { path = \"org\" }\n"),
+        &[
+            "proxy.toml:8:8: route[1].tenant: tenant capture {org} (from [cache].tenant) is not in the pattern \"/health\"; capture it or set tenant = \"none\" on this route",
+            "proxy.toml:11:10: route[2].tenant: tenant capture {org} (from the route's tenant) is not in the pattern \"/x/{id}\"; capture it or set tenant = \"none\" on this route",
+        ],
+    );
+}
+
+#[test]
+fn overlapping_pattern_names_both_routes() {
+    check(
+        &with(concat!(
+            "[[route]]\npath = \"/api/faculty/\"\n",
+            "[[route]]\npath = \"/api/faculty/{id}/\"\n",
+            "[[route]]\npath = \"/api/faculty/me/\"\nmethods = [\"GET\"]\n",
+            "[[route]]\npath = \"/api/faculty/{pk}/\"\n",
+        )),
+        &[
+            "proxy.toml:8:8: route[2].path: \"/api/faculty/me/\" can never match: route[1] \"/api/faculty/{id}/\" (line 6) matches every path it does",
+            "proxy.toml:11:8: route[3].path: \"/api/faculty/{pk}/\" can never match: route[1] \"/api/faculty/{id}/\" (line 6) matches every path it does",
+        ],
+    );
+}
+
+#[test]
+fn partial_overlap_is_fine() {
+    let config = parse(&with(concat!(
+        "[[route]]\npath = \"/api/faculty/{id}/\"\nmethods = [\"GET\"]\n",
+        "[[route]]\npath = \"/api/faculty/me/\"\n",
+    )));
+    assert_eq!(config.routes.routes().len(), 2);
+}
+
+#[test]
+fn bad_methods_are_reported() {
+    check(
+        &with("[[route]]\npath = \"/a/\"\nmethods = [\"get\", \"GET\"]\n[[route]]\npath = \"/b/\"\nmethods = []\n"),
+        &[
+            "proxy.toml:5:12: route[0].methods: invalid method \"get\": methods are upper-case names such as \"GET\"",
+            "proxy.toml:8:11: route[1].methods: is empty; leave it out to match every method",
+        ],
+    );
+}
+
+#[test]
+fn route_must_be_an_array_of_tables() {
+    check(
+        &with("[route]\npath = \"/a\"\n"),
+        &["proxy.toml:3:1: route: expected an array of tables; write each route as [[route]]"],
+    );
+}

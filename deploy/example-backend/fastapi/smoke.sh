@@ -96,7 +96,7 @@ grep -q "127.0.0.1:$BACKEND_PORT" "$WORK/cachegate.toml" || fail "could not set 
 # The backend, sending its purges to cachegate.
 (
     cd "$HERE"
-    EXAMPLE_DB="$WORK/example.sqlite3" \
+    EXAMPLE_DB_PATH="$WORK/example.sqlite3" \
     CACHEGATE_WEBHOOK_URL="http://127.0.0.1:$PROXY_PORT/_cachegate/invalidate" \
         exec "$VENV/bin/uvicorn" app:app --host 127.0.0.1 --port "$BACKEND_PORT" --log-level warning
 ) > "$WORK/backend.log" 2>&1 &

@@ -91,27 +91,21 @@ export CACHEGATE_WEBHOOK_URL="$proxy/_cachegate/invalidate"
 export CACHEGATE_WEBHOOK_RAISE=1
 export EXAMPLE_DB_PATH="$work/db.sqlite3"
 
-# The example's configuration with the listeners and the upstream moved to the free ports;
-# everything else is used as shipped.
-"$python" - "$example/cachegate.toml" "$work/cachegate.toml" "$proxy_port" "$backend_port" <<'EOF'
-import re, sys
-source, target, proxy_port, backend_port = sys.argv[1:]
-section, out, seen = None, [], set()
-for line in open(source):
-    header = re.match(r"\s*\[+\s*([A-Za-z0-9_.]+)\s*\]+", line)
-    if header:
-        section = header.group(1)
-    elif section == "server" and re.match(r"\s*listen\s*=", line):
-        line, _ = 'listen = "127.0.0.1:%s"\n' % proxy_port, seen.add("listen")
-    elif section == "upstream" and re.match(r"\s*url\s*=", line):
-        line, _ = 'url = "http://127.0.0.1:%s"\n' % backend_port, seen.add("url")
-    elif section == "admin" and re.match(r"\s*listen\s*=", line):
-        sys.exit("the e2e check does not run the [admin] listener: leave [admin] out of the example config")
-    out.append(line)
-if seen != {"listen", "url"}:
-    sys.exit("%s: [server] listen and [upstream] url must be set" % source)
-open(target, "w").write("".join(out))
-EOF
+# The example's configuration with its listeners and its upstream moved to free ports;
+# everything else is used as shipped (rewrite_config.py). An [admin] listener gets a free port
+# too; when its token comes from a variable that is unset here, the variable gets a random token,
+# so that check.py can print cachegate's own counters (GET /stats) at the end.
+admin_port="$(free_port)"
+while [ "$admin_port" = "$proxy_port" ] || [ "$admin_port" = "$backend_port" ]; do admin_port="$(free_port)"; done
+admin_token_env="$("$python" "$e2e/rewrite_config.py" "$example/cachegate.toml" "$work/cachegate.toml" \
+  "$proxy_port" "$backend_port" "$admin_port")"
+admin_flags=()
+if [ -n "$admin_token_env" ]; then
+  if [ -z "${!admin_token_env:-}" ]; then
+    export "$admin_token_env=$("$python" -c 'import secrets; print(secrets.token_hex(32))')"
+  fi
+  admin_flags=(--admin "http://127.0.0.1:$admin_port" --admin-token-env "$admin_token_env")
+fi
 "$bin" check --config "$work/cachegate.toml" >/dev/null
 
 # -- the backend, seeded into a fresh database
@@ -159,4 +153,4 @@ wait_http "$backend/api/auth/me/"
 wait_http "$proxy/api/auth/me/"
 
 echo "== check.py"
-"$python" "$e2e/check.py" --proxy "$proxy" --backend "$backend" "$@"
+"$python" "$e2e/check.py" --proxy "$proxy" --backend "$backend" ${admin_flags[@]+"${admin_flags[@]}"} "$@"

@@ -6,12 +6,15 @@
 # Makes (or reuses) a virtualenv with the example's pinned requirements, starts the backend on a
 # free loopback port (gunicorn for django, uvicorn app:app for fastapi) with a fresh seeded SQLite
 # file, starts cachegate (${CACHEGATE_BIN:-target/debug/cachegate}, built when missing) with a
-# copy of the example's cachegate.toml on free ports, runs check.py, and stops what it started.
-# Exits non-zero on any violation.
+# copy of the example's cachegate.toml on free ports (rewrite_config.py: its listeners, the admin
+# one included, and its upstream), runs smoke.py (deterministic checks on the empty cache), then
+# check.py (the concurrent workload and its consistency checks), and stops what it started.
+# Exits non-zero on any failed check or violation.
 #
 # The backend gets EXAMPLE_DB_PATH (a fresh SQLite file to seed), CACHEGATE_WEBHOOK_URL,
 # CACHEGATE_WEBHOOK_SECRET and CACHEGATE_WEBHOOK_RAISE=1 (a purge that cannot be sent fails the
-# write). The fastapi example is started as `uvicorn app:app` in its folder and seeds at start-up.
+# write; the fastapi example always does so, with a 502). The fastapi example is started as
+# `uvicorn app:app` in its folder and seeds at start-up.
 #
 # Environment: CACHEGATE_BIN, CACHEGATE_E2E_VENV_DIR (where the virtualenvs are kept, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/cachegate-e2e), PYTHON (default python3).
@@ -151,6 +154,9 @@ except urllib.error.HTTPError:
 }
 wait_http "$backend/api/auth/me/"
 wait_http "$proxy/api/auth/me/"
+
+echo "== smoke.py"
+BACKEND="$backend" PROXY="$proxy" "$python" "$e2e/smoke.py"
 
 echo "== check.py"
 "$python" "$e2e/check.py" --proxy "$proxy" --backend "$backend" ${admin_flags[@]+"${admin_flags[@]}"} "$@"

@@ -11,10 +11,13 @@ probes. Every operation is recorded with its start and end time; afterwards it c
       before the read started (details, and every item of a list);
   (b) no answer carries another organization's data (a probe for another organization's
       object must be a 404);
-  (c) no 5xx, no transport error, no unexpected status;
+  (c) no read through the proxy answered 5xx (whether cachegate produced it or forwarded it),
+      no transport error, no unexpected status;
   (d) an audit: every (URL, user) read through the proxy, fetched again through the proxy once
       the writers have stopped, equals the backend's own answer (absolute next/previous links
-      compared as path and query).
+      compared as path and query);
+  (e) no failed write: a write answered anything but 200 (a backend whose purge failed says
+      so with a 5xx: the change may be saved, the invalidation was not acknowledged).
 
 Prints the operations, the violations, the hit ratio (Cache-Status "hit") and the backend
 offload, and exits 1 on any violation or when the hit ratio is below --min-hit-ratio.
@@ -26,6 +29,7 @@ import bisect
 import http.client
 import json
 import math
+import os
 import random
 import re
 import sys
@@ -313,12 +317,19 @@ class Check:
             if op.error:
                 violations.append("transport error: %s: %s" % (where, op.error))
                 continue
-            if op.status >= 500:
-                violations.append("5xx: %s answered %d %s" % (where, op.status, short(op.data)))
-                continue
             if op.kind in ("write", "direct"):
+                # Any other answer is a failed write, whoever gave it: the backend refusing it, or
+                # the backend saying it saved the change but could not get the purge acknowledged
+                # (FastAPI: 502; Django with CACHEGATE_WEBHOOK_RAISE: 500), or cachegate failing
+                # to forward it. It sets no version that later reads must show (it has none to
+                # give), and it is a violation: every write of the workload is valid, and a purge
+                # that did not happen is an invalidation lost.
                 if op.status != 200:
-                    violations.append("write refused: %s answered %d %s" % (where, op.status, short(op.data)))
+                    violations.append("(e) failed write: %s answered %d %s" % (where, op.status, short(op.data)))
+                continue
+            if op.status >= 500:
+                # A read answered 5xx, produced by cachegate or forwarded from the backend.
+                violations.append("(c) 5xx: %s answered %d %s" % (where, op.status, short(op.data)))
                 continue
             kind = op.target.split("/")[2]
             own = self.org[op.user]
@@ -415,6 +426,25 @@ def short(value, limit=300):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def print_stats(args):
+    """cachegate's own counters, for the record (they decide nothing)."""
+    token = os.environ.get(args.admin_token_env, "")
+    client = Client(args.admin, args.timeout)
+    try:
+        status, _, raw = client.request("GET", "/stats", {"Authorization": "Bearer " + token})
+        stats = json.loads(raw) if status == 200 else None
+    except (http.client.HTTPException, OSError, ValueError) as e:
+        status, stats = str(e), None
+    finally:
+        client.close()
+    if not isinstance(stats, dict):
+        print("cachegate /stats: unavailable (%s)" % status)
+        return
+    totals = stats.get("totals", stats)
+    flat = {k: v for k, v in totals.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v}
+    print("cachegate /stats (non-zero totals): " + ", ".join("%s=%s" % kv for kv in sorted(flat.items())))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxy", required=True, help="cachegate's base URL, e.g. http://127.0.0.1:8080")
@@ -428,6 +458,8 @@ def main():
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per request")
     parser.add_argument("--min-hit-ratio", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: drawn and printed)")
+    parser.add_argument("--admin", help="cachegate's admin base URL: its GET /stats counters are printed at the end")
+    parser.add_argument("--admin-token-env", default="CACHEGATE_ADMIN_TOKEN", help="the variable holding the admin token")
     args = parser.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 10**6)
@@ -450,7 +482,8 @@ def main():
     count = lambda kind: sum(1 for op in ops if op.kind == kind)  # noqa: E731
     hits = sum(1 for op in reads if HIT.search(op.cache))
     collapsed = sum(1 for op in reads if COLLAPSED.search(op.cache))
-    fives = sum(1 for op in ops if op.status is not None and op.status >= 500)
+    fives = sum(1 for op in reads if op.status is not None and op.status >= 500)
+    failed_writes = sum(1 for op in ops if op.kind in ("write", "direct") and op.status != 200)
     ratio = hits / len(reads) if reads else 0.0
     offload = (hits + collapsed) / len(reads) if reads else 0.0
     statuses = {}
@@ -462,7 +495,8 @@ def main():
           % (len(ops), elapsed, count("read"), count("probe"), count("write"), count("direct")))
     print("cache-status of proxy reads: " + ", ".join("%s: %d" % kv for kv in sorted(statuses.items(), key=lambda kv: -kv[1])))
     print("audit: %d (URL, user) keys in %.1f s, %d mismatches" % (audited, audit_elapsed, len(mismatches)))
-    print("5xx: %d" % fives)
+    print("5xx answers to reads through the proxy: %d" % fives)
+    print("failed writes: %d" % failed_writes)
     print("violations: %d" % len(violations))
     for line in violations[:30]:
         print("  " + line)
@@ -470,6 +504,9 @@ def main():
         print("  ... and %d more" % (len(violations) - 30))
     print("hit ratio: %.3f (%d hits / %d proxy reads)" % (ratio, hits, len(reads)))
     print("backend offload: %.3f of proxy reads answered without a backend request (hits + collapsed)" % offload)
+
+    if args.admin:
+        print_stats(args)
 
     failed = []
     if violations:

@@ -6,12 +6,15 @@
 # Makes (or reuses) a virtualenv with the example's pinned requirements, starts the backend on a
 # free loopback port (gunicorn for django, uvicorn app:app for fastapi) with a fresh seeded SQLite
 # file, starts cachegate (${CACHEGATE_BIN:-target/debug/cachegate}, built when missing) with a
-# copy of the example's cachegate.toml on free ports, runs check.py, and stops what it started.
-# Exits non-zero on any violation.
+# copy of the example's cachegate.toml on free ports (rewrite_config.py: its listeners, the admin
+# one included, and its upstream), runs smoke.py (deterministic checks on the empty cache), then
+# check.py (the concurrent workload and its consistency checks), and stops what it started.
+# Exits non-zero on any failed check or violation.
 #
 # The backend gets EXAMPLE_DB_PATH (a fresh SQLite file to seed), CACHEGATE_WEBHOOK_URL,
 # CACHEGATE_WEBHOOK_SECRET and CACHEGATE_WEBHOOK_RAISE=1 (a purge that cannot be sent fails the
-# write). The fastapi example is started as `uvicorn app:app` in its folder and seeds at start-up.
+# write; the fastapi example always does so, with a 502). The fastapi example is started as
+# `uvicorn app:app` in its folder and seeds at start-up.
 #
 # Environment: CACHEGATE_BIN, CACHEGATE_E2E_VENV_DIR (where the virtualenvs are kept, default
 # ${XDG_CACHE_HOME:-$HOME/.cache}/cachegate-e2e), PYTHON (default python3).
@@ -91,27 +94,21 @@ export CACHEGATE_WEBHOOK_URL="$proxy/_cachegate/invalidate"
 export CACHEGATE_WEBHOOK_RAISE=1
 export EXAMPLE_DB_PATH="$work/db.sqlite3"
 
-# The example's configuration with the listeners and the upstream moved to the free ports;
-# everything else is used as shipped.
-"$python" - "$example/cachegate.toml" "$work/cachegate.toml" "$proxy_port" "$backend_port" <<'EOF'
-import re, sys
-source, target, proxy_port, backend_port = sys.argv[1:]
-section, out, seen = None, [], set()
-for line in open(source):
-    header = re.match(r"\s*\[+\s*([A-Za-z0-9_.]+)\s*\]+", line)
-    if header:
-        section = header.group(1)
-    elif section == "server" and re.match(r"\s*listen\s*=", line):
-        line, _ = 'listen = "127.0.0.1:%s"\n' % proxy_port, seen.add("listen")
-    elif section == "upstream" and re.match(r"\s*url\s*=", line):
-        line, _ = 'url = "http://127.0.0.1:%s"\n' % backend_port, seen.add("url")
-    elif section == "admin" and re.match(r"\s*listen\s*=", line):
-        sys.exit("the e2e check does not run the [admin] listener: leave [admin] out of the example config")
-    out.append(line)
-if seen != {"listen", "url"}:
-    sys.exit("%s: [server] listen and [upstream] url must be set" % source)
-open(target, "w").write("".join(out))
-EOF
+# The example's configuration with its listeners and its upstream moved to free ports;
+# everything else is used as shipped (rewrite_config.py). An [admin] listener gets a free port
+# too; when its token comes from a variable that is unset here, the variable gets a random token,
+# so that check.py can print cachegate's own counters (GET /stats) at the end.
+admin_port="$(free_port)"
+while [ "$admin_port" = "$proxy_port" ] || [ "$admin_port" = "$backend_port" ]; do admin_port="$(free_port)"; done
+admin_token_env="$("$python" "$e2e/rewrite_config.py" "$example/cachegate.toml" "$work/cachegate.toml" \
+  "$proxy_port" "$backend_port" "$admin_port")"
+admin_flags=()
+if [ -n "$admin_token_env" ]; then
+  if [ -z "${!admin_token_env:-}" ]; then
+    export "$admin_token_env=$("$python" -c 'import secrets; print(secrets.token_hex(32))')"
+  fi
+  admin_flags=(--admin "http://127.0.0.1:$admin_port" --admin-token-env "$admin_token_env")
+fi
 "$bin" check --config "$work/cachegate.toml" >/dev/null
 
 # -- the backend, seeded into a fresh database
@@ -158,5 +155,8 @@ except urllib.error.HTTPError:
 wait_http "$backend/api/auth/me/"
 wait_http "$proxy/api/auth/me/"
 
+echo "== smoke.py"
+BACKEND="$backend" PROXY="$proxy" "$python" "$e2e/smoke.py"
+
 echo "== check.py"
-"$python" "$e2e/check.py" --proxy "$proxy" --backend "$backend" "$@"
+"$python" "$e2e/check.py" --proxy "$proxy" --backend "$backend" ${admin_flags[@]+"${admin_flags[@]}"} "$@"

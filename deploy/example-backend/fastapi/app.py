@@ -11,7 +11,7 @@ Run from this folder:
 
 Environment:
 
-    EXAMPLE_DB                 the SQLite file; deleted and seeded again at every start
+    EXAMPLE_DB_PATH            the SQLite file; deleted and seeded again at every start
                                (default: example.sqlite3 beside this file)
     CACHEGATE_WEBHOOK_URL      where purges go, e.g. http://127.0.0.1:8080/_cachegate/invalidate
                                (empty: nothing is sent, as in local development)
@@ -48,7 +48,7 @@ from cachegate_client import CachegateError  # noqa: E402  (one folder up, put o
 
 logger = logging.getLogger("example")
 
-DB_PATH = os.environ.get("EXAMPLE_DB") or os.path.join(HERE, "example.sqlite3")
+DB_PATH = os.environ.get("EXAMPLE_DB_PATH") or os.path.join(HERE, "example.sqlite3")
 
 PAGE_SIZE = 5
 MAX_PAGE_SIZE = 50

@@ -1,6 +1,12 @@
-"""The checks of smoke.sh: standard library only, against a running backend and cachegate.
+"""Deterministic checks of cachegate in front of an example backend, run by run.sh before the
+concurrent workload of check.py, on a fresh database and an empty cache: anonymous callers are
+refused; a repeated read is a hit (also with the query reordered, and for another user of the
+organization); writes through the proxy and direct writes on the backend's port are visible on
+the next read, lists included; a faculty write purges the department lists; another
+organization's objects are 404 and its entries untouched. Exits 1 when a check fails.
+Standard library only.
 
-Environment: BACKEND, PROXY and ADMIN (base URLs), CACHEGATE_ADMIN_TOKEN.
+Environment: BACKEND and PROXY, the base URLs.
 """
 
 import json
@@ -11,7 +17,6 @@ import urllib.request
 
 BACKEND = os.environ["BACKEND"]
 PROXY = os.environ["PROXY"]
-ADMIN = os.environ["ADMIN"]
 TOKENS = {name: name[0] * 40 for name in ("alice", "bob", "carol", "dave")}
 
 failures = []
@@ -39,9 +44,14 @@ def call(method, url, user=None, body=None, headers=None):
     return status, head.get("Cache-Status", "-"), data
 
 
+checks = 0
+
+
 def check(what, ok, seen):
-    print("%s %s (%s)" % ("ok  " if ok else "FAIL", what, seen))
+    global checks
+    checks += 1
     if not ok:
+        print("FAIL %s (%s)" % (what, seen))
         failures.append(what)
 
 
@@ -63,7 +73,6 @@ check("repeated list read (query reordered) is a hit", cs == "cachegate; hit", c
 check("hit has the same body", body == first, "")
 status, cs, body = get("/api/departments/?page=2&page_size=3", user="dave")
 check("dave (same organization) hits alice's entry", cs == "cachegate; hit", cs)
-proxy_base = PROXY.replace("http://", "")
 check("pagination links name the proxy", (first or {}).get("next", "").startswith(PROXY + "/api/departments/?"),
       (first or {}).get("next"))
 
@@ -125,13 +134,7 @@ check("alice cannot write bob's department", status == 404, "%d %s" % (status, c
 status, cs, theirs_after = get("/api/departments/13/", user="bob")
 check("and bob's entry is untouched", theirs_after == theirs, cs)
 
-# What cachegate counted.
-request = urllib.request.Request(ADMIN + "/stats", headers={"Authorization": "Bearer " + os.environ["CACHEGATE_ADMIN_TOKEN"]})
-with urllib.request.urlopen(request, timeout=10) as response:
-    stats = json.loads(response.read())
-totals = stats.get("totals", stats)
-print("stats: %s" % json.dumps({k: v for k, v in totals.items() if not isinstance(v, (dict, list))}, sort_keys=True))
-
 if failures:
     print("%d failed: %s" % (len(failures), ", ".join(failures)))
     sys.exit(1)
+print("smoke: %d checks passed" % checks)

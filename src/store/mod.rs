@@ -41,7 +41,8 @@ use variants::VariantMemory;
 /// changes meaning, so a shared tier never decodes an entry written by an incompatible build.
 ///
 /// 2: entries carry their `tenant` and the `target` they were filled from.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: entries carry the `key` they are stored under and the `variant` selection of their `Vary`.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Whose entry: the entries shared by every caller, or one tenant's.
 ///
@@ -107,6 +108,12 @@ pub struct CachedResponse {
     pub tenant: TenantScope,
     /// The normalized `path` or `path?query` the entry was filled from.
     pub target: String,
+    /// The key the entry is stored under: the request's key, or the variant key when the
+    /// response varies (see `variant`).
+    pub key: Key,
+    /// The request headers (and whether the verified user) that selected this response, from
+    /// its `Vary`; `None` when it is the same for every request with the key.
+    pub variant: Option<Arc<crate::policy::vary::Selection>>,
 }
 
 /// Bytes charged to every entry on top of its variable parts: the struct itself, the map slot,

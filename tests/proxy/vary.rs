@@ -78,7 +78,7 @@ async fn issue_8_drf_vary_accept_is_stored_per_accept_value() {
     let json = as_org("42", "application/json");
     let html = as_org("42", "text/html");
     let first = client.get("/api/departments/", &json).await;
-    assert_eq!(first.cache_status(), "cachegate; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
     assert_eq!(first.json()["accept"], "application/json");
     let again = client.get("/api/departments/", &json).await;
     assert_eq!(again.cache_status(), "cachegate; hit");
@@ -101,7 +101,9 @@ async fn issue_8_drf_vary_accept_is_stored_per_accept_value() {
     assert_eq!(none.json()["accept"], serde_json::Value::Null);
     assert_eq!(origin.hits(), 3);
     // And tenants still never share.
-    let seven = client.get("/api/departments/", &as_org("7", "application/json")).await;
+    let seven = client
+        .get("/api/departments/", &as_org("7", "application/json"))
+        .await;
     assert_eq!(seven.cache_status(), "cachegate; fwd=miss; stored");
     assert_eq!(seven.json()["org"], "7");
 }
@@ -120,7 +122,7 @@ async fn issue_8_vary_cookie_on_a_declared_tenant_route_is_shared_by_the_tenant(
         ("cookie", "sessionid=dave"),
     ];
     let first = client.get("/api/departments/", &alice).await;
-    assert_eq!(first.cache_status(), "cachegate; fwd=uri-miss; stored");
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
     let shared = client.get("/api/departments/", &dave).await;
     assert_eq!(shared.cache_status(), "cachegate; hit");
     assert_eq!(origin.hits(), 1);
@@ -145,7 +147,10 @@ async fn vary_star_is_never_stored() {
     let (origin, _proxy, client) = setup("*").await;
     for _ in 0..2 {
         let answer = client.get("/api/departments/", &as_org("42", "a/b")).await;
-        assert_eq!(answer.cache_status(), "cachegate; fwd=miss; detail=vary-star");
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=miss; detail=vary-star"
+        );
     }
     assert_eq!(origin.hits(), 2);
 }
@@ -155,14 +160,23 @@ async fn variants_per_uri_are_capped() {
     let (origin, _proxy, client) = setup("Accept").await;
     // The detail route allows two variants.
     for accept in ["a/1", "a/2"] {
-        let answer = client.get("/api/departments/5/", &as_org("42", accept)).await;
+        let answer = client
+            .get("/api/departments/5/", &as_org("42", accept))
+            .await;
         assert!(answer.cache_status().ends_with("stored"), "{accept}");
     }
-    let third = client.get("/api/departments/5/", &as_org("42", "a/3")).await;
-    assert_eq!(third.cache_status(), "cachegate; fwd=miss; detail=vary-limit");
+    let third = client
+        .get("/api/departments/5/", &as_org("42", "a/3"))
+        .await;
+    assert_eq!(
+        third.cache_status(),
+        "cachegate; fwd=miss; detail=vary-limit"
+    );
     assert_eq!(third.json()["accept"], "a/3");
     for accept in ["a/1", "a/2"] {
-        let answer = client.get("/api/departments/5/", &as_org("42", accept)).await;
+        let answer = client
+            .get("/api/departments/5/", &as_org("42", accept))
+            .await;
         assert_eq!(answer.cache_status(), "cachegate; hit", "{accept}");
         assert_eq!(answer.json()["accept"], accept);
     }
@@ -181,7 +195,11 @@ async fn a_path_purge_removes_every_variant() {
     assert_eq!(purge.status, 200, "{}", purge.text());
     for accept in ["a/1", "a/2"] {
         let answer = client.get("/api/departments/", &as_org("42", accept)).await;
-        assert!(answer.cache_status().contains("fwd="), "{accept}: {}", answer.cache_status());
+        assert!(
+            answer.cache_status().contains("fwd="),
+            "{accept}: {}",
+            answer.cache_status()
+        );
     }
     assert_eq!(origin.hits(), 4);
 }
@@ -209,7 +227,11 @@ async fn issue_8_waiters_with_another_accept_never_get_the_leaders_variant() {
     gate.arrivals(1).await;
     let waiter = {
         let client = client.clone();
-        tokio::spawn(async move { client.get("/api/departments/", &as_org("42", "text/html")).await })
+        tokio::spawn(async move {
+            client
+                .get("/api/departments/", &as_org("42", "text/html"))
+                .await
+        })
     };
     // The second request knows nothing of the Vary yet, so it waits on the first one's fill...
     until("the html request to wait", &mut waits, |n| *n >= 1).await;
@@ -250,10 +272,14 @@ async fn issue_8_a_fill_carries_only_what_the_key_accounts_for() {
     headers.extend_from_slice(NOT_KEYED);
     let answer = client.get("/api/departments/", &headers).await;
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.cache_status(), "cachegate; fwd=uri-miss; stored");
+    assert_eq!(answer.cache_status(), "cachegate; fwd=miss; stored");
     let seen = &origin.seen()[0];
     for (name, _) in NOT_KEYED {
-        assert_eq!(seen.header(name), None, "{name} reached the backend on a fill");
+        assert_eq!(
+            seen.header(name),
+            None,
+            "{name} reached the backend on a fill"
+        );
     }
     // What the key accounts for, and the harmless standard headers, go with the fill.
     assert_eq!(seen.header("x-org-id"), Some("42"));
@@ -262,7 +288,9 @@ async fn issue_8_a_fill_carries_only_what_the_key_accounts_for() {
     // The tenant keys the credential on a tenant route, so it goes too.
     assert_eq!(seen.header("authorization"), Some("Token t"));
     // The plain GET everybody shares was stored.
-    let plain = client.get("/api/departments/", &as_org("42", "application/json")).await;
+    let plain = client
+        .get("/api/departments/", &as_org("42", "application/json"))
+        .await;
     assert_eq!(plain.cache_status(), "cachegate; hit");
 }
 
@@ -272,10 +300,13 @@ async fn issue_8_a_public_fill_carries_no_credential() {
     let answer = client
         .get(
             "/api/news/",
-            &[("authorization", "Token alice"), ("cookie", "sessionid=alice")],
+            &[
+                ("authorization", "Token alice"),
+                ("cookie", "sessionid=alice"),
+            ],
         )
         .await;
-    assert_eq!(answer.cache_status(), "cachegate; fwd=uri-miss; stored");
+    assert_eq!(answer.cache_status(), "cachegate; fwd=miss; stored");
     let seen = &origin.seen()[0];
     assert_eq!(seen.header("authorization"), None);
     assert_eq!(seen.header("cookie"), None);
@@ -286,8 +317,14 @@ async fn forward_headers_are_forwarded_and_keyed() {
     let (origin, _proxy, client) = setup("Accept").await;
     let v1 = [("x-org-id", "42"), ("x-api-version", "1")];
     let v2 = [("x-org-id", "42"), ("x-api-version", "2")];
-    assert_eq!(client.get("/api/versioned/", &v1).await.json()["api_version"], "1");
-    assert_eq!(client.get("/api/versioned/", &v2).await.json()["api_version"], "2");
+    assert_eq!(
+        client.get("/api/versioned/", &v1).await.json()["api_version"],
+        "1"
+    );
+    assert_eq!(
+        client.get("/api/versioned/", &v2).await.json()["api_version"],
+        "2"
+    );
     let again = client.get("/api/versioned/", &v1).await;
     assert_eq!(again.cache_status(), "cachegate; hit");
     assert_eq!(again.json()["api_version"], "1");

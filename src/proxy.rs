@@ -20,6 +20,7 @@ use crate::policy::cache_key::{self, Target};
 use crate::policy::cacheability::{self, Bypass};
 use crate::policy::outcome::{Failure, Outcome, Refusal};
 use crate::policy::route::Anonymous;
+use crate::policy::vary;
 use crate::policy::Key;
 use crate::server::Handler;
 use crate::single_flight::SingleFlight;
@@ -306,25 +307,44 @@ impl Proxy {
         // A request with a body was refused by `classify`, so nothing is dropped here.
         drop(body);
 
+        // A response that varies is stored under a variant key: the request's values of the
+        // headers its `Vary` names (and the verified user, for per-caller answers).
+        let user = identity.as_ref().and_then(|i| i.user.as_deref());
+        let varies = self.inner.store.vary_state(&cacheable.key).await;
+        let lookup = match &varies {
+            Some(state) => {
+                vary::variant_key(&cacheable.key, state.selection(), &parts.headers, user)
+            }
+            None => cacheable.key,
+        };
         let now = Instant::now();
-        if let Some(entry) = self.inner.store.lookup(&cacheable.key, now).await {
+        if let Some(entry) = self.inner.store.lookup(&lookup, now).await {
             let response = from_entry(&entry, cacheable.head, Some(now));
             return Ok(Answer::cached(response, Outcome::Hit, &cacheable));
         }
-        self.fill_or_join(cacheable, &resolved, &parts, client)
+        let miss = fill::Miss {
+            lookup,
+            varies,
+            user,
+        };
+        self.fill_or_join(cacheable, miss, &resolved, &parts, client)
             .await
     }
 
-    /// Builds the GET a fill sends: the normalized target (what was keyed is what is forwarded),
-    /// and the client's headers minus hop-by-hop ones, with cachegate's forwarding headers.
+    /// Builds the GET a fill sends, a function of the key: the normalized target (what was keyed
+    /// is what is forwarded), only the request headers `vary::fill_header` allows (what the key
+    /// accounts for, content negotiation and a few harmless ones), and cachegate's forwarding
+    /// headers. Conditionals and `Range` never go: a fill asks for the full answer every waiter
+    /// can use.
     fn fill_request(
         &self,
         parts: &http::request::Parts,
         target: &Target<'_>,
         client: &ClientInfo<'_>,
+        rules: &vary::FillRules<'_>,
     ) -> Result<Request<ProxyBody>, ProxyError> {
         let uri = self.inner.upstream.uri_for(&target.path_and_query())?;
-        let mut headers = parts.headers.clone();
+        let mut headers = vary::fill_headers(&parts.headers, rules);
         forward_headers(&mut headers, client);
         // The entry must be a full GET response so later GETs can use it; HEAD is answered from it.
         let mut req = Request::new(ProxyBody::empty());

@@ -28,3 +28,6 @@ mod auth;
 // the command line: check, bad configs
 #[path = "proxy/cli.rs"]
 mod cli;
+// responses that vary: variants, credentials in Vary, what a fill carries
+#[path = "proxy/vary.rs"]
+mod vary;

@@ -6,6 +6,7 @@ use std::fmt;
 use super::auth::AuthConfig;
 use super::Config;
 use crate::notation::{format_duration, format_size};
+use crate::policy::route::Scope;
 
 impl fmt::Display for Config {
     /// A summary of the effective settings followed by the route table, for `cachegate check`.
@@ -61,7 +62,45 @@ impl fmt::Display for Config {
             )?,
         }
         writeln!(f)?;
-        write!(f, "{}", self.routes)
+        write!(f, "{}", self.routes)?;
+        self.credential_vary(f)
+    }
+}
+
+impl Config {
+    /// Lists the cached routes whose scope is inferred, where an answer with `Vary: Cookie` or
+    /// `Vary: Authorization` is kept per verified user or not stored at all.
+    fn credential_vary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inferred: Vec<_> = self
+            .routes
+            .routes()
+            .iter()
+            .filter(|r| r.cache && !r.scope_declared && r.scope != Scope::User)
+            .collect();
+        if inferred.is_empty() {
+            return Ok(());
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "answers with Vary: Cookie or Authorization are shared by a tenant's callers only \
+             where the route declares its scope; on these routes the scope is inferred:"
+        )?;
+        for route in inferred {
+            let verified = self.auth.is_some() && route.scope != Scope::Public;
+            let rule = if verified {
+                "kept per verified user"
+            } else {
+                "not stored (detail=vary-credential)"
+            };
+            writeln!(
+                f,
+                "  {}  {rule}; add scope = \"{}\" to share them",
+                route.pattern.as_str(),
+                route.scope
+            )?;
+        }
+        Ok(())
     }
 }
 

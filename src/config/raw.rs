@@ -151,6 +151,8 @@ pub(super) struct RawRoute {
     pub(super) cache: Option<bool>,
     pub(super) tenant: Option<Spanned<toml::Value>>,
     pub(super) vary: Option<Vec<Spanned<String>>>,
+    pub(super) forward_headers: Option<Vec<Spanned<String>>>,
+    pub(super) max_variants: Option<Spanned<i64>>,
     pub(super) resource: Option<Spanned<String>>,
     pub(super) tags: Option<Vec<Spanned<String>>>,
     pub(super) invalidates: Option<Vec<Spanned<String>>>,

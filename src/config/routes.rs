@@ -7,13 +7,17 @@ use http::{HeaderName, Method};
 use toml::de::DeValue;
 use toml::Spanned;
 
-use super::fields::{duration_field, header_name};
+use super::fields::{count_field, duration_field, header_name};
 use super::raw::RawRoute;
 use super::report::Report;
 use super::scope::{check_scope, parse_anonymous, parse_scope, tenant_source, AuthFacts};
 use crate::policy::route::{
     resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
+use crate::policy::vary::DEFAULT_MAX_VARIANTS;
+
+/// The most variants a route may allow per URI.
+const MAX_VARIANTS_LIMIT: usize = 64;
 
 /// What a route inherits from `[cache]` when it does not say.
 #[derive(Debug, Clone)]
@@ -191,17 +195,46 @@ fn compile_route(
         ),
     };
 
+    // `forward_headers` go with every fill, so the key must cover them: they join `vary`.
     let mut vary: Vec<HeaderName> = Vec::new();
-    for h in raw.vary.iter().flatten() {
-        match header_name(h.get_ref(), "vary") {
-            Ok(name) if !vary.contains(&name) => vary.push(name),
-            Ok(_) => {}
-            Err(message) => {
-                report.at(h.span(), format!("{key}.vary"), message);
-                ok = false;
+    for (list, field) in [
+        (&raw.vary, "vary"),
+        (&raw.forward_headers, "forward_headers"),
+    ] {
+        for h in list.iter().flatten() {
+            match header_name(h.get_ref(), field) {
+                Ok(name) if !vary.contains(&name) => vary.push(name),
+                Ok(_) => {}
+                Err(message) => {
+                    report.at(h.span(), format!("{key}.{field}"), message);
+                    ok = false;
+                }
             }
         }
     }
+    let max_variants = count_field(
+        report,
+        raw.max_variants.clone(),
+        &format!("{key}.max_variants"),
+        DEFAULT_MAX_VARIANTS,
+        1,
+    )
+    .and_then(|n| {
+        if n > MAX_VARIANTS_LIMIT {
+            let span = raw
+                .max_variants
+                .as_ref()
+                .map_or(path_span.clone(), Spanned::span);
+            report.at(
+                span,
+                format!("{key}.max_variants"),
+                format!("must be at most {MAX_VARIANTS_LIMIT}, not {n}"),
+            );
+            None
+        } else {
+            Some(n)
+        }
+    });
 
     let mut entry_tags: Vec<TagTemplate> = Vec::new();
     let mut write_invalidates: Vec<TagTemplate> = Vec::new();
@@ -249,6 +282,7 @@ fn compile_route(
         ttl: ttl?,
         tenant: tenant?,
         vary,
+        max_variants: max_variants?,
         resource,
         entry_tags,
         write_invalidates,

@@ -5,8 +5,8 @@
 //! `no-cache` responses are not stored because we do not revalidate yet.
 
 use http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, COOKIE, PRAGMA,
-    SET_COOKIE, TRANSFER_ENCODING, VARY,
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, COOKIE, PRAGMA, SET_COOKIE,
+    TRANSFER_ENCODING,
 };
 use http::{HeaderMap, HeaderName, StatusCode};
 
@@ -142,8 +142,10 @@ pub enum NotStored {
     NoCache,
     /// `Vary: *`.
     VaryStar,
-    /// `Vary` names a header the key does not cover.
-    VaryUnkeyed,
+    /// `Vary` names a credential, and nothing in the key tells its callers apart.
+    VaryCredential,
+    /// The URI already holds as many variants as its route allows.
+    VaryLimit,
     /// `Content-Length` exceeds the maximum object size.
     TooLarge,
     /// `Content-Length` is not a single number.
@@ -152,14 +154,15 @@ pub enum NotStored {
 
 impl NotStored {
     /// Every reason, in discriminant order (counters are indexed by [`NotStored::index`]).
-    pub const ALL: [NotStored; 9] = [
+    pub const ALL: [NotStored; 10] = [
         NotStored::Status,
         NotStored::SetCookie,
         NotStored::Private,
         NotStored::NoStore,
         NotStored::NoCache,
         NotStored::VaryStar,
-        NotStored::VaryUnkeyed,
+        NotStored::VaryCredential,
+        NotStored::VaryLimit,
         NotStored::TooLarge,
         NotStored::InvalidLength,
     ];
@@ -178,7 +181,8 @@ impl NotStored {
             NotStored::NoStore => "no-store",
             NotStored::NoCache => "no-cache",
             NotStored::VaryStar => "vary-star",
-            NotStored::VaryUnkeyed => "vary-unkeyed",
+            NotStored::VaryCredential => "vary-credential",
+            NotStored::VaryLimit => "vary-limit",
             NotStored::TooLarge => "too-large",
             NotStored::InvalidLength => "invalid-length",
         }
@@ -198,10 +202,6 @@ pub struct StoreRules<'a> {
     pub cacheable_statuses: &'a [u16],
     /// The largest body stored, in bytes.
     pub max_object_size: u64,
-    /// Request headers the key covers (the route's vary headers).
-    pub keyed_headers: &'a [HeaderName],
-    /// Whether the route keys entries by tenant.
-    pub tenant_keyed: bool,
 }
 
 /// Whether a response may be stored. A response without `Content-Length` passes the size check
@@ -232,30 +232,8 @@ pub fn response_storable(
     if no_cache {
         return Err(NotStored::NoCache);
     }
-    check_vary(headers, rules)?;
+    // `Vary` is read by `policy::vary`: it selects a variant rather than refusing the response.
     check_length(headers, rules.max_object_size)
-}
-
-fn check_vary(headers: &HeaderMap, rules: &StoreRules<'_>) -> Result<(), NotStored> {
-    let mut unkeyed = false;
-    for item in list_items(headers, &VARY) {
-        if item.is("*") {
-            return Err(NotStored::VaryStar);
-        }
-        let keyed = rules
-            .keyed_headers
-            .iter()
-            .any(|name| item.is(name.as_str()))
-            // The tenant already separates callers on a tenant-keyed route.
-            || (rules.tenant_keyed && (item.is("cookie") || item.is("authorization")))
-            // Bodies are stored as the origin sent them; an unencoded body suits every client.
-            || (item.is("accept-encoding") && !headers.contains_key(CONTENT_ENCODING));
-        unkeyed |= !keyed;
-    }
-    if unkeyed {
-        return Err(NotStored::VaryUnkeyed);
-    }
-    Ok(())
 }
 
 fn check_length(headers: &HeaderMap, max_object_size: u64) -> Result<(), NotStored> {

@@ -9,6 +9,7 @@ pub mod outcome;
 pub mod route;
 pub mod tag;
 pub mod tenant;
+pub mod vary;
 
 /// A fixed-size cache key: the blake3 digest of everything that selects a stored response.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -435,6 +435,8 @@ pub struct Route {
     pub tenant: TenantSource,
     /// Extra request headers that select a stored entry.
     pub vary: Vec<HeaderName>,
+    /// Most variants (responses selected by their `Vary`) one URI may hold.
+    pub max_variants: usize,
     pub resource: Option<String>,
     /// Tags a stored entry carries (resource defaults, then `tags`).
     pub entry_tags: Vec<TagTemplate>,

@@ -11,10 +11,11 @@ use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
 use crate::policy::outcome::{Fill, Outcome};
-use crate::policy::route::TenantSource;
+use crate::policy::route::{Scope, TenantSource};
+use crate::policy::vary::{self, FillRules, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
-use crate::store::{CachedResponse, StoreOutcome, Tag, TagKey, TenantScope};
+use crate::store::{CachedResponse, StoreOutcome, Tag, TagKey, TenantScope, VaryState};
 use crate::upstream::ClientInfo;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, Request, Response};
@@ -41,22 +42,51 @@ enum LeaderAnswer {
     Error(Arc<ProxyError>),
 }
 
+/// What a miss knows beyond its key: the key it looked up (a variant key when the URI's
+/// responses are known to vary), what they vary on, and the verified user.
+pub(crate) struct Miss<'a> {
+    pub(crate) lookup: Key,
+    pub(crate) varies: Option<Arc<VaryState>>,
+    pub(crate) user: Option<&'a str>,
+}
+
 /// Everything a fill task needs, owned, so it can outlive the request that started it.
 struct FillJob {
-    key: Key,
+    /// The request's key; a response that varies is stored under a variant of it.
+    primary: Key,
     request: Request<ProxyBody>,
+    /// The headers the fill request carries: a variant key is computed from what the backend saw.
+    sent: http::HeaderMap,
     tags: Vec<TagKey>,
     ttl: Duration,
     readable_key: String,
     keyed_headers: Vec<HeaderName>,
+    scope: Scope,
+    scope_declared: bool,
+    max_variants: usize,
+    user: Option<String>,
     tenant: TenantScope,
     target: String,
 }
 
 enum Fetched {
-    /// Head, body and the tags the origin declared for the entry.
-    Complete(http::response::Parts, Bytes, Vec<String>),
+    /// Head, body, the tags the origin declared for the entry and what its `Vary` selects on.
+    Complete(http::response::Parts, Bytes, Vec<String>, Selection),
     Private(Response<ProxyBody>, NotStored),
+}
+
+/// Whether a fill's entry answers this request: stored under the key the request's own values
+/// select. A waiter that joined before the URI was known to vary may see another variant.
+fn answers(
+    entry: &CachedResponse,
+    primary: &Key,
+    headers: &http::HeaderMap,
+    user: Option<&str>,
+) -> bool {
+    match &entry.variant {
+        None => entry.key == *primary,
+        Some(selection) => entry.key == vary::variant_key(primary, selection, headers, user),
+    }
 }
 
 impl Proxy {
@@ -65,6 +95,7 @@ impl Proxy {
     pub(super) async fn fill_or_join(
         &self,
         cacheable: Cacheable<'_>,
+        mut miss: Miss<'_>,
         resolved: &Resolved<'_, '_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
@@ -75,7 +106,7 @@ impl Proxy {
         let deadline = Instant::now() + inner.config.cache.coalesce_timeout;
         loop {
             let role = inner.flights.join_or_lead(
-                cacheable.key,
+                miss.lookup,
                 |meta| !inner.store.is_fenced(&meta.ticket, &tags),
                 || FlightMeta {
                     ticket: inner.store.begin_fill(),
@@ -85,7 +116,7 @@ impl Proxy {
                 Role::Leader(leader) => {
                     let scope = (tenant, tags);
                     return self
-                        .lead(leader, &cacheable, scope, target, parts, client)
+                        .lead(leader, &cacheable, &miss, scope, target, parts, client)
                         .await;
                 }
                 Role::Waiter(waiter) => {
@@ -96,15 +127,36 @@ impl Proxy {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match waiter.wait(remaining).await {
                 Wait::Done(Shared::Entry(entry)) => {
-                    let response = from_entry(&entry, cacheable.head, None);
-                    return Ok(Answer::cached(response, Outcome::Collapsed, &cacheable));
+                    if answers(&entry, &cacheable.key, &parts.headers, miss.user) {
+                        let response = from_entry(&entry, cacheable.head, None);
+                        return Ok(Answer::cached(response, Outcome::Collapsed, &cacheable));
+                    }
+                    // The response varies and was selected by other values than ours: look up
+                    // our own variant now that the URI is known to vary, else fill it.
+                    miss.varies = inner.store.vary_state(&cacheable.key).await;
+                    if let Some(state) = &miss.varies {
+                        miss.lookup = vary::variant_key(
+                            &cacheable.key,
+                            state.selection(),
+                            &parts.headers,
+                            miss.user,
+                        );
+                    }
+                    let now = Instant::now();
+                    if let Some(entry) = inner.store.lookup(&miss.lookup, now).await {
+                        let response = from_entry(&entry, cacheable.head, Some(now));
+                        return Ok(Answer::cached(response, Outcome::Hit, &cacheable));
+                    }
+                    continue;
                 }
                 Wait::Done(Shared::Error(err)) => {
                     return Err(clone_error(&err));
                 }
                 Wait::Done(Shared::NotShareable) | Wait::Abandoned => continue,
                 Wait::TimedOut => {
-                    let request = self.fill_request(parts, target, client)?;
+                    let keyed = keyed_headers(&cacheable);
+                    let rules = fill_rules(&cacheable, &miss, &keyed);
+                    let request = self.fill_request(parts, target, client, &rules)?;
                     let response = inner.upstream.send(request).await?;
                     let mut response = stream_response(response, &inner.config.cache.tag_headers);
                     if cacheable.head {
@@ -120,16 +172,21 @@ impl Proxy {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn lead(
         &self,
         leader: Leader<Key, Shared, FlightMeta>,
         cacheable: &Cacheable<'_>,
+        miss: &Miss<'_>,
         (tenant, tags): (TenantScope, Vec<TagKey>),
         target: &cache_key::Target<'_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
     ) -> Result<Answer, ProxyError> {
-        let request = self.fill_request(parts, target, client)?;
+        let keyed_headers = keyed_headers(cacheable);
+        let rules = fill_rules(cacheable, miss, &keyed_headers);
+        let request = self.fill_request(parts, target, client, &rules)?;
+        let sent = request.headers().clone();
         let config = &self.inner.config;
         let readable_key = cache_key::readable(&KeyParts {
             namespace: &config.cache.namespace,
@@ -145,22 +202,24 @@ impl Proxy {
         // On a route with `vary`, a miss may be for a URI the cache has never seen or for a
         // variant it lacks; the path tag (the last tag) tells the first case apart.
         let uri_miss = match tags.last() {
-            Some(path_tag) if !cacheable.route.vary.is_empty() => {
+            Some(path_tag) if !cacheable.route.vary.is_empty() || miss.varies.is_some() => {
                 !self.inner.store.holds(path_tag).await
             }
             _ => false,
         };
-        let mut keyed_headers = cacheable.route.vary.clone();
-        if let TenantSource::Header(name) = &cacheable.route.tenant {
-            keyed_headers.push(name.clone());
-        }
+        let route = cacheable.route;
         let job = FillJob {
-            key: cacheable.key,
+            primary: cacheable.key,
             request,
+            sent,
             tags,
-            ttl: cacheable.route.ttl,
+            ttl: route.ttl,
             readable_key,
             keyed_headers,
+            scope: route.scope,
+            scope_declared: route.scope_declared,
+            max_variants: route.max_variants,
+            user: miss.user.map(str::to_owned),
             tenant,
             target: target.path_and_query(),
         };
@@ -203,28 +262,58 @@ async fn run_fill(
     answer: oneshot::Sender<LeaderAnswer>,
 ) {
     let FillJob {
-        key,
+        primary,
         request,
+        sent,
         tags,
         ttl,
         readable_key,
         keyed_headers,
+        scope,
+        scope_declared,
+        max_variants,
+        user,
         tenant,
         target,
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
         max_object_size: inner.config.cache.max_object_size,
-        keyed_headers: &keyed_headers,
-        tenant_keyed: matches!(tenant, TenantScope::One(_)),
+    };
+    let vary_rules = VaryRules {
+        keyed: &keyed_headers,
+        scope,
+        scope_declared,
+        user_known: user.is_some(),
     };
     let timeout = inner.upstream.timeout();
-    let fetched = match tokio::time::timeout(timeout, fetch(&inner, request, &rules)).await {
+    let fetch = fetch(&inner, request, &rules, &vary_rules);
+    let fetched = match tokio::time::timeout(timeout, fetch).await {
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
     };
     match fetched {
-        Ok(Fetched::Complete(parts, body, declared)) => {
+        Ok(Fetched::Complete(parts, body, declared, selection)) => {
+            // Where the entry goes: the request's key, or the variant its `Vary` selects.
+            let (key, variant, readable_key) = if selection.is_empty() {
+                inner.store.forget_variants(&primary).await;
+                (primary, None, readable_key)
+            } else {
+                let selection = Arc::new(selection);
+                let key = vary::variant_key(&primary, &selection, &sent, user.as_deref());
+                let admitted = inner
+                    .store
+                    .admit_variant(primary, &selection, key, max_variants)
+                    .await;
+                if admitted.is_err() {
+                    leader.publish(Shared::NotShareable);
+                    let response = Response::from_parts(parts, ProxyBody::full(body));
+                    let _ = answer.send(LeaderAnswer::Private(response, NotStored::VaryLimit));
+                    return;
+                }
+                let readable_key = format!("{readable_key} {}", variant_label(&selection, &sent));
+                (key, Some(selection), readable_key)
+            };
             let mut tags = tags;
             for tag in declared {
                 let tag = TagKey::new(tenant.clone(), Tag::parse(&tag));
@@ -251,6 +340,8 @@ async fn run_fill(
                 readable_key,
                 tenant,
                 target,
+                key,
+                variant,
             });
             let fill = match inner
                 .store
@@ -293,19 +384,24 @@ async fn fetch(
     inner: &Inner,
     request: Request<ProxyBody>,
     rules: &StoreRules<'_>,
+    vary_rules: &VaryRules<'_>,
 ) -> Result<Fetched, ProxyError> {
     let response = inner.upstream.send(request).await?;
     let (mut parts, mut body) = response.into_parts();
-    let storable = cacheability::response_storable(parts.status, &parts.headers, rules);
+    let storable = cacheability::response_storable(parts.status, &parts.headers, rules)
+        .and_then(|()| vary::selection(&parts.headers, vary_rules));
     let tag_headers = &inner.config.cache.tag_headers;
     let declared = cacheability::declared_tags(&parts.headers, tag_headers);
     super::clean_response_head(&mut parts.headers, tag_headers);
-    if let Err(reason) = storable {
-        return Ok(Fetched::Private(
-            Response::from_parts(parts, ProxyBody::Stream(body)),
-            reason,
-        ));
-    }
+    let selection = match storable {
+        Ok(selection) => selection,
+        Err(reason) => {
+            return Ok(Fetched::Private(
+                Response::from_parts(parts, ProxyBody::Stream(body)),
+                reason,
+            ))
+        }
+    };
     let mut chunks: VecDeque<Bytes> = VecDeque::new();
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
@@ -330,7 +426,66 @@ async fn fetch(
             ));
         }
     }
-    Ok(Fetched::Complete(parts, concat(chunks, total), declared))
+    Ok(Fetched::Complete(
+        parts,
+        concat(chunks, total),
+        declared,
+        selection,
+    ))
+}
+
+/// Request headers the key covers: the route's `vary` (and `forward_headers`), the tenant header.
+fn keyed_headers(cacheable: &Cacheable<'_>) -> Vec<HeaderName> {
+    let mut keyed = cacheable.route.vary.clone();
+    if let TenantSource::Header(name) = &cacheable.route.tenant {
+        keyed.push(name.clone());
+    }
+    keyed
+}
+
+/// What a fill of this request may carry.
+fn fill_rules<'a>(
+    cacheable: &Cacheable<'_>,
+    miss: &'a Miss<'_>,
+    keyed: &'a [HeaderName],
+) -> FillRules<'a> {
+    FillRules {
+        keyed,
+        selected: miss
+            .varies
+            .as_ref()
+            .map_or(&[][..], |state| &state.selection().headers),
+        // The key separates callers by tenant (or user): their credential may go. What a
+        // `public` route shares must not depend on one caller's credential.
+        credentials: cacheable.tenant.is_some() || cacheable.user.is_some(),
+    }
+}
+
+/// How a variant shows in its readable key: the selecting headers with their normalised values
+/// (credentials never in clear: they only select per user, which shows as `user`).
+fn variant_label(selection: &Selection, sent: &http::HeaderMap) -> String {
+    let mut label = String::from("vary(");
+    for (i, name) in selection.headers.iter().enumerate() {
+        if i > 0 {
+            label.push(' ');
+        }
+        label.push_str(name.as_str());
+        label.push('=');
+        match vary::normalised_value(sent, name) {
+            Some(value) if !cache_key::is_credential_header(name) => label.push_str(&value),
+            Some(_) => label.push_str("(credential)"),
+            None => label.push('-'),
+        }
+    }
+    if selection.by_user {
+        label.push_str(if selection.headers.is_empty() {
+            "user"
+        } else {
+            " user"
+        });
+    }
+    label.push(')');
+    label
 }
 
 fn concat(mut chunks: VecDeque<Bytes>, total: u64) -> Bytes {

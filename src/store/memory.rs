@@ -381,6 +381,11 @@ impl MemoryTier {
         &self.index
     }
 
+    /// Whether anything is held under `key`, without touching its hotness.
+    pub(crate) fn contains(&self, key: &Key) -> bool {
+        self.cache.peek(key).is_some()
+    }
+
     /// The entry under `key` regardless of freshness, without touching its hotness.
     #[cfg(test)]
     pub(crate) fn peek(&self, key: &Key) -> Option<Arc<CachedResponse>> {

@@ -16,6 +16,7 @@ mod index;
 mod listing;
 mod memory;
 mod purge;
+mod variants;
 
 #[cfg(test)]
 mod tests;
@@ -30,15 +31,18 @@ pub use crate::policy::Key;
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
 pub use purge::{Purge, PurgeResult};
+pub use variants::{VariantLimit, VaryState};
 
 use fence::Fences;
 use memory::{Insert, MemoryTier};
+use variants::VariantMemory;
 
 /// Version of the [`CachedResponse`] layout; bump it whenever a field is added, removed or
 /// changes meaning, so a shared tier never decodes an entry written by an incompatible build.
 ///
 /// 2: entries carry their `tenant` and the `target` they were filled from.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: entries carry the `key` they are stored under and the `variant` selection of their `Vary`.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Whose entry: the entries shared by every caller, or one tenant's.
 ///
@@ -104,6 +108,12 @@ pub struct CachedResponse {
     pub tenant: TenantScope,
     /// The normalized `path` or `path?query` the entry was filled from.
     pub target: String,
+    /// The key the entry is stored under: the request's key, or the variant key when the
+    /// response varies (see `variant`).
+    pub key: Key,
+    /// The request headers (and whether the verified user) that selected this response, from
+    /// its `Vary`; `None` when it is the same for every request with the key.
+    pub variant: Option<Arc<crate::policy::vary::Selection>>,
 }
 
 /// Bytes charged to every entry on top of its variable parts: the struct itself, the map slot,
@@ -217,6 +227,7 @@ pub struct MemoryOptions {
 pub struct Tiered {
     memory: MemoryTier,
     fences: Arc<Fences>,
+    variants: VariantMemory,
 }
 
 impl Tiered {
@@ -225,6 +236,7 @@ impl Tiered {
         Self {
             memory: MemoryTier::new(&opts),
             fences: Arc::new(Fences::new()),
+            variants: VariantMemory::new(opts.max_bytes),
         }
     }
 
@@ -290,6 +302,37 @@ impl Tiered {
     /// stale (the index over-approximates), so use it only for reporting.
     pub async fn holds(&self, tag: &TagKey) -> bool {
         self.memory.index().holds(tag)
+    }
+
+    /// What the responses stored under `primary` vary on; None when they do not vary or
+    /// nothing is known (then the entry, if any, is under `primary` itself).
+    pub async fn vary_state(&self, primary: &Key) -> Option<Arc<VaryState>> {
+        self.variants.get(primary)
+    }
+
+    /// Records that `variant` of `primary`, selected by `selection`, is about to be stored;
+    /// refused when the URI already holds `max` live variants.
+    pub async fn admit_variant(
+        &self,
+        primary: Key,
+        selection: &Arc<crate::policy::vary::Selection>,
+        variant: Key,
+        max: usize,
+    ) -> Result<(), VariantLimit> {
+        self.variants
+            .admit(primary, selection, variant, max, |key| {
+                self.memory.contains(key)
+            })
+    }
+
+    /// Forgets what `primary` varied on: its latest response does not vary.
+    pub async fn forget_variants(&self, primary: &Key) {
+        self.variants.forget(primary);
+    }
+
+    /// Primary keys whose responses are known to vary.
+    pub fn varying_keys(&self) -> usize {
+        self.variants.len()
     }
 
     /// A snapshot of the store's counters.

@@ -54,6 +54,8 @@ fn entry_named(
         readable_key: readable_key.to_owned(),
         tenant: scope(tag_pairs.first().map_or("", |(t, _)| *t)),
         target: String::new(),
+        key: Key([0; 32]),
+        variant: None,
     })
 }
 
@@ -82,6 +84,8 @@ fn entry_at(
         readable_key: readable_key.to_owned(),
         tenant: scope(tenant),
         target: target.to_owned(),
+        key: Key([0; 32]),
+        variant: None,
     })
 }
 

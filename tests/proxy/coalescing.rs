@@ -176,7 +176,7 @@ async fn a_waiter_past_the_coalescing_bound_goes_alone() {
     let gate = Gate::new();
     let g = gate.clone();
     let origin = Origin::with(move |seen| {
-        if seen.header("x-slow").is_some() {
+        if seen.header("user-agent") == Some("hold") {
             Reply::ok(default_body(seen)).gate(&g)
         } else {
             Reply::ok(default_body(seen))
@@ -192,7 +192,10 @@ async fn a_waiter_past_the_coalescing_bound_goes_alone() {
         let client = client.clone();
         tokio::spawn(async move {
             client
-                .get("/api/faculty/", &[("x-org-id", "42"), ("x-slow", "1")])
+                .get(
+                    "/api/faculty/",
+                    &[("x-org-id", "42"), ("user-agent", "hold")],
+                )
                 .await
         })
     };

@@ -305,7 +305,7 @@ async fn a_fill_overtaken_by_a_webhook_is_not_stored() {
     let gate = Gate::new();
     let g = gate.clone();
     let origin = Origin::with(move |seen| {
-        if seen.header("x-hold").is_some() {
+        if seen.header("user-agent") == Some("hold") {
             Reply::ok(default_body(seen)).gate(&g)
         } else {
             Reply::ok(default_body(seen))
@@ -318,7 +318,10 @@ async fn a_fill_overtaken_by_a_webhook_is_not_stored() {
         let client = client.clone();
         tokio::spawn(async move {
             client
-                .get("/api/faculty/12/", &[("x-org-id", "42"), ("x-hold", "1")])
+                .get(
+                    "/api/faculty/12/",
+                    &[("x-org-id", "42"), ("user-agent", "hold")],
+                )
                 .await
         })
     };
@@ -414,7 +417,7 @@ async fn a_read_after_a_declared_tag_purge_never_gets_the_overtaken_fill() {
     let g = gate.clone();
     let origin = Origin::with(move |seen| {
         let reply = Reply::ok(default_body(seen)).header("cache-tag", "room-12");
-        if seen.header("x-hold").is_some() {
+        if seen.header("user-agent") == Some("hold") {
             reply.gate(&g)
         } else {
             reply
@@ -427,7 +430,10 @@ async fn a_read_after_a_declared_tag_purge_never_gets_the_overtaken_fill() {
         let client = client.clone();
         tokio::spawn(async move {
             client
-                .get("/api/faculty/12/", &[("x-org-id", "42"), ("x-hold", "1")])
+                .get(
+                    "/api/faculty/12/",
+                    &[("x-org-id", "42"), ("user-agent", "hold")],
+                )
                 .await
         })
     };

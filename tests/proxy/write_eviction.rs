@@ -202,9 +202,9 @@ async fn a_fill_overtaken_by_a_write_is_not_stored() {
     let gate = Gate::new();
     let g = gate.clone();
     let origin = Origin::with(
-        move |seen| match (seen.method.clone(), seen.header("x-hold")) {
-            (Method::GET, Some(_)) => Reply::ok(default_body(seen)).gate(&g),
-            (Method::GET, None) => Reply::ok(default_body(seen)),
+        move |seen| match (seen.method.clone(), seen.header("user-agent")) {
+            (Method::GET, Some("hold")) => Reply::ok(default_body(seen)).gate(&g),
+            (Method::GET, _) => Reply::ok(default_body(seen)),
             _ => Reply::ok("{}"),
         },
     )
@@ -215,7 +215,10 @@ async fn a_fill_overtaken_by_a_write_is_not_stored() {
         let client = client.clone();
         tokio::spawn(async move {
             client
-                .get("/api/faculty/12/", &[("x-org-id", "42"), ("x-hold", "1")])
+                .get(
+                    "/api/faculty/12/",
+                    &[("x-org-id", "42"), ("user-agent", "hold")],
+                )
                 .await
         })
     };

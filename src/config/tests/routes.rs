@@ -153,3 +153,29 @@ fn route_must_be_an_array_of_tables() {
         &["proxy.toml:3:1: route: expected an array of tables; write each route as [[route]]"],
     );
 }
+
+#[test]
+fn forward_headers_join_the_key_and_max_variants_is_bounded() {
+    let config = parse(&with(concat!(
+        "[[route]]\npath = \"/a/\"\nvary = [\"Accept-Language\"]\n",
+        "forward_headers = [\"X-Api-Version\", \"accept-language\"]\nmax_variants = 3\n",
+        "[[route]]\npath = \"/b/\"\n",
+    )));
+    let a = &config.routes.routes()[0];
+    let vary: Vec<&str> = a.vary.iter().map(|h| h.as_str()).collect();
+    assert_eq!(vary, ["accept-language", "x-api-version"]);
+    assert_eq!(a.max_variants, 3);
+    assert_eq!(config.routes.routes()[1].max_variants, 8);
+    check(
+        &with(concat!(
+            "[[route]]\npath = \"/a/\"\nmax_variants = 0\n",
+            "[[route]]\npath = \"/b/\"\nmax_variants = 65\n",
+            "[[route]]\npath = \"/c/\"\nforward_headers = [\"Connection\"]\n",
+        )),
+        &[
+            "proxy.toml:5:16: route[0].max_variants: must be at least 1, not 0",
+            "proxy.toml:8:16: route[1].max_variants: must be at most 64, not 65",
+            "proxy.toml:11:20: route[2].forward_headers: \"Connection\" is a hop-by-hop header and cannot be used as a forward_headers header",
+        ],
+    );
+}

@@ -301,6 +301,7 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
         ttl: Duration::from_secs(300),
         tenant: TenantSource::None,
         vary: Vec::new(),
+        max_variants: 8,
         resource: None,
         entry_tags: Vec::new(),
         write_invalidates: Vec::new(),

@@ -1,0 +1,300 @@
+use super::*;
+use http::HeaderValue;
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
+}
+
+fn names(list: &[&str]) -> Vec<HeaderName> {
+    list.iter()
+        .map(|n| HeaderName::from_bytes(n.as_bytes()).unwrap())
+        .collect()
+}
+
+fn rules<'a>(keyed: &'a [HeaderName], scope: Scope, declared: bool, user: bool) -> VaryRules<'a> {
+    VaryRules {
+        keyed,
+        scope,
+        scope_declared: declared,
+        user_known: user,
+    }
+}
+
+/// One case: response headers and the route's rule give a selection or a refusal.
+fn check(
+    response: &[(&str, &str)],
+    rules: &VaryRules<'_>,
+    want: Result<(&[&str], bool), NotStored>,
+) {
+    let got = selection(&headers(response), rules);
+    let want = want.map(|(h, by_user)| Selection {
+        headers: names(h),
+        by_user,
+    });
+    assert_eq!(got, want, "response {response:?}");
+}
+
+#[test]
+fn vary_names_become_sorted_selecting_headers() {
+    let keyed = names(&["x-org-id"]);
+    let r = rules(&keyed, Scope::Tenant, true, false);
+    check(&[], &r, Ok((&[], false)));
+    check(&[("vary", "Accept")], &r, Ok((&["accept"], false)));
+    check(
+        &[("vary", "Origin, accept"), ("vary", "ACCEPT")],
+        &r,
+        Ok((&["accept", "origin"], false)),
+    );
+}
+
+#[test]
+fn headers_the_key_covers_select_nothing_more() {
+    let keyed = names(&["x-org-id", "accept-language"]);
+    let r = rules(&keyed, Scope::Tenant, true, false);
+    check(
+        &[("vary", "X-Org-Id, Accept-Language")],
+        &r,
+        Ok((&[], false)),
+    );
+}
+
+#[test]
+fn vary_star_is_never_stored() {
+    let r = rules(&[], Scope::Public, true, false);
+    check(&[("vary", "accept, *")], &r, Err(NotStored::VaryStar));
+}
+
+#[test]
+fn accept_encoding_selects_only_encoded_bodies() {
+    let r = rules(&[], Scope::Public, true, false);
+    check(&[("vary", "Accept-Encoding")], &r, Ok((&[], false)));
+    check(
+        &[("vary", "Accept-Encoding"), ("content-encoding", "gzip")],
+        &r,
+        Ok((&["accept-encoding"], false)),
+    );
+    // An encoded body the origin forgot to declare still selects on Accept-Encoding.
+    check(
+        &[("content-encoding", "br")],
+        &r,
+        Ok((&["accept-encoding"], false)),
+    );
+}
+
+#[test]
+fn credentials_in_vary_are_shared_only_where_the_scope_is_declared() {
+    let cases = [
+        (Scope::Tenant, true, false, Ok((&[][..], false))),
+        (Scope::Public, true, false, Ok((&[][..], false))),
+        (Scope::User, false, true, Ok((&[][..], false))),
+        (Scope::Tenant, false, true, Ok((&[][..], true))),
+        (Scope::Tenant, false, false, Err(NotStored::VaryCredential)),
+        (Scope::Public, false, false, Err(NotStored::VaryCredential)),
+    ];
+    for (scope, declared, user, want) in cases {
+        let r = rules(&[], scope, declared, user);
+        check(
+            &[("vary", "Accept, Cookie")],
+            &r,
+            want.map(|(_, u)| (&["accept"][..], u)),
+        );
+        check(&[("vary", "Authorization")], &r, want);
+    }
+}
+
+fn key_of(request: &[(&str, &str)], selecting: &[&str], user: Option<&str>, by_user: bool) -> Key {
+    let sel = Selection {
+        headers: names(selecting),
+        by_user,
+    };
+    variant_key(&Key([7; 32]), &sel, &headers(request), user)
+}
+
+#[test]
+fn equal_values_after_normalising_share_a_variant() {
+    let a = key_of(
+        &[("accept", "application/json; q=1,  text/html")],
+        &["accept"],
+        None,
+        false,
+    );
+    let b = key_of(
+        &[("accept", "  Application/JSON;q=1 ,text/html ")],
+        &["accept"],
+        None,
+        false,
+    );
+    let c = key_of(
+        &[("accept", "application/json;q=1"), ("accept", "text/html")],
+        &["accept"],
+        None,
+        false,
+    );
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(
+        normalised_value(
+            &headers(&[("accept", " Text/HTML ,  application/json ")]),
+            &ACCEPT
+        )
+        .as_deref(),
+        Some("text/html,application/json")
+    );
+}
+
+#[test]
+fn different_values_select_different_variants() {
+    let json = key_of(&[("accept", "application/json")], &["accept"], None, false);
+    let html = key_of(&[("accept", "text/html")], &["accept"], None, false);
+    let none = key_of(&[], &["accept"], None, false);
+    let empty = key_of(&[("accept", "")], &["accept"], None, false);
+    assert_ne!(json, html);
+    assert_ne!(none, empty, "a missing header is not an empty one");
+    assert_ne!(none, json);
+    // Values of case-sensitive headers are not folded.
+    let upper = key_of(&[("x-flavour", "A")], &["x-flavour"], None, false);
+    let lower = key_of(&[("x-flavour", "a")], &["x-flavour"], None, false);
+    assert_ne!(upper, lower);
+    // Inner whitespace is kept (collapsed), not removed.
+    let spaced = key_of(&[("x-flavour", "a b")], &["x-flavour"], None, false);
+    let joined = key_of(&[("x-flavour", "ab")], &["x-flavour"], None, false);
+    assert_ne!(spaced, joined);
+}
+
+#[test]
+fn per_caller_variants_are_keyed_by_the_verified_user() {
+    let alice = key_of(&[], &[], Some("alice"), true);
+    let bob = key_of(&[], &[], Some("bob"), true);
+    let shared = key_of(&[], &[], Some("alice"), false);
+    assert_ne!(alice, bob);
+    assert_ne!(alice, shared);
+}
+
+#[test]
+fn variants_of_different_primary_keys_differ() {
+    let sel = Selection {
+        headers: names(&["accept"]),
+        by_user: false,
+    };
+    let req = headers(&[("accept", "text/html")]);
+    assert_ne!(
+        variant_key(&Key([1; 32]), &sel, &req, None),
+        variant_key(&Key([2; 32]), &sel, &req, None)
+    );
+}
+
+/// One case: which request headers a fill forwards.
+fn check_fill(rules: &FillRules<'_>, forwarded: &[&str], dropped: &[&str]) {
+    for name in forwarded {
+        let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+        assert!(fill_header(&name, rules), "{name} should be forwarded");
+    }
+    for name in dropped {
+        let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+        assert!(!fill_header(&name, rules), "{name} should be dropped");
+    }
+}
+
+const OVERRIDES: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "front-end-https",
+    "x-original-method",
+];
+
+const CONDITIONALS: &[&str] = &[
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
+
+#[test]
+fn fills_drop_what_the_key_does_not_account_for() {
+    let keyed = names(&["x-org-id"]);
+    let rules = FillRules {
+        keyed: &keyed,
+        selected: &[],
+        credentials: true,
+    };
+    check_fill(
+        &rules,
+        &[
+            "accept",
+            "accept-language",
+            "accept-encoding",
+            "user-agent",
+            "x-request-id",
+            "traceparent",
+            "x-org-id",
+            "authorization",
+            "cookie",
+        ],
+        OVERRIDES,
+    );
+    check_fill(&rules, &[], CONDITIONALS);
+    check_fill(&rules, &[], &["x-debug", "x-tenant-override", "prefer"]);
+}
+
+#[test]
+fn selected_and_forwarded_headers_go_with_the_fill() {
+    let keyed = names(&["x-api-version"]);
+    let selected = names(&["origin"]);
+    let rules = FillRules {
+        keyed: &keyed,
+        selected: &selected,
+        credentials: false,
+    };
+    check_fill(&rules, &["x-api-version", "origin"], &["x-debug"]);
+}
+
+#[test]
+fn public_fills_carry_no_credential() {
+    let rules = FillRules {
+        keyed: &[],
+        selected: &[],
+        credentials: false,
+    };
+    check_fill(&rules, &["accept"], &["authorization", "cookie"]);
+    // Unless the route keys the credential itself.
+    let keyed = names(&["authorization"]);
+    let rules = FillRules {
+        keyed: &keyed,
+        selected: &[],
+        credentials: false,
+    };
+    check_fill(&rules, &["authorization"], &["cookie"]);
+}
+
+#[test]
+fn fill_headers_keeps_every_value_of_an_allowed_header() {
+    let request = headers(&[
+        ("accept", "text/html"),
+        ("accept", "application/json"),
+        ("if-none-match", "\"x\""),
+        ("x-http-method-override", "DELETE"),
+    ]);
+    let rules = FillRules {
+        keyed: &[],
+        selected: &[],
+        credentials: true,
+    };
+    let out = fill_headers(&request, &rules);
+    assert_eq!(out.get_all(ACCEPT).iter().count(), 2);
+    assert_eq!(out.len(), 2);
+}

@@ -1,0 +1,165 @@
+//! What the store remembers about a primary key whose responses vary: the request headers that
+//! select among them (from the latest stored response's `Vary`) and which variant keys were
+//! stored, so a URI holds a bounded number of variants.
+//!
+//! The memory is advisory. A lookup uses it to compute the variant key; when it is missing,
+//! evicted or out of date the lookup misses and the next fill records it again. Correctness does
+//! not depend on it: a variant key digests the primary key and the selecting values, so a
+//! variant is served only to requests whose values match, and purges reach every variant
+//! through the tags all variants of a URI carry.
+
+use std::sync::{Arc, Mutex};
+
+use quick_cache::sync::Cache;
+
+use crate::policy::vary::Selection;
+use crate::policy::Key;
+
+/// What one primary key's responses vary on, and the variants stored for it.
+#[derive(Debug)]
+pub struct VaryState {
+    selection: Arc<Selection>,
+    variants: Mutex<Vec<Key>>,
+}
+
+impl VaryState {
+    /// The request headers that select a variant.
+    pub fn selection(&self) -> &Arc<Selection> {
+        &self.selection
+    }
+}
+
+/// Why a variant was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariantLimit;
+
+/// Primary key -> [`VaryState`], bounded by count.
+pub(crate) struct VariantMemory {
+    states: Cache<Key, Arc<VaryState>>,
+}
+
+/// Bytes of memory budget per remembered primary key; bounds the map by the tier's size.
+const BYTES_PER_STATE: u64 = 2048;
+
+impl VariantMemory {
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        let capacity = usize::try_from((max_bytes / BYTES_PER_STATE).max(256)).unwrap_or(256);
+        Self {
+            states: Cache::new(capacity),
+        }
+    }
+
+    /// What `primary`'s responses were last seen to vary on, if anything.
+    pub(crate) fn get(&self, primary: &Key) -> Option<Arc<VaryState>> {
+        self.states.get(primary)
+    }
+
+    /// Records that `variant` of `primary` is about to be stored, selected by `selection`.
+    ///
+    /// A selection other than the remembered one replaces it (the backend's `Vary` changed).
+    /// Beyond `max` variants, keys the tier no longer `holds` are dropped first; if the URI still
+    /// has `max` live variants, the new one is refused.
+    pub(crate) fn admit(
+        &self,
+        primary: Key,
+        selection: &Arc<Selection>,
+        variant: Key,
+        max: usize,
+        holds: impl Fn(&Key) -> bool,
+    ) -> Result<(), VariantLimit> {
+        if let Some(state) = self.states.get(&primary) {
+            if *state.selection == **selection {
+                let mut variants = state.variants.lock().unwrap_or_else(|e| e.into_inner());
+                if variants.contains(&variant) {
+                    return Ok(());
+                }
+                if variants.len() >= max {
+                    variants.retain(|k| holds(k));
+                }
+                if variants.len() >= max {
+                    return Err(VariantLimit);
+                }
+                variants.push(variant);
+                return Ok(());
+            }
+        }
+        if max == 0 {
+            return Err(VariantLimit);
+        }
+        self.states.insert(
+            primary,
+            Arc::new(VaryState {
+                selection: Arc::clone(selection),
+                variants: Mutex::new(vec![variant]),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Forgets `primary`: its responses no longer vary, so lookups use the primary key itself.
+    pub(crate) fn forget(&self, primary: &Key) {
+        self.states.remove(primary);
+    }
+
+    /// Primary keys remembered.
+    pub(crate) fn len(&self) -> usize {
+        self.states.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+
+    fn sel(names: &[&'static str]) -> Arc<Selection> {
+        Arc::new(Selection {
+            headers: names.iter().map(|n| HeaderName::from_static(n)).collect(),
+            by_user: false,
+        })
+    }
+
+    #[test]
+    fn a_uri_holds_at_most_max_live_variants() {
+        let memory = VariantMemory::new(1 << 20);
+        let p = Key([1; 32]);
+        let accept = sel(&["accept"]);
+        for i in 0..3 {
+            assert_eq!(
+                memory.admit(p, &accept, Key([10 + i; 32]), 3, |_| true),
+                Ok(())
+            );
+        }
+        // A known variant is always admitted again.
+        assert_eq!(memory.admit(p, &accept, Key([10; 32]), 3, |_| true), Ok(()));
+        assert_eq!(
+            memory.admit(p, &accept, Key([20; 32]), 3, |_| true),
+            Err(VariantLimit)
+        );
+        // Once variants are gone from the tier, their places are free again.
+        let gone = Key([11; 32]);
+        assert_eq!(
+            memory.admit(p, &accept, Key([20; 32]), 3, |k| *k != gone),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_changed_vary_replaces_what_was_remembered() {
+        let memory = VariantMemory::new(1 << 20);
+        let p = Key([1; 32]);
+        memory
+            .admit(p, &sel(&["accept"]), Key([2; 32]), 1, |_| true)
+            .unwrap();
+        assert_eq!(
+            memory.admit(p, &sel(&["accept", "origin"]), Key([3; 32]), 1, |_| true),
+            Ok(())
+        );
+        assert_eq!(
+            memory.get(&p).unwrap().selection(),
+            &sel(&["accept", "origin"])
+        );
+        memory.forget(&p);
+        assert!(memory.get(&p).is_none());
+    }
+}

@@ -9,8 +9,8 @@
 
 use crate::admin::Admin;
 use crate::auth::digest::DigestKey;
-use crate::auth::jwt::{JwtSettings, JwtVerifier};
-use crate::config::{AuthConfig, Config, JwtKeySource, SecretSource, ServerConfig};
+use crate::auth::jwt::{JwtKeys, JwtSettings, JwtVerifier};
+use crate::config::{AuthConfig, Config, JwtConfig, JwtKeySource, SecretSource, ServerConfig};
 use crate::error::ProxyError;
 use crate::proxy::{Proxy, Setup};
 use crate::server::{self, ServeOptions};
@@ -312,22 +312,47 @@ fn jwt_verifier(
     let Some(jwt) = &auth.jwt else {
         return Ok(None);
     };
-    let secret = match &jwt.keys {
+    let settings = jwt_settings(jwt, read_secret)?;
+    JwtVerifier::new(settings)
+        .map(Some)
+        .map_err(StartError::Jwt)
+}
+
+/// The verifier's settings of an `[auth.jwt]` section: the HMAC secret is read through the
+/// resolver like every other secret, a PEM public key file is read here, and a JWKS file is left
+/// to the verifier, which re-reads it when it changes.
+fn jwt_settings(
+    jwt: &JwtConfig,
+    read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
+) -> Result<JwtSettings, StartError> {
+    let keys = match &jwt.keys {
         JwtKeySource::HsSecret(source) => match read_secret(source)? {
-            Some(secret) => Some(secret),
+            Some(secret) => JwtKeys::Secret(secret.into_bytes()),
             None => {
                 return Err(StartError::Jwt(format!(
                     "auth.jwt: the HMAC secret ({source}) is not set"
                 )))
             }
         },
-        JwtKeySource::PublicKeyFile(_) | JwtKeySource::JwksFile(_) => None,
+        JwtKeySource::PublicKeyFile(path) => {
+            JwtKeys::PublicKeyPem(std::fs::read(path).map_err(|e| {
+                StartError::Jwt(format!(
+                    "auth.jwt: cannot read the public key {}: {e}",
+                    path.display()
+                ))
+            })?)
+        }
+        JwtKeySource::JwksFile(path) => JwtKeys::Jwks { path: path.clone() },
     };
-    let settings = JwtSettings::from_config(jwt, secret.as_deref().map(str::as_bytes))
-        .map_err(StartError::Jwt)?;
-    JwtVerifier::new(settings)
-        .map(Some)
-        .map_err(StartError::Jwt)
+    Ok(JwtSettings {
+        keys,
+        algorithms: jwt.algorithms.clone(),
+        tenant_claim: jwt.tenant_claim.clone(),
+        user_claim: jwt.user_claim.clone(),
+        issuer: jwt.issuer.clone(),
+        audience: jwt.audience.clone(),
+        leeway: jwt.leeway,
+    })
 }
 
 #[cfg(test)]
@@ -386,6 +411,51 @@ tenant_claim = "org"
     async fn an_unset_jwt_secret_refuses_to_start() {
         let err = build(AUTH, &[]).err().unwrap();
         assert!(err.to_string().contains("env JWT"), "{err}");
+    }
+
+    #[test]
+    fn jwt_settings_read_the_key_file_and_the_secret() {
+        let pem = include_bytes!("auth/testdata/rsa_public.pem");
+        let path = std::env::temp_dir().join(format!("cachegate-app-{}.pem", std::process::id()));
+        std::fs::write(&path, pem).unwrap();
+        let config = |keys| JwtConfig {
+            keys,
+            algorithms: Vec::new(),
+            tenant_claim: "org".to_string(),
+            user_claim: "sub".to_string(),
+            issuer: vec!["https://issuer".to_string()],
+            audience: Vec::new(),
+            leeway: std::time::Duration::from_secs(30),
+        };
+        let read = jwt_settings(
+            &config(JwtKeySource::PublicKeyFile(path.clone())),
+            &only(&[]),
+        );
+        let _ = std::fs::remove_file(&path);
+        let settings = read.unwrap();
+        assert!(matches!(settings.keys, JwtKeys::PublicKeyPem(ref read) if read == pem));
+        assert_eq!(settings.issuer, ["https://issuer"]);
+
+        let missing = PathBuf::from("/nonexistent/public.pem");
+        let err = jwt_settings(&config(JwtKeySource::PublicKeyFile(missing)), &only(&[]))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("auth.jwt: cannot read the public key /nonexistent/public.pem"),
+            "{err}"
+        );
+
+        let env = || JwtKeySource::HsSecret(SecretSource::Env("JWT".to_string()));
+        let err = jwt_settings(&config(env()), &only(&[])).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "auth.jwt: the HMAC secret (env JWT) is not set"
+        );
+        let settings = jwt_settings(&config(env()), &only(&["JWT"])).unwrap();
+        assert!(
+            matches!(settings.keys, JwtKeys::Secret(ref s) if s == b"secret-of-JWT-with-enough-length")
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::Duration;
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Admin API")]
 pub struct AdminArgs {
-    /// The admin API, e.g. http://127.0.0.1:9090 [default: the config's [admin] listen address,
+    /// The admin API, e.g. http://127.0.0.1:9090 [default: the config's `[admin] listen` address,
     /// else http://127.0.0.1:9090]
     #[arg(long = "admin", env = ADMIN_URL_ENV, value_name = "URL")]
     pub url: Option<String>,
@@ -90,7 +90,7 @@ pub struct WarmArgs {
     #[arg(long = "capture", value_name = "VALUES", requires = "route", value_parser = parse_capture)]
     pub captures: Vec<Capture>,
     /// The Host clients send (the host is part of the key); paths without a URL are warmed
-    /// under it [default: the config's only [server] hosts entry].
+    /// under it [default: the config's only `[server] hosts` entry].
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
     /// How many requests the server runs at once for each batch.

@@ -1,13 +1,14 @@
 //! The HTTP side of the operator commands: a client for the admin API, one function per
 //! endpoint, and what can go wrong, with messages an operator can act on.
 
-use super::stats::Stats;
 use super::ADMIN_TOKEN_ENV;
 use crate::admin_api::{
     EntriesAnswer, EntriesQuery, ErrorBody, PurgeAnswer, PurgeBody, Refusal, WarmReport,
     WarmRequest,
 };
+use crate::error::chain;
 use crate::notation::format_duration;
+use crate::stats::Report;
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Uri};
@@ -18,6 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::error::Error as _;
 use std::time::Duration;
 
 /// The largest admin response read; an entries listing is the only large one, and a runaway
@@ -169,7 +171,8 @@ impl AdminClient {
             .map_err(|err| AdminError::Input(format!("cannot build the request: {err}")))?;
         let exchange = async {
             let response = self.client.request(req).await.map_err(|err| {
-                let detail = error_chain(&err);
+                // The client's outer error only says `client error (Connect)`; its causes say why.
+                let detail = err.source().map_or_else(|| chain(&err), chain);
                 if err.is_connect() {
                     AdminError::Unreachable {
                         url: self.base.clone(),
@@ -256,21 +259,6 @@ pub(super) fn base_url(url: &str) -> Result<String, AdminError> {
     Ok(format!("http://{authority}{prefix}"))
 }
 
-/// The message of an error and its sources, skipping the client's generic outer wrapper.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut current = err.source();
-    while let Some(source) = current {
-        parts.push(source.to_string());
-        current = source.source();
-    }
-    if parts.is_empty() {
-        err.to_string()
-    } else {
-        parts.join(": ")
-    }
-}
-
 /// The readable part of an error answer: its `detail` (with the `error` code), else its text.
 fn error_detail(body: &[u8]) -> String {
     if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
@@ -302,7 +290,7 @@ pub async fn purge(
 }
 
 /// `GET /stats`.
-pub async fn stats(client: &AdminClient) -> Result<Reply<Stats>, AdminError> {
+pub async fn stats(client: &AdminClient) -> Result<Reply<Report>, AdminError> {
     client.call_json(Method::GET, "/stats", None).await
 }
 

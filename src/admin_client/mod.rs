@@ -1,7 +1,8 @@
 //! The operator's side of the admin API: `cachegate purge | stats | warm | entries`.
 //!
-//! The request and answer bodies are the server's own types (`crate::admin_api`); this module
-//! owns how they are built from the command line and shown to the operator:
+//! The request and answer bodies are the server's own types (`crate::admin_api`, and
+//! `crate::stats::Report` for `/stats`); this module owns how they are built from the command
+//! line and shown to the operator:
 //!
 //! - `args`: the subcommands' flags, and the bodies they ask for;
 //! - `client`: an HTTP client for the admin API, one function per endpoint, and the errors;
@@ -23,13 +24,14 @@ mod tests;
 pub use crate::admin_api::{
     EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, PurgeBody, WarmReport, WarmRequest, Warmed,
 };
+pub use crate::stats::Report;
 pub use args::{
     admin_url_for_listen, parse_capture, resolve_token, AdminArgs, EntriesArgs, PurgeArgs,
     StatsArgs, WarmArgs,
 };
 pub use client::{entries, purge, stats, warm_batch, AdminClient, AdminError, Reply};
 pub use render::{human_size, render_entries, render_purge};
-pub use stats::{render_stats, RouteStats, Stats, TenantStats};
+pub use stats::render_stats;
 pub use warm::{
     parse_warm_list, read_warm_list, render_warm_failures, warm, ProgressLine, WarmProgress,
 };

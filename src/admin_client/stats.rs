@@ -1,83 +1,50 @@
-//! `cachegate stats`: the answer of `GET /stats` as the client reads it, and its rendering.
+//! `cachegate stats`: the rendering of the server's `/stats` answer, [`Report`], which the
+//! client reads as the server's own type. `Report` ignores unknown fields and reads missing ones
+//! as zero, so the client keeps working against a server one version apart.
 
 use super::render::{human_size, percent, ratio_of, table, tenant_label, Column};
-use serde::{Deserialize, Deserializer, Serialize};
+use crate::stats::{Report, TenantCounts};
+use std::collections::BTreeMap;
 
 /// How many tenants `stats` lists.
 const TOP_TENANTS: usize = 20;
 
-/// The answer of `GET /stats`. Unknown fields are ignored and missing ones read as zero, so the
-/// client keeps working against a server one version apart.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct Stats {
-    pub hits: u64,
-    pub misses: u64,
-    #[serde(deserialize_with = "null_as_zero")]
-    pub hit_ratio: f64,
-    pub stored: u64,
-    pub collapsed: u64,
-    pub bypassed: u64,
-    pub entries: u64,
-    pub bytes: u64,
-    pub evictions: u64,
-    pub purged: u64,
-    pub fenced: u64,
-    pub upstream_errors: u64,
-    pub routes: Vec<RouteStats>,
-    pub tenants: Vec<TenantStats>,
-}
-
-/// One route's traffic in [`Stats`].
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct RouteStats {
-    pub route: usize,
-    pub path: String,
-    pub hits: u64,
-    pub misses: u64,
-    pub bypassed: u64,
-}
-
-/// One tenant's traffic in [`Stats`].
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct TenantStats {
-    pub tenant: String,
-    pub hits: u64,
-    pub misses: u64,
-}
-
-/// A ratio of 0/0 is NaN, which JSON encoders write as `null`; that reads as zero here.
-fn null_as_zero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(0.0))
-}
-
 /// The readable summary: totals, then the per-route table, then the busiest tenants.
-pub fn render_stats(stats: &Stats) -> String {
+pub fn render_stats(report: &Report) -> String {
+    let stats = &report.requests;
+    let store = &report.store;
     let mut out = String::new();
     out.push_str(&format!(
         "hit ratio        {}  ({} hits, {} misses)\n",
-        percent(stats.hit_ratio),
+        percent(report.hit_ratio),
         stats.hits,
         stats.misses
     ));
     out.push_str(&format!(
         "entries          {}  ({})\n",
-        stats.entries,
-        human_size(stats.bytes)
+        store.entries,
+        human_size(store.bytes)
     ));
-    let counters = [
-        ("stored", stats.stored),
-        ("collapsed", stats.collapsed),
-        ("bypassed", stats.bypassed),
-        ("evictions", stats.evictions),
-        ("purged", stats.purged),
-        ("fenced", stats.fenced),
-        ("upstream errors", stats.upstream_errors),
-    ];
-    for (name, value) in counters {
-        out.push_str(&format!("{name:<17}{value}\n"));
+    let mut counters = vec![("stored", stats.stored, None)];
+    // Only when some miss went unstored: on a healthy cache the line would always read 0.
+    let not_stored: u64 = stats.not_stored.values().sum();
+    if not_stored > 0 {
+        counters.push(("not stored", not_stored, Some(&stats.not_stored)));
+    }
+    counters.extend([
+        ("collapsed", stats.collapsed, None),
+        ("bypassed", stats.bypassed, Some(&stats.bypass)),
+        ("evictions", store.evictions, None),
+        ("purged", store.purged, None),
+        ("fenced", store.fenced, None),
+        ("upstream errors", stats.upstream_errors, None),
+    ]);
+    for (name, value, reasons) in counters {
+        out.push_str(&format!("{name:<17}{value}"));
+        if let Some(reasons) = reasons.map(by_reason).filter(|r| !r.is_empty()) {
+            out.push_str(&format!("  ({reasons})"));
+        }
+        out.push('\n');
     }
 
     out.push_str("\nroutes\n");
@@ -111,10 +78,10 @@ pub fn render_stats(stats: &Stats) -> String {
         ));
     }
 
-    let mut tenants: Vec<&TenantStats> = stats.tenants.iter().collect();
+    let mut tenants: Vec<&TenantCounts> = stats.tenants.iter().collect();
     // Busiest first; ties by name so the listing is stable between runs.
     tenants.sort_by(|a, b| {
-        let traffic = |t: &TenantStats| t.hits.saturating_add(t.misses);
+        let traffic = |t: &TenantCounts| t.hits.saturating_add(t.misses);
         traffic(b)
             .cmp(&traffic(a))
             .then_with(|| a.tenant.cmp(&b.tenant))
@@ -153,4 +120,16 @@ pub fn render_stats(stats: &Stats) -> String {
         ));
     }
     out
+}
+
+/// The reasons that counted, busiest first: `credentials 10, no-route 2`.
+fn by_reason(counts: &BTreeMap<String, u64>) -> String {
+    let mut counted: Vec<(&String, &u64)> = counts.iter().filter(|(_, n)| **n > 0).collect();
+    // Busiest first; ties keep the map's order (by label), so the line is stable.
+    counted.sort_by(|a, b| b.1.cmp(a.1));
+    counted
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

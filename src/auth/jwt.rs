@@ -20,7 +20,6 @@ use serde_json::{Map, Value};
 
 use super::algorithm::{Family, JwtAlgorithm, KeyKind};
 use super::Identity;
-use crate::config::{JwtConfig, JwtKeySource};
 
 #[cfg(test)]
 mod tests;
@@ -53,7 +52,8 @@ impl fmt::Debug for JwtKeys {
     }
 }
 
-/// Everything a [`JwtVerifier`] needs, with secrets and key files already read.
+/// Everything a [`JwtVerifier`] needs, with secrets and key files already read (the composition
+/// root builds it from an `[auth.jwt]` section).
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
     pub keys: JwtKeys,
@@ -69,38 +69,6 @@ pub struct JwtSettings {
     pub audience: Vec<String>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Duration,
-}
-
-impl JwtSettings {
-    /// Builds the settings of an `[auth.jwt]` section.
-    ///
-    /// `hs_secret` is the value of the configured secret source, which the caller reads (it is
-    /// shared with the other secrets); a PEM public key file is read here.
-    pub fn from_config(
-        config: &JwtConfig,
-        hs_secret: Option<&[u8]>,
-    ) -> Result<JwtSettings, String> {
-        let keys = match &config.keys {
-            JwtKeySource::HsSecret(source) => match hs_secret {
-                Some(secret) => JwtKeys::Secret(secret.to_vec()),
-                None => return Err(format!("the JWT secret ({source}) is not set")),
-            },
-            JwtKeySource::PublicKeyFile(path) => JwtKeys::PublicKeyPem(
-                std::fs::read(path)
-                    .map_err(|e| format!("cannot read the public key {}: {e}", path.display()))?,
-            ),
-            JwtKeySource::JwksFile(path) => JwtKeys::Jwks { path: path.clone() },
-        };
-        Ok(JwtSettings {
-            keys,
-            algorithms: config.algorithms.clone(),
-            tenant_claim: config.tenant_claim.clone(),
-            user_claim: config.user_claim.clone(),
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-            leeway: config.leeway,
-        })
-    }
 }
 
 /// Why a token was refused. Messages never include the token or claim values.

@@ -1,12 +1,12 @@
 //! Where cached responses live: the stored form, tags, purges, fill fences and the tiered store.
 //!
-//! Entries live in a bounded in-memory tier ([`memory`]). A shared tier may later sit behind the
+//! Entries live in a bounded in-memory tier (`memory`). A shared tier may later sit behind the
 //! same [`Tiered`] API, which is why lookup, store and purge are `async` even though the memory
 //! tier never waits: nothing outside this module may assume that entries are local.
 //!
 //! Two promises shape this module. A tag is always scoped to a tenant, so a purge for one tenant
 //! never removes (or keeps) another tenant's entries. And a fill that overlapped a purge of one
-//! of its tags is never left servable: see [`fence`] for the ordering that makes this race-free.
+//! of its tags is never left servable: see `fence` for the ordering that makes this race-free.
 //!
 //! Purges select entries by tag, path, exact URI, path prefix or whole tenant ([`Purge`]); the
 //! admin API lists entries through [`Tiered::entries`].

@@ -1,6 +1,7 @@
 //! Purge, stats and entries against the fake admin API; errors; arguments; renderings.
 
 use super::*;
+use crate::stats::{RouteCounts, Snapshot, Stats, StoreCounts, TenantCounts};
 
 // === purge ===
 
@@ -128,15 +129,19 @@ tenant    hits  misses  hit ratio
 #[test]
 fn stats_lists_the_top_20_tenants_by_traffic() {
     let tenants = (0..25)
-        .map(|i| TenantStats {
+        .map(|i| TenantCounts {
             tenant: format!("t{i:02}"),
             hits: i,
             misses: 1,
+            bypassed: 0,
         })
         .collect();
-    let out = render_stats(&Stats {
-        tenants,
-        ..Stats::default()
+    let out = render_stats(&Report {
+        requests: Snapshot {
+            tenants,
+            ..Snapshot::default()
+        },
+        ..Report::default()
     });
     assert!(out.contains("top 20 tenants by traffic (of 25)"), "{out}");
     // The busiest (t24) is first and the five quietest (t00..t04) are left out.
@@ -151,23 +156,80 @@ fn stats_lists_the_top_20_tenants_by_traffic() {
 }
 
 #[test]
-fn stats_tolerates_missing_extra_and_null_fields() {
-    fn check(text: &str, expected: Stats) {
-        let parsed: Stats = serde_json::from_str(text).unwrap();
+fn stats_tolerates_missing_and_extra_fields() {
+    fn check(text: &str, expected: Report) {
+        let parsed: Report = serde_json::from_str(text).unwrap();
         assert_eq!(parsed, expected, "{text}");
     }
-    check("{}", Stats::default());
+    check("{}", Report::default());
     check(
-        r#"{"hits": 3, "hit_ratio": null, "new_field": [1], "routes": [{"route": 2}]}"#,
-        Stats {
-            hits: 3,
-            routes: vec![RouteStats {
-                route: 2,
-                ..RouteStats::default()
-            }],
-            ..Stats::default()
+        r#"{"hits": 3, "entries": 2, "new_field": [1], "routes": [{"route": 2}]}"#,
+        Report {
+            requests: Snapshot {
+                hits: 3,
+                routes: vec![RouteCounts {
+                    route: 2,
+                    ..RouteCounts::default()
+                }],
+                ..Snapshot::default()
+            },
+            store: StoreCounts {
+                entries: 2,
+                ..StoreCounts::default()
+            },
+            ..Report::default()
         },
     );
+}
+
+/// The server's own answer, counted and serialized as the admin API does, read and rendered by
+/// the command: the reasons behind bypasses and unstored misses show beside their totals.
+#[tokio::test]
+async fn a_report_from_the_server_renders_through_the_cli() {
+    use crate::policy::cacheability::{Bypass, NotStored};
+    use crate::policy::outcome::{Fill, Outcome};
+    let stats = Stats::new(vec!["/api/rooms/".to_string()]);
+    let record = |outcome, times| {
+        for _ in 0..times {
+            stats.record(outcome, Some(0), Some("42"));
+        }
+    };
+    record(Outcome::Hit, 3);
+    record(Outcome::Miss(Fill::Stored), 1);
+    record(Outcome::Miss(Fill::NotStored(NotStored::SetCookie)), 2);
+    record(Outcome::Miss(Fill::NotStored(NotStored::Private)), 2);
+    record(Outcome::Bypass(Bypass::Credentials), 3);
+    record(Outcome::Bypass(Bypass::RequestNoCache), 1);
+    let store = StoreCounts {
+        entries: 1,
+        bytes: 2048,
+        ..StoreCounts::default()
+    };
+    let json = serde_json::to_string(&Report::new(stats.snapshot(), 0, store)).unwrap();
+    let fake = serve_fake(Arc::new(move |_: &Seen| (200, json.clone()))).await;
+    let (outcome, out, _) = run_cli(&fake, &["stats"]).await;
+    assert_eq!(outcome.unwrap(), RunOutcome::Success);
+    let expected = "\
+hit ratio        37.5%  (3 hits, 5 misses)
+entries          1  (2.0 KiB)
+stored           1
+not stored       4  (private 2, set-cookie 2)
+collapsed        0
+bypassed         4  (credentials 3, request-no-cache 1)
+evictions        0
+purged           0
+fenced           0
+upstream errors  0
+
+routes
+#  path         hits  misses  bypassed  hit ratio
+0  /api/rooms/     3       5         4      37.5%
+
+tenants by traffic
+tenant  hits  misses  hit ratio
+42         3       5      37.5%
+";
+    assert_eq!(out, expected);
 }
 
 #[tokio::test]

@@ -561,37 +561,3 @@ fn errors_never_show_the_token() {
     let secret = format!("{:?}", JwtKeys::Secret(SECRET.to_vec()));
     assert_eq!(secret, "Secret(redacted)");
 }
-
-#[test]
-fn settings_from_config_read_the_key_file() {
-    use crate::config::{JwtConfig, JwtKeySource, SecretSource};
-    let path = scratch("public.pem");
-    std::fs::write(&path, RSA_PUBLIC).expect("scratch write");
-    let config = |keys| JwtConfig {
-        keys,
-        algorithms: Vec::new(),
-        tenant_claim: "org".to_string(),
-        user_claim: "sub".to_string(),
-        issuer: Vec::new(),
-        audience: Vec::new(),
-        leeway: Duration::from_secs(30),
-    };
-    let s = JwtSettings::from_config(&config(JwtKeySource::PublicKeyFile(path)), None)
-        .expect("settings");
-    assert!(matches!(s.keys, JwtKeys::PublicKeyPem(ref pem) if pem == RSA_PUBLIC));
-    let missing = scratch("nope.pem");
-    let err = JwtSettings::from_config(&config(JwtKeySource::PublicKeyFile(missing.clone())), None)
-        .err()
-        .unwrap_or_default();
-    assert!(
-        err.starts_with(&format!("cannot read the public key {}", missing.display())),
-        "{err}"
-    );
-    let env = JwtKeySource::HsSecret(SecretSource::Env("JWT_SECRET".to_string()));
-    assert_eq!(
-        JwtSettings::from_config(&config(env), None)
-            .err()
-            .as_deref(),
-        Some("the JWT secret (env JWT_SECRET) is not set")
-    );
-}

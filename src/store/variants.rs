@@ -8,6 +8,7 @@
 //! variant is served only to requests whose values match, and purges reach every variant
 //! through the tags all variants of a URI carry.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use quick_cache::sync::Cache;
@@ -36,6 +37,9 @@ pub struct VariantLimit;
 /// Primary key -> [`VaryState`], bounded by count.
 pub(crate) struct VariantMemory {
     states: Cache<Key, Arc<VaryState>>,
+    /// Set once anything varied: until then a lookup skips the map (the hit path of a backend
+    /// that never sends `Vary` pays one relaxed load).
+    used: AtomicBool,
 }
 
 /// Bytes of memory budget per remembered primary key; bounds the map by the tier's size.
@@ -46,11 +50,15 @@ impl VariantMemory {
         let capacity = usize::try_from((max_bytes / BYTES_PER_STATE).max(256)).unwrap_or(256);
         Self {
             states: Cache::new(capacity),
+            used: AtomicBool::new(false),
         }
     }
 
     /// What `primary`'s responses were last seen to vary on, if anything.
     pub(crate) fn get(&self, primary: &Key) -> Option<Arc<VaryState>> {
+        if !self.used.load(Ordering::Relaxed) {
+            return None;
+        }
         self.states.get(primary)
     }
 
@@ -86,6 +94,7 @@ impl VariantMemory {
         if max == 0 {
             return Err(VariantLimit);
         }
+        self.used.store(true, Ordering::Relaxed);
         self.states.insert(
             primary,
             Arc::new(VaryState {

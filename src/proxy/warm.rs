@@ -177,7 +177,7 @@ impl Proxy {
             // `check_warm_headers` accepted both; neither error can quote the value.
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| "a header name is not an HTTP header name".to_string())?;
-            let mut value = HeaderValue::from_str(value.trim())
+            let mut value = HeaderValue::from_bytes(value.trim().as_bytes())
                 .map_err(|_| format!("the value of header {name} is not a header value"))?;
             value.set_sensitive(true);
             let tenant_header = config

@@ -398,7 +398,7 @@ fn bad_warm_headers_are_refused_without_their_values() {
             ],
             "cannot read /nonexistent/cachegate-token",
         ),
-        (&[&"--header-file", &empty_file], "is empty"),
+        (&["--header-file", &empty_file], "is empty"),
     ];
     let env = [
         ("WARM", "Token s3cr3t"),

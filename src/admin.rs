@@ -9,7 +9,7 @@
 //! | `GET /readyz` | `{"status":"ready"}` once the proxy listener is up |
 //! | `GET /stats` | counters: totals, hit ratio, store, per route, per tenant |
 //! | `POST /purge` | purges, same body as the webhook; `{"purged": N}` |
-//! | `POST /warm` | `{"tenant","paths","route","captures","host","concurrency"}`: fetches through the miss path |
+//! | `POST /warm` | `{"tenant","paths","route","captures","host","concurrency","headers"}`: fetches through the read path, as a client sending `headers` |
 //! | `GET /entries?tenant=&prefix=&limit=` | stored entries: readable key, TTL left, size, tags |
 //!
 //! The bodies are the types of `admin_api`, which the operator subcommands send.

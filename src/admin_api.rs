@@ -5,7 +5,8 @@
 //! the server accepts is a field the command line can send, and a test in `admin_client` builds
 //! every one of them from command-line flags. This module is a leaf: serde only, no HTTP, no
 //! policy. What a body *means* is checked elsewhere: `invalidation` validates a [`PurgeBody`]
-//! whole, `proxy::warm` expands and checks a [`WarmRequest`].
+//! whole, `proxy::warm` expands and checks a [`WarmRequest`]; only the syntax of what both
+//! sides parse is here ([`WarmTarget`], [`check_warm_headers`]).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -236,6 +237,127 @@ pub struct WarmRequest {
     /// Parallel fetches; default `[admin] warm_concurrency`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// Request headers sent with every warm request, e.g. a service user's `Authorization`, or
+    /// the `Accept` clients send. A warm request is then read exactly like a client's carrying
+    /// them: verified by `[auth]` and keyed by the verified tenant. See [`check_warm_headers`].
+    #[serde(default, skip_serializing_if = "WarmHeaders::is_empty")]
+    pub headers: WarmHeaders,
+}
+
+/// The `headers` of a [`WarmRequest`]: header name to value. The values are credentials as far
+/// as cachegate is concerned: `Debug` shows the names only, and an error reading them never
+/// quotes what was sent.
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct WarmHeaders(pub BTreeMap<String, String>);
+
+impl WarmHeaders {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
+impl fmt::Debug for WarmHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|name| (name, "<redacted>")))
+            .finish()
+    }
+}
+
+impl<'de> Deserialize<'de> for WarmHeaders {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // serde's own message would quote a mistyped value, and a value may be a credential.
+        BTreeMap::<String, String>::deserialize(d)
+            .map(WarmHeaders)
+            .map_err(|_| {
+                serde::de::Error::custom(
+                    "field \"headers\": expected an object of header names to string values",
+                )
+            })
+    }
+}
+
+/// Most headers one warm request may carry.
+pub const MAX_WARM_HEADERS: usize = 32;
+
+/// Headers that concern one connection only: `policy::cacheability::HOP_BY_HOP`, repeated to
+/// keep this module a leaf (a test checks they are the same).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Checks the headers of a warm request, as the command line builds them and as the server
+/// reads them: each name an HTTP token, given once (names ignore case), and neither `Host` (it
+/// has its own rule: `host`, or the URL's host), a hop-by-hop header (it concerns one
+/// connection, never the answer) nor `Content-Length` (a warm request has no body);
+/// each value non-empty, on one line, without control characters. Messages name a header by its
+/// name when the name is valid, and never quote a value.
+pub fn check_warm_headers(headers: &WarmHeaders) -> Result<(), String> {
+    if headers.0.len() > MAX_WARM_HEADERS {
+        return Err(format!(
+            "at most {MAX_WARM_HEADERS} headers per warm request"
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, value) in headers.iter() {
+        check_warm_header(name, value)?;
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(format!("header {name} is given twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks one header of a warm request; see [`check_warm_headers`].
+pub fn check_warm_header(name: &str, value: &str) -> Result<(), String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() {
+        return Err("a header name is empty".to_string());
+    }
+    if !name.bytes().all(tchar) {
+        // Not quoted: a mistyped line may hold the value too.
+        return Err(
+            "a header name is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+                .to_string(),
+        );
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower == "host" {
+        return Err(
+            "Host is not sent as a header: give the host clients send (`--host`, \"host\") or full URLs"
+                .to_string(),
+        );
+    }
+    if lower == "content-length" {
+        return Err(format!("header {name}: a warm request has no body"));
+    }
+    if HOP_BY_HOP.contains(&lower.as_str()) {
+        return Err(format!(
+            "header {name} is hop-by-hop: it concerns one connection, never the answer"
+        ));
+    }
+    if value.trim().is_empty() {
+        return Err(format!("header {name} has an empty value"));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(format!(
+            "the value of header {name} holds a line break or a control character"
+        ));
+    }
+    Ok(())
 }
 
 /// The captures of one path of a route: a string for a one-capture route, else an object of
@@ -595,6 +717,92 @@ mod tests {
         for bad in ["api/x/", "ftp://host/x", "https:///x", ""] {
             assert!(WarmTarget::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> WarmHeaders {
+        WarmHeaders(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn warm_headers_are_checked_without_quoting_their_values() {
+        let secret = "Token s3cr3t";
+        assert!(check_warm_headers(&headers(&[
+            ("Authorization", secret),
+            ("Accept", "application/json; indent=2"),
+            ("X-Custom_1", "tab\tok"),
+        ]))
+        .is_ok());
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("Host", secret)], "Host is not sent as a header"),
+            (&[("connection", secret)], "header connection is hop-by-hop"),
+            (&[("Transfer-Encoding", secret)], "is hop-by-hop"),
+            (&[("Proxy-Authorization", secret)], "is hop-by-hop"),
+            (&[("Content-Length", "0")], "a warm request has no body"),
+            (&[("", secret)], "a header name is empty"),
+            (
+                &[("Authorization Token", secret)],
+                "not an HTTP header name",
+            ),
+            (
+                &[("Authorization", "  ")],
+                "header Authorization has an empty value",
+            ),
+            (&[("Authorization", "Token s3cr3t\r\nX: y")], "line break"),
+            (&[("Authorization", "Token s3cr3t\0")], "control character"),
+            (
+                &[("Authorization", secret), ("authorization", secret)],
+                "is given twice",
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let err = check_warm_headers(&headers(pairs)).unwrap_err();
+            assert!(err.contains(expected), "{pairs:?}: {err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+        let many: Vec<(String, String)> = (0..=MAX_WARM_HEADERS)
+            .map(|i| (format!("x-{i}"), "1".to_string()))
+            .collect();
+        assert!(check_warm_headers(&WarmHeaders(many.into_iter().collect())).is_err());
+    }
+
+    #[test]
+    fn warm_header_values_are_never_shown() {
+        let request = WarmRequest {
+            headers: headers(&[("Authorization", "Token s3cr3t")]),
+            ..WarmRequest::default()
+        };
+        let shown = format!("{request:?}");
+        assert!(
+            shown.contains("Authorization") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        for body in [
+            r#"{"headers": "Token s3cr3t"}"#,
+            r#"{"headers": ["Authorization", "Token s3cr3t"]}"#,
+            r#"{"headers": {"Authorization": ["Token s3cr3t"]}}"#,
+        ] {
+            let err = serde_json::from_str::<WarmRequest>(body)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("field \"headers\""), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
+        let read: WarmRequest =
+            serde_json::from_str(r#"{"headers": {"Authorization": "Token s3cr3t"}}"#).unwrap();
+        assert_eq!(read.headers, headers(&[("Authorization", "Token s3cr3t")]));
+        // No headers, no field: bodies written before `headers` existed stay as they were.
+        let text = serde_json::to_string(&WarmRequest::default()).unwrap();
+        assert!(!text.contains("headers"), "{text}");
+    }
+
+    #[test]
+    fn the_hop_by_hop_list_is_the_policy_one() {
+        assert_eq!(HOP_BY_HOP, crate::policy::cacheability::HOP_BY_HOP);
     }
 
     #[test]

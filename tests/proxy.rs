@@ -31,3 +31,6 @@ mod cli;
 // responses that vary: variants, credentials in Vary, what a fill carries
 #[path = "proxy/vary.rs"]
 mod vary;
+// warming as a verified caller: credentials in warm requests
+#[path = "proxy/warming.rs"]
+mod warming;

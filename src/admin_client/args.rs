@@ -5,10 +5,14 @@
 use super::client::AdminError;
 use super::warm::read_warm_list;
 use super::{ADMIN_TOKEN_ENV, ADMIN_URL_ENV};
-use crate::admin_api::{Capture, EntriesQuery, PurgeBody, WarmRequest, CREDENTIAL_CACHE_ALL};
+use crate::admin_api::{
+    check_warm_header, check_warm_headers, Capture, EntriesQuery, PurgeBody, WarmHeaders,
+    WarmRequest, CREDENTIAL_CACHE_ALL,
+};
 use crate::notation::parse_duration;
 use clap::Args;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,6 +97,20 @@ pub struct WarmArgs {
     /// under it [default: the config's only `[server] hosts` entry].
     #[arg(long, value_name = "HOST")]
     pub host: Option<String>,
+    /// A request header sent with every warm request, as 'Name: value' (repeatable), e.g. the
+    /// Accept your clients send. Keep credentials off the command line: --header-env and
+    /// --header-file read a value from elsewhere.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// A request header whose value is the environment variable VARIABLE (repeatable), e.g.
+    /// Authorization=CACHEGATE_WARM_AUTHORIZATION for a service user's token: each path is then
+    /// verified and keyed as that user's request.
+    #[arg(long = "header-env", value_name = "NAME=VARIABLE")]
+    pub header_envs: Vec<String>,
+    /// A request header whose value is the content of the file PATH, surrounding whitespace
+    /// ignored (repeatable), e.g. Authorization=/run/secrets/warm-authorization.
+    #[arg(long = "header-file", value_name = "NAME=PATH")]
+    pub header_files: Vec<String>,
     /// How many requests the server runs at once for each batch.
     #[arg(long, value_name = "N", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -158,6 +176,15 @@ impl WarmArgs {
     /// Everything to warm: the file's lines (read now) and the route's captures. `warm` sends it
     /// in batches.
     pub fn plan(&self) -> Result<WarmRequest, AdminError> {
+        self.plan_with(|name| std::env::var_os(name))
+    }
+
+    /// [`WarmArgs::plan`], with the environment read through `env`.
+    pub fn plan_with(
+        &self,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<WarmRequest, AdminError> {
+        let headers = self.warm_headers(env)?;
         let paths = match &self.file {
             Some(file) => read_warm_list(file)?,
             None => Vec::new(),
@@ -169,8 +196,86 @@ impl WarmArgs {
             captures: self.captures.clone(),
             host: self.host.clone(),
             concurrency: Some(usize::try_from(self.concurrency).unwrap_or(usize::MAX)),
+            headers,
         })
     }
+
+    /// The headers of `--header`, `--header-env` and `--header-file`, checked as the server
+    /// checks them. A value may be a credential: no message quotes one.
+    fn warm_headers(
+        &self,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<WarmHeaders, AdminError> {
+        let input = |text: String| AdminError::Input(text);
+        let mut given: Vec<(String, String, String)> = Vec::new();
+        for (i, text) in self.headers.iter().enumerate() {
+            let flag = format!("--header #{}", i + 1);
+            // Not quoted: the text holds the value.
+            let (name, value) = text
+                .split_once(':')
+                .ok_or_else(|| input(format!("{flag}: expected 'Name: value'")))?;
+            given.push((flag, name.to_string(), value.trim().to_string()));
+        }
+        for text in &self.header_envs {
+            let (name, variable) = split_source(text, "--header-env", "NAME=VARIABLE")?;
+            let flag = format!("--header-env {name}");
+            let value = match env(variable) {
+                None => {
+                    return Err(input(format!(
+                        "{flag}: the environment variable {variable} is not set"
+                    )))
+                }
+                Some(value) => value.into_string().map_err(|_| {
+                    input(format!(
+                        "{flag}: the environment variable {variable} is not UTF-8"
+                    ))
+                })?,
+            };
+            if value.trim().is_empty() {
+                return Err(input(format!(
+                    "{flag}: the environment variable {variable} is empty"
+                )));
+            }
+            given.push((flag, name.to_string(), value.trim().to_string()));
+        }
+        for text in &self.header_files {
+            let (name, path) = split_source(text, "--header-file", "NAME=PATH")?;
+            let flag = format!("--header-file {name}");
+            // Not the I/O error's text alone: it never holds the content, but say which file.
+            let value = std::fs::read_to_string(path)
+                .map_err(|err| input(format!("{flag}: cannot read {path}: {err}")))?;
+            if value.trim().is_empty() {
+                return Err(input(format!("{flag}: the file {path} is empty")));
+            }
+            given.push((flag, name.to_string(), value.trim().to_string()));
+        }
+        let mut out = BTreeMap::new();
+        for (flag, name, value) in given {
+            check_warm_header(&name, &value).map_err(|why| input(format!("{flag}: {why}")))?;
+            let twice = out
+                .keys()
+                .any(|seen: &String| seen.eq_ignore_ascii_case(&name));
+            if twice {
+                return Err(input(format!("{flag}: header {name} is given twice")));
+            }
+            out.insert(name, value);
+        }
+        let headers = WarmHeaders(out);
+        check_warm_headers(&headers).map_err(input)?;
+        Ok(headers)
+    }
+}
+
+/// `NAME=SOURCE` of `--header-env` and `--header-file`. The text names a header and where its
+/// value is, never the value, so it may be quoted.
+fn split_source<'t>(
+    text: &'t str,
+    flag: &str,
+    shape: &str,
+) -> Result<(&'t str, &'t str), AdminError> {
+    text.split_once('=')
+        .filter(|(name, source)| !name.is_empty() && !source.is_empty())
+        .ok_or_else(|| AdminError::Input(format!("{flag} {text:?}: expected {shape}")))
 }
 
 impl EntriesArgs {

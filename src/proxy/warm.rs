@@ -5,13 +5,22 @@
 //! host, else the request's `host`, else the one `[server] hosts` entry. When none of these says
 //! which host clients use, the request is refused rather than warming keys nobody reads (issue 8:
 //! warming under a default `localhost` produced no hits).
+//!
+//! A warm request may carry request `headers`, e.g. a service user's credential: each path is
+//! then read exactly like a client's request with that credential, verified by `[auth]` and
+//! keyed by the tenant the credential is verified for, so a warm fills only entries its
+//! credential's tenant reads. The values are treated as credentials: never logged, never
+//! reported.
 
 use super::{Proxy, CACHE_STATUS};
-use crate::admin_api::{Capture, WarmReport, WarmRequest, WarmTarget, Warmed, MAX_WARM_PATHS};
+use crate::admin_api::{
+    check_warm_headers, Capture, WarmHeaders, WarmReport, WarmRequest, WarmTarget, Warmed,
+    MAX_WARM_PATHS,
+};
 use crate::body::ProxyBody;
 use crate::policy::route::TenantSource;
 use crate::upstream::ClientInfo;
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Request};
 use std::net::SocketAddr;
 use tokio::task::JoinSet;
@@ -36,7 +45,9 @@ impl Proxy {
             captures,
             host,
             concurrency,
+            headers,
         } = request;
+        let headers = self.warm_headers(&headers, tenant.is_some())?;
         let mut targets = Vec::with_capacity(paths.len() + captures.len());
         for item in paths {
             let target = WarmTarget::parse(&item)?;
@@ -95,8 +106,10 @@ impl Proxy {
         loop {
             while tasks.len() < concurrency {
                 let Some((i, job)) = jobs.next() else { break };
-                let (proxy, tenant) = (self.clone(), tenant.clone());
-                tasks.spawn(async move { (i, proxy.warm_one(job, tenant.as_deref()).await) });
+                let (proxy, tenant, headers) = (self.clone(), tenant.clone(), headers.clone());
+                tasks.spawn(
+                    async move { (i, proxy.warm_one(job, tenant.as_deref(), headers).await) },
+                );
             }
             match tasks.join_next().await {
                 Some(Ok((i, warmed))) => results[i] = Some(warmed),
@@ -152,9 +165,64 @@ impl Proxy {
         )
     }
 
-    async fn warm_one(&self, job: Job, tenant: Option<&str>) -> Warmed {
+    /// The request headers every path of a warm request is sent with, checked. A route's tenant
+    /// header is given as `tenant`, never among them; and with `[auth]`, a credential comes
+    /// without `tenant`: its tenant is the one it is verified for (a `tenant` would be sent as
+    /// the tenant header, which a trusted peer's request is taken at its word for).
+    fn warm_headers(&self, given: &WarmHeaders, tenant: bool) -> Result<HeaderMap, String> {
+        check_warm_headers(given)?;
+        let config = &self.inner.config;
+        let mut out = HeaderMap::with_capacity(given.0.len());
+        for (name, value) in given.iter() {
+            // `check_warm_headers` accepted both; neither error can quote the value.
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| "a header name is not an HTTP header name".to_string())?;
+            let mut value = HeaderValue::from_bytes(value.trim().as_bytes())
+                .map_err(|_| format!("the value of header {name} is not a header value"))?;
+            value.set_sensitive(true);
+            let tenant_header = config
+                .routes
+                .routes()
+                .iter()
+                .find(|r| matches!(&r.tenant, TenantSource::Header(h) if *h == name));
+            if let Some(route) = tenant_header {
+                return Err(format!(
+                    "header {name} is the tenant header of route {}: give the tenant as \"tenant\" (`cachegate warm --tenant`)",
+                    route.pattern.as_str()
+                ));
+            }
+            out.insert(name, value);
+        }
+        if tenant && config.auth.is_some() {
+            if let Some(name) = self.credential_in(&out) {
+                return Err(format!(
+                    "header {name} is a credential, and a credential names its own tenant: leave out \"tenant\" (`--tenant`); the entries are keyed by the tenant [auth] verifies it for"
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first header of `headers` that carries a credential: `Authorization`, `Cookie`, or
+    /// one of `[auth.introspect] credential_headers`.
+    fn credential_in<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderName> {
+        let introspected = self
+            .inner
+            .config
+            .auth
+            .as_ref()
+            .and_then(|a| a.introspect.as_ref())
+            .map_or(&[][..], |i| i.credential_headers.as_slice());
+        headers
+            .keys()
+            .find(|n| **n == AUTHORIZATION || **n == COOKIE || introspected.contains(n))
+    }
+
+    async fn warm_one(&self, job: Job, tenant: Option<&str>, mut headers: HeaderMap) -> Warmed {
         let Job { label, host, path } = job;
-        let mut headers = HeaderMap::new();
+        // What a `401` says: the credential sent was refused, or there was none to verify.
+        const SEND_ONE: &str = ": warm with one (\"headers\", `cachegate warm --header-env`)";
+        let credentialed = self.credential_in(&headers).is_some();
         match HeaderValue::from_str(&host) {
             Ok(value) => headers.insert(http::header::HOST, value),
             Err(_) => return warm_failed(label, "host is not a valid header value"),
@@ -189,7 +257,13 @@ impl Proxy {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                let error = if status >= 400 {
+                let error = if status == 401 && credentialed {
+                    Some("unauthorized: the credential was refused".to_string())
+                } else if status == 401 {
+                    Some(format!(
+                        "unauthorized: the path needs a credential{SEND_ONE}"
+                    ))
+                } else if status >= 400 {
                     Some(format!("backend answered {status}"))
                 } else if cache.contains("fwd=bypass") || cache.contains("detail=") {
                     Some(format!("not stored ({cache})"))
@@ -206,11 +280,17 @@ impl Proxy {
             Err(err) => {
                 // Counted like any refused or failed request.
                 self.finish(self.error_answer(&err));
+                let status = err.status().as_u16();
+                let hint = if status == 401 && !credentialed {
+                    SEND_ONE
+                } else {
+                    ""
+                };
                 Warmed {
                     path: label,
-                    status: err.status().as_u16(),
+                    status,
                     cache: String::new(),
-                    error: Some(err.to_string()),
+                    error: Some(format!("{err}{hint}")),
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! command line sends exactly as it reads a body written by hand with that field.
 
 use super::*;
+use crate::admin_api::WarmHeaders;
 use crate::invalidation::PurgeRequest;
 use std::collections::BTreeSet;
 
@@ -111,6 +112,8 @@ fn every_purge_field_the_server_reads_can_be_sent_from_the_command_line() {
 fn every_warm_field_the_server_reads_can_be_sent_from_the_command_line() {
     let list = TempFile::new("/api/a/\nhttps://api.example.com/api/b/?page=2\n");
     let file = list.path();
+    let token = TempFile::new("Token aaaa\n");
+    let from_file = format!("Authorization={}", token.path());
     let cases: Vec<(Vec<&str>, String)> = vec![
         (
             vec!["warm", "--file", file],
@@ -148,6 +151,22 @@ fn every_warm_field_the_server_reads_can_be_sent_from_the_command_line() {
                 "captures": [{"org": "7", "id": "3"}, "5"]}"#
                 .to_string(),
         ),
+        (
+            vec![
+                "warm",
+                "--file",
+                file,
+                "--header",
+                "Accept: application/json; indent=2",
+                "--header-file",
+                &from_file,
+            ],
+            r#"{"tenant": null, "concurrency": 8,
+                "paths": ["/api/a/", "https://api.example.com/api/b/?page=2"],
+                "headers": {"Accept": "application/json; indent=2",
+                            "Authorization": "Token aaaa"}}"#
+                .to_string(),
+        ),
     ];
     let mut covered = BTreeSet::new();
     for (args, by_hand) in &cases {
@@ -173,6 +192,7 @@ fn every_warm_field_the_server_reads_can_be_sent_from_the_command_line() {
         captures: vec![Capture::One(String::new())],
         host: Some(String::new()),
         concurrency: Some(1),
+        headers: WarmHeaders([(String::new(), String::new())].into_iter().collect()),
     };
     assert_eq!(covered, fields(&full), "a warm field has no flag");
 }

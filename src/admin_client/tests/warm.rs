@@ -286,3 +286,161 @@ fn captures_need_a_route_and_a_route_needs_captures() {
         assert!(TestCli::try_parse_from(&args).is_err(), "{args:?}");
     }
 }
+
+/// The warm plan of a command line, with the environment given.
+fn plan_of(args: &[&str], env: &[(&str, &str)]) -> Result<WarmRequest, AdminError> {
+    let AdminCommand::Warm(warm) = parse("http://127.0.0.1:9", args) else {
+        panic!("{args:?}")
+    };
+    let env: std::collections::HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    warm.plan_with(|name| env.get(name).map(std::ffi::OsString::from))
+}
+
+#[test]
+fn warm_headers_come_from_flags_the_environment_and_files() {
+    let token = TempFile::new("  Token ffff\n");
+    let from_file = format!("Cookie={}", token.path());
+    let plan = plan_of(
+        &[
+            "warm",
+            "--route",
+            "/api/faculty/{id}/",
+            "--capture",
+            "1",
+            "--header",
+            "Accept:application/json ",
+            "--header-env",
+            "Authorization=WARM_AUTH",
+            "--header-file",
+            &from_file,
+        ],
+        &[("WARM_AUTH", "Token aaaa")],
+    )
+    .unwrap();
+    let headers: Vec<(&str, &str)> = plan.headers.iter().collect();
+    assert_eq!(
+        headers,
+        [
+            ("Accept", "application/json"),
+            ("Authorization", "Token aaaa"),
+            ("Cookie", "Token ffff"),
+        ]
+    );
+}
+
+/// `--header` and its kin refuse what the server would refuse, exit 64, and never print a
+/// value: it may be a credential.
+#[test]
+fn bad_warm_headers_are_refused_without_their_values() {
+    let empty = TempFile::new("\n  \n");
+    let empty_file = format!("Authorization={}", empty.path());
+    let base = ["warm", "--route", "/api/faculty/{id}/", "--capture", "1"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--header", "Authorization Token s3cr3t"],
+            "--header #1: expected 'Name: value'",
+        ),
+        (
+            &[
+                "--header",
+                "Accept: */*",
+                "--header",
+                "Authorization Token: s3cr3t",
+            ],
+            "--header #2: a header name is not an HTTP header name",
+        ),
+        (
+            &["--header", "Host: s3cr3t.example"],
+            "--header #1: Host is not sent as a header",
+        ),
+        (
+            &["--header", "Connection: s3cr3t"],
+            "header Connection is hop-by-hop",
+        ),
+        (&["--header", "Transfer-Encoding: s3cr3t"], "is hop-by-hop"),
+        (
+            &["--header", "Authorization:   "],
+            "header Authorization has an empty value",
+        ),
+        (
+            &[
+                "--header",
+                "authorization: Token s3cr3t",
+                "--header-env",
+                "Authorization=WARM",
+            ],
+            "--header-env Authorization: header Authorization is given twice",
+        ),
+        (
+            &["--header-env", "Authorization"],
+            "--header-env \"Authorization\": expected NAME=VARIABLE",
+        ),
+        (&["--header-env", "=WARM"], "expected NAME=VARIABLE"),
+        (
+            &["--header-env", "Authorization=UNSET"],
+            "--header-env Authorization: the environment variable UNSET is not set",
+        ),
+        (
+            &["--header-env", "Authorization=BLANK"],
+            "--header-env Authorization: the environment variable BLANK is empty",
+        ),
+        (
+            &["--header-env", "Authorization=BROKEN"],
+            "the value of header Authorization holds a line break",
+        ),
+        (
+            &[
+                "--header-file",
+                "Authorization=/nonexistent/cachegate-token",
+            ],
+            "cannot read /nonexistent/cachegate-token",
+        ),
+        (&["--header-file", &empty_file], "is empty"),
+    ];
+    let env = [
+        ("WARM", "Token s3cr3t"),
+        ("BLANK", " "),
+        ("BROKEN", "Token s3cr3t\r\nX-Evil: 1"),
+    ];
+    for (extra, expected) in cases {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        let err = plan_of(&args, &env).unwrap_err();
+        assert!(err.is_usage(), "{args:?}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("--header") && text.contains(expected),
+            "{args:?}: {text}"
+        );
+        assert!(!text.contains("s3cr3t"), "{args:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn every_warm_batch_carries_the_headers() {
+    let fake = fake_admin().await;
+    let list = TempFile::new("/api/a/\n/api/b/\n/api/c/\n");
+    let (outcome, _, _) = run_cli(
+        &fake,
+        &[
+            "warm",
+            "--file",
+            list.path(),
+            "--host",
+            "api.example.com",
+            "--batch",
+            "2",
+            "--header",
+            "Accept: application/json",
+        ],
+    )
+    .await;
+    assert_eq!(outcome.unwrap(), RunOutcome::Success);
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 2);
+    for req in &seen {
+        assert_eq!(req.body["headers"], json!({"Accept": "application/json"}));
+    }
+}

@@ -40,6 +40,10 @@ tenant = "none"
 scope = "public"
 
 [[route]]
+path = "/api/catalog/"
+scope = "public"
+
+[[route]]
 path = "/api/versioned/"
 resource = "versioned"
 scope = "tenant"
@@ -346,4 +350,25 @@ async fn writes_pass_through_with_their_headers() {
     let seen = &origin.seen()[0];
     assert_eq!(seen.header("if-match"), Some("\"v1\""));
     assert_eq!(seen.header("x-debug"), Some("1"));
+}
+
+/// A declared public route that keeps `[cache]`'s tenant header as its source: the tenant is not
+/// in the key, so the header must neither go with the fill nor be taken as keyed when the
+/// backend's `Vary` names it.
+#[tokio::test]
+async fn a_public_fill_carries_no_tenant_header_and_a_vary_on_it_is_honoured() {
+    let (origin, _proxy, client) = setup("Accept, X-Org-Id").await;
+    let first = client
+        .get("/api/catalog/", &as_org("42", "application/json"))
+        .await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        origin.seen()[0].header("x-org-id"),
+        None,
+        "the tenant header reached the backend on a public fill"
+    );
+    let other = client
+        .get("/api/catalog/", &as_org("7", "application/json"))
+        .await;
+    assert_ne!(other.json()["org"], "42", "tenant 7 got tenant 42's answer");
 }

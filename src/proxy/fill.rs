@@ -434,10 +434,13 @@ async fn fetch(
     ))
 }
 
-/// Request headers the key covers: the route's `vary` (and `forward_headers`), the tenant header.
+/// Request headers the key covers: the route's `vary` (and `forward_headers`), and the tenant
+/// header when the key holds a tenant. A declared `public` route keeps no tenant even where its
+/// source is a header: that header is then neither forwarded on fills nor taken as keyed when
+/// a response's `Vary` names it.
 fn keyed_headers(cacheable: &Cacheable<'_>) -> Vec<HeaderName> {
     let mut keyed = cacheable.route.vary.clone();
-    if let TenantSource::Header(name) = &cacheable.route.tenant {
+    if let (TenantSource::Header(name), Some(_)) = (&cacheable.route.tenant, &cacheable.tenant) {
         keyed.push(name.clone());
     }
     keyed

@@ -40,6 +40,13 @@ tenant = "none"
 scope = "public"
 
 [[route]]
+path = "/api/short/"
+resource = "short"
+scope = "tenant"
+ttl = "1s"
+max_variants = 1
+
+[[route]]
 path = "/api/catalog/"
 scope = "public"
 
@@ -371,4 +378,42 @@ async fn a_public_fill_carries_no_tenant_header_and_a_vary_on_it_is_honoured() {
         .get("/api/catalog/", &as_org("7", "application/json"))
         .await;
     assert_ne!(other.json()["org"], "42", "tenant 7 got tenant 42's answer");
+}
+
+/// The cap counts variants a request could be served: after a soft purge (entries kept, marked
+/// stale) the URI's places are free for other values, not held until eviction.
+#[tokio::test]
+async fn a_soft_purge_frees_the_variant_places_it_made_unservable() {
+    let (origin, proxy, client) = setup("Accept").await;
+    for accept in ["a/1", "a/2"] {
+        let answer = client
+            .get("/api/departments/5/", &as_org("42", accept))
+            .await;
+        assert!(answer.cache_status().ends_with("stored"), "{accept}");
+    }
+    let purge = proxy
+        .invalidate(r#"{"tenant": "42", "paths": ["/api/departments/5/"], "soft": true}"#)
+        .await;
+    assert_eq!(purge.status, 200, "{}", purge.text());
+    let third = client
+        .get("/api/departments/5/", &as_org("42", "a/3"))
+        .await;
+    assert_eq!(third.cache_status(), "cachegate; fwd=miss; stored");
+    let again = client
+        .get("/api/departments/5/", &as_org("42", "a/3"))
+        .await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits(), 3);
+}
+
+/// An expired variant nobody asked for again holds no place either.
+#[tokio::test]
+async fn an_expired_variant_frees_its_place() {
+    let (origin, _proxy, client) = setup("Accept").await;
+    let first = client.get("/api/short/", &as_org("42", "a/1")).await;
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = client.get("/api/short/", &as_org("42", "a/2")).await;
+    assert_eq!(second.cache_status(), "cachegate; fwd=miss; stored");
+    assert_eq!(origin.hits(), 2);
 }

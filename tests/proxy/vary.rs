@@ -417,3 +417,31 @@ async fn an_expired_variant_frees_its_place() {
     assert_eq!(second.cache_status(), "cachegate; fwd=miss; stored");
     assert_eq!(origin.hits(), 2);
 }
+
+/// A `Vary` on a header cachegate sets on every fill from what it saw (the host, the scheme, the
+/// peer address) cannot be matched against what a client sends: the host and scheme are in the
+/// key already, and the peer address is per caller, so naming it in a request must not fetch
+/// the variant stored for that peer.
+#[tokio::test]
+async fn a_vary_on_the_forwarding_headers_cachegate_sets() {
+    let (origin, _proxy, client) = setup("Accept, X-Forwarded-Host, X-Forwarded-Proto").await;
+    let json = as_org("42", "application/json");
+    let first = client.get("/api/departments/", &json).await;
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
+    let again = client.get("/api/departments/", &json).await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits(), 1);
+
+    let (origin, _proxy, client) = setup("Accept, X-Forwarded-For").await;
+    let first = client.get("/api/departments/", &json).await;
+    assert_eq!(first.status, 200);
+    // The variant stored for peer 127.0.0.1 (if any) is not handed to whoever names it.
+    let claims = [
+        ("x-org-id", "42"),
+        ("accept", "application/json"),
+        ("x-forwarded-for", "127.0.0.1"),
+    ];
+    let claimed = client.get("/api/departments/", &claims).await;
+    assert_ne!(claimed.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits(), 2);
+}

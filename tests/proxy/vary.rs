@@ -445,3 +445,27 @@ async fn a_vary_on_the_forwarding_headers_cachegate_sets() {
     assert_ne!(claimed.cache_status(), "cachegate; hit");
     assert_eq!(origin.hits(), 2);
 }
+
+/// The first fill of a URI does not know its `Vary` yet, so it forwards no header outside the
+/// key and negotiation (`Origin` here, as CORS middlewares vary on it). The request that led it
+/// must still get the answer to its own headers, not the variant for a request without them.
+#[tokio::test]
+async fn the_first_request_gets_the_variant_of_its_own_headers() {
+    let origin = Origin::with(|seen: &Seen| {
+        let body = serde_json::json!({ "origin": seen.header("origin") }).to_string();
+        Reply::ok(body).header("vary", "Accept, Origin")
+    })
+    .await;
+    let proxy = TestProxy::start(CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let cors = [
+        ("x-org-id", "42"),
+        ("accept", "application/json"),
+        ("origin", "https://app.example"),
+    ];
+    let first = client.get("/api/departments/", &cors).await;
+    assert_eq!(first.json()["origin"], "https://app.example");
+    let again = client.get("/api/departments/", &cors).await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(again.json()["origin"], "https://app.example");
+}

@@ -60,8 +60,8 @@ pub struct VaryRules<'a> {
 
 /// Reads a response's `Vary` into the request headers that select it.
 ///
-/// `Vary: *` is never stored. `Accept-Encoding` selects only when the body is encoded: an
-/// unencoded body suits every client.
+/// `Vary: *` is never stored, nor a `Vary` on the peer address cachegate forwards.
+/// `Accept-Encoding` selects only when the body is encoded: an unencoded body suits every client.
 pub fn selection(response: &HeaderMap, rules: &VaryRules<'_>) -> Result<Selection, NotStored> {
     let mut selection = Selection::default();
     let encoded = response.contains_key(CONTENT_ENCODING);
@@ -73,8 +73,13 @@ pub fn selection(response: &HeaderMap, rules: &VaryRules<'_>) -> Result<Selectio
             // Not a header name: no request could be matched against it.
             return Err(NotStored::VaryStar);
         };
-        if rules.keyed.contains(&name) {
+        if rules.keyed.contains(&name) || SET_FROM_THE_KEY.contains(&name.as_str()) {
             continue;
+        }
+        if SET_PER_PEER.contains(&name.as_str()) {
+            // cachegate sets these from the peer's address on every fill: the answer is per
+            // caller, and what a client sends under these names says nothing about it.
+            return Err(NotStored::VaryStar);
         }
         if name == ACCEPT_ENCODING && !encoded {
             continue;
@@ -98,6 +103,13 @@ pub fn selection(response: &HeaderMap, rules: &VaryRules<'_>) -> Result<Selectio
     }
     Ok(selection)
 }
+
+/// Headers cachegate sets on every fill from what the key holds (the host) or from nothing
+/// the client chooses (the scheme): a `Vary` on them selects nothing the key does not.
+const SET_FROM_THE_KEY: [&str; 3] = ["host", "x-forwarded-host", "x-forwarded-proto"];
+
+/// Headers cachegate sets on every fill from the peer's address.
+const SET_PER_PEER: [&str; 2] = ["x-forwarded-for", "forwarded"];
 
 fn insert_sorted(names: &mut Vec<HeaderName>, name: HeaderName) {
     if let Err(at) = names.binary_search_by(|n| n.as_str().cmp(name.as_str())) {

@@ -104,6 +104,8 @@ impl Proxy {
         let target = resolved.target;
         let (tenant, tags) = super::fill_scope(&cacheable, resolved);
         let deadline = Instant::now() + inner.config.cache.coalesce_timeout;
+        // A leader goes round once more when its fill stored another variant than its own.
+        let mut led = false;
         loop {
             let role = inner.flights.join_or_lead(
                 miss.lookup,
@@ -114,10 +116,23 @@ impl Proxy {
             );
             let waiter = match role {
                 Role::Leader(leader) => {
-                    let scope = (tenant, tags);
-                    return self
-                        .lead(leader, &cacheable, &miss, scope, target, parts, client)
-                        .await;
+                    let scope = (tenant.clone(), tags.clone());
+                    let answer = self
+                        .lead(leader, &cacheable, &miss, scope, target, parts, client, led)
+                        .await?;
+                    match answer {
+                        Some(answer) => return Ok(answer),
+                        None => {
+                            // The fill did not know the URI varies, so it did not forward a
+                            // header its `Vary` names: fill again now that it is known.
+                            led = true;
+                            if let Some(hit) = self.own_variant(&cacheable, &mut miss, parts).await
+                            {
+                                return Ok(hit);
+                            }
+                            continue;
+                        }
+                    }
                 }
                 Role::Waiter(waiter) => {
                     inner.stats.wait_started();
@@ -133,19 +148,8 @@ impl Proxy {
                     }
                     // The response varies and was selected by other values than ours: look up
                     // our own variant now that the URI is known to vary, else fill it.
-                    miss.varies = inner.store.vary_state(&cacheable.key).await;
-                    if let Some(state) = &miss.varies {
-                        miss.lookup = vary::variant_key(
-                            &cacheable.key,
-                            state.selection(),
-                            &parts.headers,
-                            miss.user,
-                        );
-                    }
-                    let now = Instant::now();
-                    if let Some(entry) = inner.store.lookup(&miss.lookup, now).await {
-                        let response = from_entry(&entry, cacheable.head, Some(now));
-                        return Ok(Answer::cached(response, Outcome::Hit, &cacheable));
+                    if let Some(hit) = self.own_variant(&cacheable, &mut miss, parts).await {
+                        return Ok(hit);
                     }
                     continue;
                 }
@@ -172,6 +176,29 @@ impl Proxy {
         }
     }
 
+    /// Looks up the request's own variant once a fill has shown the URI varies; a hit, or
+    /// `None` with `miss` now naming the variant key to fill.
+    async fn own_variant(
+        &self,
+        cacheable: &Cacheable<'_>,
+        miss: &mut Miss<'_>,
+        parts: &http::request::Parts,
+    ) -> Option<Answer> {
+        let store = &self.inner.store;
+        miss.varies = store.vary_state(&cacheable.key).await;
+        if let Some(state) = &miss.varies {
+            miss.lookup =
+                vary::variant_key(&cacheable.key, state.selection(), &parts.headers, miss.user);
+        }
+        let now = Instant::now();
+        let entry = store.lookup(&miss.lookup, now).await?;
+        let response = from_entry(&entry, cacheable.head, Some(now));
+        Some(Answer::cached(response, Outcome::Hit, cacheable))
+    }
+
+    /// Leads a fill and answers from it; `None` when the stored entry is a variant selected by
+    /// other values than this request's (its fill could not forward them, not knowing the URI
+    /// varies) and this request has not gone round for that already (`led`).
     #[allow(clippy::too_many_arguments)]
     async fn lead(
         &self,
@@ -182,7 +209,8 @@ impl Proxy {
         target: &cache_key::Target<'_>,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
-    ) -> Result<Answer, ProxyError> {
+        led: bool,
+    ) -> Result<Option<Answer>, ProxyError> {
         let keyed_headers = keyed_headers(cacheable);
         let rules = fill_rules(cacheable, miss, &keyed_headers);
         let request = self.fill_request(parts, target, client, &rules)?;
@@ -238,16 +266,21 @@ impl Proxy {
             }
         };
         match answer {
+            LeaderAnswer::Entry(entry, _)
+                if !led && !answers(&entry, &cacheable.key, &parts.headers, miss.user) =>
+            {
+                Ok(None)
+            }
             LeaderAnswer::Entry(entry, fill) => {
                 let response = from_entry(&entry, head, None);
-                Ok(Answer::cached(response, outcome(fill), cacheable))
+                Ok(Some(Answer::cached(response, outcome(fill), cacheable)))
             }
             LeaderAnswer::Private(mut response, reason) => {
                 if head {
                     *response.body_mut() = ProxyBody::empty();
                 }
                 let outcome = outcome(Fill::NotStored(reason));
-                Ok(Answer::cached(response, outcome, cacheable))
+                Ok(Some(Answer::cached(response, outcome, cacheable)))
             }
             LeaderAnswer::Error(err) => Err(clone_error(&err)),
         }
@@ -434,10 +467,13 @@ async fn fetch(
     ))
 }
 
-/// Request headers the key covers: the route's `vary` (and `forward_headers`), the tenant header.
+/// Request headers the key covers: the route's `vary` (and `forward_headers`), and the tenant
+/// header when the key holds a tenant. A declared `public` route keeps no tenant even where its
+/// source is a header: that header is then neither forwarded on fills nor taken as keyed when
+/// a response's `Vary` names it.
 fn keyed_headers(cacheable: &Cacheable<'_>) -> Vec<HeaderName> {
     let mut keyed = cacheable.route.vary.clone();
-    if let TenantSource::Header(name) = &cacheable.route.tenant {
+    if let (TenantSource::Header(name), Some(_)) = (&cacheable.route.tenant, &cacheable.tenant) {
         keyed.push(name.clone());
     }
     keyed

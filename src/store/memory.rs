@@ -381,9 +381,12 @@ impl MemoryTier {
         &self.index
     }
 
-    /// Whether anything is held under `key`, without touching its hotness.
-    pub(crate) fn contains(&self, key: &Key) -> bool {
-        self.cache.peek(key).is_some()
+    /// Whether `key` holds an entry a request could still be served: fresh and not marked
+    /// stale, or a fill still checking its fence. Does not touch hotness.
+    pub(crate) fn servable(&self, key: &Key, now: Instant) -> bool {
+        self.cache.peek(key).is_some_and(|slot| {
+            !slot.is_stale() && (!slot.is_published() || slot.entry().is_fresh(now))
+        })
     }
 
     /// The entry under `key` regardless of freshness, without touching its hotness.

@@ -311,7 +311,8 @@ impl Tiered {
     }
 
     /// Records that `variant` of `primary`, selected by `selection`, is about to be stored;
-    /// refused when the URI already holds `max` live variants.
+    /// refused when the URI already holds `max` live variants. A variant that expired or that
+    /// a soft purge marked stale is not live: it can serve no request, so it holds no place.
     pub async fn admit_variant(
         &self,
         primary: Key,
@@ -319,9 +320,10 @@ impl Tiered {
         variant: Key,
         max: usize,
     ) -> Result<(), VariantLimit> {
+        let now = Instant::now();
         self.variants
             .admit(primary, selection, variant, max, |key| {
-                self.memory.contains(key)
+                self.memory.servable(key, now)
             })
     }
 

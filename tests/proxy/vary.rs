@@ -40,6 +40,17 @@ tenant = "none"
 scope = "public"
 
 [[route]]
+path = "/api/short/"
+resource = "short"
+scope = "tenant"
+ttl = "1s"
+max_variants = 1
+
+[[route]]
+path = "/api/catalog/"
+scope = "public"
+
+[[route]]
 path = "/api/versioned/"
 resource = "versioned"
 scope = "tenant"
@@ -346,4 +357,115 @@ async fn writes_pass_through_with_their_headers() {
     let seen = &origin.seen()[0];
     assert_eq!(seen.header("if-match"), Some("\"v1\""));
     assert_eq!(seen.header("x-debug"), Some("1"));
+}
+
+/// A declared public route that keeps `[cache]`'s tenant header as its source: the tenant is not
+/// in the key, so the header must neither go with the fill nor be taken as keyed when the
+/// backend's `Vary` names it.
+#[tokio::test]
+async fn a_public_fill_carries_no_tenant_header_and_a_vary_on_it_is_honoured() {
+    let (origin, _proxy, client) = setup("Accept, X-Org-Id").await;
+    let first = client
+        .get("/api/catalog/", &as_org("42", "application/json"))
+        .await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        origin.seen()[0].header("x-org-id"),
+        None,
+        "the tenant header reached the backend on a public fill"
+    );
+    let other = client
+        .get("/api/catalog/", &as_org("7", "application/json"))
+        .await;
+    assert_ne!(other.json()["org"], "42", "tenant 7 got tenant 42's answer");
+}
+
+/// The cap counts variants a request could be served: after a soft purge (entries kept, marked
+/// stale) the URI's places are free for other values, not held until eviction.
+#[tokio::test]
+async fn a_soft_purge_frees_the_variant_places_it_made_unservable() {
+    let (origin, proxy, client) = setup("Accept").await;
+    for accept in ["a/1", "a/2"] {
+        let answer = client
+            .get("/api/departments/5/", &as_org("42", accept))
+            .await;
+        assert!(answer.cache_status().ends_with("stored"), "{accept}");
+    }
+    let purge = proxy
+        .invalidate(r#"{"tenant": "42", "paths": ["/api/departments/5/"], "soft": true}"#)
+        .await;
+    assert_eq!(purge.status, 200, "{}", purge.text());
+    let third = client
+        .get("/api/departments/5/", &as_org("42", "a/3"))
+        .await;
+    assert_eq!(third.cache_status(), "cachegate; fwd=miss; stored");
+    let again = client
+        .get("/api/departments/5/", &as_org("42", "a/3"))
+        .await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits(), 3);
+}
+
+/// An expired variant nobody asked for again holds no place either.
+#[tokio::test]
+async fn an_expired_variant_frees_its_place() {
+    let (origin, _proxy, client) = setup("Accept").await;
+    let first = client.get("/api/short/", &as_org("42", "a/1")).await;
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = client.get("/api/short/", &as_org("42", "a/2")).await;
+    assert_eq!(second.cache_status(), "cachegate; fwd=miss; stored");
+    assert_eq!(origin.hits(), 2);
+}
+
+/// A `Vary` on a header cachegate sets on every fill from what it saw (the host, the scheme, the
+/// peer address) cannot be matched against what a client sends: the host and scheme are in the
+/// key already, and the peer address is per caller, so naming it in a request must not fetch
+/// the variant stored for that peer.
+#[tokio::test]
+async fn a_vary_on_the_forwarding_headers_cachegate_sets() {
+    let (origin, _proxy, client) = setup("Accept, X-Forwarded-Host, X-Forwarded-Proto").await;
+    let json = as_org("42", "application/json");
+    let first = client.get("/api/departments/", &json).await;
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
+    let again = client.get("/api/departments/", &json).await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits(), 1);
+
+    let (origin, _proxy, client) = setup("Accept, X-Forwarded-For").await;
+    let first = client.get("/api/departments/", &json).await;
+    assert_eq!(first.status, 200);
+    // The variant stored for peer 127.0.0.1 (if any) is not handed to whoever names it.
+    let claims = [
+        ("x-org-id", "42"),
+        ("accept", "application/json"),
+        ("x-forwarded-for", "127.0.0.1"),
+    ];
+    let claimed = client.get("/api/departments/", &claims).await;
+    assert_ne!(claimed.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits(), 2);
+}
+
+/// The first fill of a URI does not know its `Vary` yet, so it forwards no header outside the
+/// key and negotiation (`Origin` here, as CORS middlewares vary on it). The request that led it
+/// must still get the answer to its own headers, not the variant for a request without them.
+#[tokio::test]
+async fn the_first_request_gets_the_variant_of_its_own_headers() {
+    let origin = Origin::with(|seen: &Seen| {
+        let body = serde_json::json!({ "origin": seen.header("origin") }).to_string();
+        Reply::ok(body).header("vary", "Accept, Origin")
+    })
+    .await;
+    let proxy = TestProxy::start(CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let cors = [
+        ("x-org-id", "42"),
+        ("accept", "application/json"),
+        ("origin", "https://app.example"),
+    ];
+    let first = client.get("/api/departments/", &cors).await;
+    assert_eq!(first.json()["origin"], "https://app.example");
+    let again = client.get("/api/departments/", &cors).await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(again.json()["origin"], "https://app.example");
 }

@@ -298,3 +298,19 @@ fn fill_headers_keeps_every_value_of_an_allowed_header() {
     assert_eq!(out.get_all(ACCEPT).iter().count(), 2);
     assert_eq!(out.len(), 2);
 }
+
+#[test]
+fn forwarding_headers_cachegate_sets_select_nothing_or_are_not_stored() {
+    let r = rules(&[], Scope::Tenant, true, false);
+    check(
+        &[("vary", "Accept, Host, X-Forwarded-Host, X-Forwarded-Proto")],
+        &r,
+        Ok((&["accept"], false)),
+    );
+    check(
+        &[("vary", "Accept, X-Forwarded-For")],
+        &r,
+        Err(NotStored::VaryStar),
+    );
+    check(&[("vary", "forwarded")], &r, Err(NotStored::VaryStar));
+}

@@ -18,8 +18,8 @@ use super::cacheability::{list_items, NotStored};
 use super::route::Scope;
 use super::Key;
 use http::header::{
-    ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, AUTHORIZATION, CONTENT_ENCODING, COOKIE, USER_AGENT,
-    VARY,
+    ACCEPT, ACCEPT_ENCODING, ACCEPT_LANGUAGE, AUTHORIZATION, CONTENT_ENCODING, COOKIE, ORIGIN,
+    USER_AGENT, VARY,
 };
 use http::{HeaderMap, HeaderName};
 
@@ -95,6 +95,9 @@ pub fn selection(response: &HeaderMap, rules: &VaryRules<'_>) -> Result<Selectio
             }
         }
         insert_sorted(&mut selection.headers, name);
+        if selection.headers.len() > MAX_SELECTING {
+            return Err(NotStored::VaryLimit);
+        }
     }
     // An encoded body the origin did not declare as varying would reach clients that cannot
     // decode it: select on Accept-Encoding anyway.
@@ -290,9 +293,13 @@ pub struct FillRules<'a> {
     pub credentials: bool,
 }
 
-/// Content negotiation: forwarded on every fill, since a response that depends on them says so
-/// in `Vary`, and then they select its variant.
-pub const NEGOTIATION: [HeaderName; 3] = [ACCEPT, ACCEPT_LANGUAGE, ACCEPT_ENCODING];
+/// Content negotiation (and CORS's `Origin`): forwarded on every fill, since a response that
+/// depends on them says so in `Vary`, and then they select its variant.
+pub const NEGOTIATION: [HeaderName; 4] = [ACCEPT, ACCEPT_LANGUAGE, ACCEPT_ENCODING, ORIGIN];
+
+/// Most request headers one response's `Vary` may select on; a longer list is not stored, so a
+/// hostile `Vary` cannot make every lookup of the URI hash hundreds of headers.
+pub const MAX_SELECTING: usize = 16;
 
 /// Standard headers that do not change the answer, forwarded on fills for the backend's logs and
 /// traces.

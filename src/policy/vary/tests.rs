@@ -314,3 +314,24 @@ fn forwarding_headers_cachegate_sets_select_nothing_or_are_not_stored() {
     );
     check(&[("vary", "forwarded")], &r, Err(NotStored::VaryStar));
 }
+
+#[test]
+fn a_vary_longer_than_the_bound_is_not_stored() {
+    let r = rules(&[], Scope::Public, true, false);
+    let many: Vec<String> = (0..=MAX_SELECTING).map(|i| format!("x-h{i}")).collect();
+    let list = many.join(", ");
+    check(&[("vary", &list)], &r, Err(NotStored::VaryLimit));
+    let enough = many[..MAX_SELECTING].join(", ");
+    let got = selection(&headers(&[("vary", &enough)]), &r).unwrap();
+    assert_eq!(got.headers.len(), MAX_SELECTING);
+}
+
+#[test]
+fn origin_goes_with_fills_for_cors() {
+    let rules = FillRules {
+        keyed: &[],
+        selected: &[],
+        credentials: false,
+    };
+    check_fill(&rules, &["origin"], &[]);
+}

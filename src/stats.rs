@@ -492,6 +492,21 @@ mod tests {
         let store = StoreCounts {
             entries: 3,
             fenced: 1,
+            share_evictions: 2,
+            tenant_share: Some(1024),
+            tenant_memory: vec![TenantMemory {
+                tenant: "42".to_string(),
+                bytes: 900,
+                entries: 3,
+                tenants: 1,
+            }],
+            route_memory: vec![RouteMemory {
+                route: 0,
+                path: "/a".to_string(),
+                bytes: 900,
+                entries: 3,
+                max_memory: None,
+            }],
             ..StoreCounts::default()
         };
         let report = Report::new(stats.snapshot(), 5, store);
@@ -504,6 +519,11 @@ mod tests {
         assert_eq!(json["bypass"]["no-route"], 0);
         assert_eq!(json["routes"][0]["path"], "/a");
         assert_eq!(json["tenants"][0]["tenant"], "42");
+        assert_eq!(json["share_evictions"], 2);
+        assert_eq!(json["tenant_share"], 1024);
+        assert_eq!(json["tenant_memory"][0]["bytes"], 900);
+        assert_eq!(json["route_memory"][0]["path"], "/a");
+        assert!(json["route_memory"][0]["max_memory"].is_null());
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, report);
     }

@@ -31,3 +31,6 @@ mod cli;
 // responses that vary: variants, credentials in Vary, what a fill carries
 #[path = "proxy/vary.rs"]
 mod vary;
+// tenant shares and route bounds: who loses entries when memory runs out
+#[path = "proxy/shares.rs"]
+mod shares;

@@ -205,6 +205,9 @@ impl<T> Books<T> {
     /// Queues an entry for eviction by its limits; call once it is in the cache. An entry that
     /// has left meanwhile is queued in vain and skipped when it comes up.
     pub(super) fn enqueue(&self, charge: Charge<'_>, item: &Arc<T>) {
+        if self.route_limit(charge.route).is_none() && self.limits.tenant_share.is_none() {
+            return;
+        }
         let mut state = self.lock();
         if self.route_limit(charge.route).is_some() {
             if let Some(route) = state.routes.get_mut(charge.route) {
@@ -258,6 +261,9 @@ impl<T> Books<T> {
     /// The entry is taken off its queue; the caller removes it from the cache (unless it has
     /// left already) and counts it out, then asks again.
     pub(super) fn victim(&self, charge: Charge<'_>) -> Option<(Arc<T>, Reason)> {
+        if self.route_limit(charge.route).is_none() && self.limits.tenant_share.is_none() {
+            return None;
+        }
         let mut state = self.lock();
         if let Some(limit) = self.route_limit(charge.route) {
             if let Some(route) = state.routes.get_mut(charge.route) {

@@ -110,7 +110,10 @@ async fn a_route_over_its_bound_evicts_its_own_entries_only() {
     assert_eq!(search["path"], "/api/search/{*rest}");
     assert_eq!(search["max_memory"], 64 * 1024);
     assert!(search["bytes"].as_u64().unwrap() <= 64 * 1024, "{stats}");
-    assert_eq!(search["entries"], 1, "one 32 KiB result and its overhead fit");
+    assert_eq!(
+        search["entries"], 1,
+        "one 32 KiB result and its overhead fit"
+    );
     assert_eq!(stats["route_evictions"], 7);
     assert_eq!(stats["evictions"], 7);
     assert_eq!(stats["route_memory"][0]["entries"], 10);

@@ -280,3 +280,36 @@ async fn the_largest_tenants_are_listed_and_the_rest_summed() {
     assert_eq!(usage.other_tenants, (2, 2 * w, 2));
     assert_eq!(usage.tenant_share, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_books_hold_under_concurrent_fills_and_purges() {
+    // Two tenants over a small tier with a share and a route bound, filling overlapping keys
+    // (replacements), evicting each other by share and bound, while purges remove entries:
+    // once quiet, the books equal what the cache holds.
+    let s = Arc::new(limited(TIER, Some(30), vec![Some(TIER / 4), None]));
+    let mut tasks = Vec::new();
+    for task in 0..4u64 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let tenant = if task % 2 == 0 { "a" } else { "b" };
+            let now = Instant::now();
+            for n in 0..3_000u64 {
+                let (route, k) = ((n % 2) as usize, n % 1_500);
+                fill(&s, item_key(tenant, route, k), item(now, tenant, route, k)).await;
+                if n % 97 == 0 {
+                    s.purge(&Purge::tags(
+                        PurgeScope::Only(scope(tenant)),
+                        vec![Tag::path(&format!("/items/{}", k / 2))],
+                    ))
+                    .await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    check_books(&s);
+    let stats = s.stats();
+    assert!(stats.share_evictions + stats.route_evictions > 0);
+}

@@ -24,7 +24,9 @@ use crate::policy::vary;
 use crate::policy::Key;
 use crate::server::Handler;
 use crate::single_flight::SingleFlight;
-use crate::stats::{Report, Stats, StoreCounts};
+use crate::stats::{
+    Report, RouteMemory, Stats, StoreCounts, TenantMemory, OTHER_TENANTS, TOP_MEMORY_TENANTS,
+};
 use crate::store::{CachedResponse, FillTicket, MemoryOptions, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
@@ -142,6 +144,13 @@ impl Proxy {
         })?;
         let store = Tiered::new(MemoryOptions {
             max_bytes: config.cache.max_memory,
+            tenant_share: config.cache.tenant_share_bytes(),
+            route_max_bytes: config
+                .routes
+                .routes()
+                .iter()
+                .map(|r| r.max_memory)
+                .collect(),
         });
         let stats = Stats::new(
             config
@@ -196,13 +205,52 @@ impl Proxy {
     /// The `/stats` answer: request counters, introspection calls and the store's counters.
     pub fn stats_report(&self) -> Report {
         let store = self.inner.store.stats();
+        let usage = self.inner.store.usage(TOP_MEMORY_TENANTS);
+        let mut tenant_memory: Vec<TenantMemory> = usage
+            .tenants
+            .into_iter()
+            .map(|t| TenantMemory {
+                tenant: t.tenant.id().unwrap_or_default().to_owned(),
+                bytes: t.bytes,
+                entries: t.entries,
+                tenants: 1,
+            })
+            .collect();
+        let (others, bytes, entries) = usage.other_tenants;
+        if others > 0 {
+            tenant_memory.push(TenantMemory {
+                tenant: OTHER_TENANTS.to_owned(),
+                bytes,
+                entries,
+                tenants: others,
+            });
+        }
+        let routes = self.inner.config.routes.routes();
+        let route_memory = usage
+            .routes
+            .into_iter()
+            .map(|r| RouteMemory {
+                route: r.route,
+                path: routes
+                    .get(r.route)
+                    .map_or_else(String::new, |route| route.pattern.as_str().to_owned()),
+                bytes: r.bytes,
+                entries: r.entries,
+                max_memory: r.max_bytes,
+            })
+            .collect();
         let store = StoreCounts {
             entries: store.entries,
             bytes: store.bytes,
             evictions: store.evictions,
+            share_evictions: store.share_evictions,
+            route_evictions: store.route_evictions,
             purged: store.purged,
             soft_purged: store.soft_purged,
             fenced: store.fenced,
+            tenant_share: usage.tenant_share,
+            tenant_memory,
+            route_memory,
         };
         Report::new(self.inner.stats.snapshot(), self.introspections(), store)
     }

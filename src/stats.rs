@@ -19,6 +19,9 @@ use tokio::sync::watch;
 pub const MAX_TRACKED_TENANTS: usize = 10_000;
 /// The name the overflow tenants are reported under.
 pub const OTHER_TENANTS: &str = "(other)";
+/// Tenants whose memory `/stats` lists one by one, those holding the most bytes; the others
+/// are summed under [`OTHER_TENANTS`].
+pub const TOP_MEMORY_TENANTS: usize = 100;
 
 /// Counters since start. Read with [`Stats::snapshot`].
 #[derive(Debug, Default)]
@@ -129,15 +132,54 @@ pub struct TenantCounts {
 }
 
 /// The store's counters, as the `/stats` answer carries them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StoreCounts {
     pub entries: u64,
     pub bytes: u64,
+    /// Every eviction, those for shares and route bounds included.
     pub evictions: u64,
+    /// Evictions of a tenant's own entries because it held more than its share of a full tier.
+    pub share_evictions: u64,
+    /// Evictions of a route's own entries because it would have gone over its `max_memory`.
+    pub route_evictions: u64,
     pub purged: u64,
     pub soft_purged: u64,
     pub fenced: u64,
+    /// Bytes one tenant may hold before its own entries go first (`[cache] max_tenant_share`);
+    /// absent when no share applies.
+    pub tenant_share: Option<u64>,
+    /// What the tenants holding the most bytes hold, most first, at most
+    /// [`TOP_MEMORY_TENANTS`] of them and [`OTHER_TENANTS`] for the rest; the shared scope is
+    /// the empty tenant.
+    pub tenant_memory: Vec<TenantMemory>,
+    /// What each route's entries hold, in table order.
+    pub route_memory: Vec<RouteMemory>,
+}
+
+/// What one tenant's entries hold in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TenantMemory {
+    pub tenant: String,
+    pub bytes: u64,
+    pub entries: u64,
+    /// How many tenants the row sums: 1, or more for [`OTHER_TENANTS`].
+    pub tenants: u64,
+}
+
+/// What one route's entries hold in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RouteMemory {
+    /// The route's position in the configuration, 0-based.
+    pub route: usize,
+    /// Its path pattern.
+    pub path: String,
+    pub bytes: u64,
+    pub entries: u64,
+    /// The route's `max_memory`; absent when it has none.
+    pub max_memory: Option<u64>,
 }
 
 /// The answer of the admin API's `GET /stats`: the request counters, the hit ratio, the
@@ -450,6 +492,21 @@ mod tests {
         let store = StoreCounts {
             entries: 3,
             fenced: 1,
+            share_evictions: 2,
+            tenant_share: Some(1024),
+            tenant_memory: vec![TenantMemory {
+                tenant: "42".to_string(),
+                bytes: 900,
+                entries: 3,
+                tenants: 1,
+            }],
+            route_memory: vec![RouteMemory {
+                route: 0,
+                path: "/a".to_string(),
+                bytes: 900,
+                entries: 3,
+                max_memory: None,
+            }],
             ..StoreCounts::default()
         };
         let report = Report::new(stats.snapshot(), 5, store);
@@ -462,6 +519,11 @@ mod tests {
         assert_eq!(json["bypass"]["no-route"], 0);
         assert_eq!(json["routes"][0]["path"], "/a");
         assert_eq!(json["tenants"][0]["tenant"], "42");
+        assert_eq!(json["share_evictions"], 2);
+        assert_eq!(json["tenant_share"], 1024);
+        assert_eq!(json["tenant_memory"][0]["bytes"], 900);
+        assert_eq!(json["route_memory"][0]["path"], "/a");
+        assert!(json["route_memory"][0]["max_memory"].is_null());
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, report);
     }

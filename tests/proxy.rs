@@ -34,3 +34,6 @@ mod vary;
 // warming as a verified caller: credentials in warm requests
 #[path = "proxy/warming.rs"]
 mod warming;
+// tenant shares and route bounds: who loses entries when memory runs out
+#[path = "proxy/shares.rs"]
+mod shares;

@@ -3,13 +3,14 @@
 //! as zero, so the client keeps working against a server one version apart.
 
 use super::render::{human_size, percent, ratio_of, table, tenant_label, Column};
-use crate::stats::{Report, TenantCounts};
+use crate::stats::{Report, StoreCounts, TenantCounts, TenantMemory};
 use std::collections::BTreeMap;
 
 /// How many tenants `stats` lists.
 const TOP_TENANTS: usize = 20;
 
-/// The readable summary: totals, then the per-route table, then the busiest tenants.
+/// The readable summary: totals, then the per-route table, then the busiest tenants, then what
+/// routes and tenants hold in memory (when the server reports it).
 pub fn render_stats(report: &Report) -> String {
     let stats = &report.requests;
     let store = &report.store;
@@ -31,10 +32,11 @@ pub fn render_stats(report: &Report) -> String {
     if not_stored > 0 {
         counters.push(("not stored", not_stored, Some(&stats.not_stored)));
     }
+    let evicted_by = evictions_by_cause(store);
     counters.extend([
         ("collapsed", stats.collapsed, None),
         ("bypassed", stats.bypassed, Some(&stats.bypass)),
-        ("evictions", store.evictions, None),
+        ("evictions", store.evictions, Some(&evicted_by)),
         ("purged", store.purged, None),
         ("fenced", store.fenced, None),
         ("upstream errors", stats.upstream_errors, None),
@@ -119,7 +121,110 @@ pub fn render_stats(report: &Report) -> String {
             rows,
         ));
     }
+    render_memory(report, &mut out);
     out
+}
+
+/// Evictions by what chose them; empty (so not shown) when the tier alone chose every one.
+fn evictions_by_cause(store: &StoreCounts) -> BTreeMap<String, u64> {
+    let limits = store.share_evictions.saturating_add(store.route_evictions);
+    if limits == 0 {
+        return BTreeMap::new();
+    }
+    BTreeMap::from([
+        ("tenant share".to_string(), store.share_evictions),
+        ("route bound".to_string(), store.route_evictions),
+        (
+            "tier full".to_string(),
+            store.evictions.saturating_sub(limits),
+        ),
+    ])
+}
+
+/// What each route and the tenants holding the most hold, with their limits.
+fn render_memory(report: &Report, out: &mut String) {
+    let store = &report.store;
+    if !store.route_memory.is_empty() {
+        out.push_str(
+            "
+memory by route
+",
+        );
+        let rows = store
+            .route_memory
+            .iter()
+            .map(|r| {
+                vec![
+                    r.route.to_string(),
+                    r.path.clone(),
+                    r.entries.to_string(),
+                    human_size(r.bytes),
+                    r.max_memory.map_or("-".to_string(), human_size),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                Column::right("#"),
+                Column::left("path"),
+                Column::right("entries"),
+                Column::right("bytes"),
+                Column::right("bound"),
+            ],
+            rows,
+        ));
+    }
+    if store.tenant_memory.is_empty() {
+        return;
+    }
+    let held: u64 = store.tenant_memory.iter().map(|t| t.tenants).sum();
+    let shown: Vec<&TenantMemory> = store.tenant_memory.iter().take(TOP_TENANTS).collect();
+    let listed: u64 = shown.iter().map(|t| t.tenants).sum();
+    let share = store
+        .tenant_share
+        .map_or(String::new(), |b| format!(", share {}", human_size(b)));
+    if listed < held {
+        out.push_str(&format!(
+            "
+top {} tenants by memory (of {held}){share}
+",
+            shown.len()
+        ));
+    } else {
+        out.push_str(&format!(
+            "
+tenants by memory{share}
+"
+        ));
+    }
+    let rows = shown
+        .iter()
+        .map(|t| {
+            let mut row = vec![
+                tenant_label(&t.tenant).to_string(),
+                t.entries.to_string(),
+                human_size(t.bytes),
+            ];
+            if let Some(share) = store.tenant_share {
+                // A row summing several tenants has no share of its own.
+                row.push(if t.tenants == 1 && share > 0 {
+                    percent(t.bytes as f64 / share as f64)
+                } else {
+                    "-".to_string()
+                });
+            }
+            row
+        })
+        .collect();
+    let mut columns = vec![
+        Column::left("tenant"),
+        Column::right("entries"),
+        Column::right("bytes"),
+    ];
+    if store.tenant_share.is_some() {
+        columns.push(Column::right("of share"));
+    }
+    out.push_str(&table(&columns, rows));
 }
 
 /// The reasons that counted, busiest first: `credentials 10, no-route 2`.

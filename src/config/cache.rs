@@ -37,6 +37,45 @@ pub struct CacheConfig {
     pub tag_headers: Vec<HeaderName>,
     /// Scope of routes that set none; `None` infers it from each route's tenant source.
     pub scope: Option<Scope>,
+    /// Percentage of `max_memory` one tenant (the shared scope counting as one) may hold
+    /// before, when the tier is full, its own entries are evicted first; 1 to 100, default
+    /// 100 (no share enforced).
+    pub max_tenant_share: u8,
+}
+
+impl CacheConfig {
+    /// Bytes one tenant may hold before it loses its own entries first, when shares are on.
+    pub fn tenant_share_bytes(&self) -> Option<u64> {
+        let share = u128::from(self.max_memory) * u128::from(self.max_tenant_share) / 100;
+        (self.max_tenant_share < 100).then(|| u64::try_from(share).unwrap_or(u64::MAX))
+    }
+}
+
+/// A whole percentage between 1 and 100, written `25` or `"25%"`.
+fn percentage(value: &toml::Value) -> Result<u8, String> {
+    let shape = || "expected a percentage such as 25 or \"25%\"".to_string();
+    let n: i64 = match value {
+        toml::Value::Integer(n) => *n,
+        toml::Value::String(text) => {
+            let digits = text.trim().strip_suffix('%').unwrap_or(text.trim()).trim();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!(
+                    "invalid percentage \"{text}\": use a whole number from 1 to 100, such as \"25%\""
+                ));
+            }
+            digits.parse().map_err(|_| shape())?
+        }
+        toml::Value::Float(f) => {
+            return Err(format!(
+                "invalid percentage {f}: use a whole number from 1 to 100"
+            ))
+        }
+        _ => return Err(shape()),
+    };
+    u8::try_from(n)
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| format!("must be between 1% and 100%, not {n}%"))
 }
 
 pub(super) fn compile_cache(
@@ -198,7 +237,16 @@ pub(super) fn compile_cache(
             .check(s.span(), "cache.scope", parse_scope(s.get_ref()))
             .map(Some),
     };
+    let max_tenant_share = match raw.max_tenant_share {
+        None => Some(100),
+        Some(share) => report.check(
+            share.span(),
+            "cache.max_tenant_share",
+            percentage(share.get_ref()),
+        ),
+    };
     Some(CacheConfig {
+        max_tenant_share: max_tenant_share?,
         scope: scope?,
         tag_headers: tag_headers?,
         namespace: namespace?,

@@ -32,10 +32,14 @@ impl fmt::Display for Config {
         )?;
         writeln!(
             f,
-            "cache:    {}/v{}, {}, objects up to {}, default ttl {}, tenant {}, scope {}",
+            "cache:    {}/v{}, {}{}, objects up to {}, default ttl {}, tenant {}, scope {}",
             c.namespace,
             c.version,
             format_size(c.max_memory),
+            c.tenant_share_bytes().map_or(String::new(), |_| format!(
+                " (at most {}% a tenant)",
+                c.max_tenant_share
+            )),
             format_size(c.max_object_size),
             format_duration(c.default_ttl),
             c.tenant,

@@ -214,6 +214,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
                     ttl: c.default_ttl,
                     tenant: c.tenant.clone(),
                     scope: c.scope,
+                    max_memory: c.max_memory,
                 });
             compile_routes(report, value, &defaults, facts)
         }

@@ -77,6 +77,8 @@ pub(super) struct RawCache {
     pub(super) coalesce_timeout: Option<Spanned<Scalar>>,
     pub(super) tag_headers: Option<Vec<Spanned<String>>>,
     pub(super) scope: Option<Spanned<String>>,
+    /// A percentage: `25` or `"25%"`.
+    pub(super) max_tenant_share: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -153,6 +155,7 @@ pub(super) struct RawRoute {
     pub(super) vary: Option<Vec<Spanned<String>>>,
     pub(super) forward_headers: Option<Vec<Spanned<String>>>,
     pub(super) max_variants: Option<Spanned<i64>>,
+    pub(super) max_memory: Option<Spanned<Scalar>>,
     pub(super) resource: Option<Spanned<String>>,
     pub(super) tags: Option<Vec<Spanned<String>>>,
     pub(super) invalidates: Option<Vec<Spanned<String>>>,

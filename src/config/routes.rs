@@ -7,10 +7,11 @@ use http::{HeaderName, Method};
 use toml::de::DeValue;
 use toml::Spanned;
 
-use super::fields::{count_field, duration_field, header_name};
+use super::fields::{count_field, duration_field, header_name, size_field};
 use super::raw::RawRoute;
 use super::report::Report;
 use super::scope::{check_scope, parse_anonymous, parse_scope, tenant_source, AuthFacts};
+use crate::notation::format_size;
 use crate::policy::route::{
     resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
@@ -25,6 +26,8 @@ pub(super) struct RouteDefaults {
     pub(super) ttl: Duration,
     pub(super) tenant: TenantSource,
     pub(super) scope: Option<Scope>,
+    /// `[cache].max_memory`: a route's own bound must be below it to bound anything.
+    pub(super) max_memory: u64,
 }
 
 impl RouteDefaults {
@@ -34,6 +37,7 @@ impl RouteDefaults {
         ttl: Duration::from_secs(300),
         tenant: TenantSource::None,
         scope: None,
+        max_memory: u64::MAX,
     };
 }
 
@@ -235,6 +239,30 @@ fn compile_route(
             Some(n)
         }
     });
+    let memory_span = raw.max_memory.as_ref().map(Spanned::span);
+    let max_memory = match raw.max_memory {
+        None => Some(None),
+        Some(field) => size_field(report, Some(field), &format!("{key}.max_memory"), 0, 1)
+            .and_then(|bytes| {
+                if bytes >= defaults.max_memory {
+                    report.at(
+                        memory_span.unwrap_or(path_span.clone()),
+                        format!("{key}.max_memory"),
+                        format!(
+                            "must be smaller than [cache].max_memory ({} >= {}), or it bounds nothing",
+                            format_size(bytes),
+                            format_size(defaults.max_memory)
+                        ),
+                    );
+                    None
+                } else {
+                    Some(Some(bytes))
+                }
+            }),
+    };
+    if max_memory.is_none() {
+        ok = false;
+    }
 
     let mut entry_tags: Vec<TagTemplate> = Vec::new();
     let mut write_invalidates: Vec<TagTemplate> = Vec::new();
@@ -283,6 +311,7 @@ fn compile_route(
         tenant: tenant?,
         vary,
         max_variants: max_variants?,
+        max_memory: max_memory?,
         resource,
         entry_tags,
         write_invalidates,

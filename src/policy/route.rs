@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 
 use super::Captures;
-use crate::notation::format_duration;
+use crate::notation::{format_duration, format_size};
 
 #[cfg(test)]
 mod tests;
@@ -437,6 +437,9 @@ pub struct Route {
     pub vary: Vec<HeaderName>,
     /// Most variants (responses selected by their `Vary`) one URI may hold.
     pub max_variants: usize,
+    /// Bytes this route's entries may hold in the memory tier together; `None` for no bound
+    /// beyond the tier's own. An insert over it evicts the route's own oldest entries first.
+    pub max_memory: Option<u64>,
     pub resource: Option<String>,
     /// Tags a stored entry carries (resource defaults, then `tags`).
     pub entry_tags: Vec<TagTemplate>,
@@ -577,7 +580,12 @@ impl fmt::Display for RouteTable {
                             .join(","),
                     },
                     if r.cache {
-                        format_duration(r.ttl)
+                        match r.max_memory {
+                            Some(bytes) => {
+                                format!("{},max={}", format_duration(r.ttl), format_size(bytes))
+                            }
+                            None => format_duration(r.ttl),
+                        }
                     } else {
                         "pass".to_string()
                     },

@@ -67,6 +67,8 @@ struct FillJob {
     user: Option<String>,
     tenant: TenantScope,
     target: String,
+    /// The route's position, which the entry is charged to.
+    route: usize,
 }
 
 enum Fetched {
@@ -250,6 +252,7 @@ impl Proxy {
             user: miss.user.map(str::to_owned),
             tenant,
             target: target.path_and_query(),
+            route: route.index,
         };
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
@@ -308,6 +311,7 @@ async fn run_fill(
         user,
         tenant,
         target,
+        route,
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
@@ -375,6 +379,7 @@ async fn run_fill(
                 target,
                 key,
                 variant,
+                route,
             });
             let fill = match inner
                 .store

@@ -12,6 +12,12 @@
 //! A soft purge marks entries stale instead of removing them: a stale entry is a miss for
 //! [`MemoryTier::get`] but stays readable through [`MemoryTier::get_stale`] until a new fill
 //! replaces it, a hard purge removes it or byte pressure evicts it.
+//!
+//! Every entry is charged to its tenant and its route in `shares`' books, counted in before it
+//! enters the cache and out once it has left, on every path out (eviction, replacement,
+//! refusal, expiry, purge, withdrawal). Before an insert the tier first evicts what those
+//! books name: the route's own oldest entries when the insert would take it over its
+//! `max_memory`, and when the tier is full, the oldest entries of a tenant over its share.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +27,7 @@ use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 use tokio::time::Instant;
 
 use super::index::TagIndex;
+use super::shares::{Books, Charge, Limits, MemoryUsage, Reason};
 use super::{CachedResponse, Key, MemoryOptions, PurgeScope, StoreStats, Tag};
 
 /// quick_cache's share of a shard kept for its main ("hot") queue; an entry heavier than this
@@ -35,11 +42,22 @@ const MIN_SHARD_BYTES: u64 = 8 * 1024 * 1024;
 /// and the ghost queue that remembers recently evicted keys).
 const TYPICAL_ENTRY_BYTES: u64 = 4 * 1024;
 
+/// With several shards, the tier counts as full for tenant shares this fraction below its
+/// capacity: each shard evicts on its own once it is full, and hashing spreads entries over
+/// the shards only about evenly, so trimming an over-share tenant a little early keeps most
+/// shards from reaching their own bound (where quick_cache, not the share, would choose).
+const SHARD_ROOM_DIVISOR: u64 = 32;
+
+/// The most entries one insert evicts for limits before leaving the rest to quick_cache.
+const MAX_VICTIMS: usize = 4096;
+
 /// What the cache holds; cloning it (on every get) costs one reference count.
 #[derive(Clone)]
 struct Slot(Arc<SlotInner>);
 
 struct SlotInner {
+    /// The key the entry is stored under, so the eviction queues can name it.
+    key: Key,
     entry: Arc<CachedResponse>,
     /// Computed once at insert so the weighter is a plain load.
     weight: u64,
@@ -69,6 +87,15 @@ impl Slot {
     /// Marks the entry stale; true when this call is the one that marked it.
     fn mark_stale(&self) -> bool {
         !self.0.stale.swap(true, Ordering::AcqRel)
+    }
+
+    /// What the entry is charged to in the books.
+    fn charge(&self) -> Charge<'_> {
+        Charge {
+            tenant: &self.0.entry.tenant,
+            route: self.0.entry.route,
+            weight: self.0.weight,
+        }
     }
 }
 
@@ -115,8 +142,11 @@ pub(crate) struct Pending(Slot);
 pub(crate) struct MemoryTier {
     cache: Cache<Key, Slot, SlotWeighter, DefaultHashBuilder, CollectEvicted>,
     index: TagIndex,
+    books: Books<SlotInner>,
     max_entry_weight: u64,
     evictions: AtomicU64,
+    share_evictions: AtomicU64,
+    route_evictions: AtomicU64,
     purged: AtomicU64,
     soft_purged: AtomicU64,
     fenced: AtomicU64,
@@ -155,11 +185,24 @@ impl MemoryTier {
         let shard_capacity = cache.shard_capacity();
         let max_entry_weight =
             ((shard_capacity as f64 * HOT_ALLOCATION) as u64).min(shard_capacity);
+        let full_at = if shards > 1 {
+            max_bytes - max_bytes / SHARD_ROOM_DIVISOR
+        } else {
+            max_bytes
+        };
+        let books = Books::new(Limits {
+            full_at,
+            tenant_share: opts.tenant_share,
+            routes: opts.route_max_bytes.clone(),
+        });
         Self {
             cache,
             index: TagIndex::default(),
+            books,
             max_entry_weight,
             evictions: AtomicU64::new(0),
+            share_evictions: AtomicU64::new(0),
+            route_evictions: AtomicU64::new(0),
             purged: AtomicU64::new(0),
             soft_purged: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
@@ -196,37 +239,79 @@ impl MemoryTier {
     /// Indexes then inserts `entry` unpublished, replacing any entry under `key`.
     ///
     /// The index entries go in before the cache entry so that a purge which can see the entry
-    /// can also find it.
+    /// can also find it. Before the insert, the entries its route's bound or its tenant's
+    /// share name are evicted (see `shares`), so that quick_cache has to choose only when no
+    /// limit does.
     pub(crate) fn insert(&self, key: Key, entry: Arc<CachedResponse>) -> Insert {
         let weight = entry.weight();
-        if weight > self.max_entry_weight {
+        let over_route = self
+            .books
+            .route_limit(entry.route)
+            .is_some_and(|limit| weight > limit);
+        if weight > self.max_entry_weight || over_route {
             return Insert::TooLarge;
         }
         self.index.add(key, &entry.tags);
         let slot = Slot(Arc::new(SlotInner {
+            key,
             entry,
             weight,
             published: AtomicBool::new(false),
             stale: AtomicBool::new(false),
         }));
+        self.make_room(slot.charge());
+        self.books.count_in(slot.charge());
         let mut left: Vec<(Key, Slot)> = Vec::new();
         self.cache
             .insert_with_lifecycle(key, slot.clone(), &mut left);
-        // The shard lock is released: settle the index for everything that left the cache.
+        // The shard lock is released: settle the index and the books for everything that left
+        // the cache.
         let mut refused = false;
-        for (gone_key, gone) in left {
-            self.index.remove(&gone_key, &gone.entry().tags);
+        for (gone_key, gone) in &left {
+            self.index.remove(gone_key, &gone.entry().tags);
             if gone.is(&slot) {
                 refused = true;
-            } else if gone_key != key {
+            } else if *gone_key != key {
                 // A value leaving under the inserted key was replaced, not evicted.
                 self.evictions.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        self.books
+            .count_out(left.iter().map(|(_, gone)| gone.charge()));
+        if !refused {
+            self.books.enqueue(slot.charge(), &slot.0);
         }
         if refused {
             Insert::TooLarge
         } else {
             Insert::Stored(Pending(slot))
+        }
+    }
+
+    /// Evicts, oldest first, the entries the books name before an insert charged `charge`:
+    /// its route's while the route would exceed its bound, then, while the tier would be
+    /// over full, its tenant's if it would hold more than its share, else the entries of the
+    /// tenant furthest over its share.
+    fn make_room(&self, charge: Charge<'_>) {
+        for _ in 0..MAX_VICTIMS {
+            let Some((victim, reason)) = self.books.victim(charge) else {
+                return;
+            };
+            let victim = Slot(victim);
+            // An entry that has left the cache (or been replaced) meanwhile is skipped: what
+            // removed it has counted it out.
+            let Some((gone_key, gone)) = self.cache.remove_if(&victim.0.key, |h| h.is(&victim))
+            else {
+                continue;
+            };
+            self.index.remove(&gone_key, &gone.entry().tags);
+            self.books.count_out([gone.charge()]);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            let counter = match reason {
+                Reason::Route => &self.route_evictions,
+                Reason::Share => &self.share_evictions,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -247,6 +332,7 @@ impl MemoryTier {
         match self.cache.remove_if(key, |held| held.is(slot)) {
             Some((gone_key, slot)) => {
                 self.index.remove(&gone_key, &slot.entry().tags);
+                self.books.count_out([slot.charge()]);
                 true
             }
             None => false,
@@ -302,6 +388,7 @@ impl MemoryTier {
                 self.cache.remove_if(&key, |slot| matches(slot.entry()))
             {
                 self.index.remove(&gone_key, &slot.entry().tags);
+                self.books.count_out([slot.charge()]);
                 count += 1;
             }
         }
@@ -324,10 +411,13 @@ impl MemoryTier {
                 }
             }
         } else {
-            for (gone_key, slot) in self.cache.drain() {
-                self.index.remove(&gone_key, &slot.entry().tags);
-                count += 1;
+            let gone: Vec<(Key, Slot)> = self.cache.drain().collect();
+            for (gone_key, slot) in &gone {
+                self.index.remove(gone_key, &slot.entry().tags);
             }
+            self.books
+                .count_out(gone.iter().map(|(_, slot)| slot.charge()));
+            count = gone.len();
         }
         self.count_purged(count, soft);
         count
@@ -370,11 +460,24 @@ impl MemoryTier {
             entries: self.cache.len() as u64,
             bytes: self.cache.weight(),
             evictions: self.evictions.load(Ordering::Relaxed),
+            share_evictions: self.share_evictions.load(Ordering::Relaxed),
+            route_evictions: self.route_evictions.load(Ordering::Relaxed),
             purged: self.purged.load(Ordering::Relaxed),
             soft_purged: self.soft_purged.load(Ordering::Relaxed),
             fenced: self.fenced.load(Ordering::Relaxed),
             tenants: self.index.tenants() as u64,
         }
+    }
+
+    /// What each tenant (the `top` holding the most bytes) and each route holds.
+    pub(crate) fn usage(&self, top: usize) -> MemoryUsage {
+        self.books.usage(top)
+    }
+
+    /// Queued references of `tenant`'s entries, live or dead.
+    #[cfg(test)]
+    pub(crate) fn queued(&self, tenant: &super::TenantScope) -> usize {
+        self.books.queued(tenant)
     }
 
     pub(crate) fn index(&self) -> &TagIndex {

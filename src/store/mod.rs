@@ -16,6 +16,7 @@ mod index;
 mod listing;
 mod memory;
 mod purge;
+mod shares;
 mod variants;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use crate::policy::Key;
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
 pub use purge::{Purge, PurgeResult};
+pub use shares::{MemoryUsage, RouteUsage, TenantUsage};
 pub use variants::{VariantLimit, VaryState};
 
 use fence::Fences;
@@ -42,7 +44,8 @@ use variants::VariantMemory;
 ///
 /// 2: entries carry their `tenant` and the `target` they were filled from.
 /// 3: entries carry the `key` they are stored under and the `variant` selection of their `Vary`.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: entries carry the `route` that filled them.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Whose entry: the entries shared by every caller, or one tenant's.
 ///
@@ -114,6 +117,11 @@ pub struct CachedResponse {
     /// The request headers (and whether the verified user) that selected this response, from
     /// its `Vary`; `None` when it is the same for every request with the key.
     pub variant: Option<Arc<crate::policy::vary::Selection>>,
+    /// The position in the route table of the route that filled the entry, which it is charged
+    /// to in the memory tier's per-route books (see [`MemoryOptions::route_max_bytes`]). A
+    /// position, not a pattern: a reload that moves routes must map the old positions to the
+    /// new ones, as the per-route request counters must.
+    pub route: usize,
 }
 
 /// Bytes charged to every entry on top of its variable parts: the struct itself, the map slot,
@@ -203,8 +211,12 @@ pub struct StoreStats {
     pub entries: u64,
     /// Sum of the weights of the entries held.
     pub bytes: u64,
-    /// Entries pushed out by byte pressure since start.
+    /// Entries pushed out by byte pressure since start, including those below.
     pub evictions: u64,
+    /// Entries evicted because their tenant held more than its share of a full tier.
+    pub share_evictions: u64,
+    /// Entries evicted because their route would have gone over its `max_memory`.
+    pub route_evictions: u64,
     /// Entries removed by purges since start.
     pub purged: u64,
     /// Entries marked stale by soft purges since start.
@@ -217,10 +229,17 @@ pub struct StoreStats {
 }
 
 /// Sizing of the memory tier.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemoryOptions {
     /// Upper bound on the sum of entry weights (see [`CachedResponse::weight`]).
     pub max_bytes: u64,
+    /// Bytes one tenant (the shared scope counting as one) may hold before, once the tier is
+    /// full, its own oldest entries are evicted first; `None` for no share.
+    pub tenant_share: Option<u64>,
+    /// By route position ([`CachedResponse::route`]): the bytes that route's entries may hold
+    /// together before its own oldest entries are evicted first. Entries of a route beyond
+    /// the list are bounded by the tier only.
+    pub route_max_bytes: Vec<Option<u64>>,
 }
 
 /// The store the request pipeline talks to: lookup, fenced fill, tag purge.
@@ -340,6 +359,12 @@ impl Tiered {
     /// A snapshot of the store's counters.
     pub fn stats(&self) -> StoreStats {
         self.memory.stats()
+    }
+
+    /// What each tenant and each route holds in memory: the `top` tenants holding the most
+    /// bytes (the rest summed) and every route.
+    pub fn usage(&self, top: usize) -> MemoryUsage {
+        self.memory.usage(top)
     }
 
     /// The largest entry weight the memory tier admits; heavier entries give `TooLarge`.

@@ -1,8 +1,10 @@
 //! Tests of the store: freshness, the tag index, purges, eviction, fences and weights.
 //!
-//! Purges by path, URI, prefix and tenant, soft purges and listings are in [`selectors`].
+//! Purges by path, URI, prefix and tenant, soft purges and listings are in [`selectors`]; tenant
+//! shares and route bounds in [`shares`].
 
 mod selectors;
+mod shares;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +58,7 @@ fn entry_named(
         target: String::new(),
         key: Key([0; 32]),
         variant: None,
+        route: 0,
     })
 }
 
@@ -86,11 +89,15 @@ fn entry_at(
         target: target.to_owned(),
         key: Key([0; 32]),
         variant: None,
+        route: 0,
     })
 }
 
 fn store(max_bytes: u64) -> Tiered {
-    Tiered::new(MemoryOptions { max_bytes })
+    Tiered::new(MemoryOptions {
+        max_bytes,
+        ..MemoryOptions::default()
+    })
 }
 
 /// A fill with a ticket taken just before the store.

@@ -1,7 +1,9 @@
 //! Purge, stats and entries against the fake admin API; errors; arguments; renderings.
 
 use super::*;
-use crate::stats::{RouteCounts, Snapshot, Stats, StoreCounts, TenantCounts};
+use crate::stats::{
+    RouteCounts, RouteMemory, Snapshot, Stats, StoreCounts, TenantCounts, TenantMemory,
+};
 
 // === purge ===
 
@@ -230,6 +232,70 @@ tenant  hits  misses  hit ratio
 42         3       5      37.5%
 ";
     assert_eq!(out, expected);
+}
+
+/// What routes and tenants hold in memory, with the route bounds, the tenant share and the
+/// evictions they chose (issue 12, part 4).
+#[test]
+fn stats_shows_memory_by_route_and_tenant() {
+    let tenant = |name: &str, bytes: u64, entries: u64, tenants: u64| TenantMemory {
+        tenant: name.to_string(),
+        bytes,
+        entries,
+        tenants,
+    };
+    let out = render_stats(&Report {
+        store: StoreCounts {
+            entries: 30,
+            bytes: 3 << 20,
+            evictions: 10,
+            share_evictions: 6,
+            route_evictions: 3,
+            tenant_share: Some(1 << 20),
+            tenant_memory: vec![
+                tenant("noisy", 2 << 20, 20, 1),
+                tenant("", 512 << 10, 6, 1),
+                tenant("(other)", 512 << 10, 4, 3),
+            ],
+            route_memory: vec![
+                RouteMemory {
+                    route: 0,
+                    path: "/api/".to_string(),
+                    bytes: 2 << 20,
+                    entries: 24,
+                    max_memory: None,
+                },
+                RouteMemory {
+                    route: 1,
+                    path: "/search/".to_string(),
+                    bytes: 1 << 20,
+                    entries: 6,
+                    max_memory: Some(1 << 20),
+                },
+            ],
+            ..StoreCounts::default()
+        },
+        ..Report::default()
+    });
+    let evictions = out.lines().find(|l| l.starts_with("evictions")).unwrap();
+    assert_eq!(
+        evictions,
+        "evictions        10  (tenant share 6, route bound 3, tier full 1)"
+    );
+    let memory = &out[out.find("\nmemory by route").unwrap()..];
+    let expected = "
+memory by route
+#  path      entries    bytes    bound
+0  /api/          24  2.0 MiB        -
+1  /search/        6  1.0 MiB  1.0 MiB
+
+tenants by memory, share 1.0 MiB
+tenant    entries      bytes  of share
+noisy          20    2.0 MiB    200.0%
+(shared)        6  512.0 KiB     50.0%
+(other)         4  512.0 KiB         -
+";
+    assert_eq!(memory, expected, "{out}");
 }
 
 #[tokio::test]

@@ -53,3 +53,49 @@ fn partial_conditional_and_interim_statuses_cannot_be_cached() {
         );
     }
 }
+
+#[test]
+fn tenant_share_is_a_whole_percentage() {
+    let off = parse(MINIMAL);
+    assert_eq!(off.cache.max_tenant_share, 100);
+    assert_eq!(
+        off.cache.tenant_share_bytes(),
+        None,
+        "100% enforces nothing"
+    );
+    for (written, share) in [
+        ("25", 25),
+        ("\"25%\"", 25),
+        ("\" 50 % \"", 50),
+        ("\"100%\"", 100),
+    ] {
+        let config = parse(&with(&format!(
+            "[cache]\nmax_memory = \"4MiB\"\nmax_tenant_share = {written}\n"
+        )));
+        assert_eq!(config.cache.max_tenant_share, share, "{written}");
+    }
+    let quarter = parse(&with(
+        "[cache]\nmax_memory = \"4MiB\"\nmax_tenant_share = \"25%\"\n",
+    ));
+    assert_eq!(quarter.cache.tenant_share_bytes(), Some(1 << 20));
+    for (written, message) in [
+        ("0", "must be between 1% and 100%, not 0%"),
+        ("\"101%\"", "must be between 1% and 100%, not 101%"),
+        (
+            "12.5",
+            "invalid percentage 12.5: use a whole number from 1 to 100",
+        ),
+        (
+            "\"a quarter\"",
+            "invalid percentage \"a quarter\": use a whole number from 1 to 100, such as \"25%\"",
+        ),
+        ("true", "expected a percentage such as 25 or \"25%\""),
+    ] {
+        check(
+            &with(&format!("[cache]\nmax_tenant_share = {written}\n")),
+            &[&format!(
+                "proxy.toml:4:20: cache.max_tenant_share: {message}"
+            )],
+        );
+    }
+}

@@ -65,3 +65,19 @@ fn very_wide_trusted_networks_are_warned_about() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("0.0.0.0/0"), "{warnings:?}");
 }
+
+#[test]
+fn display_shows_the_tenant_share_and_route_bounds() {
+    let config = parse(&with(concat!(
+        "[cache]\nmax_memory = \"64MiB\"\nmax_tenant_share = \"25%\"\n",
+        "[[route]]\npath = \"/search/\"\nttl = \"1m\"\nmax_memory = \"8MiB\"\n",
+    )));
+    let text = config.to_string();
+    assert!(text.contains("64MiB (at most 25% a tenant)"), "{text}");
+    assert!(text.contains("1m,max=8MiB"), "{text}");
+    let default = parse(MINIMAL).to_string();
+    assert!(
+        !default.contains("a tenant)"),
+        "no share by default: {default}"
+    );
+}

@@ -179,3 +179,27 @@ fn forward_headers_join_the_key_and_max_variants_is_bounded() {
         ],
     );
 }
+
+#[test]
+fn a_route_bounds_its_memory_below_the_tier() {
+    let config = parse(&with(concat!(
+        "[cache]\nmax_memory = \"64MiB\"\n",
+        "[[route]]\npath = \"/search/\"\nmax_memory = \"8MiB\"\n",
+        "[[route]]\npath = \"/b/\"\n",
+    )));
+    assert_eq!(config.routes.routes()[0].max_memory, Some(8 << 20));
+    assert_eq!(config.routes.routes()[1].max_memory, None);
+    check(
+        &with(concat!(
+            "[cache]\nmax_memory = \"64MiB\"\n",
+            "[[route]]\npath = \"/a/\"\nmax_memory = \"64MiB\"\n",
+            "[[route]]\npath = \"/b/\"\nmax_memory = \"lots\"\n",
+            "[[route]]\npath = \"/c/\"\nmax_memory = 0\n",
+        )),
+        &[
+            "proxy.toml:7:14: route[0].max_memory: must be smaller than [cache].max_memory (64MiB >= 64MiB), or it bounds nothing",
+            "proxy.toml:10:14: route[1].max_memory: invalid size \"lots\": expected a number of bytes, optionally followed by B, KB, MB, GB, KiB, MiB or GiB",
+            "proxy.toml:13:14: route[2].max_memory: must be at least 1B",
+        ],
+    );
+}

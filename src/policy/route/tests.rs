@@ -302,6 +302,7 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
         tenant: TenantSource::None,
         vary: Vec::new(),
         max_variants: 8,
+        max_memory: None,
         resource: None,
         entry_tags: Vec::new(),
         write_invalidates: Vec::new(),

@@ -219,6 +219,12 @@ impl WarmArgs {
         for text in &self.header_envs {
             let (name, variable) = split_source(text, "--header-env", "NAME=VARIABLE")?;
             let flag = format!("--header-env {name}");
+            if !is_variable_name(variable) {
+                // Not quoted: a value given in place of the variable's name is the credential.
+                return Err(input(format!(
+                    "{flag}: expected NAME=VARIABLE, where VARIABLE names an environment variable (letters, digits and _)"
+                )));
+            }
             let value = match env(variable) {
                 None => {
                     return Err(input(format!(
@@ -268,14 +274,44 @@ impl WarmArgs {
 
 /// `NAME=SOURCE` of `--header-env` and `--header-file`. The text names a header and where its
 /// value is, never the value, so it may be quoted.
+///
+/// The text is quoted only when it is a header name alone, and the name only once it is one:
+/// a whole `Name: value` line given by mistake holds the value.
 fn split_source<'t>(
     text: &'t str,
     flag: &str,
     shape: &str,
 ) -> Result<(&'t str, &'t str), AdminError> {
-    text.split_once('=')
+    let Some((name, source)) = text
+        .split_once('=')
         .filter(|(name, source)| !name.is_empty() && !source.is_empty())
-        .ok_or_else(|| AdminError::Input(format!("{flag} {text:?}: expected {shape}")))
+    else {
+        return Err(AdminError::Input(if is_token(text) {
+            format!("{flag} {text:?}: expected {shape}")
+        } else {
+            format!("{flag}: expected {shape}")
+        }));
+    };
+    if !is_token(name) {
+        return Err(AdminError::Input(format!(
+            "{flag}: a header name is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"
+        )));
+    }
+    Ok((name, source))
+}
+
+/// An HTTP token, as header names are.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A portable environment variable name: letters, digits and `_`, not starting with a digit.
+fn is_variable_name(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && text.bytes().next().is_some_and(|b| !b.is_ascii_digit())
 }
 
 impl EntriesArgs {

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use super::index::TagIndex;
 use super::shares::{Books, Charge, Limits, MemoryUsage, Reason};
-use super::{CachedResponse, Key, MemoryOptions, PurgeScope, StoreStats, Tag};
+use super::{CachedResponse, Key, MemoryOptions, PurgeScope, StoreStats, Tag, TenantScope};
 
 /// quick_cache's share of a shard kept for its main ("hot") queue; an entry heavier than this
 /// share of one shard is never admitted.
@@ -276,8 +276,7 @@ impl MemoryTier {
                 self.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.books
-            .count_out(left.iter().map(|(_, gone)| gone.charge()));
+        self.count_out_released(left);
         if !refused {
             self.books.enqueue(slot.charge(), &slot.0);
         }
@@ -313,6 +312,29 @@ impl MemoryTier {
             };
             counter.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts out a batch of entries that have left the cache, releasing them first: the books
+    /// trim a queue by dropping the references whose entry is gone, and a batch still held
+    /// here would keep its references alive through every trim while it is counted out.
+    fn count_out_released(&self, gone: Vec<(Key, Slot)>) {
+        let charges: Vec<(TenantScope, usize, u64)> = gone
+            .iter()
+            .map(|(_, slot)| {
+                (
+                    slot.0.entry.tenant.clone(),
+                    slot.0.entry.route,
+                    slot.0.weight,
+                )
+            })
+            .collect();
+        drop(gone);
+        self.books
+            .count_out(charges.iter().map(|(tenant, route, weight)| Charge {
+                tenant,
+                route: *route,
+                weight: *weight,
+            }));
     }
 
     /// Makes an inserted entry servable.
@@ -415,9 +437,8 @@ impl MemoryTier {
             for (gone_key, slot) in &gone {
                 self.index.remove(gone_key, &slot.entry().tags);
             }
-            self.books
-                .count_out(gone.iter().map(|(_, slot)| slot.charge()));
             count = gone.len();
+            self.count_out_released(gone);
         }
         self.count_purged(count, soft);
         count
@@ -476,7 +497,7 @@ impl MemoryTier {
 
     /// Queued references of `tenant`'s entries, live or dead.
     #[cfg(test)]
-    pub(crate) fn queued(&self, tenant: &super::TenantScope) -> usize {
+    pub(crate) fn queued(&self, tenant: &TenantScope) -> usize {
         self.books.queued(tenant)
     }
 

@@ -11,7 +11,8 @@
 //! Where a limit applies (a share below 100 %, a route's `max_memory`) the ledger also keeps
 //! its entries in insertion order, as weak references: an entry that has left the cache is
 //! skipped when it comes up, and the queue is compacted once it holds more dead references than
-//! live entries, so it stays within twice the entries plus a constant. Before an insert, the
+//! live entries (checked as entries are counted in and out alike), so it stays within twice the
+//! entries plus a constant. Before an insert, the
 //! tier asks [`Books::victim`] for the next entry to evict: first the oldest entry of a route
 //! that the insert would take over its bound; then, when the tier is full, the oldest entry
 //! of the inserting tenant if it would hold more than its share, else of the tenant furthest
@@ -81,13 +82,23 @@ impl<T> Ledger<T> {
         self.entries += 1;
     }
 
+    /// Counts an entry out. The queue is trimmed here too, not only on the next enqueue: a
+    /// ledger whose entries leave without new ones arriving would otherwise keep a dead
+    /// reference (and its allocation) per entry it held at its peak.
     fn take(&mut self, weight: u64) {
         self.bytes = self.bytes.saturating_sub(weight);
         self.entries = self.entries.saturating_sub(1);
+        self.trim();
     }
 
     fn enqueue(&mut self, item: &Arc<T>) {
         self.queue.push_back(Arc::downgrade(item));
+        self.trim();
+    }
+
+    /// Drops the dead references once they outnumber the live entries (plus a constant), so
+    /// the queue stays within twice the entries plus a constant at amortized constant cost.
+    fn trim(&mut self) {
         let live = usize::try_from(self.entries).unwrap_or(usize::MAX);
         if self.queue.len() > live.saturating_mul(2).saturating_add(QUEUE_SLACK) {
             self.queue.retain(|w| w.strong_count() > 0);

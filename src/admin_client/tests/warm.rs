@@ -379,6 +379,23 @@ fn bad_warm_headers_are_refused_without_their_values() {
             "--header-env \"Authorization\": expected NAME=VARIABLE",
         ),
         (&["--header-env", "=WARM"], "expected NAME=VARIABLE"),
+        // A value given where the variable's name goes, or a whole `Name: value` line.
+        (
+            &["--header-env", "Authorization=Token s3cr3t"],
+            "--header-env Authorization: ",
+        ),
+        (
+            &["--header-env", "Authorization: Token s3cr3t="],
+            "expected NAME=VARIABLE",
+        ),
+        (
+            &["--header-env", "Authorization: Token s3cr3t=WARM"],
+            "a header name is not an HTTP header name",
+        ),
+        (
+            &["--header-file", "Authorization: Token s3cr3t=/tmp/x"],
+            "a header name is not an HTTP header name",
+        ),
         (
             &["--header-env", "Authorization=UNSET"],
             "--header-env Authorization: the environment variable UNSET is not set",

@@ -313,3 +313,29 @@ async fn the_books_hold_under_concurrent_fills_and_purges() {
     let stats = s.stats();
     assert!(stats.share_evictions + stats.route_evictions > 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn eviction_queues_shrink_when_entries_leave_without_new_fills() {
+    // A tenant that stops filling still has its queue trimmed as its entries leave (here by
+    // purge; eviction by quick_cache or expiry is the same path out): otherwise every tenant
+    // keeps a reference allocation per entry it ever held at its peak, outside `max_memory`.
+    let s = limited(TIER, Some(50), Vec::new());
+    let now = Instant::now();
+    for n in 0..2_000 {
+        fill(&s, item_key("a", 0, n), item(now, "a", 0, n)).await;
+    }
+    for n in 1..2_000 {
+        s.purge(&Purge::tags(
+            PurgeScope::Only(scope("a")),
+            vec![Tag::path(&format!("/items/{n}"))],
+        ))
+        .await;
+    }
+    assert_eq!(tenant_usage(&s, "a").1, 1);
+    assert!(
+        s.memory.queued(&scope("a")) <= 2 + 64,
+        "{} references queued for 1 entry",
+        s.memory.queued(&scope("a"))
+    );
+    check_books(&s);
+}

@@ -15,7 +15,7 @@ use crate::policy::route::{Scope, TenantSource};
 use crate::policy::vary::{self, FillRules, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
-use crate::store::{CachedResponse, StoreOutcome, Tag, TagKey, TenantScope, VaryState};
+use crate::store::{compact, CachedResponse, StoreOutcome, Tag, TagKey, TenantScope, VaryState};
 use crate::upstream::ClientInfo;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderName, Request, Response};
@@ -330,6 +330,14 @@ async fn run_fill(
                     http::HeaderValue::from(body.len()),
                 );
             }
+            // The entry owns what it stores: nothing in it may keep a connection's read
+            // buffer alive (issue 12). Strings and lists are trimmed to their length too.
+            let (headers, body) = compact(&headers, &body);
+            let mut readable_key = readable_key;
+            readable_key.shrink_to_fit();
+            let mut target = target;
+            target.shrink_to_fit();
+            tags.shrink_to_fit();
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers,

@@ -11,6 +11,7 @@
 //! Purges select entries by tag, path, exact URI, path prefix or whole tenant ([`Purge`]); the
 //! admin API lists entries through [`Tiered::entries`].
 
+mod compact;
 mod fence;
 mod index;
 mod listing;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 
 pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
+pub use compact::compact;
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
 pub use purge::{Purge, PurgeResult};

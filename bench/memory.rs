@@ -17,7 +17,13 @@
 //!   (a million by default), measured in alternating `wrk` rounds on the same 1k hot keys:
 //!   hit throughput and p99 at both.
 //!
-//! Usage: `cachegate-bench-memory [weight] [bound] [flat] [--sizes 100,1024,8192,65536]
+//! - `calibrate`: the constants of the weight model (`store::CachedResponse::weight`), each
+//!   measured in a fresh process of its own that stores entries straight into a `store::Tiered`
+//!   (as a fill does, through `store::compact`): scenarios that differ by one part of an entry
+//!   (its slot, three more headers, the whole-tenant tag, a path tag), and the value of each
+//!   constant that would make the weight match the RSS growth.
+//!
+//! Usage: `cachegate-bench-memory [weight] [bound] [flat] [calibrate] [--sizes 100,1024,8192,65536]
 //! [--entries N] [--check] [--flat-entries N] [--flat-secs S] [--rounds R] [--cachegate PATH]`
 //! (`bench/memory.sh` builds and runs it).
 
@@ -46,9 +52,11 @@ struct Options {
     weight: bool,
     bound: bool,
     flat: bool,
+    calibrate: bool,
     sizes: Vec<usize>,
     entries: u64,
     check: bool,
+    max_overhead: Option<u64>,
     flat_entries: u64,
     flat_secs: u64,
     rounds: usize,
@@ -68,6 +76,12 @@ fn main() {
 
 fn run() -> Result<bool, Error> {
     let opts = options()?;
+    if opts.calibrate {
+        calibrate(&opts)?;
+    }
+    if !(opts.weight || opts.bound || opts.flat) {
+        return Ok(true);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -94,9 +108,11 @@ fn options() -> Result<Options, Error> {
         weight: false,
         bound: false,
         flat: false,
+        calibrate: false,
         sizes: vec![100, 1024, 8192, 65536],
         entries: 20_000,
         check: false,
+        max_overhead: None,
         flat_entries: 1_000_000,
         flat_secs: 5,
         rounds: 3,
@@ -109,6 +125,13 @@ fn options() -> Result<Options, Error> {
             "weight" => opts.weight = true,
             "bound" => opts.bound = true,
             "flat" => opts.flat = true,
+            "calibrate" => opts.calibrate = true,
+            "calibrate-one" => {
+                let scenario = value()?;
+                let entries = value()?.parse()?;
+                calibrate_one(&scenario, entries)?;
+                std::process::exit(0);
+            }
             "--check" => opts.check = true,
             "--sizes" => {
                 opts.sizes = value()?
@@ -117,6 +140,7 @@ fn options() -> Result<Options, Error> {
                     .collect::<Result<_, _>>()?
             }
             "--entries" => opts.entries = value()?.parse()?,
+            "--max-overhead" => opts.max_overhead = Some(value()?.parse()?),
             "--flat-entries" => opts.flat_entries = value()?.parse()?,
             "--flat-secs" => opts.flat_secs = value()?.parse()?,
             "--rounds" => opts.rounds = value()?.parse()?,
@@ -124,7 +148,7 @@ fn options() -> Result<Options, Error> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    if !(opts.weight || opts.bound || opts.flat) {
+    if !(opts.weight || opts.bound || opts.flat || opts.calibrate) {
         opts.weight = true;
         opts.bound = true;
     }
@@ -141,9 +165,10 @@ async fn spawn_origin() -> Result<u16, Error> {
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req| async move {
-                    Ok::<_, Infallible>(answer(&req))
-                });
+                let service =
+                    hyper::service::service_fn(
+                        |req| async move { Ok::<_, Infallible>(answer(&req)) },
+                    );
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -193,7 +218,12 @@ struct Sample {
 }
 
 impl Proxy {
-    async fn start(opts: &Options, origin: u16, max_memory: &str) -> Result<Proxy, Error> {
+    async fn start(
+        opts: &Options,
+        origin: u16,
+        max_memory: &str,
+        workers: usize,
+    ) -> Result<Proxy, Error> {
         let port = free_port()?;
         let admin = free_port()?;
         let config = std::env::temp_dir().join(format!(
@@ -205,7 +235,7 @@ impl Proxy {
             format!(
                 r#"[server]
 listen = "127.0.0.1:{port}"
-workers = 1
+workers = {workers}
 [upstream]
 url = "http://127.0.0.1:{origin}"
 [cache]
@@ -305,6 +335,24 @@ ttl = "1h"
         })
     }
 
+    /// Purges one path of the benchmark tenant through the admin API; how long it took.
+    async fn purge_path(&self, path: &str) -> Result<Duration, Error> {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let body = serde_json::json!({ "tenant": TENANT, "paths": [path] }).to_string();
+        let req = Request::post(format!("http://127.0.0.1:{}/purge", self.admin))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let started = std::time::Instant::now();
+        let res = client.request(req).await?;
+        let status = res.status();
+        res.into_body().collect().await?;
+        if status != 200 {
+            return Err(format!("/purge answered {status}").into());
+        }
+        Ok(started.elapsed())
+    }
+
     async fn settled_sample(&self) -> Result<Sample, Error> {
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.sample().await
@@ -332,7 +380,13 @@ fn rss(pid: u32) -> Result<u64, Error> {
     let kib = status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .ok_or("no VmRSS in /proc/<pid>/status")?;
     Ok(kib * 1024)
 }
@@ -356,10 +410,16 @@ async fn weight(opts: &Options, origin: u16) -> Result<bool, Error> {
     );
     let mut ok = true;
     for &size in &opts.sizes {
-        let proxy = Proxy::start(opts, origin, "8GiB").await?;
-        proxy.fill(size, "warm-", opts.entries / 4).await?;
+        // Large bodies dominate their entries' cost: a quarter as many measure them as well.
+        let count = if size > 4096 {
+            opts.entries / 4
+        } else {
+            opts.entries
+        };
+        let proxy = Proxy::start(opts, origin, "8GiB", 2).await?;
+        proxy.fill(size, "warm-", count / 4).await?;
         let before = proxy.settled_sample().await?;
-        proxy.fill(size, "k-", opts.entries).await?;
+        proxy.fill(size, "k-", count).await?;
         let after = proxy.settled_sample().await?;
         let entries = after.entries.saturating_sub(before.entries);
         if entries == 0 {
@@ -369,18 +429,18 @@ async fn weight(opts: &Options, origin: u16) -> Result<bool, Error> {
         let weight = after.bytes.saturating_sub(before.bytes) as f64 / entries as f64;
         let ratio = weight / rss;
         // The readable key of a typical `/m/<size>/k-<i>`, as `policy::cache_key::readable` writes it.
-        let path = format!("/m/{size}/k-{}", opts.entries / 2);
+        let path = format!("/m/{size}/k-{}", count / 2);
         let readable = format!("cg:v1 127.0.0.1:{} t={TENANT} GET {path}", proxy.port);
         let overhead = rss - content_bytes(size, readable.len()) as f64;
-        println!(
-            "{size:>8} {entries:>9} {rss:>12.0} {weight:>12.0} {ratio:>7.3} {overhead:>10.0}"
-        );
+        println!("{size:>8} {entries:>9} {rss:>12.0} {weight:>12.0} {ratio:>7.3} {overhead:>10.0}");
         if opts.check && !(0.9..=1.1).contains(&ratio) {
             println!("FAIL: weight/rss {ratio:.3} for {size}-byte bodies is off by more than 10 %");
             ok = false;
         }
-        if opts.check && overhead > 300.0 {
-            println!("FAIL: overhead {overhead:.0} bytes per {size}-byte entry is above 300");
+        if opts.max_overhead.is_some_and(|max| overhead > max as f64) {
+            println!(
+                "FAIL: overhead {overhead:.0} bytes per {size}-byte entry is above the maximum"
+            );
             ok = false;
         }
     }
@@ -391,7 +451,7 @@ async fn weight(opts: &Options, origin: u16) -> Result<bool, Error> {
 
 async fn bound(opts: &Options, origin: u16) -> Result<bool, Error> {
     const BOUND: u64 = 32 * 1024 * 1024;
-    let proxy = Proxy::start(opts, origin, "32MiB").await?;
+    let proxy = Proxy::start(opts, origin, "32MiB", 2).await?;
     proxy.fill(1024, "warm-", 200).await?;
     let baseline = proxy.settled_sample().await?;
     // Ten times the bound, in rounds of mixed sizes so that freed space of one size is
@@ -430,6 +490,240 @@ fn mib(bytes: u64) -> f64 {
 
 // === flat ===
 
-async fn flat(_opts: &Options, _origin: u16) -> Result<bool, Error> {
-    Err("flat: not yet".into())
+async fn flat(opts: &Options, origin: u16) -> Result<bool, Error> {
+    const HOT: u64 = 1000;
+    const SIZE: usize = 1024;
+    let small = Proxy::start(opts, origin, "8GiB", 1).await?;
+    let large = Proxy::start(opts, origin, "8GiB", 1).await?;
+    small.fill(SIZE, "hot-", HOT).await?;
+    large.fill(SIZE, "hot-", HOT).await?;
+    let started = std::time::Instant::now();
+    large
+        .fill(SIZE, "k-", opts.flat_entries.saturating_sub(HOT))
+        .await?;
+    let filled = started.elapsed();
+    let (s, l) = (small.sample().await?, large.sample().await?);
+    println!(
+        "flat: {} and {} entries of {SIZE} bytes stored over HTTP ({:.0} fills/s); RSS {:.0} MiB \
+         and {:.0} MiB, counted {:.0} MiB and {:.0} MiB",
+        s.entries,
+        l.entries,
+        opts.flat_entries.saturating_sub(HOT) as f64 / filled.as_secs_f64(),
+        mib(s.rss),
+        mib(l.rss),
+        mib(s.bytes),
+        mib(l.bytes)
+    );
+    // Every request a hit on one of the same 1k keys, in a different order per connection.
+    let script =
+        std::env::temp_dir().join(format!("cachegate-bench-hot-{}.lua", std::process::id()));
+    std::fs::write(
+        &script,
+        format!(
+            "local i = 0\n\
+             request = function()\n  i = (i * 7 + 13) % {HOT}\n  \
+             return wrk.format(\"GET\", \"/m/{SIZE}/hot-\" .. i, {{[\"X-Org-Id\"] = \"{TENANT}\"}})\n\
+             end\n"
+        ),
+    )?;
+    println!(
+        "{:<6} {:>10} {:>12} {:>10}",
+        "round", "entries", "req/s", "p99 µs"
+    );
+    let mut results: [Vec<(f64, f64)>; 2] = [Vec::new(), Vec::new()];
+    for round in 1..=opts.rounds {
+        for (i, proxy) in [&small, &large].into_iter().enumerate() {
+            let (rps, p99) = wrk(proxy.port, &script, opts.flat_secs)?;
+            let entries = if i == 0 { s.entries } else { l.entries };
+            println!("{round:<6} {entries:>10} {rps:>12.0} {p99:>10.0}");
+            results[i].push((rps, p99));
+        }
+    }
+    let _ = std::fs::remove_file(&script);
+    let median = |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+        let mut x: Vec<f64> = v.iter().map(f).collect();
+        x.sort_by(f64::total_cmp);
+        x[x.len() / 2]
+    };
+    let (s_rps, l_rps) = (median(&results[0], |r| r.0), median(&results[1], |r| r.0));
+    let (s_p99, l_p99) = (median(&results[0], |r| r.1), median(&results[1], |r| r.1));
+    println!(
+        "medians: {} entries {s_rps:.0} req/s, p99 {s_p99:.0} µs; {} entries {l_rps:.0} req/s, \
+         p99 {l_p99:.0} µs; throughput {:+.1} %, p99 {:+.1} %",
+        s.entries,
+        l.entries,
+        (l_rps / s_rps - 1.0) * 100.0,
+        (l_p99 / s_p99 - 1.0) * 100.0
+    );
+    // A purge of one path costs what it touches, whatever else is stored.
+    for (proxy, n) in [(&small, s.entries), (&large, l.entries)] {
+        let took = proxy.purge_path(&format!("/m/{SIZE}/hot-1")).await?;
+        println!(
+            "purge of one path with {n} entries stored: {:.2} ms",
+            took.as_secs_f64() * 1e3
+        );
+    }
+    Ok(true)
+}
+
+/// Runs `wrk` on the proxy: requests per second and p99 latency in microseconds.
+fn wrk(port: u16, script: &std::path::Path, secs: u64) -> Result<(f64, f64), Error> {
+    let out = Command::new("wrk")
+        .args(["-t1", "-c32", &format!("-d{secs}s"), "--latency", "-s"])
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let text = String::from_utf8(out.stdout)?;
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .and_then(|v| micros(v.trim()))
+        .ok_or_else(|| format!("no 99% latency in wrk output:\n{text}"))?;
+    if text.contains("Non-2xx") {
+        return Err(format!("wrk saw errors:\n{text}").into());
+    }
+    Ok((rps, p99))
+}
+
+/// A wrk duration (`812.00us`, `1.23ms`, `2.00s`) in microseconds.
+fn micros(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (value, unit) = text.split_at(split);
+    let value: f64 = value.parse().ok()?;
+    match unit {
+        "us" => Some(value),
+        "ms" => Some(value * 1e3),
+        "s" => Some(value * 1e6),
+        _ => None,
+    }
+}
+
+// === calibrate ===
+
+/// The scenarios, each adding one part to the one before it.
+const SCENARIOS: [&str; 4] = ["bare", "headers", "tenant-tag", "path-tag"];
+
+fn calibrate(opts: &Options) -> Result<(), Error> {
+    use cachegate::store::{HEADER_OVERHEAD, PATH_TAG_OVERHEAD, SLOT_OVERHEAD, TAG_OVERHEAD};
+    let exe = std::env::current_exe()?;
+    let mut gaps = Vec::new();
+    println!(
+        "{:>10} {:>12} {:>12} {:>8}",
+        "scenario", "rss/entry", "weight/entry", "gap"
+    );
+    for scenario in SCENARIOS {
+        let out = Command::new(&exe)
+            .args(["calibrate-one", scenario, &(opts.entries * 10).to_string()])
+            .output()?;
+        let text = String::from_utf8(out.stdout)?;
+        let mut fields = text.split_whitespace().map(str::parse::<f64>);
+        let (Some(Ok(rss)), Some(Ok(weight))) = (fields.next(), fields.next()) else {
+            return Err(format!("calibrate-one {scenario}: {text}").into());
+        };
+        println!(
+            "{scenario:>10} {rss:>12.0} {weight:>12.0} {:>8.0}",
+            rss - weight
+        );
+        gaps.push(rss - weight);
+    }
+    // Each gap beyond the previous scenario's is the error of the constant that scenario adds.
+    println!(
+        "implied: SLOT_OVERHEAD {:.0} (now {SLOT_OVERHEAD}), HEADER_OVERHEAD {:.0} (now \
+         {HEADER_OVERHEAD}), TAG_OVERHEAD {:.0} (now {TAG_OVERHEAD}), PATH_TAG_OVERHEAD {:.0} \
+         (now {PATH_TAG_OVERHEAD})",
+        SLOT_OVERHEAD as f64 + gaps[0],
+        HEADER_OVERHEAD as f64 + (gaps[1] - gaps[0]) / 3.0,
+        TAG_OVERHEAD as f64 + (gaps[2] - gaps[1]),
+        PATH_TAG_OVERHEAD as f64 + (gaps[3] - gaps[2]),
+    );
+    Ok(())
+}
+
+/// Stores `entries / 4` entries, then `entries` more, and prints the RSS growth and the growth
+/// of counted bytes per entry of the second batch.
+fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
+    use cachegate::policy::Key;
+    use cachegate::store::{
+        compact, CachedResponse, MemoryOptions, Tag, TagKey, TenantScope, Tiered,
+    };
+    let level = SCENARIOS
+        .iter()
+        .position(|s| *s == scenario)
+        .ok_or("unknown scenario")?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert("content-type", "application/json".parse()?);
+    headers.insert("date", "Thu, 01 Jan 1970 00:00:00 GMT".parse()?);
+    headers.insert("content-length", "100".parse()?);
+    if level >= 1 {
+        headers.insert("etag", "\"abcdef\"".parse()?);
+        headers.insert("cache-control", "max-age=60".parse()?);
+        headers.insert("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT".parse()?);
+    }
+    let body = vec![b'x'; 100];
+    let store = Tiered::new(MemoryOptions {
+        max_bytes: 16 << 30,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let entry = |i: u64| {
+        // As a fill builds it: a tenant and path of its own, the key's digest.
+        let tenant = TenantScope::one(TENANT);
+        let target = format!("/m/100/k-{i}");
+        let mut tags = Vec::new();
+        if level >= 2 {
+            tags.push(TagKey::new(tenant.clone(), Tag::Tenant));
+        }
+        if level >= 3 {
+            tags.push(TagKey::new(tenant.clone(), Tag::path(&target)));
+        }
+        tags.shrink_to_fit();
+        let (headers, body) = compact(&headers, &body);
+        let key = Key(*blake3::hash(&i.to_le_bytes()).as_bytes());
+        let mut readable_key = format!("cg:v1 127.0.0.1:18080 t={TENANT} GET {target}");
+        readable_key.shrink_to_fit();
+        Arc::new(CachedResponse {
+            status: http::StatusCode::OK,
+            headers,
+            body,
+            stored_at: tokio::time::Instant::now(),
+            ttl: Duration::from_secs(3600),
+            tags,
+            readable_key,
+            tenant,
+            target,
+            key,
+            variant: None,
+        })
+    };
+    let pid = std::process::id();
+    runtime.block_on(async {
+        let fill = |from: u64, to: u64| {
+            let store = &store;
+            async move {
+                for i in from..to {
+                    let e = entry(i);
+                    let ticket = store.begin_fill();
+                    store.store(e.key, &ticket, e).await;
+                }
+            }
+        };
+        fill(0, entries / 4).await;
+        let (rss0, bytes0, n0) = (rss(pid)?, store.stats().bytes, store.stats().entries);
+        fill(entries / 4, entries / 4 + entries).await;
+        let (rss1, bytes1, n1) = (rss(pid)?, store.stats().bytes, store.stats().entries);
+        let n = (n1 - n0) as f64;
+        println!(
+            "{} {}",
+            (rss1 - rss0) as f64 / n,
+            (bytes1 - bytes0) as f64 / n
+        );
+        Ok::<(), Error>(())
+    })
 }

@@ -10,22 +10,31 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
-/// The headers and body in one block: the body first, then the header values in map order.
+/// The headers and body (its chunks, in order) in one block: the body first, then the header
+/// values in map order.
 ///
 /// The returned map has room for exactly its headers; its values and the body are slices of
 /// the block, so the entry holds one data allocation (plus the block's shared handle, made
 /// here rather than on the first hit, so that the entry's size does not change once stored).
-pub fn compact(headers: &HeaderMap, body: &[u8]) -> (HeaderMap, Bytes) {
+pub fn compact<'a, B>(headers: &HeaderMap, body: B) -> (HeaderMap, Bytes)
+where
+    B: IntoIterator<Item = &'a Bytes>,
+    B::IntoIter: Clone,
+{
+    let body = body.into_iter();
+    let body_len: usize = body.clone().map(Bytes::len).sum();
     let values: usize = headers.values().map(|v| v.as_bytes().len()).sum();
-    let mut data = Vec::with_capacity(body.len() + values);
-    data.extend_from_slice(body);
+    let mut data = Vec::with_capacity(body_len + values);
+    for chunk in body {
+        data.extend_from_slice(chunk);
+    }
     for value in headers.values() {
         data.extend_from_slice(value.as_bytes());
     }
     let block = Bytes::from(data);
-    let owned_body = block.slice(..body.len());
+    let owned_body = block.slice(..body_len);
     let mut out = HeaderMap::with_capacity(headers.len());
-    let mut at = body.len();
+    let mut at = body_len;
     for (name, value) in headers {
         let len = value.as_bytes().len();
         // A value that came from a `HeaderValue` is valid, so the copy is never refused; if it
@@ -52,8 +61,9 @@ mod tests {
         let mut secret = HeaderValue::from_static("s");
         secret.set_sensitive(true);
         headers.insert("x-secret", secret);
-        let buffer = Bytes::from_static(b"....{\"a\":1}....");
-        let (copy, body) = compact(&headers, &buffer[4..11]);
+        let buffer = Bytes::from(b"....{\"a\":1}....".to_vec());
+        let chunks = [buffer.slice(4..8), buffer.slice(8..11)];
+        let (copy, body) = compact(&headers, &chunks);
         assert_eq!(copy, headers);
         assert_eq!(&body[..], b"{\"a\":1}");
         assert!(copy["x-secret"].is_sensitive());
@@ -68,7 +78,7 @@ mod tests {
 
     #[test]
     fn an_empty_response_makes_an_empty_block() {
-        let (copy, body) = compact(&HeaderMap::new(), b"");
+        let (copy, body) = compact(&HeaderMap::new(), &[]);
         assert!(copy.is_empty());
         assert!(body.is_empty());
     }

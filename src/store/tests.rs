@@ -362,7 +362,7 @@ fn weight_of(
         map.append(name, HeaderValue::from_str(value).unwrap());
     }
     let mut e = (*entry_named(Instant::now(), 0, tag_pairs, readable)).clone();
-    let (map, body) = compact(&map, &vec![b'x'; body]);
+    let (map, body) = compact(&map, &[Bytes::from(vec![b'x'; body])]);
     e.headers = map.clone();
     e.body = body;
     (e.weight(), map)
@@ -377,7 +377,10 @@ async fn weight_is_the_cost_of_each_part() {
         entry + SLOT_OVERHEAD,
         "an empty entry: its struct and its slot"
     );
-    let block = |len| allocation(len) + allocation(24);
+    let block = |len: usize| {
+        let slack = (len as u64 / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
+        allocation(len) + allocation(24) + slack
+    };
     let slots =
         |map: &HeaderMap| (map.capacity() + map.len() - map.keys_len()) as u64 * HEADER_OVERHEAD;
     let (body, _) = weight_of(1000, &[], "", &[]);

@@ -52,6 +52,8 @@ where
 mod tests {
     use super::*;
 
+    /// Issue 12: an entry kept the connection's read buffer alive through its body and header
+    /// values.
     #[test]
     fn the_copy_keeps_every_header_and_the_body() {
         let mut headers = HeaderMap::new();

@@ -388,3 +388,46 @@ impl Keys {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> Key {
+        Key([n; 32])
+    }
+
+    fn tag(tenant: &str, tag: &str) -> TagKey {
+        TagKey::new(TenantScope::one(tenant), Tag::parse(tag))
+    }
+
+    /// Inline buckets (issue 12) grow into tables and shrink back without losing a count.
+    #[test]
+    fn inline_buckets_keep_every_count() {
+        let index = TagIndex::default();
+        let (a, b) = (tag("a", "x"), tag("b", "x"));
+        index.add(key(1), std::slice::from_ref(&a));
+        index.add(key(1), std::slice::from_ref(&a)); // a replaced entry's late cleanup pending
+        index.add(key(2), std::slice::from_ref(&a));
+        index.add(key(3), std::slice::from_ref(&b));
+        assert_eq!(index.len(), 3);
+        let all = |t: &Tag| {
+            let mut keys = index.keys(&PurgeScope::All, t);
+            keys.sort_by_key(|k| k.0);
+            keys
+        };
+        assert_eq!(all(&a.tag), vec![key(1), key(2), key(3)]);
+        index.remove(&key(2), std::slice::from_ref(&a));
+        index.remove(&key(3), std::slice::from_ref(&b));
+        assert!(!index.holds(&b));
+        index.remove(&key(1), std::slice::from_ref(&a));
+        assert!(index.contains(&a, &key(1)), "one of two counts is left");
+        index.remove(&key(1), std::slice::from_ref(&a));
+        assert_eq!(index.len(), 0);
+        assert!(!index.holds(&a));
+        // An emptied tag is gone; the next tenant starts it anew.
+        index.add(key(4), std::slice::from_ref(&b));
+        assert_eq!(all(&b.tag), vec![key(4)]);
+        assert!(!index.holds(&a));
+    }
+}

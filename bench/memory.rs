@@ -1,22 +1,24 @@
 //! The memory benchmark: what an entry really costs, whether `max_memory` holds, and whether
-//! hits stay as fast with a million entries as with a thousand.
+//! hits stay as fast with a million entries as with a thousand (issue 12).
 //!
 //! It runs cachegate as a child process (the binary next to this one, or `--cachegate PATH`)
 //! in front of an origin served from this process, fills distinct keys over HTTP and reads the
 //! child's resident memory (`VmRSS` in `/proc/<pid>/status`) and the store's counted bytes
-//! (`/stats` on the admin API). Three measurements, each selectable:
+//! (`/stats` on the admin API). Four measurements, each selectable (`weight` and `bound` when
+//! none is named):
 //!
-//! - `weight`: per body size, a fresh cachegate with a large `max_memory` is warmed with
-//!   `entries / 4` entries, then `entries` more are stored; the growth of RSS per stored entry
-//!   is compared with the growth of counted bytes per entry (the weight). With `--check` the
-//!   run fails when they differ by more than 10 %, or when an entry's overhead beyond its
-//!   body, stored headers and key is above 300 bytes.
+//! - `weight`: per body size, a fresh cachegate with a large `max_memory` is warmed with a
+//!   quarter of the entries it then stores (`--entries`, a quarter as many for bodies over
+//!   16 KiB); the growth of RSS per stored entry is compared with the growth of counted bytes
+//!   per entry (the weight). With `--check` the run fails when they differ by more than 10 %;
+//!   with `--max-overhead B`, when an entry costs more than `B` bytes beyond its body, stored
+//!   headers and key.
 //! - `bound`: `max_memory = "32MiB"`, ten times that stored in mixed body sizes; RSS must stay
-//!   under the baseline (RSS after start and a small warm-up) plus 32 MiB plus 20 %.
-//! - `flat`: two cachegates side by side, one holding 1k entries and one holding `--flat-entries`
-//!   (a million by default), measured in alternating `wrk` rounds on the same 1k hot keys:
-//!   hit throughput and p99 at both.
-//!
+//!   under the baseline (RSS after the same traffic through an uncached route) plus 32 MiB
+//!   plus 20 % (a failure with `--check`).
+//! - `flat`: two cachegates side by side, one holding 1k entries and one `--flat-entries` (a
+//!   million by default), measured in alternating `wrk` rounds on the same 1k hot keys: hit
+//!   throughput and p99 at both, and the time of a purge of one path.
 //! - `calibrate`: the constants of the weight model (`store::CachedResponse::weight`), each
 //!   measured in a fresh process of its own that stores entries straight into a `store::Tiered`
 //!   (as a fill does, through `store::compact`): scenarios that differ by one part of an entry
@@ -24,8 +26,8 @@
 //!   constant that would make the weight match the RSS growth.
 //!
 //! Usage: `cachegate-bench-memory [weight] [bound] [flat] [calibrate] [--sizes 100,1024,8192,65536]
-//! [--entries N] [--check] [--flat-entries N] [--flat-secs S] [--rounds R] [--cachegate PATH]`
-//! (`bench/memory.sh` builds and runs it).
+//! [--entries N] [--check] [--max-overhead B] [--flat-entries N] [--flat-secs S] [--rounds R]
+//! [--cachegate PATH]` (`bench/memory.sh` builds and runs it).
 
 use bytes::Bytes;
 use http::{Request, Response};

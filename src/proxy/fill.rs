@@ -15,9 +15,9 @@ use crate::policy::route::{Scope, TenantSource};
 use crate::policy::vary::{self, FillRules, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
-use crate::store::{CachedResponse, StoreOutcome, Tag, TagKey, TenantScope, VaryState};
+use crate::store::{compact, CachedResponse, StoreOutcome, Tag, TagKey, TenantScope, VaryState};
 use crate::upstream::ClientInfo;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderName, Request, Response};
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
@@ -71,9 +71,17 @@ struct FillJob {
     route: usize,
 }
 
+/// A stored-to-be body as it arrived: its chunks are still slices of the connection's buffers,
+/// which `compact` copies the entry out of.
+struct Body {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+}
+
 enum Fetched {
-    /// Head, body, the tags the origin declared for the entry and what its `Vary` selects on.
-    Complete(http::response::Parts, Bytes, Vec<String>, Selection),
+    /// Head, body (as it arrived, in chunks), the tags the origin declared for the entry and
+    /// what its `Vary` selects on.
+    Complete(http::response::Parts, Body, Vec<String>, Selection),
     Private(Response<ProxyBody>, NotStored),
 }
 
@@ -344,7 +352,11 @@ async fn run_fill(
                     .await;
                 if admitted.is_err() {
                     leader.publish(Shared::NotShareable);
-                    let response = Response::from_parts(parts, ProxyBody::full(body));
+                    let body = ProxyBody::Prefixed {
+                        prefix: body.chunks,
+                        rest: None,
+                    };
+                    let response = Response::from_parts(parts, body);
                     let _ = answer.send(LeaderAnswer::Private(response, NotStored::VaryLimit));
                     return;
                 }
@@ -364,9 +376,17 @@ async fn run_fill(
                 // chunked, and a HEAD answered from the entry must announce it.
                 headers.insert(
                     http::header::CONTENT_LENGTH,
-                    http::HeaderValue::from(body.len()),
+                    http::HeaderValue::from(body.len),
                 );
             }
+            // The entry owns what it stores: nothing in it may keep a connection's read
+            // buffer alive (issue 12). Strings and lists are trimmed to their length too.
+            let (headers, body) = compact(&headers, body.chunks.iter());
+            let mut readable_key = readable_key;
+            readable_key.shrink_to_fit();
+            let mut target = target;
+            target.shrink_to_fit();
+            tags.shrink_to_fit();
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers,
@@ -464,12 +484,11 @@ async fn fetch(
             ));
         }
     }
-    Ok(Fetched::Complete(
-        parts,
-        concat(chunks, total),
-        declared,
-        selection,
-    ))
+    let body = Body {
+        chunks,
+        len: usize::try_from(total).unwrap_or(usize::MAX),
+    };
+    Ok(Fetched::Complete(parts, body, declared, selection))
 }
 
 /// Request headers the key covers: the route's `vary` (and `forward_headers`), and the tenant
@@ -527,17 +546,6 @@ fn variant_label(selection: &Selection, sent: &http::HeaderMap) -> String {
     }
     label.push(')');
     label
-}
-
-fn concat(mut chunks: VecDeque<Bytes>, total: u64) -> Bytes {
-    if chunks.len() == 1 {
-        return chunks.pop_front().unwrap_or_default();
-    }
-    let mut buf = BytesMut::with_capacity(usize::try_from(total).unwrap_or(0));
-    for chunk in chunks {
-        buf.extend_from_slice(&chunk);
-    }
-    buf.freeze()
 }
 
 /// Waiters answer with the same error the leader got. `ProxyError` holds boxed sources that

@@ -24,7 +24,23 @@ use dashmap::DashMap;
 use super::{Key, PurgeScope, Tag, TagKey, TenantScope};
 
 /// Tenant -> key -> number of live entries under that key that carry the tag.
-type TenantKeys = HashMap<TenantScope, HashMap<Key, u32>>;
+///
+/// Most tags are carried by the entries of one tenant, and many (a path, a detail's own tag)
+/// by one entry: those are kept inline, since a table of their own would cost an entry
+/// several hundred bytes of bookkeeping (issue 12).
+#[derive(Debug)]
+enum TenantKeys {
+    One(TenantScope, Keys),
+    Many(HashMap<TenantScope, Keys>),
+}
+
+/// Key -> number of live entries under that key that carry one (tag, tenant).
+#[derive(Debug)]
+enum Keys {
+    /// One key (a count of zero: none).
+    One(Key, u32),
+    Many(HashMap<Key, u32>),
+}
 
 /// Path (of a [`Tag::Path`]) -> number of live entries carrying its tag, in path order.
 ///
@@ -47,11 +63,10 @@ impl TagIndex {
         for t in tags {
             // Each guard is dropped before the next map is locked, so no two index locks are
             // ever held at once and the two maps cannot deadlock against each other.
-            {
-                let mut tenants = self.by_tag.entry(t.tag.clone()).or_default();
-                let keys = tenants.entry(t.tenant.clone()).or_default();
-                *keys.entry(key).or_insert(0) += 1;
-            }
+            self.by_tag
+                .entry(t.tag.clone())
+                .and_modify(|tenants| tenants.add(&t.tenant, key))
+                .or_insert_with(|| TenantKeys::One(t.tenant.clone(), Keys::One(key, 1)));
             if let Tag::Path(path) = &t.tag {
                 let mut paths = self.paths.entry(t.tenant.clone()).or_default();
                 *paths.entry(Arc::clone(path)).or_insert(0) += 1;
@@ -67,17 +82,7 @@ impl TagIndex {
                 let Some(mut tenants) = self.by_tag.get_mut(&t.tag) else {
                     continue;
                 };
-                if let Some(keys) = tenants.get_mut(&t.tenant) {
-                    if let Some(count) = keys.get_mut(key) {
-                        *count -= 1;
-                        if *count == 0 {
-                            keys.remove(key);
-                        }
-                    }
-                    if keys.is_empty() {
-                        tenants.remove(&t.tenant);
-                    }
-                }
+                tenants.remove(&t.tenant, key);
                 tenants.is_empty()
             };
             // The guard is released above; the emptiness is checked again under the new lock
@@ -162,19 +167,17 @@ impl TagIndex {
         };
         let mut out = Vec::new();
         let mut visits = 0;
+        let mut take = |keys: &Keys| {
+            visits += 1 + keys.len();
+            keys.extend_into(&mut out);
+        };
         match scope {
             PurgeScope::Only(tenant) => {
                 if let Some(keys) = tenants.get(tenant) {
-                    visits += 1 + keys.len();
-                    out.extend(keys.keys().copied());
+                    take(keys);
                 }
             }
-            PurgeScope::All => {
-                for keys in tenants.values() {
-                    visits += 1 + keys.len();
-                    out.extend(keys.keys().copied());
-                }
-            }
+            PurgeScope::All => tenants.for_each(|_, keys| take(keys)),
         }
         self.visits.fetch_add(visits as u64, Ordering::Relaxed);
         out
@@ -184,7 +187,7 @@ impl TagIndex {
     pub(crate) fn holds(&self, tag: &TagKey) -> bool {
         self.by_tag
             .get(&tag.tag)
-            .is_some_and(|tenants| tenants.contains_key(&tag.tenant))
+            .is_some_and(|tenants| tenants.get(&tag.tenant).is_some())
     }
 
     /// Number of (tag, tenant, key) triples held.
@@ -192,7 +195,11 @@ impl TagIndex {
     pub(crate) fn len(&self) -> usize {
         self.by_tag
             .iter()
-            .map(|tenants| tenants.values().map(HashMap::len).sum::<usize>())
+            .map(|tenants| {
+                let mut n = 0;
+                tenants.for_each(|_, keys| n += keys.len());
+                n
+            })
             .sum()
     }
 
@@ -202,7 +209,7 @@ impl TagIndex {
         self.by_tag.get(&tag.tag).is_some_and(|tenants| {
             tenants
                 .get(&tag.tenant)
-                .is_some_and(|keys| keys.contains_key(key))
+                .is_some_and(|keys| keys.contains(key))
         })
     }
 
@@ -226,5 +233,201 @@ impl TagIndex {
     #[cfg(test)]
     pub(crate) fn visits(&self) -> u64 {
         self.visits.load(Ordering::Relaxed)
+    }
+}
+
+// === impl TenantKeys ===
+
+impl TenantKeys {
+    /// Counts one more entry under `key` for `tenant`.
+    fn add(&mut self, tenant: &TenantScope, key: Key) {
+        match self {
+            TenantKeys::One(held, keys) if held == tenant => keys.add(key),
+            // An emptied bucket waiting for its removal is taken over.
+            TenantKeys::One(_, keys) if keys.is_empty() => {
+                *self = TenantKeys::One(tenant.clone(), Keys::One(key, 1));
+            }
+            TenantKeys::One(held, keys) => {
+                let mut map = HashMap::with_capacity(2);
+                map.insert(held.clone(), std::mem::replace(keys, Keys::One(key, 0)));
+                map.insert(tenant.clone(), Keys::One(key, 1));
+                *self = TenantKeys::Many(map);
+            }
+            TenantKeys::Many(map) => match map.get_mut(tenant) {
+                Some(keys) => keys.add(key),
+                None => {
+                    map.insert(tenant.clone(), Keys::One(key, 1));
+                }
+            },
+        }
+    }
+
+    /// Takes one count away from `key` under `tenant`.
+    fn remove(&mut self, tenant: &TenantScope, key: &Key) {
+        match self {
+            TenantKeys::One(held, keys) => {
+                if held == tenant {
+                    keys.remove(key);
+                }
+            }
+            TenantKeys::Many(map) => {
+                if let Some(keys) = map.get_mut(tenant) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        map.remove(tenant);
+                    }
+                }
+                if map.len() == 1 {
+                    let last = map.drain().next();
+                    if let Some((held, keys)) = last {
+                        *self = TenantKeys::One(held, keys);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The keys of `tenant`, if it has any.
+    fn get(&self, tenant: &TenantScope) -> Option<&Keys> {
+        match self {
+            TenantKeys::One(held, keys) => (held == tenant && !keys.is_empty()).then_some(keys),
+            TenantKeys::Many(map) => map.get(tenant),
+        }
+    }
+
+    fn for_each(&self, mut f: impl FnMut(&TenantScope, &Keys)) {
+        match self {
+            TenantKeys::One(held, keys) => {
+                if !keys.is_empty() {
+                    f(held, keys);
+                }
+            }
+            TenantKeys::Many(map) => map.iter().for_each(|(tenant, keys)| f(tenant, keys)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            TenantKeys::One(_, keys) => keys.is_empty(),
+            TenantKeys::Many(map) => map.is_empty(),
+        }
+    }
+}
+
+// === impl Keys ===
+
+impl Keys {
+    fn add(&mut self, key: Key) {
+        match self {
+            Keys::One(held, count) if *held == key || *count == 0 => {
+                *held = key;
+                *count += 1;
+            }
+            Keys::One(held, count) => {
+                let mut map = HashMap::with_capacity(2);
+                map.insert(*held, *count);
+                map.insert(key, 1);
+                *self = Keys::Many(map);
+            }
+            Keys::Many(map) => *map.entry(key).or_insert(0) += 1,
+        }
+    }
+
+    fn remove(&mut self, key: &Key) {
+        match self {
+            Keys::One(held, count) => {
+                if held == key {
+                    *count = count.saturating_sub(1);
+                }
+            }
+            Keys::Many(map) => {
+                if let Some(count) = map.get_mut(key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        map.remove(key);
+                    }
+                }
+                // Back inline, so a tag's bookkeeping shrinks with its entries.
+                if map.len() == 1 {
+                    let last = map.drain().next();
+                    if let Some((held, count)) = last {
+                        *self = Keys::One(held, count);
+                    }
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Keys::One(_, count) => usize::from(*count > 0),
+            Keys::Many(map) => map.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn extend_into(&self, out: &mut Vec<Key>) {
+        match self {
+            Keys::One(key, count) => {
+                if *count > 0 {
+                    out.push(*key);
+                }
+            }
+            Keys::Many(map) => out.extend(map.keys().copied()),
+        }
+    }
+
+    #[cfg(test)]
+    fn contains(&self, key: &Key) -> bool {
+        match self {
+            Keys::One(held, count) => *count > 0 && held == key,
+            Keys::Many(map) => map.contains_key(key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> Key {
+        Key([n; 32])
+    }
+
+    fn tag(tenant: &str, tag: &str) -> TagKey {
+        TagKey::new(TenantScope::one(tenant), Tag::parse(tag))
+    }
+
+    /// Inline buckets (issue 12) grow into tables and shrink back without losing a count.
+    #[test]
+    fn inline_buckets_keep_every_count() {
+        let index = TagIndex::default();
+        let (a, b) = (tag("a", "x"), tag("b", "x"));
+        index.add(key(1), std::slice::from_ref(&a));
+        index.add(key(1), std::slice::from_ref(&a)); // a replaced entry's late cleanup pending
+        index.add(key(2), std::slice::from_ref(&a));
+        index.add(key(3), std::slice::from_ref(&b));
+        assert_eq!(index.len(), 3);
+        let all = |t: &Tag| {
+            let mut keys = index.keys(&PurgeScope::All, t);
+            keys.sort_by_key(|k| k.0);
+            keys
+        };
+        assert_eq!(all(&a.tag), vec![key(1), key(2), key(3)]);
+        index.remove(&key(2), std::slice::from_ref(&a));
+        index.remove(&key(3), std::slice::from_ref(&b));
+        assert!(!index.holds(&b));
+        index.remove(&key(1), std::slice::from_ref(&a));
+        assert!(index.contains(&a, &key(1)), "one of two counts is left");
+        index.remove(&key(1), std::slice::from_ref(&a));
+        assert_eq!(index.len(), 0);
+        assert!(!index.holds(&a));
+        // An emptied tag is gone; the next tenant starts it anew.
+        index.add(key(4), std::slice::from_ref(&b));
+        assert_eq!(all(&b.tag), vec![key(4)]);
+        assert!(!index.holds(&a));
     }
 }

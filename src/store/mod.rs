@@ -11,6 +11,7 @@
 //! Purges select entries by tag, path, exact URI, path prefix or whole tenant ([`Purge`]); the
 //! admin API lists entries through [`Tiered::entries`].
 
+mod compact;
 mod fence;
 mod index;
 mod listing;
@@ -29,6 +30,7 @@ use tokio::time::Instant;
 
 pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
+pub use compact::compact;
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
 pub use purge::{Purge, PurgeResult};
@@ -71,11 +73,6 @@ impl TenantScope {
             TenantScope::Shared => None,
             TenantScope::One(id) => Some(id),
         }
-    }
-
-    /// Bytes the id takes (entry weights).
-    fn len(&self) -> usize {
-        self.id().map_or(0, str::len)
     }
 }
 
@@ -124,15 +121,61 @@ pub struct CachedResponse {
     pub route: usize,
 }
 
-/// Bytes charged to every entry on top of its variable parts: the struct itself, the map slot,
-/// the `Arc` header and the header map's table, roughly.
-pub const ENTRY_OVERHEAD: u64 = 200;
+// The weight model. An entry's weight is what storing it adds to the process's resident
+// memory: every allocation the entry and the store's bookkeeping for it make, as the allocator
+// rounds it (`allocation`). The sizes of the entry's own allocations are computed from the
+// entry; what cannot be seen from here (the tier's slot, quick_cache's tables, the tag index)
+// is a constant measured with `cachegate-bench-memory calibrate` (see README.md, Benchmark):
+// each constant is the growth of RSS per entry between two scenarios that differ by that part
+// only, minus what the formula already counts. Hash tables double as they grow, so a table's
+// cost per entry is taken at an average load, not at its best or worst.
+// `cachegate-bench-memory weight --check` (run by `.ci/run`) fails when the weights of entries
+// filled through the proxy differ from the measured RSS growth by more than 10 %.
 
-/// Bytes charged per tag on top of its strings: the two `Arc` headers and the index slots.
-pub const TAG_OVERHEAD: u64 = 48;
+/// Per entry, beside its `Arc`'d struct: the memory tier's slot, and quick_cache's entry,
+/// hash table and queue bookkeeping for it. Measured (130), plus the key the slot keeps and
+/// the tenant queue's weak reference, which fair shares added (32 + 8).
+pub const SLOT_OVERHEAD: u64 = 170;
 
-/// Bytes charged per header on top of its name and value: the map's entry bookkeeping.
-pub const HEADER_OVERHEAD: u64 = 32;
+/// Per header the map has room for: its bucket (hash, links, name, value handle) and its
+/// index slot. The value bytes are in the entry's block; standard names cost nothing more, a
+/// custom name its own allocation, counted as its length. Measured.
+pub const HEADER_OVERHEAD: u64 = 102;
+
+/// Per tag, in the tag index: the key's slot under a (tag, tenant) that other entries carry too
+/// (the whole-tenant tag, a route's tag, a user's tag). Measured.
+pub const TAG_OVERHEAD: u64 = 70;
+
+/// Per path tag, in the tag index and the path index: a path is usually carried by few entries
+/// (its query and `Vary` variants), so each entry is charged a bucket of its own, a slight
+/// over-count for the variants of one path. Measured.
+pub const PATH_TAG_OVERHEAD: u64 = 200;
+
+/// Per byte of an entry's block, the share of allocator fragmentation it brings: a fill's
+/// transient buffers are of the body's size and leave holes between stored blocks that later
+/// blocks do not always fit. Measured through the proxy: from about 100 bytes an entry for
+/// 2 KiB bodies to 1,350 for 64 KiB ones, so a sixteenth of the block, at most
+/// [`BLOCK_SLACK_MAX`].
+pub const BLOCK_SLACK_DIVISOR: u64 = 16;
+
+/// The most fragmentation an entry's block is charged. Measured.
+pub const BLOCK_SLACK_MAX: u64 = 1400;
+
+/// The bytes the allocator takes for a request of `len` bytes: glibc's malloc adds an 8-byte
+/// header, rounds up to 16 bytes and hands out at least 32; nothing for 0.
+pub fn allocation(len: usize) -> u64 {
+    if len == 0 {
+        0
+    } else {
+        (len.saturating_add(8 + 15) / 16 * 16).max(32) as u64
+    }
+}
+
+/// The shared handle a `Bytes` block gets once it is sliced (see `compact`).
+const SHARED_BYTES_HANDLE: usize = 24;
+
+/// Bytes of an `Arc` header (strong and weak counts).
+const ARC_HEADER: usize = 16;
 
 impl CachedResponse {
     /// True while the entry is younger than its TTL; an entry is stale from the instant it
@@ -146,31 +189,55 @@ impl CachedResponse {
         now.saturating_duration_since(self.stored_at)
     }
 
-    /// The approximate memory this entry costs, used to bound the memory tier by bytes.
+    /// The memory this entry costs once stored, bookkeeping included, which bounds the memory
+    /// tier by bytes (see the weight model above).
     ///
-    /// Counts the body, header names and values, the readable key, the target and the tags,
-    /// plus fixed overheads. The tenant is not counted: it shares its allocation with the
-    /// tags' tenants, which are. The result only depends on immutable fields, so it is
-    /// constant for an entry.
+    /// It assumes the stored form [`compact`] makes: the body and header values in one block,
+    /// the header map sized to its headers, strings and the tag list trimmed. The result only
+    /// depends on immutable fields, so it is constant for an entry.
     pub fn weight(&self) -> u64 {
-        let headers: u64 = self
+        let values: usize = self.headers.values().map(|v| v.as_bytes().len()).sum();
+        let block = match self.body.len() + values {
+            0 => 0,
+            len => {
+                let slack = (len as u64 / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
+                allocation(len) + allocation(SHARED_BYTES_HANDLE) + slack
+            }
+        };
+        let names: u64 = self
             .headers
             .iter()
-            .map(|(name, value)| {
-                name.as_str().len() as u64 + value.as_bytes().len() as u64 + HEADER_OVERHEAD
-            })
+            .map(|(n, _)| n.as_str().len() as u64)
             .sum();
+        // A second value of a name takes a slot of the map's extra values.
+        let extra_values = self.headers.len() - self.headers.keys_len();
+        let slots = (self.headers.capacity() + extra_values) as u64;
+        let headers = slots * HEADER_OVERHEAD + names;
         let tags: u64 = self
             .tags
             .iter()
-            .map(|t| t.tenant.len() as u64 + t.tag.encoded_len() as u64 + TAG_OVERHEAD)
+            .map(|t| match &t.tag {
+                Tag::Tenant => TAG_OVERHEAD,
+                Tag::Path(path) => allocation(ARC_HEADER + path.len()) + PATH_TAG_OVERHEAD,
+                Tag::User(name) | Tag::Named(name) => {
+                    allocation(ARC_HEADER + name.len()) + TAG_OVERHEAD
+                }
+            })
             .sum();
-        self.body.len() as u64
+        let tag_list = allocation(self.tags.capacity() * std::mem::size_of::<TagKey>());
+        let tenant = match &self.tenant {
+            TenantScope::Shared => 0,
+            TenantScope::One(id) => allocation(ARC_HEADER + id.len()),
+        };
+        allocation(ARC_HEADER + std::mem::size_of::<CachedResponse>())
+            + SLOT_OVERHEAD
+            + block
             + headers
-            + self.readable_key.len() as u64
-            + self.target.len() as u64
+            + allocation(self.readable_key.capacity())
+            + allocation(self.target.capacity())
+            + tag_list
             + tags
-            + ENTRY_OVERHEAD
+            + tenant
     }
 }
 

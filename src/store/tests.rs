@@ -356,53 +356,76 @@ async fn too_large_is_refused_without_trace() {
     check_index(&s);
 }
 
-/// Weight of an entry built from parts.
-fn check_weight(
+/// Weight of an entry built from parts, its headers and body in the stored form.
+fn weight_of(
     body: usize,
     headers: &[(&str, &str)],
     readable: &str,
     tag_pairs: &[(&str, &str)],
-    want: u64,
-) {
+) -> (u64, HeaderMap) {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         let name: http::HeaderName = name.parse().unwrap();
         map.append(name, HeaderValue::from_str(value).unwrap());
     }
-    let mut e = (*entry_named(Instant::now(), body, tag_pairs, readable)).clone();
-    e.headers = map;
-    assert_eq!(
-        e.weight(),
-        want,
-        "body {body} headers {headers:?} tags {tag_pairs:?}"
-    );
+    let mut e = (*entry_named(Instant::now(), 0, tag_pairs, readable)).clone();
+    let (map, body) = compact(&map, &[Bytes::from(vec![b'x'; body])]);
+    e.headers = map.clone();
+    e.body = body;
+    (e.weight(), map)
 }
 
 #[tokio::test(start_paused = true)]
-async fn weight_counts_body_headers_key_and_tags() {
-    check_weight(0, &[], "", &[], ENTRY_OVERHEAD);
-    check_weight(1000, &[], "", &[], 1000 + ENTRY_OVERHEAD);
-    check_weight(
-        0,
-        &[("etag", "\"abc\"")],
-        "",
-        &[],
-        4 + 5 + HEADER_OVERHEAD + ENTRY_OVERHEAD,
+async fn weight_is_the_cost_of_each_part() {
+    let (base, _) = weight_of(0, &[], "", &[]);
+    let entry = allocation(16 + std::mem::size_of::<CachedResponse>());
+    assert_eq!(
+        base,
+        entry + SLOT_OVERHEAD,
+        "an empty entry: its struct and its slot"
     );
-    check_weight(
-        0,
-        &[("vary", "a"), ("vary", "b")],
-        "",
-        &[],
-        2 * (5 + HEADER_OVERHEAD) + ENTRY_OVERHEAD,
-    );
-    check_weight(0, &[], "GET /x", &[], 6 + ENTRY_OVERHEAD);
-    check_weight(
-        0,
-        &[],
-        "",
-        &[("acme", "orders")],
-        4 + 6 + TAG_OVERHEAD + ENTRY_OVERHEAD,
+    let block = |len: usize| {
+        let slack = (len as u64 / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
+        allocation(len) + allocation(24) + slack
+    };
+    let slots =
+        |map: &HeaderMap| (map.capacity() + map.len() - map.keys_len()) as u64 * HEADER_OVERHEAD;
+    let (body, _) = weight_of(1000, &[], "", &[]);
+    let (etag, etag_map) = weight_of(0, &[("etag", "\"abc\"")], "", &[]);
+    let (vary, vary_map) = weight_of(0, &[("vary", "a"), ("vary", "b")], "", &[]);
+    let (key, _) = weight_of(0, &[], "GET /x", &[]);
+    let (tag, _) = weight_of(0, &[], "", &[("acme", "orders")]);
+    let tag_key = std::mem::size_of::<TagKey>();
+    let cases = [
+        (
+            "a body: its block and the block's handle",
+            body,
+            block(1000),
+        ),
+        (
+            "a header: its name, its value in the block, a map slot",
+            etag,
+            4 + block(5) + slots(&etag_map),
+        ),
+        (
+            "two values of one name",
+            vary,
+            2 * 4 + block(2) + slots(&vary_map),
+        ),
+        ("the readable key", key, allocation(6)),
+        (
+            "a tag: its name, its index slot, the tag list, the tenant",
+            tag,
+            allocation(16 + 6) + TAG_OVERHEAD + allocation(tag_key) + allocation(16 + 4),
+        ),
+    ];
+    for (what, weight, extra) in cases {
+        assert_eq!(weight - base, extra, "{what}");
+    }
+    assert_eq!(
+        etag_map.capacity(),
+        1,
+        "the stored map has room for its headers only"
     );
 }
 

@@ -349,6 +349,14 @@ impl MemoryTier {
         self.remove_slot(key, &pending.0)
     }
 
+    /// Removes whatever entry is held under `key` (with its index entries); true when one was.
+    pub(crate) fn remove(&self, key: &Key) -> bool {
+        match self.cache.peek(key) {
+            Some(slot) => self.remove_slot(key, &slot),
+            None => false,
+        }
+    }
+
     /// Removes the entry under `key` only if it is `slot` itself, so a newer entry stays.
     fn remove_slot(&self, key: &Key, slot: &Slot) -> bool {
         match self.cache.remove_if(key, |held| held.is(slot)) {

@@ -407,15 +407,24 @@ impl Tiered {
         max: usize,
     ) -> Result<(), VariantLimit> {
         let now = Instant::now();
-        self.variants
+        let unreachable = self
+            .variants
             .admit(primary, selection, variant, max, |key| {
                 self.memory.servable(key, now)
-            })
+            })?;
+        // Stored under a `Vary` the backend no longer sends: no lookup computes these keys.
+        for key in unreachable {
+            self.memory.remove(&key);
+        }
+        Ok(())
     }
 
-    /// Forgets what `primary` varied on: its latest response does not vary.
+    /// Forgets what `primary` varied on: its latest response does not vary. The variants
+    /// stored for it can no longer be looked up, so they go too.
     pub async fn forget_variants(&self, primary: &Key) {
-        self.variants.forget(primary);
+        for key in self.variants.forget(primary) {
+            self.memory.remove(&key);
+        }
     }
 
     /// Primary keys whose responses are known to vary.

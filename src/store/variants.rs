@@ -64,7 +64,9 @@ impl VariantMemory {
 
     /// Records that `variant` of `primary` is about to be stored, selected by `selection`.
     ///
-    /// A selection other than the remembered one replaces it (the backend's `Vary` changed).
+    /// A selection other than the remembered one replaces it (the backend's `Vary` changed):
+    /// the variants stored under the old one can no longer be looked up, and are returned so
+    /// the tier drops them (the cap would otherwise not bound what one URI holds).
     /// Beyond `max` variants, keys the tier no longer `holds` are dropped first; if the URI still
     /// has `max` live variants, the new one is refused.
     pub(crate) fn admit(
@@ -74,12 +76,13 @@ impl VariantMemory {
         variant: Key,
         max: usize,
         holds: impl Fn(&Key) -> bool,
-    ) -> Result<(), VariantLimit> {
+    ) -> Result<Vec<Key>, VariantLimit> {
+        let mut unreachable = Vec::new();
         if let Some(state) = self.states.get(&primary) {
+            let mut variants = state.variants.lock().unwrap_or_else(|e| e.into_inner());
             if *state.selection == **selection {
-                let mut variants = state.variants.lock().unwrap_or_else(|e| e.into_inner());
                 if variants.contains(&variant) {
-                    return Ok(());
+                    return Ok(unreachable);
                 }
                 if variants.len() >= max {
                     variants.retain(|k| holds(k));
@@ -88,8 +91,9 @@ impl VariantMemory {
                     return Err(VariantLimit);
                 }
                 variants.push(variant);
-                return Ok(());
+                return Ok(unreachable);
             }
+            unreachable = std::mem::take(&mut *variants);
         }
         if max == 0 {
             return Err(VariantLimit);
@@ -102,12 +106,21 @@ impl VariantMemory {
                 variants: Mutex::new(vec![variant]),
             }),
         );
-        Ok(())
+        Ok(unreachable)
     }
 
     /// Forgets `primary`: its responses no longer vary, so lookups use the primary key itself.
-    pub(crate) fn forget(&self, primary: &Key) {
-        self.states.remove(primary);
+    /// Returns the variants stored for it, which no lookup reaches any more.
+    pub(crate) fn forget(&self, primary: &Key) -> Vec<Key> {
+        if !self.used.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        match self.states.remove(primary) {
+            Some((_, state)) => {
+                std::mem::take(&mut *state.variants.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Primary keys remembered.
@@ -136,11 +149,14 @@ mod tests {
         for i in 0..3 {
             assert_eq!(
                 memory.admit(p, &accept, Key([10 + i; 32]), 3, |_| true),
-                Ok(())
+                Ok(vec![])
             );
         }
         // A known variant is always admitted again.
-        assert_eq!(memory.admit(p, &accept, Key([10; 32]), 3, |_| true), Ok(()));
+        assert_eq!(
+            memory.admit(p, &accept, Key([10; 32]), 3, |_| true),
+            Ok(vec![])
+        );
         assert_eq!(
             memory.admit(p, &accept, Key([20; 32]), 3, |_| true),
             Err(VariantLimit)
@@ -149,26 +165,28 @@ mod tests {
         let gone = Key([11; 32]);
         assert_eq!(
             memory.admit(p, &accept, Key([20; 32]), 3, |k| *k != gone),
-            Ok(())
+            Ok(vec![])
         );
     }
 
     #[test]
-    fn a_changed_vary_replaces_what_was_remembered() {
+    fn a_changed_vary_replaces_what_was_remembered_and_gives_back_its_variants() {
         let memory = VariantMemory::new(1 << 20);
         let p = Key([1; 32]);
         memory
             .admit(p, &sel(&["accept"]), Key([2; 32]), 1, |_| true)
             .unwrap();
+        // The old variants cannot be looked up any more: the tier is told to drop them.
         assert_eq!(
             memory.admit(p, &sel(&["accept", "origin"]), Key([3; 32]), 1, |_| true),
-            Ok(())
+            Ok(vec![Key([2; 32])])
         );
         assert_eq!(
             memory.get(&p).unwrap().selection(),
             &sel(&["accept", "origin"])
         );
-        memory.forget(&p);
+        assert_eq!(memory.forget(&p), vec![Key([3; 32])]);
         assert!(memory.get(&p).is_none());
+        assert_eq!(memory.forget(&p), vec![]);
     }
 }

@@ -469,3 +469,37 @@ async fn the_first_request_gets_the_variant_of_its_own_headers() {
     assert_eq!(again.cache_status(), "cachegate; hit");
     assert_eq!(again.json()["origin"], "https://app.example");
 }
+
+#[tokio::test]
+async fn variants_of_a_vary_the_backend_no_longer_sends_are_dropped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let switched = Arc::new(AtomicBool::new(false));
+    let s = switched.clone();
+    let origin = Origin::with(move |seen: &Seen| {
+        let body = serde_json::json!({ "accept": seen.header("accept") }).to_string();
+        let vary = if s.load(Ordering::SeqCst) {
+            "Accept-Language"
+        } else {
+            "Accept"
+        };
+        Reply::ok(body).header("vary", vary)
+    })
+    .await;
+    let proxy = TestProxy::start(CONFIG, &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    for accept in ["a/1", "a/2", "a/3"] {
+        client.get("/api/departments/", &as_org("42", accept)).await;
+    }
+    assert_eq!(proxy.proxy.stats_report().store.entries, 3);
+    // The backend now varies on another header: the next stored answer replaces what the URI
+    // was known to vary on, and the variants stored under the old Vary, which no lookup can
+    // reach any more, are dropped rather than left to hold memory outside the variant cap.
+    switched.store(true, Ordering::SeqCst);
+    let answer = client.get("/api/departments/", &as_org("42", "a/4")).await;
+    assert_eq!(answer.cache_status(), "cachegate; fwd=miss; stored");
+    assert_eq!(proxy.proxy.stats_report().store.entries, 1);
+    let again = client.get("/api/departments/", &as_org("42", "a/1")).await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(again.json()["accept"], "a/4");
+}

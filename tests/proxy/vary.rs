@@ -407,12 +407,17 @@ async fn a_soft_purge_frees_the_variant_places_it_made_unservable() {
 }
 
 /// An expired variant nobody asked for again holds no place either.
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn an_expired_variant_frees_its_place() {
-    let (origin, _proxy, client) = setup("Accept").await;
+    let (origin, proxy, client) = setup("Accept").await;
     let first = client.get("/api/short/", &as_org("42", "a/1")).await;
     assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Move the runtime's clock past the route's 1s TTL without waiting for it.
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_millis(1100)).await;
+    tokio::time::resume();
+    // A new connection: the jump in time also expired the idle keep-alive one.
+    let client = TestClient::new(proxy.addr);
     let second = client.get("/api/short/", &as_org("42", "a/2")).await;
     assert_eq!(second.cache_status(), "cachegate; fwd=miss; stored");
     assert_eq!(origin.hits(), 2);

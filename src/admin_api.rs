@@ -3,8 +3,8 @@
 //!
 //! `admin` and `proxy` deserialize these types and `admin_client` serializes them, so a field
 //! the server accepts is a field the command line can send, and a test in `admin_client` builds
-//! every one of them from command-line flags. This module is a leaf: serde only, no HTTP, no
-//! policy. What a body *means* is checked elsewhere: `invalidation` validates a [`PurgeBody`]
+//! every one of them from command-line flags. This module is a leaf but for one list: serde
+//! only, no HTTP; the hop-by-hop header names come from `policy::cacheability`. What a body *means* is checked elsewhere: `invalidation` validates a [`PurgeBody`]
 //! whole, `proxy::warm` expands and checks a [`WarmRequest`]; only the syntax of what both
 //! sides parse is here ([`WarmTarget`], [`check_warm_headers`]).
 
@@ -285,20 +285,6 @@ impl<'de> Deserialize<'de> for WarmHeaders {
 /// Most headers one warm request may carry.
 pub const MAX_WARM_HEADERS: usize = 32;
 
-/// Headers that concern one connection only: `policy::cacheability::HOP_BY_HOP`, repeated to
-/// keep this module a leaf (a test checks they are the same).
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-];
-
 /// Checks the headers of a warm request, as the command line builds them and as the server
 /// reads them: each name an HTTP token, given once (names ignore case), and neither `Host` (it
 /// has its own rule: `host`, or the URL's host), a hop-by-hop header (it concerns one
@@ -344,7 +330,7 @@ pub fn check_warm_header(name: &str, value: &str) -> Result<(), String> {
     if lower == "content-length" {
         return Err(format!("header {name}: a warm request has no body"));
     }
-    if HOP_BY_HOP.contains(&lower.as_str()) {
+    if crate::policy::cacheability::HOP_BY_HOP.contains(&lower.as_str()) {
         return Err(format!(
             "header {name} is hop-by-hop: it concerns one connection, never the answer"
         ));

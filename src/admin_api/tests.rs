@@ -169,11 +169,6 @@ fn warm_header_values_are_never_shown() {
 }
 
 #[test]
-fn the_hop_by_hop_list_is_the_policy_one() {
-    assert_eq!(HOP_BY_HOP, crate::policy::cacheability::HOP_BY_HOP);
-}
-
-#[test]
 fn refusals_are_told_apart_by_their_detail() {
     for refusal in Refusal::ALL {
         assert_eq!(Refusal::from_detail(refusal.detail()), Some(refusal));

@@ -26,7 +26,6 @@ use hyper::body::Incoming;
 use serde_json::json;
 use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
-use tokio::time::Instant;
 
 /// Largest admin request body (warm lists are sent in batches).
 const MAX_BODY: u64 = 4 << 20;
@@ -150,7 +149,7 @@ impl Admin {
                 .unwrap_or(MAX_ENTRIES)
                 .clamp(1, MAX_ENTRIES)
         });
-        let now = Instant::now();
+        let now = crate::clock::UnixMillis::now();
         // `tenant=` (empty) names the shared scope.
         let tenant = query.tenant.as_ref().map(|t| match t.as_str() {
             "" => TenantScope::Shared,

@@ -5,6 +5,7 @@
 //! them, then the operator surfaces, and last the composition root that builds them all.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod notation;

@@ -14,6 +14,7 @@ mod write;
 use crate::auth::digest::DigestKey;
 use crate::auth::Identity;
 use crate::body::ProxyBody;
+use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::policy::cache_key::{self, Target};
@@ -365,7 +366,7 @@ impl Proxy {
             }
             None => cacheable.key,
         };
-        let now = Instant::now();
+        let now = UnixMillis::now();
         if let Some(entry) = self.inner.store.lookup(&lookup, now).await {
             let response = from_entry(&entry, cacheable.head, Some(now));
             return Ok(Answer::cached(response, Outcome::Hit, &cacheable));
@@ -600,7 +601,7 @@ fn request_host<B>(req: &Request<B>) -> Result<String, ProxyError> {
 }
 
 /// A response from a stored entry. `now` is given for hits (which carry `Age`).
-fn from_entry(entry: &CachedResponse, head: bool, now: Option<Instant>) -> Response<ProxyBody> {
+fn from_entry(entry: &CachedResponse, head: bool, now: Option<UnixMillis>) -> Response<ProxyBody> {
     let body = if head {
         ProxyBody::empty()
     } else {

@@ -7,6 +7,7 @@
 
 use super::{from_entry, stream_response, Answer, Cacheable, FlightMeta, Inner, Proxy, Resolved};
 use crate::body::ProxyBody;
+use crate::clock::UnixMillis;
 use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
@@ -200,7 +201,7 @@ impl Proxy {
             miss.lookup =
                 vary::variant_key(&cacheable.key, state.selection(), &parts.headers, miss.user);
         }
-        let now = Instant::now();
+        let now = UnixMillis::now();
         let entry = store.lookup(&miss.lookup, now).await?;
         let response = from_entry(&entry, cacheable.head, Some(now));
         Some(Answer::cached(response, Outcome::Hit, cacheable))
@@ -387,12 +388,13 @@ async fn run_fill(
             let mut target = target;
             target.shrink_to_fit();
             tags.shrink_to_fit();
+            let now = UnixMillis::now();
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers,
                 body,
-                stored_at: Instant::now(),
-                ttl,
+                stored_at: now,
+                fresh_until: now.plus(ttl),
                 tags,
                 readable_key,
                 tenant,

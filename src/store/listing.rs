@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use crate::clock::UnixMillis;
 
 use super::memory::Listed;
 use super::{Key, PurgeScope, Tag, TagKey, TenantScope, Tiered};
@@ -39,7 +39,7 @@ impl Tiered {
         tenant: Option<&TenantScope>,
         prefix: Option<&str>,
         limit: usize,
-        now: Instant,
+        now: UnixMillis,
     ) -> Vec<EntryInfo> {
         if limit == 0 {
             return Vec::new();
@@ -90,7 +90,7 @@ fn sorted(mut out: Vec<EntryInfo>, limit: usize) -> Vec<EntryInfo> {
     out
 }
 
-fn info(listed: &Listed, now: Instant) -> EntryInfo {
+fn info(listed: &Listed, now: UnixMillis) -> EntryInfo {
     let entry = &listed.entry;
     let age = entry.age(now);
     EntryInfo {
@@ -98,7 +98,7 @@ fn info(listed: &Listed, now: Instant) -> EntryInfo {
         tenant: entry.tenant.clone(),
         target: entry.target.clone(),
         status: entry.status.as_u16(),
-        ttl_left: entry.ttl.saturating_sub(age),
+        ttl_left: now.until(entry.fresh_until),
         age,
         size: listed.weight,
         tags: entry.tags.iter().map(|t| t.tag.to_string()).collect(),

@@ -22,9 +22,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::clock::UnixMillis;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
-use tokio::time::Instant;
 
 use super::index::TagIndex;
 use super::shares::{Books, Charge, Limits, MemoryUsage, Reason};
@@ -217,7 +217,7 @@ impl MemoryTier {
     /// A fresh, published entry under `key`; an expired one is removed (with its index
     /// entries). An entry whose fill is still checking its fence counts as a miss, and so does
     /// a stale-marked one, which is kept for [`MemoryTier::get_stale`].
-    pub(crate) fn get(&self, key: &Key, now: Instant) -> Option<Arc<CachedResponse>> {
+    pub(crate) fn get(&self, key: &Key, now: UnixMillis) -> Option<Arc<CachedResponse>> {
         let slot = self.cache.get(key)?;
         if !slot.is_published() || slot.is_stale() {
             return None;
@@ -515,7 +515,7 @@ impl MemoryTier {
 
     /// Whether `key` holds an entry a request could still be served: fresh and not marked
     /// stale, or a fill still checking its fence. Does not touch hotness.
-    pub(crate) fn servable(&self, key: &Key, now: Instant) -> bool {
+    pub(crate) fn servable(&self, key: &Key, now: UnixMillis) -> bool {
         self.cache.peek(key).is_some_and(|slot| {
             !slot.is_stale() && (!slot.is_published() || slot.entry().is_fresh(now))
         })

@@ -17,6 +17,7 @@ mod index;
 mod listing;
 mod memory;
 mod purge;
+pub mod shared;
 mod shares;
 mod variants;
 
@@ -26,7 +27,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use crate::clock::UnixMillis;
 
 pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
@@ -97,8 +98,10 @@ pub struct CachedResponse {
     pub headers: http::HeaderMap,
     /// A hit clones the `Bytes` handle (a reference count), never the body itself.
     pub body: bytes::Bytes,
-    pub stored_at: Instant,
-    pub ttl: Duration,
+    /// When the response was stored, by the wall clock (the same instant in every process).
+    pub stored_at: UnixMillis,
+    /// The entry is fresh before this instant and expired from it on.
+    pub fresh_until: UnixMillis,
     /// The route's tags plus [`Tag::Tenant`] and the path tag ([`Tag::Path`]), all scoped to
     /// `tenant`: whole-tenant, path and prefix purges only find entries through those two.
     pub tags: Vec<TagKey>,
@@ -178,15 +181,20 @@ const SHARED_BYTES_HANDLE: usize = 24;
 const ARC_HEADER: usize = 16;
 
 impl CachedResponse {
-    /// True while the entry is younger than its TTL; an entry is stale from the instant it
-    /// reaches its TTL, so a zero TTL is never fresh.
-    pub fn is_fresh(&self, now: Instant) -> bool {
-        self.age(now) < self.ttl
+    /// True before `fresh_until`; an entry is stale from that instant on, so a zero TTL is
+    /// never fresh.
+    pub fn is_fresh(&self, now: UnixMillis) -> bool {
+        now < self.fresh_until
     }
 
     /// Time since the entry was stored; zero when `now` is before `stored_at`.
-    pub fn age(&self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.stored_at)
+    pub fn age(&self, now: UnixMillis) -> Duration {
+        now.since(self.stored_at)
+    }
+
+    /// How long the entry was fresh for when stored.
+    pub fn ttl(&self) -> Duration {
+        self.fresh_until.since(self.stored_at)
     }
 
     /// The memory this entry costs once stored, bookkeeping included, which bounds the memory
@@ -328,13 +336,13 @@ impl Tiered {
 
     /// A fresh entry or None. An expired entry is removed (and its index entries) and gives None;
     /// an entry marked stale by a soft purge gives None but stays for [`Tiered::lookup_stale`].
-    pub async fn lookup(&self, key: &Key, now: Instant) -> Option<Arc<CachedResponse>> {
+    pub async fn lookup(&self, key: &Key, now: UnixMillis) -> Option<Arc<CachedResponse>> {
         self.memory.get(key, now)
     }
 
     /// The entry under `key` if a soft purge marked it stale, whether or not its TTL has
     /// passed (so a caller may serve it while one request refreshes it); None otherwise.
-    pub async fn lookup_stale(&self, key: &Key, _now: Instant) -> Option<Arc<CachedResponse>> {
+    pub async fn lookup_stale(&self, key: &Key, _now: UnixMillis) -> Option<Arc<CachedResponse>> {
         self.memory.get_stale(key)
     }
 
@@ -406,7 +414,7 @@ impl Tiered {
         variant: Key,
         max: usize,
     ) -> Result<(), VariantLimit> {
-        let now = Instant::now();
+        let now = UnixMillis::now();
         let unreachable = self
             .variants
             .admit(primary, selection, variant, max, |key| {

@@ -9,9 +9,9 @@ mod shares;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::UnixMillis as Instant;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tokio::time::Instant;
 
 use super::*;
 
@@ -51,7 +51,7 @@ fn entry_named(
         headers: HeaderMap::new(),
         body: Bytes::from(vec![b'x'; body]),
         stored_at: now,
-        ttl: TTL,
+        fresh_until: now.plus(TTL),
         tags: tags(tag_pairs),
         readable_key: readable_key.to_owned(),
         tenant: scope(tag_pairs.first().map_or("", |(t, _)| *t)),
@@ -79,7 +79,7 @@ fn entry_at(
         headers: HeaderMap::new(),
         body: Bytes::from_static(b"{}"),
         stored_at: now,
-        ttl: TTL,
+        fresh_until: now.plus(TTL),
         tags: tag_list
             .into_iter()
             .map(|tag| TagKey::new(scope(tenant), tag))
@@ -179,7 +179,7 @@ async fn fresh_until_ttl_then_removed() {
 async fn zero_ttl_is_never_fresh() {
     let now = Instant::now();
     let mut e = (*entry(now, 1, &[])).clone();
-    e.ttl = Duration::ZERO;
+    e.fresh_until = e.stored_at;
     assert!(!e.is_fresh(now));
 }
 

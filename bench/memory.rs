@@ -738,7 +738,7 @@ fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
                 for i in from..to {
                     let e = entry(i);
                     let ticket = store.begin_fill();
-                    store.store(e.key, &ticket, e).await;
+                    store.store(&ticket, None, e).await;
                 }
             }
         };

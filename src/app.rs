@@ -177,7 +177,7 @@ impl App {
             None => None,
         };
         let proxy = Proxy::new(config.clone(), setup).map_err(StartError::Upstream)?;
-        let admissible = proxy.store().max_entry_weight();
+        let admissible = proxy.store().memory_max_entry_weight();
         if config.cache.max_object_size > admissible {
             warnings.push(StartWarning::UnstorableObjects {
                 max_object_size: config.cache.max_object_size,

@@ -16,6 +16,9 @@ use tokio::time::Instant;
 pub struct UnixMillis(pub u64);
 
 impl UnixMillis {
+    /// Later than any real time: "never expires".
+    pub const MAX: UnixMillis = UnixMillis(u64::MAX);
+
     /// The current wall-clock time, as this process reckons it (see the module docs).
     pub fn now() -> UnixMillis {
         static ANCHOR: OnceLock<(u64, Instant)> = OnceLock::new();

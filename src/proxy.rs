@@ -28,7 +28,7 @@ use crate::single_flight::SingleFlight;
 use crate::stats::{
     Report, RouteMemory, Stats, StoreCounts, TenantMemory, OTHER_TENANTS, TOP_MEMORY_TENANTS,
 };
-use crate::store::{CachedResponse, FillTicket, MemoryOptions, Tiered};
+use crate::store::{CachedResponse, FillTicket, MemoryOptions, Source, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
 use classify::{classify, fill_scope, needs_identity, resolve, Denied, TenantId};
@@ -359,21 +359,29 @@ impl Proxy {
         // A response that varies is stored under a variant key: the request's values of the
         // headers its `Vary` names (and the verified user, for per-caller answers).
         let user = identity.as_ref().and_then(|i| i.user.as_deref());
-        let varies = self.inner.store.vary_state(&cacheable.key).await;
-        let lookup = match &varies {
-            Some(state) => {
-                vary::variant_key(&cacheable.key, state.selection(), &parts.headers, user)
-            }
-            None => cacheable.key,
+        let primary = cacheable.key;
+        let headers = &parts.headers;
+        let variant_of = move |selection: &vary::Selection| {
+            vary::variant_key(&primary, selection, headers, user)
         };
         let now = UnixMillis::now();
-        if let Some(entry) = self.inner.store.lookup(&lookup, now).await {
+        let tenant = cacheable.tenant.as_ref().map(TenantId::as_str);
+        let found = self
+            .inner
+            .store
+            .find(tenant, &primary, &variant_of, now)
+            .await;
+        if let Some((entry, source)) = found.entry {
             let response = from_entry(&entry, cacheable.head, Some(now));
-            return Ok(Answer::cached(response, Outcome::Hit, &cacheable));
+            let outcome = match source {
+                Source::Memory => Outcome::Hit,
+                Source::Shared => Outcome::SharedHit,
+            };
+            return Ok(Answer::cached(response, outcome, &cacheable));
         }
         let miss = fill::Miss {
-            lookup,
-            varies,
+            lookup: found.lookup,
+            varies: found.varies,
             user,
         };
         self.fill_or_join(cacheable, miss, &resolved, &parts, client)

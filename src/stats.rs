@@ -27,6 +27,8 @@ pub const TOP_MEMORY_TENANTS: usize = 100;
 #[derive(Debug, Default)]
 pub struct Stats {
     hits: AtomicU64,
+    /// Of the hits, those answered from the shared tier.
+    shared_hits: AtomicU64,
     misses: AtomicU64,
     stored: AtomicU64,
     collapsed: AtomicU64,
@@ -65,7 +67,10 @@ struct Counters {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Snapshot {
+    /// Every hit, from memory or the shared tier.
     pub hits: u64,
+    /// Of the hits, those the shared (Redis) tier answered.
+    pub shared_hits: u64,
     pub misses: u64,
     pub stored: u64,
     pub collapsed: u64,
@@ -226,7 +231,7 @@ impl Snapshot {
 impl Counters {
     fn record(&self, outcome: Outcome) {
         let counter = match outcome {
-            Outcome::Hit | Outcome::Collapsed => &self.hits,
+            Outcome::Hit | Outcome::SharedHit | Outcome::Collapsed => &self.hits,
             Outcome::Miss(_) | Outcome::UriMiss(_) | Outcome::CoalesceTimeout => &self.misses,
             Outcome::Bypass(_) | Outcome::Method => &self.bypassed,
             Outcome::Refused(_) | Outcome::Failed(_) => return,
@@ -270,6 +275,10 @@ impl Stats {
     pub fn record(&self, outcome: Outcome, route: Option<usize>, tenant: Option<&str>) {
         let counter = match outcome {
             Outcome::Hit => &self.hits,
+            Outcome::SharedHit => {
+                self.shared_hits.fetch_add(1, Relaxed);
+                &self.hits
+            }
             Outcome::Miss(fill) | Outcome::UriMiss(fill) => {
                 match fill {
                     Fill::Stored => self.stored.fetch_add(1, Relaxed),
@@ -376,6 +385,7 @@ impl Stats {
             .collect();
         Snapshot {
             hits: self.hits.load(Relaxed),
+            shared_hits: self.shared_hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             stored: self.stored.load(Relaxed),
             collapsed: self.collapsed.load(Relaxed),

@@ -9,8 +9,11 @@ use http::HeaderValue;
 /// What cachegate did with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Answered from a fresh stored entry.
+    /// Answered from a fresh stored entry in this instance's memory.
     Hit,
+    /// Answered from a fresh entry of the shared (Redis) tier, which another instance (or this
+    /// one, earlier) filled.
+    SharedHit,
     /// Fetched from the backend by this request's fill, with what happened to the response.
     Miss(Fill),
     /// Like `Miss`, and the cache held no response at all for the request's path (so none for
@@ -111,6 +114,7 @@ impl Outcome {
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Hit => "hit",
+            Outcome::SharedHit => "hit-shared",
             Outcome::Miss(Fill::Stored) => "miss-stored",
             Outcome::Miss(_) => "miss",
             Outcome::UriMiss(Fill::Stored) => "uri-miss-stored",
@@ -128,6 +132,7 @@ impl Outcome {
     pub fn cache_status(&self) -> HeaderValue {
         let text = match self {
             Outcome::Hit => return HeaderValue::from_static("cachegate; hit"),
+            Outcome::SharedHit => return HeaderValue::from_static("cachegate; hit; detail=shared"),
             Outcome::Miss(Fill::Stored) => {
                 return HeaderValue::from_static("cachegate; fwd=miss; stored")
             }
@@ -180,6 +185,7 @@ mod tests {
     #[test]
     fn each_outcome_has_its_rfc9211_value() {
         check(Outcome::Hit, "cachegate; hit");
+        check(Outcome::SharedHit, "cachegate; hit; detail=shared");
         check(Outcome::Miss(Fill::Stored), "cachegate; fwd=miss; stored");
         check(
             Outcome::Miss(Fill::Fenced),

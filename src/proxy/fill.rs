@@ -16,7 +16,10 @@ use crate::policy::route::{Scope, TenantSource};
 use crate::policy::vary::{self, FillRules, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
-use crate::store::{compact, CachedResponse, StoreOutcome, Tag, TagKey, TenantScope, VaryState};
+use crate::store::{
+    compact, CachedResponse, LeaseDecision, LeaseWait, Source, StoreOutcome, Tag, TagKey,
+    TenantScope, VaryState,
+};
 use crate::upstream::ClientInfo;
 use bytes::Bytes;
 use http::{HeaderName, Request, Response};
@@ -39,6 +42,8 @@ pub(crate) enum Shared {
 /// What the fill hands to the request that started it.
 enum LeaderAnswer {
     Entry(Arc<CachedResponse>, Fill),
+    /// Another instance filled the key while this one waited on its lease.
+    Shared(Arc<CachedResponse>),
     Private(Response<ProxyBody>, NotStored),
     Error(Arc<ProxyError>),
 }
@@ -55,6 +60,8 @@ pub(crate) struct Miss<'a> {
 struct FillJob {
     /// The request's key; a response that varies is stored under a variant of it.
     primary: Key,
+    /// The key the flight is for (the primary key or the variant looked up).
+    lookup: Key,
     request: Request<ProxyBody>,
     /// The headers the fill request carries: a variant key is computed from what the backend saw.
     sent: http::HeaderMap,
@@ -195,16 +202,26 @@ impl Proxy {
         miss: &mut Miss<'_>,
         parts: &http::request::Parts,
     ) -> Option<Answer> {
-        let store = &self.inner.store;
-        miss.varies = store.vary_state(&cacheable.key).await;
-        if let Some(state) = &miss.varies {
-            miss.lookup =
-                vary::variant_key(&cacheable.key, state.selection(), &parts.headers, miss.user);
-        }
+        let primary = cacheable.key;
+        let (headers, user) = (&parts.headers, miss.user);
+        let variant_of =
+            move |selection: &Selection| vary::variant_key(&primary, selection, headers, user);
         let now = UnixMillis::now();
-        let entry = store.lookup(&miss.lookup, now).await?;
+        let tenant = cacheable.tenant.as_ref().map(|t| t.as_str());
+        let found = self
+            .inner
+            .store
+            .find(tenant, &primary, &variant_of, now)
+            .await;
+        miss.varies = found.varies;
+        miss.lookup = found.lookup;
+        let (entry, source) = found.entry?;
         let response = from_entry(&entry, cacheable.head, Some(now));
-        Some(Answer::cached(response, Outcome::Hit, cacheable))
+        let outcome = match source {
+            Source::Memory => Outcome::Hit,
+            Source::Shared => Outcome::SharedHit,
+        };
+        Some(Answer::cached(response, outcome, cacheable))
     }
 
     /// Leads a fill and answers from it; `None` when the stored entry is a variant selected by
@@ -242,13 +259,14 @@ impl Proxy {
         // variant it lacks; the path tag (the last tag) tells the first case apart.
         let uri_miss = match tags.last() {
             Some(path_tag) if !cacheable.route.vary.is_empty() || miss.varies.is_some() => {
-                !self.inner.store.holds(path_tag).await
+                self.inner.store.holds(path_tag).await == Some(false)
             }
             _ => false,
         };
         let route = cacheable.route;
         let job = FillJob {
             primary: cacheable.key,
+            lookup: miss.lookup,
             request,
             sent,
             tags,
@@ -287,6 +305,19 @@ impl Proxy {
                 let response = from_entry(&entry, head, None);
                 Ok(Some(Answer::cached(response, outcome(fill), cacheable)))
             }
+            LeaderAnswer::Shared(entry)
+                if !answers(&entry, &cacheable.key, &parts.headers, miss.user) =>
+            {
+                Ok(None)
+            }
+            LeaderAnswer::Shared(entry) => {
+                let response = from_entry(&entry, head, Some(UnixMillis::now()));
+                Ok(Some(Answer::cached(
+                    response,
+                    Outcome::SharedHit,
+                    cacheable,
+                )))
+            }
             LeaderAnswer::Private(mut response, reason) => {
                 if head {
                     *response.body_mut() = ProxyBody::empty();
@@ -308,6 +339,7 @@ async fn run_fill(
 ) {
     let FillJob {
         primary,
+        lookup,
         request,
         sent,
         tags,
@@ -332,6 +364,35 @@ async fn run_fill(
         scope_declared,
         user_known: user.is_some(),
     };
+    // Cross-instance single-flight: one instance fills a cold key, the others wait for it.
+    let mut lease = LeaseGuard {
+        inner: inner.clone(),
+        token: None,
+        filled: false,
+    };
+    match inner.store.lease(&tenant, &lookup).await {
+        LeaseDecision::Fill(token) => lease.token = token,
+        LeaseDecision::Wait => {
+            let bound = inner.config.cache.coalesce_timeout;
+            if inner.store.wait_lease(&tenant, &lookup, bound).await == LeaseWait::Filled {
+                let variant_of = |selection: &Selection| {
+                    vary::variant_key(&primary, selection, &sent, user.as_deref())
+                };
+                let now = UnixMillis::now();
+                let found = inner
+                    .store
+                    .find(tenant.id(), &primary, &variant_of, now)
+                    .await;
+                if let Some((entry, _)) = found.entry {
+                    leader.publish(Shared::Entry(entry.clone()));
+                    let _ = answer.send(LeaderAnswer::Shared(entry));
+                    return;
+                }
+            }
+            // The holder gave up, died or stored nothing this request can use: fill here.
+        }
+    }
+    let shared_ticket = inner.store.shared_ticket(&tenant).await;
     let timeout = inner.upstream.timeout();
     let fetch = fetch(&inner, request, &rules, &vary_rules);
     let fetched = match tokio::time::timeout(timeout, fetch).await {
@@ -342,14 +403,21 @@ async fn run_fill(
         Ok(Fetched::Complete(parts, body, declared, selection)) => {
             // Where the entry goes: the request's key, or the variant its `Vary` selects.
             let (key, variant, readable_key) = if selection.is_empty() {
-                inner.store.forget_variants(&primary).await;
+                inner.store.forget_variants(&tenant, &primary).await;
                 (primary, None, readable_key)
             } else {
                 let selection = Arc::new(selection);
                 let key = vary::variant_key(&primary, &selection, &sent, user.as_deref());
                 let admitted = inner
                     .store
-                    .admit_variant(primary, &selection, key, max_variants)
+                    .admit_variant(
+                        &tenant,
+                        primary,
+                        &selection,
+                        key,
+                        max_variants,
+                        UnixMillis::now().plus(ttl),
+                    )
                     .await;
                 if admitted.is_err() {
                     leader.publish(Shared::NotShareable);
@@ -405,10 +473,13 @@ async fn run_fill(
             });
             let fill = match inner
                 .store
-                .store(key, &leader.meta().ticket, entry.clone())
+                .store(&leader.meta().ticket, shared_ticket.as_ref(), entry.clone())
                 .await
             {
-                StoreOutcome::Stored => Fill::Stored,
+                StoreOutcome::Stored => {
+                    lease.filled = true;
+                    Fill::Stored
+                }
                 StoreOutcome::Fenced => Fill::Fenced,
                 StoreOutcome::TooLarge => Fill::NotStored(NotStored::TooLarge),
             };
@@ -435,6 +506,23 @@ async fn run_fill(
             let err = Arc::new(err);
             leader.publish(Shared::Error(err.clone()));
             let _ = answer.send(LeaderAnswer::Error(err));
+        }
+    }
+}
+
+/// A fill's cross-instance lease, released (in the background) however the fill ends; with
+/// `filled`, the other instances' waiters are told to look the key up.
+struct LeaseGuard {
+    inner: Arc<Inner>,
+    token: Option<crate::store::LeaseToken>,
+    filled: bool,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            let (inner, filled) = (self.inner.clone(), self.filled);
+            tokio::spawn(async move { inner.store.release_lease(token, filled).await });
         }
     }
 }

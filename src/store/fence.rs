@@ -28,6 +28,8 @@ const PRUNE_MIN: usize = 1024;
 pub struct FillTicket {
     seq: u64,
     fences: Arc<Fences>,
+    /// The memory tier's trust epoch when the ticket was taken (see `tier::Trust`).
+    pub(crate) epoch: u64,
 }
 
 impl std::fmt::Debug for FillTicket {
@@ -102,6 +104,7 @@ impl Fences {
         FillTicket {
             seq,
             fences: Arc::clone(this),
+            epoch: 0,
         }
     }
 

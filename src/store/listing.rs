@@ -44,7 +44,7 @@ impl Tiered {
         if limit == 0 {
             return Vec::new();
         }
-        let index = self.memory.index();
+        let index = self.local().memory.index();
         // Each candidate key comes with the tag it was found under; the index may name a key
         // whose entry has since been replaced, so the entry must still carry that tag.
         let tags: Vec<TagKey> = match (tenant, prefix) {
@@ -58,7 +58,7 @@ impl Tiered {
                     .collect()
             }
             (None, None) => {
-                let listed = self.memory.list_any(limit);
+                let listed = self.local().memory.list_any(limit);
                 return sorted(listed.iter().map(|l| info(l, now)).collect(), limit);
             }
         };
@@ -70,7 +70,7 @@ impl Tiered {
                 if !seen.insert(key) {
                     continue;
                 }
-                let Some(listed) = self.memory.listed(&key) else {
+                let Some(listed) = self.local().memory.listed(&key) else {
                     continue;
                 };
                 if listed.entry.tags.contains(tag) {

@@ -59,6 +59,9 @@ struct SlotInner {
     /// The key the entry is stored under, so the eviction queues can name it.
     key: Key,
     entry: Arc<CachedResponse>,
+    /// The tier serves the entry before this instant only: its `fresh_until`, or earlier for
+    /// a copy of a shared entry (see `Tiered`).
+    until: UnixMillis,
     /// Computed once at insert so the weighter is a plain load.
     weight: u64,
     /// Set once the fill that inserted the entry has passed its fence check.
@@ -222,7 +225,7 @@ impl MemoryTier {
         if !slot.is_published() || slot.is_stale() {
             return None;
         }
-        if slot.entry().is_fresh(now) {
+        if now < slot.0.until {
             return Some(Arc::clone(slot.entry()));
         }
         // Only this expired entry goes: a fresh one stored meanwhile under the key stays.
@@ -242,7 +245,7 @@ impl MemoryTier {
     /// can also find it. Before the insert, the entries its route's bound or its tenant's
     /// share name are evicted (see `shares`), so that quick_cache has to choose only when no
     /// limit does.
-    pub(crate) fn insert(&self, key: Key, entry: Arc<CachedResponse>) -> Insert {
+    pub(crate) fn insert(&self, key: Key, entry: Arc<CachedResponse>, until: UnixMillis) -> Insert {
         let weight = entry.weight();
         let over_route = self
             .books
@@ -255,6 +258,7 @@ impl MemoryTier {
         let slot = Slot(Arc::new(SlotInner {
             key,
             entry,
+            until,
             weight,
             published: AtomicBool::new(false),
             stale: AtomicBool::new(false),
@@ -452,6 +456,18 @@ impl MemoryTier {
         count
     }
 
+    /// Drops every entry without counting a purge: the tier can no longer vouch for what it
+    /// holds (a shared tier's invalidations may have been missed). Returns how many.
+    pub(crate) fn flush(&self) -> usize {
+        let gone: Vec<(Key, Slot)> = self.cache.drain().collect();
+        for (gone_key, slot) in &gone {
+            self.index.remove(gone_key, &slot.entry().tags);
+        }
+        let count = gone.len();
+        self.count_out_released(gone);
+        count
+    }
+
     fn count_purged(&self, count: usize, soft: bool) {
         let counter = if soft {
             &self.soft_purged
@@ -516,9 +532,9 @@ impl MemoryTier {
     /// Whether `key` holds an entry a request could still be served: fresh and not marked
     /// stale, or a fill still checking its fence. Does not touch hotness.
     pub(crate) fn servable(&self, key: &Key, now: UnixMillis) -> bool {
-        self.cache.peek(key).is_some_and(|slot| {
-            !slot.is_stale() && (!slot.is_published() || slot.entry().is_fresh(now))
-        })
+        self.cache
+            .peek(key)
+            .is_some_and(|slot| !slot.is_stale() && (!slot.is_published() || now < slot.0.until))
     }
 
     /// The entry under `key` regardless of freshness, without touching its hotness.

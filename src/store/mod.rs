@@ -19,6 +19,8 @@ mod memory;
 mod purge;
 pub mod shared;
 mod shares;
+mod tier;
+mod tiered;
 mod variants;
 
 #[cfg(test)]
@@ -38,9 +40,9 @@ pub use purge::{Purge, PurgeResult};
 pub use shares::{MemoryUsage, RouteUsage, TenantUsage};
 pub use variants::{VariantLimit, VaryState};
 
-use fence::Fences;
-use memory::{Insert, MemoryTier};
-use variants::VariantMemory;
+pub use shared::{LeaseToken, LeaseWait};
+pub use tier::{Tier, TierFound};
+pub use tiered::{Found, LeaseDecision, SharedSettings, Source, Tiered};
 
 /// Version of the [`CachedResponse`] layout; bump it whenever a field is added, removed or
 /// changes meaning, so a shared tier never decodes an entry written by an incompatible build.
@@ -315,152 +317,4 @@ pub struct MemoryOptions {
     /// together before its own oldest entries are evicted first. Entries of a route beyond
     /// the list are bounded by the tier only.
     pub route_max_bytes: Vec<Option<u64>>,
-}
-
-/// The store the request pipeline talks to: lookup, fenced fill, tag purge.
-pub struct Tiered {
-    memory: MemoryTier,
-    fences: Arc<Fences>,
-    variants: VariantMemory,
-}
-
-impl Tiered {
-    /// Creates an empty store bounded by `opts.max_bytes`.
-    pub fn new(opts: MemoryOptions) -> Self {
-        Self {
-            memory: MemoryTier::new(&opts),
-            fences: Arc::new(Fences::new()),
-            variants: VariantMemory::new(opts.max_bytes),
-        }
-    }
-
-    /// A fresh entry or None. An expired entry is removed (and its index entries) and gives None;
-    /// an entry marked stale by a soft purge gives None but stays for [`Tiered::lookup_stale`].
-    pub async fn lookup(&self, key: &Key, now: UnixMillis) -> Option<Arc<CachedResponse>> {
-        self.memory.get(key, now)
-    }
-
-    /// The entry under `key` if a soft purge marked it stale, whether or not its TTL has
-    /// passed (so a caller may serve it while one request refreshes it); None otherwise.
-    pub async fn lookup_stale(&self, key: &Key, _now: UnixMillis) -> Option<Arc<CachedResponse>> {
-        self.memory.get_stale(key)
-    }
-
-    /// Call before sending the upstream request of a fill.
-    pub fn begin_fill(&self) -> FillTicket {
-        Fences::begin(&self.fences)
-    }
-
-    /// True when a purge that covers any of `tags` happened after `ticket` was taken.
-    pub fn is_fenced(&self, ticket: &FillTicket, tags: &[TagKey]) -> bool {
-        self.fences.is_fenced(ticket, tags)
-    }
-
-    /// Stores unless fenced; race-free against a concurrent purge.
-    ///
-    /// The entry and its index entries go in first (unpublished, so not yet served) and the
-    /// fence is checked after: a purge either finds the index entry (and removes the entry)
-    /// or has already raised the fence that this check then sees. Only an entry that passed
-    /// the check is published, so a fenced entry is never served, not even before it is taken
-    /// out again. It is taken out only if it is still the one this call inserted, so a newer
-    /// fill under the same key is never removed.
-    pub async fn store(
-        &self,
-        key: Key,
-        ticket: &FillTicket,
-        entry: Arc<CachedResponse>,
-    ) -> StoreOutcome {
-        // A cheap early out: most fenced fills are caught here without touching the cache.
-        if self.is_fenced(ticket, &entry.tags) {
-            self.memory.count_fenced();
-            return StoreOutcome::Fenced;
-        }
-        // Test builds widen the window in which a purge can slip between the early check and
-        // the insert, so the race tests exercise the second check below.
-        #[cfg(test)]
-        tokio::task::yield_now().await;
-        let pending = match self.memory.insert(key, Arc::clone(&entry)) {
-            Insert::TooLarge => return StoreOutcome::TooLarge,
-            Insert::Stored(pending) => pending,
-        };
-        if self.is_fenced(ticket, &entry.tags) {
-            self.memory.withdraw(&key, &pending);
-            self.memory.count_fenced();
-            return StoreOutcome::Fenced;
-        }
-        self.memory.publish(&pending);
-        StoreOutcome::Stored
-    }
-
-    /// Whether the store may hold an entry carrying `tag`. A "no" is certain; a "yes" may be
-    /// stale (the index over-approximates), so use it only for reporting.
-    pub async fn holds(&self, tag: &TagKey) -> bool {
-        self.memory.index().holds(tag)
-    }
-
-    /// What the responses stored under `primary` vary on; None when they do not vary or
-    /// nothing is known (then the entry, if any, is under `primary` itself).
-    pub async fn vary_state(&self, primary: &Key) -> Option<Arc<VaryState>> {
-        self.variants.get(primary)
-    }
-
-    /// Records that `variant` of `primary`, selected by `selection`, is about to be stored;
-    /// refused when the URI already holds `max` live variants. A variant that expired or that
-    /// a soft purge marked stale is not live: it can serve no request, so it holds no place.
-    pub async fn admit_variant(
-        &self,
-        primary: Key,
-        selection: &Arc<crate::policy::vary::Selection>,
-        variant: Key,
-        max: usize,
-    ) -> Result<(), VariantLimit> {
-        let now = UnixMillis::now();
-        let unreachable = self
-            .variants
-            .admit(primary, selection, variant, max, |key| {
-                self.memory.servable(key, now)
-            })?;
-        // Stored under a `Vary` the backend no longer sends: no lookup computes these keys.
-        for key in unreachable {
-            self.memory.remove(&key);
-        }
-        Ok(())
-    }
-
-    /// Forgets what `primary` varied on: its latest response does not vary. The variants
-    /// stored for it can no longer be looked up, so they go too.
-    pub async fn forget_variants(&self, primary: &Key) {
-        for key in self.variants.forget(primary) {
-            self.memory.remove(&key);
-        }
-    }
-
-    /// Primary keys whose responses are known to vary.
-    pub fn varying_keys(&self) -> usize {
-        self.variants.len()
-    }
-
-    /// A snapshot of the store's counters.
-    pub fn stats(&self) -> StoreStats {
-        self.memory.stats()
-    }
-
-    /// What each tenant and each route holds in memory: the `top` tenants holding the most
-    /// bytes (the rest summed) and every route.
-    pub fn usage(&self, top: usize) -> MemoryUsage {
-        self.memory.usage(top)
-    }
-
-    /// The largest entry weight the memory tier admits; heavier entries give `TooLarge`.
-    pub fn max_entry_weight(&self) -> u64 {
-        self.memory.max_entry_weight()
-    }
-}
-
-impl std::fmt::Debug for Tiered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tiered")
-            .field("stats", &self.stats())
-            .finish_non_exhaustive()
-    }
 }

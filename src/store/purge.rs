@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{PurgeScope, Tag, Tiered};
+use super::tier::Local;
+use super::{PurgeScope, Tag};
 
 /// A purge: every entry matching any listed selector within the tenant scope.
 ///
@@ -55,7 +56,7 @@ impl Purge {
     /// Paths and URIs fence their path tag (every variant of the path, which over-covers a
     /// URI, harmlessly). A prefix may cover paths that have no entry yet, so it and `all`
     /// fence the whole-tenant tag, which every fill carries: conservative, and O(1).
-    fn fence_tags(&self) -> Vec<Tag> {
+    pub(crate) fn fence_tags(&self) -> Vec<Tag> {
         let mut tags = self.tags.clone();
         tags.extend(self.paths.iter().map(|p| Tag::path(p)));
         tags.extend(self.uris.iter().map(|u| Tag::path(uri_path(u))));
@@ -69,14 +70,20 @@ impl Purge {
 /// What a purge did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PurgeResult {
-    /// Entries removed, or for a soft purge newly marked stale; each counted once.
+    /// Entries removed, or for a soft purge newly marked stale, in whichever tier held more
+    /// of them; each counted once.
     pub purged: usize,
+    /// Of which in this instance's memory tier.
+    pub memory: usize,
+    /// Of which in the shared tier; `None` without one or when it could not be reached (the
+    /// purge is then replayed there once it answers).
+    pub shared: Option<usize>,
 }
 
-impl Tiered {
-    /// Removes (or with `soft`, marks stale) every entry matching the purge, after fencing
-    /// the in-flight fills it could have covered.
-    pub async fn purge(&self, purge: &Purge) -> PurgeResult {
+impl Local {
+    /// Removes (or with `soft`, marks stale) every entry of the memory tier matching the
+    /// purge, after fencing the in-flight fills it could have covered. Returns how many.
+    pub(crate) fn purge_memory(&self, purge: &Purge) -> usize {
         // The fence goes up before any entry is looked for; see `store` for why.
         self.fences.raise(&purge.tenant, &purge.fence_tags());
         let (scope, soft, memory) = (&purge.tenant, purge.soft, &self.memory);
@@ -85,9 +92,7 @@ impl Tiered {
             match scope {
                 PurgeScope::All => {
                     // Nothing is left for the other selectors to find.
-                    return PurgeResult {
-                        purged: memory.purge_everything(soft),
-                    };
+                    return memory.purge_everything(soft);
                 }
                 PurgeScope::Only(_) => purged += memory.purge_tag(scope, &Tag::Tenant, soft),
             }
@@ -106,7 +111,7 @@ impl Tiered {
                 purged += memory.purge_tag(&PurgeScope::Only(tenant), &Tag::Path(path), soft);
             }
         }
-        PurgeResult { purged }
+        purged
     }
 }
 

@@ -103,7 +103,14 @@ fn store(max_bytes: u64) -> Tiered {
 /// A fill with a ticket taken just before the store.
 async fn fill(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> StoreOutcome {
     let ticket = s.begin_fill();
-    s.store(k, &ticket, e).await
+    s.store(&ticket, None, keyed(k, e)).await
+}
+
+/// The entry stored under `k`.
+fn keyed(k: Key, e: Arc<CachedResponse>) -> Arc<CachedResponse> {
+    let mut e = Arc::unwrap_or_clone(e);
+    e.key = k;
+    Arc::new(e)
 }
 
 fn purge_one(tenant: &str, tag: &str) -> Purge {
@@ -116,7 +123,8 @@ fn purge_all(tag: &str) -> Purge {
 
 /// Inserts without a fence check or publication, as `store` does before its second check.
 fn insert_pending(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> memory::Pending {
-    match s.memory.insert(k, e) {
+    let until = e.fresh_until;
+    match s.local().memory.insert(k, e, until) {
         memory::Insert::Stored(p) => p,
         memory::Insert::TooLarge => panic!("a small entry was refused"),
     }
@@ -128,11 +136,13 @@ fn insert_pending(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> memory::Pending
 fn check_index(s: &Tiered) {
     let mut pairs = 0;
     let mut paths: std::collections::HashMap<(TenantScope, Arc<str>), u32> = Default::default();
-    for k in s.memory.keys() {
-        let Some(e) = s.memory.peek(&k) else { continue };
+    for k in s.local().memory.keys() {
+        let Some(e) = s.local().memory.peek(&k) else {
+            continue;
+        };
         for t in &e.tags {
             assert!(
-                s.memory.index().contains(t, &k),
+                s.local().memory.index().contains(t, &k),
                 "{k:?} not indexed under {t:?}"
             );
             pairs += 1;
@@ -144,12 +154,12 @@ fn check_index(s: &Tiered) {
         }
     }
     assert_eq!(
-        s.memory.index().len(),
+        s.local().memory.index().len(),
         pairs,
         "index holds keys the cache does not"
     );
     assert_eq!(
-        s.memory.index().path_counts(),
+        s.local().memory.index().path_counts(),
         paths,
         "path index out of step"
     );
@@ -172,7 +182,7 @@ async fn fresh_until_ttl_then_removed() {
     tokio::time::advance(Duration::from_millis(1)).await;
     assert!(s.lookup(&key(1), Instant::now()).await.is_none());
     assert_eq!(s.stats().entries, 0);
-    assert_eq!(s.memory.index().len(), 0);
+    assert_eq!(s.local().memory.index().len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -191,6 +201,7 @@ async fn replace_moves_index_to_new_tags() {
     fill(&s, key(1), entry(now, 10, &[("a", "new")])).await;
     check_index(&s);
     assert!(!s
+        .local()
         .memory
         .index()
         .contains(&TagKey::new(scope("a"), Tag::parse("old")), &key(1)));
@@ -227,7 +238,7 @@ async fn purge_all_covers_every_tenant() {
     assert_eq!(s.purge(&purge_all("x")).await.purged, 3);
     assert!(s.lookup(&key(4), now).await.is_some());
     check_index(&s);
-    assert_eq!(s.memory.index().len(), 1);
+    assert_eq!(s.local().memory.index().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -268,9 +279,12 @@ async fn fill_overlapping_purge_is_fenced() {
     let ticket = s.begin_fill();
     s.purge(&purge_one("a", "x")).await;
     let e = entry(now, 10, &[("a", "x")]);
-    assert_eq!(s.store(key(1), &ticket, e).await, StoreOutcome::Fenced);
+    assert_eq!(
+        s.store(&ticket, None, keyed(key(1), e)).await,
+        StoreOutcome::Fenced
+    );
     assert!(s.lookup(&key(1), now).await.is_none());
-    assert_eq!(s.memory.index().len(), 0);
+    assert_eq!(s.local().memory.index().len(), 0);
     assert_eq!(s.stats().fenced, 1);
 }
 
@@ -294,7 +308,7 @@ fn check_fence(purge_tenant: Option<&str>, entry_tags: &[(&str, &str)], fenced: 
         Some(t) => PurgeScope::Only(scope(t)),
         None => PurgeScope::All,
     };
-    s.fences.raise(&scope, &["x".into()]);
+    s.local().fences.raise(&scope, &["x".into()]);
     assert_eq!(
         s.is_fenced(&ticket, &tags(entry_tags)),
         fenced,
@@ -324,11 +338,11 @@ async fn fenced_undo_keeps_newer_fill() {
     let shared = entry(now, 10, &[("a", "x")]);
     let older = insert_pending(&s, key(1), Arc::clone(&shared));
     let newer = insert_pending(&s, key(1), Arc::clone(&shared));
-    assert!(!s.memory.withdraw(&key(1), &older));
-    assert!(s.memory.peek(&key(1)).is_some());
+    assert!(!s.local().memory.withdraw(&key(1), &older));
+    assert!(s.local().memory.peek(&key(1)).is_some());
     check_index(&s);
-    assert!(s.memory.withdraw(&key(1), &newer));
-    assert_eq!(s.memory.index().len(), 0);
+    assert!(s.local().memory.withdraw(&key(1), &newer));
+    assert_eq!(s.local().memory.index().len(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -346,7 +360,7 @@ async fn expired_lookup_keeps_fresh_replacement() {
 async fn too_large_is_refused_without_trace() {
     let s = store(64 * 1024);
     let now = Instant::now();
-    let max = s.max_entry_weight();
+    let max = s.memory_max_entry_weight();
     assert!(max > 0 && max <= 64 * 1024);
     fill(&s, key(1), entry(now, 10, &[("a", "x")])).await;
     let big = entry(now, max as usize, &[("a", "x")]);
@@ -440,7 +454,7 @@ async fn stats_bytes_is_sum_of_weights() {
         fill(&s, key(n), e).await;
     }
     // Replacing an entry swaps its weight rather than adding to it.
-    let replaced = s.memory.peek(&key(3)).map_or(0, |e| e.weight());
+    let replaced = s.local().memory.peek(&key(3)).map_or(0, |e| e.weight());
     let e = entry(now, 7, &[]);
     want = want - replaced + e.weight();
     fill(&s, key(3), e).await;
@@ -469,14 +483,14 @@ async fn purge_cost_is_proportional_to_what_is_purged() {
         )
         .await;
     }
-    let before = s.memory.index().visits();
+    let before = s.local().memory.index().visits();
     assert_eq!(s.purge(&purge_one("a", "small")).await.purged, 5);
     // One tenant bucket and its five keys.
-    assert_eq!(s.memory.index().visits() - before, 1 + 5);
-    let before = s.memory.index().visits();
+    assert_eq!(s.local().memory.index().visits() - before, 1 + 5);
+    let before = s.local().memory.index().visits();
     assert_eq!(s.purge(&purge_all("small")).await.purged, 10);
     // Ten tenant buckets and one key each; tenant a's bucket is gone.
-    assert_eq!(s.memory.index().visits() - before, 10 + 10);
+    assert_eq!(s.local().memory.index().visits() - before, 10 + 10);
     assert_eq!(s.stats().entries, 2000);
 }
 
@@ -485,31 +499,34 @@ fn purge_records_are_pruned() {
     let s = store(1 << 20);
     let ticket = s.begin_fill();
     for n in 0..3000 {
-        s.fences.raise(
+        s.local().fences.raise(
             &PurgeScope::Only(scope("a")),
             &[Tag::parse(&format!("tag{n}"))],
         );
     }
     // The live ticket predates every record, so none may go, and the oldest still fences it.
-    assert_eq!(s.fences.record_count(), 3000);
+    assert_eq!(s.local().fences.record_count(), 3000);
     assert!(s.is_fenced(&ticket, &tags(&[("a", "tag0")])));
     drop(ticket);
-    assert_eq!(s.fences.live_ticket_seqs(), 0);
+    assert_eq!(s.local().fences.live_ticket_seqs(), 0);
     for n in 3000..6000 {
-        s.fences
+        s.local()
+            .fences
             .raise(&PurgeScope::All, &[Tag::parse(&format!("tag{n}"))]);
     }
     assert!(
-        s.fences.record_count() < 3000,
+        s.local().fences.record_count() < 3000,
         "{}",
-        s.fences.record_count()
+        s.local().fences.record_count()
     );
     // Pruning keeps every record a live ticket can still be fenced by.
     let ticket = s.begin_fill();
-    s.fences
+    s.local()
+        .fences
         .raise(&PurgeScope::Only(scope("a")), &[Tag::parse("late")]);
     for n in 6000..9000 {
-        s.fences
+        s.local()
+            .fences
             .raise(&PurgeScope::All, &[Tag::parse(&format!("tag{n}"))]);
     }
     assert!(s.is_fenced(&ticket, &tags(&[("a", "late")])));
@@ -544,7 +561,7 @@ async fn check_no_stale_reads(purge: Purge) {
                 let seen = version.load(Ordering::SeqCst).to_string();
                 tokio::task::yield_now().await;
                 let e = entry_at(Instant::now(), "a", "/api/x?v=1", &["x"], &seen);
-                s.store(key((f + n) % KEYS), &ticket, e).await;
+                s.store(&ticket, None, keyed(key((f + n) % KEYS), e)).await;
             }
         }));
     }
@@ -595,7 +612,7 @@ async fn check_no_stale_reads(purge: Purge) {
     }
     assert!(hits > 0, "the readers never hit, so they checked nothing");
     // Soft-purged entries stay behind, but only as stale ones, which lookups never serve.
-    for k in s.memory.keys() {
+    for k in s.local().memory.keys() {
         let Some(e) = s.lookup(&k, Instant::now()).await else {
             continue;
         };
@@ -651,6 +668,6 @@ async fn unpublished_entry_is_not_served() {
     let now = Instant::now();
     let pending = insert_pending(&s, key(1), entry(now, 10, &[("a", "x")]));
     assert!(s.lookup(&key(1), now).await.is_none());
-    s.memory.publish(&pending);
+    s.local().memory.publish(&pending);
     assert!(s.lookup(&key(1), now).await.is_some());
 }

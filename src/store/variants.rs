@@ -109,6 +109,29 @@ impl VariantMemory {
         Ok(unreachable)
     }
 
+    /// Records what `primary`'s responses vary on as another instance found it (a shared
+    /// tier's record), keeping what is known when it agrees. Returns the variants stored under
+    /// a different, older selection, which no lookup reaches any more.
+    pub(crate) fn note(&self, primary: Key, selection: &Arc<Selection>) -> Vec<Key> {
+        let mut unreachable = Vec::new();
+        if let Some(state) = self.states.get(&primary) {
+            if *state.selection == **selection {
+                return unreachable;
+            }
+            unreachable =
+                std::mem::take(&mut *state.variants.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        self.used.store(true, Ordering::Relaxed);
+        self.states.insert(
+            primary,
+            Arc::new(VaryState {
+                selection: Arc::clone(selection),
+                variants: Mutex::new(Vec::new()),
+            }),
+        );
+        unreachable
+    }
+
     /// Forgets `primary`: its responses no longer vary, so lookups use the primary key itself.
     /// Returns the variants stored for it, which no lookup reaches any more.
     pub(crate) fn forget(&self, primary: &Key) -> Vec<Key> {

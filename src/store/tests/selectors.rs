@@ -62,7 +62,7 @@ async fn check(purge: Purge, hit: &[u64]) {
         for &(n, ..) in POPULATION {
             let served = s.lookup(&key(n), now).await.is_some();
             let stale = s.lookup_stale(&key(n), now).await.is_some();
-            let held = s.memory.peek(&key(n)).is_some();
+            let held = s.local().memory.peek(&key(n)).is_some();
             let want_hit = hit.contains(&n);
             assert_eq!(served, !want_hit, "key {n} served, {purge:?}");
             assert_eq!(stale, soft && want_hit, "key {n} stale, {purge:?}");
@@ -222,14 +222,14 @@ async fn prefix_cost_is_proportional_to_what_it_matches() {
         prefixes: strs(&["/api/courses/"]),
         ..nothing(scope)
     };
-    let before = s.memory.index().visits();
+    let before = s.local().memory.index().visits();
     assert_eq!(s.purge(&prefix(one("a"))).await.purged, 5);
     // The walk: one tenant bucket and five paths; then per path, its tag's bucket and key.
-    assert_eq!(s.memory.index().visits() - before, 1 + 5 + 5 * 2);
-    let before = s.memory.index().visits();
+    assert_eq!(s.local().memory.index().visits() - before, 1 + 5 + 5 * 2);
+    let before = s.local().memory.index().visits();
     assert_eq!(s.purge(&prefix(PurgeScope::All)).await.purged, 10);
     // Eleven tenant buckets (a's holds no match any more), ten paths, ten tag lookups.
-    assert_eq!(s.memory.index().visits() - before, 11 + 10 + 10 * 2);
+    assert_eq!(s.local().memory.index().visits() - before, 11 + 10 + 10 * 2);
     assert_eq!(s.stats().entries, 2000);
     check_index(&s);
 }
@@ -288,7 +288,7 @@ async fn check_fence(purge: Purge, tenant: &str, target: &str, fenced: bool) {
         StoreOutcome::Stored
     };
     assert_eq!(
-        s.store(key(1), &ticket, e).await,
+        s.store(&ticket, None, super::keyed(key(1), e)).await,
         want,
         "{purge:?} vs {tenant:?} {target}"
     );
@@ -373,7 +373,7 @@ async fn path_index_follows_replace_expiry_and_eviction() {
     };
     assert_eq!(s.purge(&everything).await.purged, left);
     check_index(&s);
-    assert_eq!(s.memory.index().len(), 0);
+    assert_eq!(s.local().memory.index().len(), 0);
     assert_eq!(s.stats().tenants, 0);
 }
 

@@ -49,8 +49,10 @@ fn check_books(s: &Tiered) {
     let usage = s.usage(usize::MAX);
     let mut tenants: std::collections::HashMap<TenantScope, (u64, u64)> = Default::default();
     let mut routes: std::collections::HashMap<usize, (u64, u64)> = Default::default();
-    for k in s.memory.keys() {
-        let Some(e) = s.memory.peek(&k) else { continue };
+    for k in s.local().memory.keys() {
+        let Some(e) = s.local().memory.peek(&k) else {
+            continue;
+        };
         let w = e.weight();
         let t = tenants.entry(e.tenant.clone()).or_default();
         *t = (t.0 + w, t.1 + 1);
@@ -169,7 +171,7 @@ async fn a_route_over_its_bound_evicts_its_own_entries_only() {
     assert_eq!((route0.max_bytes, route1.max_bytes), (Some(bound), None));
     assert_eq!(route1.entries, 50, "the other route lost nothing");
     // The newest entries stay, the oldest went.
-    let held = |tenant: &str, n: u64| s.memory.peek(&item_key(tenant, 0, n)).is_some();
+    let held = |tenant: &str, n: u64| s.local().memory.peek(&item_key(tenant, 0, n)).is_some();
     assert!(held("b", writes - 1) && held("a", writes - 2));
     assert!(!held("a", 0) && !held("b", 1));
     let stats = s.stats();
@@ -209,7 +211,7 @@ async fn the_books_follow_every_way_out() {
     ))
     .await;
     let pending = insert_pending(&s, item_key("a", 0, 100), item(now, "a", 0, 100));
-    assert!(s.memory.withdraw(&item_key("a", 0, 100), &pending));
+    assert!(s.local().memory.withdraw(&item_key("a", 0, 100), &pending));
     tokio::time::advance(TTL).await;
     assert!(s
         .lookup(&item_key("a", 0, 2), Instant::now())
@@ -254,9 +256,9 @@ async fn eviction_queues_stay_bounded() {
     }
     assert_eq!(tenant_usage(&s, "a").1, 1);
     assert!(
-        s.memory.queued(&scope("a")) <= 2 + 64,
+        s.local().memory.queued(&scope("a")) <= 2 + 64,
         "{}",
-        s.memory.queued(&scope("a"))
+        s.local().memory.queued(&scope("a"))
     );
 }
 
@@ -334,9 +336,9 @@ async fn eviction_queues_shrink_when_entries_leave_without_new_fills() {
     }
     assert_eq!(tenant_usage(&s, "a").1, 1);
     assert!(
-        s.memory.queued(&scope("a")) <= 2 + 64,
+        s.local().memory.queued(&scope("a")) <= 2 + 64,
         "{} references queued for 1 entry",
-        s.memory.queued(&scope("a"))
+        s.local().memory.queued(&scope("a"))
     );
     check_books(&s);
 }

@@ -75,7 +75,7 @@ impl Admin {
         }
         match (req.method().clone(), path.as_str()) {
             (Method::GET, "/readyz") => json(StatusCode::OK, &json!({ "status": "ready" })),
-            (Method::GET, "/stats") => json(StatusCode::OK, &self.stats()),
+            (Method::GET, "/stats") => json(StatusCode::OK, &self.stats().await),
             (Method::POST, "/purge") => self.purge(req).await,
             (Method::POST, "/warm") => self.warm(req).await,
             (Method::GET, "/entries") => self.entries(&req).await,
@@ -91,8 +91,9 @@ impl Admin {
     }
 
     /// The `/stats` answer: [`crate::stats::Report`], a typed struct that is the wire format.
-    fn stats(&self) -> serde_json::Value {
-        serde_json::to_value(self.proxy.stats_report()).unwrap_or_default()
+    async fn stats(&self) -> serde_json::Value {
+        let report = self.proxy.stats_report_with_redis().await;
+        serde_json::to_value(report).unwrap_or_default()
     }
 
     async fn purge(&self, req: Request<Incoming>) -> Response<ProxyBody> {

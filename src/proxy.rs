@@ -26,8 +26,10 @@ use crate::policy::Key;
 use crate::server::Handler;
 use crate::single_flight::SingleFlight;
 use crate::stats::{
-    Report, RouteMemory, Stats, StoreCounts, TenantMemory, OTHER_TENANTS, TOP_MEMORY_TENANTS,
+    RedisCounts, Report, RouteMemory, SharedCounts, Stats, StoreCounts, TenantMemory,
+    OTHER_TENANTS, TOP_MEMORY_TENANTS,
 };
+use crate::store::shared::Breaker;
 use crate::store::{CachedResponse, FillTicket, MemoryOptions, Source, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
@@ -253,7 +255,56 @@ impl Proxy {
             tenant_memory,
             route_memory,
         };
-        Report::new(self.inner.stats.snapshot(), self.introspections(), store)
+        let mut report = Report::new(self.inner.stats.snapshot(), self.introspections(), store);
+        report.shared = self.shared_counts();
+        report
+    }
+
+    /// [`Proxy::stats_report`] with what Redis reports about itself (one bounded round trip).
+    pub async fn stats_report_with_redis(&self) -> Report {
+        let mut report = self.stats_report();
+        if let Some(shared) = &mut report.shared {
+            shared.redis = self.inner.store.shared_info().await.map(|info| RedisCounts {
+                version: info.version,
+                mode: info.mode,
+                used_memory: info.used_memory,
+                entries: info.entries,
+                tenants: info.tenants,
+            });
+        }
+        report
+    }
+
+    fn shared_counts(&self) -> Option<SharedCounts> {
+        let store = &self.inner.store;
+        let s = store.shared_stats()?;
+        let (promoted, _failures) = store.shared_counts();
+        let breaker = match s.breaker {
+            Some(Breaker::Closed) | None => "closed",
+            Some(Breaker::Open) => "open",
+            Some(Breaker::HalfOpen) => "half_open",
+        };
+        Some(SharedCounts {
+            hits: s.hits,
+            misses: s.misses,
+            errors: s.errors,
+            timeouts: s.timeouts,
+            stores: s.stores,
+            fenced: s.fenced,
+            purges: s.purges,
+            replay_pending: s.replay_pending,
+            breaker: breaker.to_owned(),
+            breaker_opened: s.breaker_opened,
+            subscribed: s.subscribed,
+            pubsub_reconnects: s.pubsub_reconnects,
+            invalidations_received: s.invalidations_received,
+            pubsub_lag_ms: s.pubsub_lag_ms,
+            leases_acquired: s.leases_acquired,
+            lease_waits: s.lease_waits,
+            promoted,
+            memory_trusted: store.memory_trusted_now(),
+            redis: None,
+        })
     }
 
     async fn dispatch(

@@ -200,6 +200,9 @@ pub struct Report {
     pub introspections: u64,
     #[serde(flatten)]
     pub store: StoreCounts,
+    /// The shared (Redis) tier; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedCounts>,
 }
 
 impl Report {
@@ -209,8 +212,55 @@ impl Report {
             requests,
             introspections,
             store,
+            shared: None,
         }
     }
+}
+
+/// The shared tier's counters and Redis's own figures, as `/stats` carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SharedCounts {
+    pub hits: u64,
+    pub misses: u64,
+    /// Commands that failed or timed out (each a counted miss, never a client error).
+    pub errors: u64,
+    pub timeouts: u64,
+    pub stores: u64,
+    pub fenced: u64,
+    pub purges: u64,
+    /// Purges waiting to be replayed once Redis answers again.
+    pub replay_pending: u64,
+    /// `closed`, `open` or `half_open`.
+    pub breaker: String,
+    pub breaker_opened: u64,
+    /// Subscribed to the other instances' invalidations.
+    pub subscribed: bool,
+    pub pubsub_reconnects: u64,
+    pub invalidations_received: u64,
+    /// Publish-to-receipt delay of the last invalidation received, in milliseconds.
+    pub pubsub_lag_ms: u64,
+    pub leases_acquired: u64,
+    pub lease_waits: u64,
+    /// Shared hits copied into this instance's memory tier.
+    pub promoted: u64,
+    /// Whether the memory tier answers (not while the subscription is down).
+    pub memory_trusted: bool,
+    /// What Redis reports; absent when it could not be asked.
+    pub redis: Option<RedisCounts>,
+}
+
+/// What Redis says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisCounts {
+    pub version: String,
+    /// `standalone` or `cluster`.
+    pub mode: String,
+    pub used_memory: u64,
+    /// Entries held in this deployment's namespace.
+    pub entries: u64,
+    pub tenants: u64,
 }
 
 impl Snapshot {

@@ -3,7 +3,7 @@
 //! as zero, so the client keeps working against a server one version apart.
 
 use super::render::{human_size, percent, ratio_of, table, tenant_label, Column};
-use crate::stats::{Report, StoreCounts, TenantCounts, TenantMemory};
+use crate::stats::{Report, SharedCounts, StoreCounts, TenantCounts, TenantMemory};
 use std::collections::BTreeMap;
 
 /// How many tenants `stats` lists.
@@ -47,6 +47,9 @@ pub fn render_stats(report: &Report) -> String {
             out.push_str(&format!("  ({reasons})"));
         }
         out.push('\n');
+    }
+    if let Some(shared) = &report.shared {
+        render_shared(shared, stats.shared_hits, &mut out);
     }
 
     out.push_str("\nroutes\n");
@@ -237,4 +240,45 @@ fn by_reason(counts: &BTreeMap<String, u64>) -> String {
         .map(|(reason, n)| format!("{reason} {n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The shared (Redis) tier: its traffic, its health and what Redis reports.
+fn render_shared(shared: &SharedCounts, served: u64, out: &mut String) {
+    out.push_str("\nshared tier (redis)\n");
+    out.push_str(&format!(
+        "  breaker        {}{}\n",
+        shared.breaker,
+        if shared.subscribed {
+            ", subscribed"
+        } else {
+            ", not subscribed (memory tier not trusted)"
+        }
+    ));
+    out.push_str(&format!(
+        "  lookups        {} hits, {} misses ({} answered requests), {} errors ({} timeouts)\n",
+        shared.hits, shared.misses, served, shared.errors, shared.timeouts
+    ));
+    out.push_str(&format!(
+        "  stores         {} ({} fenced), {} purges, {} waiting for replay\n",
+        shared.stores, shared.fenced, shared.purges, shared.replay_pending
+    ));
+    out.push_str(&format!(
+        "  pub/sub        {} invalidations received, {} reconnects, last lag {} ms\n",
+        shared.invalidations_received, shared.pubsub_reconnects, shared.pubsub_lag_ms
+    ));
+    out.push_str(&format!(
+        "  leases         {} taken, {} waits\n",
+        shared.leases_acquired, shared.lease_waits
+    ));
+    match &shared.redis {
+        Some(redis) => out.push_str(&format!(
+            "  redis          {} {}, {} used, {} entries of {} tenants\n",
+            redis.mode,
+            redis.version,
+            human_size(redis.used_memory),
+            redis.entries,
+            redis.tenants
+        )),
+        None => out.push_str("  redis          (not reachable)\n"),
+    }
 }

@@ -37,3 +37,6 @@ mod warming;
 // tenant shares and route bounds: who loses entries when memory runs out
 #[path = "proxy/shares.rs"]
 mod shares;
+// several instances over one shared Redis tier (and a Redis Cluster)
+#[path = "proxy/shared.rs"]
+mod shared;

@@ -21,3 +21,14 @@ pub async fn until<T>(what: &str, rx: &mut watch::Receiver<T>, cond: impl FnMut(
         panic!("{what}: nothing can change the watched value any more");
     }
 }
+
+/// Waits until `cond` holds, for state that no watch announces: counters of another
+/// component, or what a Redis server holds. Checked every 10 ms, for at most [`LIMIT`].
+pub async fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}

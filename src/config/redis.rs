@@ -293,8 +293,7 @@ fn userinfo_ok(text: &str) -> bool {
             i += 3;
             continue;
         }
-        let allowed = b.is_ascii_alphanumeric()
-            || b"-._~!$&'()*+,;=".contains(&b);
+        let allowed = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b);
         if !allowed {
             return false;
         }
@@ -477,8 +476,7 @@ pub(super) fn compile_redis(
                 .is_some_and(|(nodes, _)| nodes.iter().any(|n| n.password.is_some()));
             let result = env_name(env.get_ref()).and_then(|name| {
                 if in_url {
-                    Err("the url carries a password already; give it in one place only"
-                        .to_string())
+                    Err("the url carries a password already; give it in one place only".to_string())
                 } else {
                     Ok(Some(SecretSource::Env(name)))
                 }
@@ -525,10 +523,17 @@ pub(super) fn compile_redis(
         Duration::from_secs(5),
         Duration::from_secs(3600),
     );
-    let compress_above = size_field(report, raw.compress_above, "redis.compress_above", 1 << 10, 0);
+    let compress_above = size_field(
+        report,
+        raw.compress_above,
+        "redis.compress_above",
+        1 << 10,
+        0,
+    );
     // Beyond u32 the breaker would never open anyway.
-    let breaker_failures = count_field(report, raw.breaker_failures, "redis.breaker_failures", 5, 1)
-        .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let breaker_failures =
+        count_field(report, raw.breaker_failures, "redis.breaker_failures", 5, 1)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
     let breaker_cooldown = duration_field(
         report,
         raw.breaker_cooldown,

@@ -14,10 +14,23 @@ fn refused(rest: &str, expected: &str) {
     check(&with(&format!("[redis]\n{rest}")), &[expected]);
 }
 
-fn node(url: &str) -> RedisNode {
-    let config = redis(&format!("url = \"{url}\"\n"));
-    assert_eq!(config.nodes.len(), 1);
-    config.nodes[0].clone()
+/// The node `url` should parse to.
+fn node(
+    tls: bool,
+    host: &str,
+    port: u16,
+    user: Option<&str>,
+    password: Option<&str>,
+    db: u32,
+) -> RedisNode {
+    RedisNode {
+        tls,
+        host: host.to_string(),
+        port,
+        user: user.map(str::to_string),
+        password: password.map(str::to_string),
+        db,
+    }
 }
 
 #[test]
@@ -83,97 +96,57 @@ fn every_key_can_be_set() {
 
 #[test]
 fn url_forms() {
-    // (url, tls, host, port, user, password, db, cluster)
-    let cases: [(&str, bool, &str, u16, Option<&str>, Option<&str>, u32, bool); 9] = [
+    let cases = [
         (
             "redis://127.0.0.1",
-            false,
-            "127.0.0.1",
-            6379,
-            None,
-            None,
-            0,
+            node(false, "127.0.0.1", 6379, None, None, 0),
             false,
         ),
         (
             "redis://Redis.Local:7000/",
-            false,
-            "redis.local",
-            7000,
-            None,
-            None,
-            0,
+            node(false, "redis.local", 7000, None, None, 0),
             false,
         ),
-        ("rediss://r:6380/15", true, "r", 6380, None, None, 15, false),
+        (
+            "rediss://r:6380/15",
+            node(true, "r", 6380, None, None, 15),
+            false,
+        ),
         (
             "redis://:pw@r/1",
-            false,
-            "r",
-            6379,
-            None,
-            Some("pw"),
-            1,
+            node(false, "r", 6379, None, Some("pw"), 1),
             false,
         ),
         (
             "redis://app:p%40ss@r:1/0",
-            false,
-            "r",
-            1,
-            Some("app"),
-            Some("p%40ss"),
-            0,
+            node(false, "r", 1, Some("app"), Some("p%40ss"), 0),
             false,
         ),
         (
             "redis://[::1]:6390/4",
-            false,
-            "[::1]",
-            6390,
-            None,
-            None,
-            4,
+            node(false, "[::1]", 6390, None, None, 4),
             false,
         ),
-        ("redis://[::1]", false, "[::1]", 6379, None, None, 0, false),
+        (
+            "redis://[::1]",
+            node(false, "[::1]", 6379, None, None, 0),
+            false,
+        ),
         (
             "redis+cluster://seed:7000",
-            false,
-            "seed",
-            7000,
-            None,
-            None,
-            0,
+            node(false, "seed", 7000, None, None, 0),
             true,
         ),
         (
             "rediss+cluster://u:p@seed:7000/0",
-            true,
-            "seed",
-            7000,
-            Some("u"),
-            Some("p"),
-            0,
+            node(true, "seed", 7000, Some("u"), Some("p"), 0),
             true,
         ),
     ];
-    for (url, tls, host, port, user, password, db, cluster) in cases {
+    for (url, expected, cluster) in cases {
         let r = redis(&format!("url = \"{url}\"\n"));
-        let n = &r.nodes[0];
-        assert_eq!(
-            (
-                n.tls,
-                n.host.as_str(),
-                n.port,
-                n.user.as_deref(),
-                n.password.as_deref(),
-                n.db,
-                r.cluster
-            ),
-            (tls, host, port, user, password, db, cluster),
-            "{url}"
-        );
+        assert_eq!(r.nodes, [expected], "{url}");
+        assert_eq!(r.cluster, cluster, "{url}");
     }
 }
 

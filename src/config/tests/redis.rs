@@ -419,3 +419,48 @@ fn passwords_are_masked_in_every_printout() {
         "{plain}"
     );
 }
+
+/// The commented-out `[redis]` of the shipped file, uncommented, parses: the example never rots.
+#[test]
+fn shipped_redis_example_parses() {
+    let shipped = include_str!("../../../proxy.toml");
+    let block: Vec<&str> = shipped
+        .lines()
+        .skip_while(|line| *line != "# [redis]")
+        .take_while(|line| line.starts_with('#'))
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .collect();
+    assert!(block.len() > 10, "{block:?}");
+    let text = format!(
+        "{}\n{}\n",
+        include_str!("../../../proxy.toml"),
+        block.join("\n")
+    );
+    let r = parse(&text).redis.expect("the example's [redis]");
+    assert_eq!(r.nodes[0].to_string(), "redis://127.0.0.1:6379/0");
+    assert_eq!(r.lease_ttl, Duration::from_secs(30));
+    let keys = [
+        "url",
+        "nodes",
+        "password_env",
+        "prefix",
+        "command_timeout",
+        "connect_timeout",
+        "local_ttl",
+        "compress_above",
+        "breaker_failures",
+        "breaker_cooldown",
+        "lease",
+        "lease_ttl",
+        "fence_retention",
+        "replay_limit",
+    ];
+    // Alternatives (nodes, password_env, lease_ttl) stay commented out inside the example.
+    for key in keys {
+        let explained = block.iter().any(|line| {
+            line.trim_start_matches("# ")
+                .starts_with(&format!("{key} = "))
+        });
+        assert!(explained, "proxy.toml does not explain redis.{key}");
+    }
+}

@@ -10,10 +10,13 @@
 use crate::admin::Admin;
 use crate::auth::digest::DigestKey;
 use crate::auth::jwt::{JwtKeys, JwtSettings, JwtVerifier};
-use crate::config::{AuthConfig, Config, JwtConfig, JwtKeySource, SecretSource, ServerConfig};
+use crate::config::{
+    AuthConfig, Config, JwtConfig, JwtKeySource, RedisConfig, SecretSource, ServerConfig,
+};
 use crate::error::ProxyError;
 use crate::proxy::{Proxy, Setup};
 use crate::server::{self, ServeOptions};
+use crate::store::shared::SharedOptions;
 use crate::webhook::{Secrets, Verifier};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -69,6 +72,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Jwt(String),
+    #[error("redis.password_env: the password ({0}) is not set")]
+    RedisPassword(SecretSource),
     #[error("cannot set up the upstream client")]
     Upstream(#[source] ProxyError),
     #[error("cannot listen on {addr}")]
@@ -305,6 +310,23 @@ fn setup(
     })
 }
 
+/// The shared tier's options of `[redis]`, with the password of `password_env` read through
+/// the resolver. A named password that is not set refuses to start: Redis would refuse every
+/// command, and the shared tier would be off without anyone noticing.
+pub fn redis_options(
+    redis: &RedisConfig,
+    read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
+) -> Result<SharedOptions, StartError> {
+    let password = match &redis.password {
+        Some(source) => match read_secret(source)? {
+            Some(password) => Some(password),
+            None => return Err(StartError::RedisPassword(source.clone())),
+        },
+        None => None,
+    };
+    Ok(redis.shared_options(password.as_deref()))
+}
+
 fn jwt_verifier(
     auth: &AuthConfig,
     read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
@@ -456,6 +478,31 @@ tenant_claim = "org"
         assert!(
             matches!(settings.keys, JwtKeys::Secret(ref s) if s == b"secret-of-JWT-with-enough-length")
         );
+    }
+
+    #[test]
+    fn the_redis_password_is_read_through_the_resolver() {
+        let config = |rest: &str| {
+            let text = format!("[upstream]\nurl = \"http://127.0.0.1:8000\"\n[redis]\n{rest}");
+            Config::from_toml(&text, "test.toml")
+                .unwrap()
+                .redis
+                .unwrap()
+        };
+        let named = config("url = \"redis://app@r\"\npassword_env = \"REDIS_PASSWORD\"\n");
+        let opts = redis_options(&named, &only(&["REDIS_PASSWORD"])).unwrap();
+        assert_eq!(
+            opts.urls,
+            ["redis://app:secret-of-REDIS_PASSWORD-with-enough-length@r:6379/0"]
+        );
+        let err = redis_options(&named, &only(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "redis.password_env: the password (env REDIS_PASSWORD) is not set"
+        );
+        let open = config("url = \"redis://r/2\"\n");
+        let opts = redis_options(&open, &only(&[])).unwrap();
+        assert_eq!(opts.urls, ["redis://r:6379/2"]);
     }
 
     #[test]

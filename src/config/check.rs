@@ -65,6 +65,10 @@ impl fmt::Display for Config {
                 "auth:     off (no [auth] section; tenants are taken as sent)"
             )?,
         }
+        match &self.redis {
+            Some(r) => writeln!(f, "redis:    {r}")?,
+            None => writeln!(f, "redis:    off (no [redis] section; memory tier only)")?,
+        }
         writeln!(f)?;
         write!(f, "{}", self.routes)?;
         self.credential_vary(f)

@@ -7,7 +7,7 @@
 //! user fixes them all in one pass.
 //!
 //! One file per section: `server`, `upstream`, `cache`, `routes` (with `scope`, which `[cache]`
-//! shares), `auth`, `admin` (`[admin]` and `[webhook]`); `fields` holds the value checks
+//! shares), `auth`, `admin` (`[admin]` and `[webhook]`), `redis`; `fields` holds the value checks
 //! they share and `check` what `cachegate check` prints. This file only reads the sections in
 //! order and hands each what it needs of the others.
 
@@ -23,6 +23,7 @@ mod cache;
 mod check;
 mod fields;
 mod raw;
+mod redis;
 mod report;
 mod routes;
 mod scope;
@@ -33,6 +34,7 @@ pub use admin::{AdminConfig, WebhookConfig};
 pub use auth::{AuthConfig, IntrospectConfig, JwtConfig, JwtKeySource};
 pub use cache::CacheConfig;
 pub use fields::SecretSource;
+pub use redis::{RedisConfig, RedisNode};
 pub use report::{ConfigError, Problem};
 pub use server::ServerConfig;
 pub use upstream::UpstreamConfig;
@@ -40,7 +42,8 @@ pub use upstream::UpstreamConfig;
 use admin::{compile_admin, compile_webhook};
 use auth::compile_auth;
 use cache::compile_cache;
-use raw::{RawAdmin, RawCache, RawLog, RawServer, RawUpstream, RawWebhook};
+use raw::{RawAdmin, RawCache, RawLog, RawRedis, RawServer, RawUpstream, RawWebhook};
+use redis::compile_redis;
 use report::Report;
 use routes::{compile_routes, RouteDefaults};
 use scope::AuthFacts;
@@ -67,6 +70,8 @@ pub struct Config {
     pub webhook: WebhookConfig,
     /// `[auth]`: how callers of `tenant` and `user` routes are verified; `None` when absent.
     pub auth: Option<AuthConfig>,
+    /// `[redis]`: the tier shared by several instances; `None` when absent (memory tier only).
+    pub redis: Option<RedisConfig>,
 }
 
 impl Config {
@@ -116,7 +121,7 @@ impl Config {
     }
 }
 
-const SECTIONS: &str = "server, upstream, cache, log, admin, webhook, auth, route";
+const SECTIONS: &str = "server, upstream, cache, log, admin, webhook, auth, redis, route";
 
 fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> {
     let root = match DeTable::parse(text) {
@@ -137,6 +142,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
     let mut admin = None;
     let mut webhook = None;
     let mut auth = None;
+    let mut redis = None;
     let mut routes = None;
     for (key, value) in root.get_ref().iter() {
         match key.get_ref().as_ref() {
@@ -147,6 +153,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
             "admin" => admin = Some(report.table::<RawAdmin>(value, "admin")),
             "webhook" => webhook = Some(report.table::<RawWebhook>(value, "webhook")),
             "auth" => auth = Some(value),
+            "redis" => redis = Some((value.span(), report.table::<RawRedis>(value, "redis"))),
             "route" => routes = Some(value),
             other => report.at(
                 key.span(),
@@ -228,6 +235,13 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         report,
         webhook.unwrap_or_else(|| Some(RawWebhook::default())),
     );
+    let redis = match redis {
+        None => Some(None),
+        Some((span, raw)) => {
+            let timeout = upstream.as_ref().map(|u| u.timeout);
+            compile_redis(report, span, raw, timeout).map(Some)
+        }
+    };
     Some(Config {
         source: source.to_string(),
         server: server?,
@@ -238,5 +252,6 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         admin: admin?,
         webhook: webhook?,
         auth: auth?,
+        redis: redis?,
     })
 }

@@ -101,6 +101,25 @@ pub(super) struct RawWebhook {
     pub(super) max_body: Option<Spanned<Scalar>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRedis {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) nodes: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) password_env: Option<Spanned<String>>,
+    pub(super) prefix: Option<Spanned<String>>,
+    pub(super) command_timeout: Option<Spanned<Scalar>>,
+    pub(super) connect_timeout: Option<Spanned<Scalar>>,
+    pub(super) local_ttl: Option<Spanned<Scalar>>,
+    pub(super) compress_above: Option<Spanned<Scalar>>,
+    pub(super) breaker_failures: Option<Spanned<i64>>,
+    pub(super) breaker_cooldown: Option<Spanned<Scalar>>,
+    pub(super) lease: Option<bool>,
+    pub(super) lease_ttl: Option<Spanned<Scalar>>,
+    pub(super) fence_retention: Option<Spanned<Scalar>>,
+    pub(super) replay_limit: Option<Spanned<i64>>,
+}
+
 /// `[auth]` without its nested tables, which are parsed on their own.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

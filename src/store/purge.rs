@@ -55,7 +55,7 @@ impl Purge {
     /// Paths and URIs fence their path tag (every variant of the path, which over-covers a
     /// URI, harmlessly). A prefix may cover paths that have no entry yet, so it and `all`
     /// fence the whole-tenant tag, which every fill carries: conservative, and O(1).
-    fn fence_tags(&self) -> Vec<Tag> {
+    pub(crate) fn fence_tags(&self) -> Vec<Tag> {
         let mut tags = self.tags.clone();
         tags.extend(self.paths.iter().map(|p| Tag::path(p)));
         tags.extend(self.uris.iter().map(|u| Tag::path(uri_path(u))));

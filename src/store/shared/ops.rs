@@ -56,7 +56,7 @@ pub(crate) async fn lookup(
     primary: &Key,
     variant_of: &(dyn Fn(&Selection) -> Key + Sync),
 ) -> Result<SharedFound, SharedError> {
-    let names = inner.names.tenant(tenant);
+    let names = &inner.names.tenant(tenant);
     let (vary, value, stale): (Option<Vec<u8>>, Option<Vec<u8>>, bool) = inner
         .call(|mut conn| async move {
             redis::pipe()
@@ -85,7 +85,7 @@ pub(crate) async fn lookup(
         },
         Some(selection) => {
             let variant = variant_of(&selection);
-            let names = inner.names.tenant(tenant);
+            let names = &inner.names.tenant(tenant);
             let (value, stale): (Option<Vec<u8>>, bool) = inner
                 .call(|mut conn| async move {
                     redis::pipe()
@@ -116,21 +116,21 @@ pub(crate) async fn lookup(
 
 pub(crate) async fn ticket(inner: &Inner, tenant: &TenantScope) -> Result<SharedTicket, SharedError> {
     let taken = UnixMillis::now();
-    let registry = inner.names.registry();
-    let member = format!("{} {}", tenant_tag(tenant), scope_form(tenant));
-    let fence = inner.names.tenant(tenant).fence();
+    let registry = &inner.names.registry();
+    let member = &format!("{} {}", tenant_tag(tenant), scope_form(tenant));
+    let fence = &inner.names.tenant(tenant).fence();
     let cluster = inner.is_cluster();
     let seq: Option<u64> = inner
         .call(|mut conn| async move {
             if cluster {
                 // Two slots: the registration is awaited before the sequence is read.
-                let () = conn.sadd(&registry, &member).await?;
-                conn.hget(&fence, "#seq").await
+                let () = conn.sadd(registry, member).await?;
+                conn.hget(fence, "#seq").await
             } else {
                 let (seq,): (Option<u64>,) = redis::pipe()
-                    .sadd(&registry, &member)
+                    .sadd(registry, member)
                     .ignore()
-                    .hget(&fence, "#seq")
+                    .hget(fence, "#seq")
                     .query_async(&mut conn)
                     .await?;
                 Ok(seq)
@@ -231,18 +231,18 @@ pub(crate) async fn store_vary(
     selection: Option<&Selection>,
     until: UnixMillis,
 ) -> Result<(), SharedError> {
-    let key = inner.names.tenant(tenant).vary(primary);
+    let key = &inner.names.tenant(tenant).vary(primary);
     let ttl = UnixMillis::now().until(until).as_millis() as u64;
     match selection.filter(|s| !s.is_empty()) {
         Some(selection) if ttl > 0 => {
-            let value = encode_selection(selection);
+            let value = &encode_selection(selection);
             inner
-                .call(|mut conn| async move { conn.pset_ex(&key, value, ttl).await })
+                .call(|mut conn| async move { conn.pset_ex(key, value, ttl).await })
                 .await
         }
         _ => {
             inner
-                .call(|mut conn| async move { conn.del(&key).await })
+                .call(|mut conn| async move { conn.del(key).await })
                 .await
         }
     }
@@ -255,9 +255,9 @@ pub(crate) async fn update_meta(
 ) -> Result<bool, SharedError> {
     let names = inner.names.tenant(&entry.tenant);
     let key = names.entry(&entry.key);
-    let read_key = key.clone();
+    let read_key = &key;
     let old: Option<Vec<u8>> = inner
-        .call(|mut conn| async move { conn.get(&read_key).await })
+        .call(|mut conn| async move { conn.get(read_key).await })
         .await?;
     let Some(old) = old else { return Ok(false) };
     let mut stored = match decode_entry(&old) {
@@ -348,9 +348,9 @@ pub(crate) async fn apply_purge(inner: &Inner, purge: &Purge) -> Result<usize, S
     let tenants: Vec<TenantNames> = match &purge.tenant {
         PurgeScope::Only(tenant) => vec![inner.names.tenant(tenant)],
         PurgeScope::All => {
-            let registry = inner.names.registry();
+            let registry = &inner.names.registry();
             let members: Vec<String> = inner
-                .call(|mut conn| async move { conn.smembers(&registry).await })
+                .call(|mut conn| async move { conn.smembers(registry).await })
                 .await?;
             members
                 .iter()
@@ -389,10 +389,10 @@ pub(crate) async fn apply_purge(inner: &Inner, purge: &Purge) -> Result<usize, S
             .await?;
         purged += results;
     }
-    let channel = inner.names.channel();
-    let message = purge_message(inner.instance, UnixMillis::now().0, purge);
+    let channel = &inner.names.channel();
+    let message = &purge_message(inner.instance, UnixMillis::now().0, purge);
     inner
-        .call(|mut conn| async move { conn.publish::<_, _, ()>(&channel, message).await })
+        .call(|mut conn| async move { conn.publish::<_, _, ()>(channel, message).await })
         .await?;
     bump(&inner.counters.purges);
     Ok(purged as usize)
@@ -428,13 +428,13 @@ pub(crate) async fn lease(
     key: &Key,
     ttl: Duration,
 ) -> Result<Lease, SharedError> {
-    let name = inner.names.tenant(tenant).lease(key);
+    let name = &inner.names.tenant(tenant).lease(key);
     let value = random_u64();
     let ttl = (ttl.as_millis() as u64).max(1);
     let taken: i64 = inner
         .call(|mut conn| async move {
             LEASE_SCRIPT
-                .key(&name)
+                .key(name)
                 .arg(value.to_string())
                 .arg(ttl)
                 .invoke_async(&mut conn)
@@ -455,18 +455,19 @@ pub(crate) async fn lease(
 
 pub(crate) async fn release(inner: &Inner, token: LeaseToken, filled: bool) -> Result<(), SharedError> {
     let name = inner.names.tenant(&token.tenant).lease(&token.key);
-    let channel = inner.names.channel();
-    let message = lease_message(&name);
+    let channel = &inner.names.channel();
+    let message = &lease_message(&name);
+    let name_ref = &name;
+    let value = token.value;
     let result = inner
         .call(|mut conn| {
-            let name = name.clone();
             async move {
                 RELEASE_SCRIPT
-                    .key(&name)
-                    .arg(token.value.to_string())
+                    .key(name_ref)
+                    .arg(value.to_string())
                     .arg(if filled { "1" } else { "0" })
-                    .arg(&channel)
-                    .arg(&message)
+                    .arg(channel)
+                    .arg(message)
                     .arg(FILLED_MARKER_MS)
                     .invoke_async::<i64>(&mut conn)
                     .await
@@ -492,9 +493,9 @@ pub(crate) async fn wait_lease(
         let notified = guard.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let name = name.clone();
+        let name = &name;
         let value: Option<String> = match inner
-            .call(|mut conn| async move { conn.get(&name).await })
+            .call(|mut conn| async move { conn.get(name).await })
             .await
         {
             Ok(value) => value,
@@ -540,31 +541,31 @@ pub(crate) async fn info(inner: &Inner) -> Result<RedisInfo, SharedError> {
             }
         })
         .await?;
-    let registry = inner.names.registry();
+    let registry = &inner.names.registry();
     let (tenants, members): (u64, Vec<String>) = inner
         .call(|mut conn| async move {
-            let tenants: u64 = conn.scard(&registry).await?;
-            let members: Vec<String> = conn.srandmember_multiple(&registry, INFO_TENANTS as isize).await?;
+            let tenants: u64 = conn.scard(registry).await?;
+            let members: Vec<String> = conn.srandmember_multiple(registry, INFO_TENANTS as isize).await?;
             Ok((tenants, members))
         })
         .await?;
-    let sets: Vec<String> = members
+    let sets: &Vec<String> = &members
         .iter()
         .filter_map(|m| m.split_once(' ').map(|(tag, _)| tag))
         .map(|tag| inner.names.tenant_by_tag(tag).tag_set(&Tag::Tenant))
-        .collect();
+        .collect::<Vec<String>>();
     let entries: u64 = inner
         .call(|mut conn| async move {
             if cluster {
                 let mut total = 0u64;
-                for set in &sets {
+                for set in sets {
                     let n: u64 = conn.zcard(set).await?;
                     total += n;
                 }
                 Ok(total)
             } else {
                 let mut pipe = redis::pipe();
-                for set in &sets {
+                for set in sets {
                     pipe.zcard(set);
                 }
                 let counts: Vec<u64> = pipe.query_async(&mut conn).await?;

@@ -82,10 +82,12 @@ impl Inner {
     }
 
     /// Runs one operation (one round trip, or a few in sequence) through the breaker and
-    /// under the command timeout, counting errors.
+    /// under the command timeout, counting errors. An operation that found the connection
+    /// dropped or refused is tried once more within the same bound: the connection
+    /// reconnects on such an error, so after Redis came back the second try goes through.
     pub(crate) async fn call<T, F, Fut>(&self, op: F) -> Result<T, SharedError>
     where
-        F: FnOnce(Conn) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let Some(permit) = self.breaker.admit() else {
@@ -97,7 +99,13 @@ impl Inner {
             return Err(SharedError::Unavailable);
         };
         let timeout = self.opts.command_timeout;
-        match tokio::time::timeout(timeout, op(conn)).await {
+        let attempt = async {
+            match op(conn.clone()).await {
+                Err(e) if e.is_connection_dropped() || e.is_connection_refusal() => op(conn).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(Ok(value)) => {
                 permit.success();
                 Ok(value)

@@ -13,6 +13,17 @@
 //! where `<T>` is a digest of the tenant scope, so one tenant's entries, tag sets, fences
 //! and leases share one cluster slot and a tenant's purge is one atomic script.
 
+mod background;
+mod breaker;
+mod conn;
+mod encode;
+mod keys;
+mod ops;
+mod scripts;
+mod tier;
+mod wire;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -177,17 +188,41 @@ pub struct RedisInfo {
 /// The shared tier. Cheap to clone.
 #[derive(Clone)]
 pub struct SharedTier {
-    _private: (),
+    inner: Arc<tier::Inner>,
 }
+
+impl std::fmt::Debug for SharedTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedTier")
+            .field("urls", &self.inner.opts.urls.len())
+            .field("cluster", &self.inner.opts.cluster)
+            .field("breaker", &self.inner.breaker.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Capacity of the event channel; the subscriber waits when it is full.
+const EVENTS: usize = 1024;
 
 impl SharedTier {
     /// Sets up the connections; never fails because Redis is down (the breaker starts open
     /// and probes), only on a malformed URL. The events of the subscriber go to the returned
     /// receiver.
+    ///
+    /// Must be called within a tokio runtime: the connections, the probe and the subscriber
+    /// run as background tasks, which end when the last clone of the tier is dropped.
     pub fn connect(
-        _opts: SharedOptions,
+        opts: SharedOptions,
     ) -> Result<(SharedTier, mpsc::Receiver<SharedEvent>), SharedError> {
-        Err(SharedError::Unavailable)
+        // rediss:// needs a process-wide crypto provider; another may be installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (push_tx, push_rx) = mpsc::unbounded_channel();
+        let endpoints = conn::endpoints(&opts, push_tx)?;
+        let single = endpoints.single.map(conn::Conn::Single);
+        let inner = Arc::new(tier::Inner::new(opts, single, endpoints.cluster));
+        let (events_tx, events_rx) = mpsc::channel(EVENTS);
+        background::spawn(&inner, endpoints.pubsub, push_rx, events_tx);
+        Ok((SharedTier { inner }, events_rx))
     }
 
     /// The entry for `primary` of `tenant`: reads the primary key and its vary record in one
@@ -195,17 +230,17 @@ impl SharedTier {
     /// computes is read too.
     pub async fn lookup(
         &self,
-        _tenant: &TenantScope,
-        _primary: &Key,
-        _variant_of: &(dyn Fn(&Selection) -> Key + Sync),
+        tenant: &TenantScope,
+        primary: &Key,
+        variant_of: &(dyn Fn(&Selection) -> Key + Sync),
     ) -> Result<SharedFound, SharedError> {
-        Err(SharedError::Unavailable)
+        ops::lookup(&self.inner, tenant, primary, variant_of).await
     }
 
     /// Registers the tenant (for purges of every tenant) and reads its purge sequence. Take it
     /// before the fill's upstream request is sent.
-    pub async fn ticket(&self, _tenant: &TenantScope) -> Result<SharedTicket, SharedError> {
-        Err(SharedError::Unavailable)
+    pub async fn ticket(&self, tenant: &TenantScope) -> Result<SharedTicket, SharedError> {
+        ops::ticket(&self.inner, tenant).await
     }
 
     /// Stores `entry` (under `entry.key`, with its tags) until `entry`'s last usable instant
@@ -213,79 +248,106 @@ impl SharedTier {
     /// check and the write are one atomic script.
     pub async fn store(
         &self,
-        _ticket: &SharedTicket,
-        _entry: &CachedResponse,
-        _until: UnixMillis,
+        ticket: &SharedTicket,
+        entry: &CachedResponse,
+        until: UnixMillis,
     ) -> Result<SharedStored, SharedError> {
-        Err(SharedError::Unavailable)
+        ops::store(&self.inner, ticket, entry, until).await
     }
 
     /// Records what `primary`'s responses vary on (until `until`), or with `None` that they
     /// do not vary.
     pub async fn store_vary(
         &self,
-        _tenant: &TenantScope,
-        _primary: &Key,
-        _selection: Option<&Selection>,
-        _until: UnixMillis,
+        tenant: &TenantScope,
+        primary: &Key,
+        selection: Option<&Selection>,
+        until: UnixMillis,
     ) -> Result<(), SharedError> {
-        Err(SharedError::Unavailable)
+        ops::store_vary(&self.inner, tenant, primary, selection, until).await
     }
 
     /// Replaces the metadata of a stored entry (stored-at, fresh-until, headers) without
-    /// sending its body again; false when the entry is gone.
+    /// sending its body again; false when the entry is gone. A soft purge's stale mark stays.
     pub async fn update_meta(
         &self,
-        _entry: &CachedResponse,
-        _until: UnixMillis,
+        entry: &CachedResponse,
+        until: UnixMillis,
     ) -> Result<bool, SharedError> {
-        Err(SharedError::Unavailable)
+        ops::update_meta(&self.inner, entry, until).await
     }
 
     /// Applies a purge in Redis (fences raised first, atomically with the removal, per tenant
     /// slot) and publishes it to the other instances. On failure the purge is kept for replay
     /// and replayed (and published) once Redis answers again. Returns entries removed.
-    pub async fn purge(&self, _purge: &Purge) -> Result<usize, SharedError> {
-        Err(SharedError::Unavailable)
+    pub async fn purge(&self, purge: &Purge) -> Result<usize, SharedError> {
+        ops::purge(&self.inner, purge).await
     }
 
     /// Tries to take the fill lease on `key` for `ttl`.
     pub async fn lease(
         &self,
-        _tenant: &TenantScope,
-        _key: &Key,
-        _ttl: Duration,
+        tenant: &TenantScope,
+        key: &Key,
+        ttl: Duration,
     ) -> Result<Lease, SharedError> {
-        Err(SharedError::Unavailable)
+        ops::lease(&self.inner, tenant, key, ttl).await
     }
 
     /// Releases a lease taken by this instance and, with `filled`, announces that the key is
     /// stored, waking the other instances' waiters.
-    pub async fn release(&self, _token: LeaseToken, _filled: bool) -> Result<(), SharedError> {
-        Err(SharedError::Unavailable)
+    pub async fn release(&self, token: LeaseToken, filled: bool) -> Result<(), SharedError> {
+        ops::release(&self.inner, token, filled).await
     }
 
     /// Waits until the holder of the lease on `key` announces the fill or the lease is gone
     /// (checked by short bounded polling besides the announcement), at most `timeout`.
-    pub async fn wait_lease(
-        &self,
-        _tenant: &TenantScope,
-        _key: &Key,
-        _timeout: Duration,
-    ) -> LeaseWait {
-        LeaseWait::Released
+    pub async fn wait_lease(&self, tenant: &TenantScope, key: &Key, timeout: Duration) -> LeaseWait {
+        ops::wait_lease(&self.inner, tenant, key, timeout).await
     }
 
     /// The breaker lets requests through (closed, or half-open for a probe).
     pub fn available(&self) -> bool {
-        false
+        self.inner.breaker.available()
+    }
+
+    /// Waits (at most `timeout`) until the breaker is closed: Redis answered. True when it is.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let mut watch = self.inner.breaker.watch();
+        tokio::time::timeout(timeout, watch.wait_for(|b| *b == Breaker::Closed))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether the subscriber is subscribed to the invalidation channel.
+    pub fn subscribed(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> SharedStats {
-        SharedStats::default()
+        let c = &self.inner.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        SharedStats {
+            hits: get(&c.hits),
+            misses: get(&c.misses),
+            errors: get(&c.errors),
+            timeouts: get(&c.timeouts),
+            stores: get(&c.stores),
+            fenced: get(&c.fenced),
+            purges: get(&c.purges),
+            replay_pending: self.inner.replay_pending() as u64,
+            breaker: Some(self.inner.breaker.state()),
+            breaker_opened: self.inner.breaker.times_opened(),
+            subscribed: self.subscribed(),
+            pubsub_reconnects: get(&c.pubsub_reconnects),
+            invalidations_received: get(&c.invalidations_received),
+            pubsub_lag_ms: get(&c.pubsub_lag_ms),
+            leases_acquired: get(&c.leases_acquired),
+            lease_waits: get(&c.lease_waits),
+        }
     }
 
     pub async fn info(&self) -> Result<RedisInfo, SharedError> {
-        Err(SharedError::Unavailable)
+        ops::info(&self.inner).await
     }
 }

@@ -41,7 +41,10 @@ fn options(urls: Vec<String>, cluster: bool) -> SharedOptions {
 async fn connect(opts: SharedOptions) -> (SharedTier, mpsc::Receiver<SharedEvent>) {
     let (tier, mut events) = SharedTier::connect(opts).unwrap();
     assert!(tier.ready(LIMIT).await, "redis did not answer");
-    expect(&mut events, "subscribed", |e| matches!(e, SharedEvent::Subscribed)).await;
+    expect(&mut events, "subscribed", |e| {
+        matches!(e, SharedEvent::Subscribed)
+    })
+    .await;
     (tier, events)
 }
 
@@ -81,7 +84,10 @@ fn entry(tenant: &TenantScope, target: &str, tags: &[&str], body: &[u8]) -> Cach
         TagKey::new(tenant.clone(), Tag::Tenant),
         TagKey::new(tenant.clone(), Tag::path(path)),
     ];
-    all.extend(tags.iter().map(|t| TagKey::new(tenant.clone(), Tag::parse(t))));
+    all.extend(
+        tags.iter()
+            .map(|t| TagKey::new(tenant.clone(), Tag::parse(t))),
+    );
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("text/plain"));
     let now = UnixMillis::now();
@@ -178,7 +184,9 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
     // Metadata update keeps the body.
     let mut fresher = plain.clone();
     fresher.fresh_until = plain.fresh_until.plus(Duration::from_secs(30));
-    fresher.headers.insert("etag", HeaderValue::from_static("\"v2\""));
+    fresher
+        .headers
+        .insert("etag", HeaderValue::from_static("\"v2\""));
     fresher.body = Bytes::new();
     assert!(tier.update_meta(&fresher, until()).await.unwrap());
     let got = tier
@@ -195,7 +203,10 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
 
     let stats = tier.stats();
     assert_eq!(stats.breaker, Some(Breaker::Closed));
-    assert!(stats.hits >= 3 && stats.misses >= 1 && stats.stores == 2, "{stats:?}");
+    assert!(
+        stats.hits >= 3 && stats.misses >= 1 && stats.stores == 2,
+        "{stats:?}"
+    );
 
     let info = tier.info().await.unwrap();
     assert!(info.version.starts_with('7'), "{info:?}");
@@ -220,7 +231,11 @@ async fn a_tag_purge_on_one_instance_removes_the_entry_and_reaches_the_other() {
     assert_eq!(b.purge(&purge).await.unwrap(), 1);
     assert!(!held(&a, &tagged).await);
     assert!(held(&a, &other).await);
-    match expect(&mut a_events, "the purge", |e| matches!(e, SharedEvent::Purged(_))).await {
+    match expect(&mut a_events, "the purge", |e| {
+        matches!(e, SharedEvent::Purged(_))
+    })
+    .await
+    {
         SharedEvent::Purged(p) => assert_eq!(p, purge),
         _ => unreachable!(),
     }
@@ -228,7 +243,11 @@ async fn a_tag_purge_on_one_instance_removes_the_entry_and_reaches_the_other() {
     // Its own purge does not come back to b: a purge from a does, and is the first b sees.
     let second = Purge::tags(PurgeScope::Only(t.clone()), vec![Tag::parse("users")]);
     assert_eq!(a.purge(&second).await.unwrap(), 1);
-    match expect(&mut b_events, "a's purge", |e| matches!(e, SharedEvent::Purged(_))).await {
+    match expect(&mut b_events, "a's purge", |e| {
+        matches!(e, SharedEvent::Purged(_))
+    })
+    .await
+    {
         SharedEvent::Purged(p) => assert_eq!(p, second),
         _ => unreachable!(),
     }
@@ -299,17 +318,29 @@ async fn a_fill_that_overlapped_a_purge_of_its_tags_is_fenced() {
 
     // A purge of an unrelated tag after the ticket does not fence.
     let ticket = a.ticket(&t).await.unwrap();
-    b.purge(&Purge::tags(PurgeScope::Only(t.clone()), vec![Tag::parse("users")]))
-        .await
-        .unwrap();
-    assert_eq!(a.store(&ticket, &e, until()).await.unwrap(), SharedStored::Stored);
+    b.purge(&Purge::tags(
+        PurgeScope::Only(t.clone()),
+        vec![Tag::parse("users")],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.store(&ticket, &e, until()).await.unwrap(),
+        SharedStored::Stored
+    );
 
     // A purge of one of its tags, on another instance, does.
     let ticket = a.ticket(&t).await.unwrap();
-    b.purge(&Purge::tags(PurgeScope::Only(t.clone()), vec![Tag::parse("items")]))
-        .await
-        .unwrap();
-    assert_eq!(a.store(&ticket, &e, until()).await.unwrap(), SharedStored::Fenced);
+    b.purge(&Purge::tags(
+        PurgeScope::Only(t.clone()),
+        vec![Tag::parse("items")],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        a.store(&ticket, &e, until()).await.unwrap(),
+        SharedStored::Fenced
+    );
     assert!(!held(&a, &e).await);
 
     // So does a purge of its path, or of every tenant.
@@ -317,16 +348,25 @@ async fn a_fill_that_overlapped_a_purge_of_its_tags_is_fenced() {
     let mut by_path = Purge::tags(PurgeScope::Only(t.clone()), vec![]);
     by_path.paths = vec![Arc::from("/items/1")];
     b.purge(&by_path).await.unwrap();
-    assert_eq!(a.store(&ticket, &e, until()).await.unwrap(), SharedStored::Fenced);
+    assert_eq!(
+        a.store(&ticket, &e, until()).await.unwrap(),
+        SharedStored::Fenced
+    );
     let ticket = a.ticket(&t).await.unwrap();
     let mut everything = Purge::tags(PurgeScope::All, vec![]);
     everything.all = true;
     b.purge(&everything).await.unwrap();
-    assert_eq!(a.store(&ticket, &e, until()).await.unwrap(), SharedStored::Fenced);
+    assert_eq!(
+        a.store(&ticket, &e, until()).await.unwrap(),
+        SharedStored::Fenced
+    );
 
     // A ticket taken after the purge stores.
     let ticket = a.ticket(&t).await.unwrap();
-    assert_eq!(a.store(&ticket, &e, until()).await.unwrap(), SharedStored::Stored);
+    assert_eq!(
+        a.store(&ticket, &e, until()).await.unwrap(),
+        SharedStored::Stored
+    );
     assert_eq!(a.stats().fenced, 3);
 }
 
@@ -361,7 +401,11 @@ async fn a_soft_purge_marks_entries_stale_until_refilled() {
         vec![Tag::parse("items"), Tag::parse("more")],
     );
     soft.soft = true;
-    assert_eq!(tier.purge(&soft).await.unwrap(), 1, "each entry counted once");
+    assert_eq!(
+        tier.purge(&soft).await.unwrap(),
+        1,
+        "each entry counted once"
+    );
     let found = tier
         .lookup(&t, &e.key, &|_: &Selection| unreachable!())
         .await
@@ -396,17 +440,25 @@ async fn redis_down_fails_fast_opens_the_breaker_and_replays_purges_when_back() 
     let purge = Purge::tags(PurgeScope::Only(t.clone()), vec![Tag::parse("items")]);
     let err = a.purge(&purge).await.unwrap_err();
     assert!(
-        matches!(err, SharedError::Redis(_) | SharedError::Timeout(_) | SharedError::Unavailable),
+        matches!(
+            err,
+            SharedError::Redis(_) | SharedError::Timeout(_) | SharedError::Unavailable
+        ),
         "{err:?}"
     );
-    assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(a.stats().breaker, Some(Breaker::Open));
     assert!(!a.available());
     assert_eq!(a.stats().replay_pending, 1);
     // While open, everything fails at once.
     let started = Instant::now();
     assert!(matches!(
-        a.lookup(&t, &key("k"), &|_: &Selection| unreachable!()).await,
+        a.lookup(&t, &key("k"), &|_: &Selection| unreachable!())
+            .await,
         Err(SharedError::Unavailable)
     ));
     assert!(matches!(a.ticket(&t).await, Err(SharedError::Unavailable)));
@@ -421,7 +473,10 @@ async fn redis_down_fails_fast_opens_the_breaker_and_replays_purges_when_back() 
         matches!(e, SharedEvent::Subscribed)
     })
     .await;
-    assert!(a.stats().replay_pending == 1, "a's breaker still cooling down");
+    assert!(
+        a.stats().replay_pending == 1,
+        "a's breaker still cooling down"
+    );
     match expect(&mut b_events, "the replayed purge", |e| {
         matches!(e, SharedEvent::Purged(_))
     })
@@ -459,15 +514,24 @@ async fn a_killed_subscription_is_reported_and_restored() {
     let (tier, mut events) = single(&server).await;
     assert!(tier.subscribed());
     assert!(server.kill_pubsub() >= 1);
-    expect(&mut events, "disconnected", |e| matches!(e, SharedEvent::Disconnected)).await;
-    expect(&mut events, "subscribed again", |e| matches!(e, SharedEvent::Subscribed)).await;
+    expect(&mut events, "disconnected", |e| {
+        matches!(e, SharedEvent::Disconnected)
+    })
+    .await;
+    expect(&mut events, "subscribed again", |e| {
+        matches!(e, SharedEvent::Subscribed)
+    })
+    .await;
     assert!(tier.subscribed());
     assert_eq!(tier.stats().pubsub_reconnects, 1);
     // And purges arrive again.
     let (other, _e) = single(&server).await;
     let purge = Purge::tags(PurgeScope::Only(tenant("t")), vec![Tag::parse("x")]);
     other.purge(&purge).await.unwrap();
-    expect(&mut events, "a purge", |e| matches!(e, SharedEvent::Purged(_))).await;
+    expect(&mut events, "a purge", |e| {
+        matches!(e, SharedEvent::Purged(_))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -542,24 +606,38 @@ async fn a_cluster_shares_and_purges_across_slots() {
         headers: vec![HeaderName::from_static("accept")],
         by_user: false,
     };
-    b.store_vary(t0, &key("p"), Some(&sel), until()).await.unwrap();
+    b.store_vary(t0, &key("p"), Some(&sel), until())
+        .await
+        .unwrap();
     let mut v = entry(t0, "/v", &[], b"v");
     v.key = key("p-variant");
     fill(&b, &v).await;
-    let found = a.lookup(t0, &key("p"), &|_: &Selection| key("p-variant")).await.unwrap();
+    let found = a
+        .lookup(t0, &key("p"), &|_: &Selection| key("p-variant"))
+        .await
+        .unwrap();
     assert!(found.entry.is_some() && found.varies.is_some());
 
     // One tenant's purge.
-    let purge = Purge::tags(PurgeScope::Only(tenants[1].clone()), vec![Tag::parse("items")]);
+    let purge = Purge::tags(
+        PurgeScope::Only(tenants[1].clone()),
+        vec![Tag::parse("items")],
+    );
     assert_eq!(b.purge(&purge).await.unwrap(), 1);
     assert!(!held(&a, &entries[1]).await && held(&a, &entries[2]).await);
-    expect(&mut a_events, "the purge", |e| matches!(e, SharedEvent::Purged(_))).await;
+    expect(&mut a_events, "the purge", |e| {
+        matches!(e, SharedEvent::Purged(_))
+    })
+    .await;
 
     // Fenced across instances.
     let ticket = a.ticket(&tenants[2]).await.unwrap();
-    b.purge(&Purge::tags(PurgeScope::Only(tenants[2].clone()), vec![Tag::parse("items")]))
-        .await
-        .unwrap();
+    b.purge(&Purge::tags(
+        PurgeScope::Only(tenants[2].clone()),
+        vec![Tag::parse("items")],
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         a.store(&ticket, &entries[2], until()).await.unwrap(),
         SharedStored::Fenced
@@ -590,8 +668,43 @@ async fn urls_are_checked_but_redis_being_down_is_not_an_error() {
     let (tier, _events) =
         SharedTier::connect(options(vec![format!("rediss://127.0.0.1:{port}/0")], false)).unwrap();
     assert!(!tier.ready(Duration::from_millis(300)).await);
-    assert!(tier.lookup(&tenant("t"), &key("k"), &|_: &Selection| unreachable!()).await.is_err());
+    assert!(tier
+        .lookup(&tenant("t"), &key("k"), &|_: &Selection| unreachable!())
+        .await
+        .is_err());
     let (tier, _events) =
         SharedTier::connect(options(vec![format!("redis://127.0.0.1:{port}/0")], false)).unwrap();
     assert!(!tier.ready(Duration::from_millis(300)).await);
+}
+
+#[tokio::test]
+async fn a_fill_older_than_the_fence_retention_is_fenced_once_purges_happened() {
+    let server = RedisServer::start();
+    let mut opts = options(vec![server.url()], false);
+    opts.fence_retention = Duration::from_millis(1);
+    let (tier, _events) = connect(opts).await;
+    let t = tenant("acme");
+    let e = entry(&t, "/items/1", &["items"], b"x");
+
+    // No purge since the ticket: however old, it stores.
+    let ticket = tier.ticket(&t).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        tier.store(&ticket, &e, until()).await.unwrap(),
+        SharedStored::Stored
+    );
+
+    // A purge of another tag, but the records that could tell are no longer kept.
+    let ticket = tier.ticket(&t).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    tier.purge(&Purge::tags(
+        PurgeScope::Only(t.clone()),
+        vec![Tag::parse("other")],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        tier.store(&ticket, &e, until()).await.unwrap(),
+        SharedStored::Fenced
+    );
 }

@@ -19,10 +19,8 @@ static DIRS: AtomicUsize = AtomicUsize::new(0);
 
 fn fresh_dir(what: &str) -> PathBuf {
     let n = DIRS.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "cachegate-test-{what}-{}-{n}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("cachegate-test-{what}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a directory for redis-server");
     dir

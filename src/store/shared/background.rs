@@ -52,8 +52,7 @@ async fn connect_cluster(inner: &Inner) {
     }
     match tokio::time::timeout(inner.opts.connect_timeout, client.get_async_connection()).await {
         Ok(Ok(conn)) => {
-            *inner.conn.write().unwrap_or_else(PoisonError::into_inner) =
-                Some(Conn::Cluster(conn));
+            *inner.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(Conn::Cluster(conn));
         }
         Ok(Err(e)) => tracing::debug!(error = %e, "redis cluster connection failed"),
         Err(_) => tracing::debug!("redis cluster connection timed out"),
@@ -98,7 +97,9 @@ pub(crate) async fn subscriber(
     let mut current = 0usize;
     let mut subscribed = false;
     loop {
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         if !subscribed {
             let mut manager = managers[current % managers.len()].clone();
             match tokio::time::timeout(bound, manager.subscribe(&channel)).await {
@@ -129,16 +130,16 @@ pub(crate) async fn subscriber(
             }
         };
         let Some(push) = push else { continue };
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         match push.kind {
-            PushKind::Disconnection => {
-                if subscribed {
-                    subscribed = false;
-                    strong.subscribed.store(false, Ordering::Relaxed);
-                    bump(&strong.counters.pubsub_reconnects);
-                    tracing::warn!("invalidation channel lost: resubscribing");
-                    let _ = events.send(SharedEvent::Disconnected).await;
-                }
+            PushKind::Disconnection if subscribed => {
+                subscribed = false;
+                strong.subscribed.store(false, Ordering::Relaxed);
+                bump(&strong.counters.pubsub_reconnects);
+                tracing::warn!("invalidation channel lost: resubscribing");
+                let _ = events.send(SharedEvent::Disconnected).await;
             }
             PushKind::Message => {
                 if let Some(payload) = push.data.into_iter().nth(1) {

@@ -11,8 +11,12 @@ use super::Breaker;
 
 #[derive(Debug)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// One probe is in flight; everything else is refused until it ends.
     HalfOpen,
 }

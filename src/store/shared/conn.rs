@@ -127,8 +127,8 @@ pub(crate) fn endpoints(
         // RESP3 here too: the manager then hears a disconnection and reconnects at once,
         // rather than on the first command that fails.
         let client = redis::Client::open(resp3_url(&urls[0])).map_err(redis_error)?;
-        let single =
-            ConnectionManager::new_lazy_with_config(client, manager_config(opts)).map_err(redis_error)?;
+        let single = ConnectionManager::new_lazy_with_config(client, manager_config(opts))
+            .map_err(redis_error)?;
         Ok(Endpoints {
             single: Some(single),
             cluster: None,

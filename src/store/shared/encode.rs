@@ -3,8 +3,8 @@
 //! Layout (integers little-endian, strings and byte strings prefixed by a `u32` length):
 //! magic `CGE1`, `u32` [`FORMAT_VERSION`], flags (bit 0: body compressed), `u16` status,
 //! `u64` stored-at, `u64` fresh-until, `u64` route, tenant (`u8` 0 shared / 1 one + id),
-//! target, readable key, 32-byte key, variant (`u8` 0 none / 1 + `u8` by-user + `u32` count
-//! + names), tags (`u32` count + encoded tags), headers (`u32` count + name + value), and the
+//! target, readable key, 32-byte key, variant (`u8` 0 none / 1, then `u8` by-user, `u32`
+//! count and names), tags (`u32` count + encoded tags), headers (`u32` count + name + value), and the
 //! body: raw bytes, or `u64` raw length + zstd frame.
 //!
 //! Decoding never panics: anything truncated, trailing, oversized or invalid is an error.
@@ -126,8 +126,7 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
     let count = r.count()?;
     let mut headers = HeaderMap::with_capacity(count);
     for _ in 0..count {
-        let name =
-            HeaderName::from_bytes(r.blob()?).map_err(|_| DecodeError("bad header name"))?;
+        let name = HeaderName::from_bytes(r.blob()?).map_err(|_| DecodeError("bad header name"))?;
         let value =
             HeaderValue::from_bytes(r.blob()?).map_err(|_| DecodeError("bad header value"))?;
         headers.append(name, value);
@@ -278,8 +277,7 @@ impl<'a> Reader<'a> {
         let mut headers = Vec::with_capacity(count);
         for _ in 0..count {
             headers.push(
-                HeaderName::from_bytes(self.blob()?)
-                    .map_err(|_| DecodeError("bad header name"))?,
+                HeaderName::from_bytes(self.blob()?).map_err(|_| DecodeError("bad header name"))?,
             );
         }
         Ok(Selection { headers, by_user })

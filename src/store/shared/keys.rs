@@ -143,7 +143,10 @@ mod tests {
         let entry = acme.entry(&key);
         let tag = tenant_tag(&TenantScope::one("acme"));
         assert_eq!(tag.len(), 16);
-        assert_eq!(entry, format!("cg:v{FORMAT_VERSION}:{{{tag}}}:e:{}", "ab".repeat(32)));
+        assert_eq!(
+            entry,
+            format!("cg:v{FORMAT_VERSION}:{{{tag}}}:e:{}", "ab".repeat(32))
+        );
         assert_ne!(acme.base, shared.base);
         assert_eq!(names.registry(), format!("cg:v{FORMAT_VERSION}:tenants"));
         assert_eq!(names.channel(), format!("cg:v{FORMAT_VERSION}:events"));

@@ -245,7 +245,8 @@ impl SharedTier {
 
     /// Stores `entry` (under `entry.key`, with its tags) until `entry`'s last usable instant
     /// `until`, unless a purge covering one of its tags happened after `ticket`: the fence
-    /// check and the write are one atomic script.
+    /// check and the write are one atomic script. An entry whose `until` has passed is not
+    /// written (and reported stored). A ticket of another tenant than the entry's fences it.
     pub async fn store(
         &self,
         ticket: &SharedTicket,
@@ -302,7 +303,12 @@ impl SharedTier {
 
     /// Waits until the holder of the lease on `key` announces the fill or the lease is gone
     /// (checked by short bounded polling besides the announcement), at most `timeout`.
-    pub async fn wait_lease(&self, tenant: &TenantScope, key: &Key, timeout: Duration) -> LeaseWait {
+    pub async fn wait_lease(
+        &self,
+        tenant: &TenantScope,
+        key: &Key,
+        timeout: Duration,
+    ) -> LeaseWait {
         ops::wait_lease(&self.inner, tenant, key, timeout).await
     }
 

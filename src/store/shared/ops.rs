@@ -10,14 +10,11 @@ use redis::{AsyncCommands, RedisResult};
 use super::conn::Conn;
 use super::encode::{decode_entry, decode_selection, encode_entry, encode_selection};
 use super::keys::{scope_form, tag_digest, tenant_tag, text_digest, TenantNames};
-use super::scripts::{
-    LEASE_SCRIPT, META_SCRIPT, PURGE_SCRIPT, RELEASE_SCRIPT, STORE_SCRIPT,
-};
+use super::scripts::{LEASE_SCRIPT, META_SCRIPT, PURGE_SCRIPT, RELEASE_SCRIPT, STORE_SCRIPT};
 use super::tier::{bump, random_u64, Inner};
 use super::wire::{lease_message, purge_message};
 use super::{
-    Lease, LeaseToken, LeaseWait, RedisInfo, SharedError, SharedFound, SharedStored,
-    SharedTicket,
+    Lease, LeaseToken, LeaseWait, RedisInfo, SharedError, SharedFound, SharedStored, SharedTicket,
 };
 use crate::clock::UnixMillis;
 use crate::policy::tag::Tag;
@@ -114,7 +111,10 @@ pub(crate) async fn lookup(
     })
 }
 
-pub(crate) async fn ticket(inner: &Inner, tenant: &TenantScope) -> Result<SharedTicket, SharedError> {
+pub(crate) async fn ticket(
+    inner: &Inner,
+    tenant: &TenantScope,
+) -> Result<SharedTicket, SharedError> {
     let taken = UnixMillis::now();
     let registry = &inner.names.registry();
     let member = &format!("{} {}", tenant_tag(tenant), scope_form(tenant));
@@ -369,7 +369,9 @@ pub(crate) async fn apply_purge(inner: &Inner, purge: &Purge) -> Result<usize, S
                 for names in chunk {
                     let (conn, names, args) = (conn.clone(), names.clone(), args.clone());
                     let soft = purge.soft;
-                    set.spawn(async move { purge_tenant(conn, names, &args, soft, retention).await });
+                    set.spawn(
+                        async move { purge_tenant(conn, names, &args, soft, retention).await },
+                    );
                 }
                 let mut total = 0u64;
                 while let Some(result) = set.join_next().await {
@@ -453,25 +455,27 @@ pub(crate) async fn lease(
     }
 }
 
-pub(crate) async fn release(inner: &Inner, token: LeaseToken, filled: bool) -> Result<(), SharedError> {
+pub(crate) async fn release(
+    inner: &Inner,
+    token: LeaseToken,
+    filled: bool,
+) -> Result<(), SharedError> {
     let name = inner.names.tenant(&token.tenant).lease(&token.key);
     let channel = &inner.names.channel();
     let message = &lease_message(&name);
     let name_ref = &name;
     let value = token.value;
     let result = inner
-        .call(|mut conn| {
-            async move {
-                RELEASE_SCRIPT
-                    .key(name_ref)
-                    .arg(value.to_string())
-                    .arg(if filled { "1" } else { "0" })
-                    .arg(channel)
-                    .arg(message)
-                    .arg(FILLED_MARKER_MS)
-                    .invoke_async::<i64>(&mut conn)
-                    .await
-            }
+        .call(|mut conn| async move {
+            RELEASE_SCRIPT
+                .key(name_ref)
+                .arg(value.to_string())
+                .arg(if filled { "1" } else { "0" })
+                .arg(channel)
+                .arg(message)
+                .arg(FILLED_MARKER_MS)
+                .invoke_async::<i64>(&mut conn)
+                .await
         })
         .await;
     inner.wake(&name);
@@ -545,7 +549,9 @@ pub(crate) async fn info(inner: &Inner) -> Result<RedisInfo, SharedError> {
     let (tenants, members): (u64, Vec<String>) = inner
         .call(|mut conn| async move {
             let tenants: u64 = conn.scard(registry).await?;
-            let members: Vec<String> = conn.srandmember_multiple(registry, INFO_TENANTS as isize).await?;
+            let members: Vec<String> = conn
+                .srandmember_multiple(registry, INFO_TENANTS as isize)
+                .await?;
             Ok((tenants, members))
         })
         .await?;
@@ -574,8 +580,12 @@ pub(crate) async fn info(inner: &Inner) -> Result<RedisInfo, SharedError> {
         })
         .await?;
     Ok(RedisInfo {
-        version: info_field(&text, "redis_version").unwrap_or_default().to_string(),
-        mode: info_field(&text, "redis_mode").unwrap_or_default().to_string(),
+        version: info_field(&text, "redis_version")
+            .unwrap_or_default()
+            .to_string(),
+        mode: info_field(&text, "redis_mode")
+            .unwrap_or_default()
+            .to_string(),
         used_memory: info_field(&text, "used_memory")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
@@ -586,5 +596,8 @@ pub(crate) async fn info(inner: &Inner) -> Result<RedisInfo, SharedError> {
 
 /// Whether `conn` answers.
 pub(crate) async fn ping(mut conn: Conn) -> RedisResult<()> {
-    redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .map(|_| ())
 }

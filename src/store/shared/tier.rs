@@ -55,7 +55,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(opts: SharedOptions, conn: Option<Conn>, cluster: Option<ClusterClient>) -> Self {
+    pub(crate) fn new(
+        opts: SharedOptions,
+        conn: Option<Conn>,
+        cluster: Option<ClusterClient>,
+    ) -> Self {
         Inner {
             names: Names::new(&opts.prefix),
             breaker: CircuitBreaker::new(opts.breaker_failures, opts.breaker_cooldown),

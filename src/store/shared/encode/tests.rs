@@ -66,7 +66,9 @@ fn roundtrip_compressed_body() {
 
 #[test]
 fn incompressible_body_is_stored_raw() {
-    let body: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let body: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let e = entry(body);
     let data = encode_entry(&e, 16);
     same(&decode_entry(&data).unwrap(), &e);

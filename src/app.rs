@@ -16,7 +16,7 @@ use crate::config::{
 use crate::error::ProxyError;
 use crate::proxy::{Proxy, Setup};
 use crate::server::{self, ServeOptions};
-use crate::store::shared::SharedOptions;
+use crate::store::shared::{SharedError, SharedOptions, SharedTier};
 use crate::webhook::{Secrets, Verifier};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -74,6 +74,8 @@ pub enum StartError {
     Jwt(String),
     #[error("redis.password_env: the password ({0}) is not set")]
     RedisPassword(SecretSource),
+    #[error("[redis]: {0}")]
+    Redis(#[source] SharedError),
     #[error("cannot set up the upstream client")]
     Upstream(#[source] ProxyError),
     #[error("cannot listen on {addr}")]
@@ -303,10 +305,18 @@ fn setup(
             (jwt_verifier(auth, read_secret)?, key)
         }
     };
+    let shared = match &config.redis {
+        None => None,
+        Some(redis) => {
+            let options = redis_options(redis, read_secret)?;
+            Some(SharedTier::connect(options).map_err(StartError::Redis)?)
+        }
+    };
     Ok(Setup {
         webhook,
         jwt,
         credential_key,
+        shared,
     })
 }
 

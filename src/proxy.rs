@@ -30,7 +30,8 @@ use crate::stats::{
     OTHER_TENANTS, TOP_MEMORY_TENANTS,
 };
 use crate::store::shared::Breaker;
-use crate::store::{CachedResponse, FillTicket, MemoryOptions, Source, Tiered};
+use crate::store::shared::{SharedEvent, SharedTier};
+use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, Source, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
 use classify::{classify, fill_scope, needs_identity, resolve, Denied, TenantId};
@@ -41,6 +42,7 @@ use hyper::body::Incoming;
 use identity::{AuthFailure, Authenticated, Authenticator};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -53,6 +55,8 @@ pub struct Setup {
     pub jwt: Option<crate::auth::jwt::JwtVerifier>,
     /// Digests credential values in readable keys and logs.
     pub credential_key: DigestKey,
+    /// The shared tier of `[redis]` and its events, set up (not yet connected) by `app`.
+    pub shared: Option<(SharedTier, mpsc::Receiver<SharedEvent>)>,
 }
 
 /// The caching reverse proxy. Cheap to clone: fills run as tasks that hold their own handle.
@@ -145,7 +149,7 @@ impl Proxy {
             pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
             pool_idle_timeout: config.upstream.pool_idle_timeout,
         })?;
-        let store = Tiered::new(MemoryOptions {
+        let memory = MemoryOptions {
             max_bytes: config.cache.max_memory,
             tenant_share: config.cache.tenant_share_bytes(),
             route_max_bytes: config
@@ -154,7 +158,17 @@ impl Proxy {
                 .iter()
                 .map(|r| r.max_memory)
                 .collect(),
-        });
+        };
+        let store = match (setup.shared, &config.redis) {
+            (Some((tier, events)), Some(redis)) => {
+                let settings = SharedSettings {
+                    local_ttl: redis.local_ttl,
+                    lease_ttl: redis.lease.then_some(redis.lease_ttl),
+                };
+                Tiered::with_shared(memory, tier, events, settings)
+            }
+            _ => Tiered::new(memory),
+        };
         let stats = Stats::new(
             config
                 .routes
@@ -264,13 +278,18 @@ impl Proxy {
     pub async fn stats_report_with_redis(&self) -> Report {
         let mut report = self.stats_report();
         if let Some(shared) = &mut report.shared {
-            shared.redis = self.inner.store.shared_info().await.map(|info| RedisCounts {
-                version: info.version,
-                mode: info.mode,
-                used_memory: info.used_memory,
-                entries: info.entries,
-                tenants: info.tenants,
-            });
+            shared.redis = self
+                .inner
+                .store
+                .shared_info()
+                .await
+                .map(|info| RedisCounts {
+                    version: info.version,
+                    mode: info.mode,
+                    used_memory: info.used_memory,
+                    entries: info.entries,
+                    tenants: info.tenants,
+                });
         }
         report
     }
@@ -298,6 +317,7 @@ impl Proxy {
             subscribed: s.subscribed,
             pubsub_reconnects: s.pubsub_reconnects,
             invalidations_received: s.invalidations_received,
+            invalidations_applied: store.invalidations_applied(),
             pubsub_lag_ms: s.pubsub_lag_ms,
             leases_acquired: s.leases_acquired,
             lease_waits: s.lease_waits,

@@ -238,6 +238,8 @@ pub struct SharedCounts {
     pub subscribed: bool,
     pub pubsub_reconnects: u64,
     pub invalidations_received: u64,
+    /// Of those, applied to this instance's memory tier.
+    pub invalidations_applied: u64,
     /// Publish-to-receipt delay of the last invalidation received, in milliseconds.
     pub pubsub_lag_ms: u64,
     pub leases_acquired: u64,

@@ -117,6 +117,8 @@ pub(crate) struct Local {
     pub(crate) fences: Arc<Fences>,
     pub(crate) variants: VariantMemory,
     pub(crate) trust: Trust,
+    /// Other instances' purges applied here.
+    pub(crate) applied: AtomicU64,
 }
 
 impl Local {
@@ -126,6 +128,7 @@ impl Local {
             fences: Arc::new(Fences::new()),
             variants: VariantMemory::new(max_bytes),
             trust: Trust::new(standalone),
+            applied: AtomicU64::new(0),
         }
     }
 

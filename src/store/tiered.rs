@@ -412,6 +412,11 @@ impl Tiered {
         tracing::debug!(error = %err, "shared tier unavailable; going on without it");
     }
 
+    /// Other instances' purges applied to this instance's memory tier since start.
+    pub fn invalidations_applied(&self) -> u64 {
+        self.local.applied.load(Ordering::Acquire)
+    }
+
     /// Primary keys whose responses are known (here) to vary.
     pub fn varying_keys(&self) -> usize {
         self.local.variants.len()
@@ -480,6 +485,7 @@ async fn apply_events(local: Arc<Local>, mut events: mpsc::Receiver<SharedEvent>
         match event {
             SharedEvent::Purged(purge) => {
                 local.purge_memory(&purge);
+                local.applied.fetch_add(1, Ordering::Release);
             }
             SharedEvent::Disconnected => {
                 // Invalidations may be lost from here on: what memory holds can no longer be

@@ -6,13 +6,15 @@ use crate::support::client::TestClient;
 use crate::support::origin::{default_body, Gate, Origin, Reply};
 use crate::support::redis::{RedisCluster, RedisServer};
 use crate::support::wait::{poll_until, within};
-use http::Method;
 use crate::support::{TestProxy, BASE_CONFIG};
+use http::Method;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-const ORG42: &[(&str, &str)] = &[("x-org-id", "42")];
-const ORG7: &[(&str, &str)] = &[("x-org-id", "7")];
+// Every instance is addressed by the same host, as behind a load balancer: the host is part
+// of the key.
+const ORG42: &[(&str, &str)] = &[("x-org-id", "42"), ("host", "api.test")];
+const ORG7: &[(&str, &str)] = &[("x-org-id", "7"), ("host", "api.test")];
 
 /// The base config with a shared tier at `redis` (a URL, or a `nodes = [...]` line).
 fn config(redis: &str) -> String {
@@ -52,12 +54,12 @@ fn invalidations(proxy: &TestProxy) -> u64 {
         .proxy
         .stats_report()
         .shared
-        .map_or(0, |s| s.invalidations_received)
+        .map_or(0, |s| s.invalidations_applied)
 }
 
 #[tokio::test]
 async fn a_fill_on_one_instance_is_a_hit_on_the_other() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let origin = Origin::start().await;
     let (a, b) = pair(&redis.url(), &origin).await;
     let (ca, cb) = (TestClient::new(a.addr), TestClient::new(b.addr));
@@ -81,7 +83,7 @@ async fn a_fill_on_one_instance_is_a_hit_on_the_other() {
 
 #[tokio::test]
 async fn a_write_through_one_instance_is_purged_everywhere_before_it_is_acknowledged() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let origin = Origin::start().await;
     let (a, b) = pair(&redis.url(), &origin).await;
     let c = TestProxy::start(&config(&redis.url()), &origin.url()).await;
@@ -117,7 +119,7 @@ async fn a_write_through_one_instance_is_purged_everywhere_before_it_is_acknowle
 
 #[tokio::test]
 async fn a_webhook_to_one_instance_purges_the_other() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let origin = Origin::start().await;
     let (a, b) = pair(&redis.url(), &origin).await;
     let cb = TestClient::new(b.addr);
@@ -126,7 +128,7 @@ async fn a_webhook_to_one_instance_purges_the_other() {
     let before = invalidations(&b);
     origin.set_version(3);
     let answer = a
-        .invalidate(r#"{"tenant": "42", "tags": ["path:/api/faculty/9/"]}"#)
+        .invalidate(r#"{"tenant": "42", "paths": ["/api/faculty/9/"]}"#)
         .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     poll_until("B receives the invalidation", || invalidations(&b) > before).await;
@@ -137,7 +139,7 @@ async fn a_webhook_to_one_instance_purges_the_other() {
 
 #[tokio::test]
 async fn a_thousand_cold_requests_over_two_instances_cost_one_backend_request() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let gate = Gate::new();
     let origin = {
         let gate = gate.clone();
@@ -153,8 +155,7 @@ async fn a_thousand_cold_requests_over_two_instances_cost_one_backend_request() 
     // One fill reaches the backend; hold it until both instances have a waiting flight.
     gate.arrivals(1).await;
     poll_until("both instances wait on the fill", || {
-        a.proxy.stats_report().requests.collapsed + b.proxy.stats_report().requests.collapsed
-            > 0
+        a.proxy.stats_report().requests.collapsed + b.proxy.stats_report().requests.collapsed > 0
             || b.proxy
                 .stats_report()
                 .shared
@@ -175,7 +176,7 @@ async fn a_thousand_cold_requests_over_two_instances_cost_one_backend_request() 
 
 #[tokio::test]
 async fn redis_stopping_under_load_fails_no_request_and_sharing_resumes_after_a_restart() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start();
     let origin = Origin::start().await;
     let (a, b) = pair(&redis.url(), &origin).await;
     let clients = [TestClient::new(a.addr), TestClient::new(b.addr)];
@@ -211,15 +212,15 @@ async fn redis_stopping_under_load_fails_no_request_and_sharing_resumes_after_a_
     assert!(write.status.as_u16() < 500);
 
     // Back, empty: sharing resumes by itself and nothing stale is served.
-    redis.restart().await;
+    redis.restart();
     subscribed(&a).await;
     subscribed(&b).await;
-    let fresh = clients[0].get("/api/faculty/?page=11", ORG7).await;
-    assert_eq!(fresh.cache_status(), "cachegate; fwd=miss; stored");
+    // Each round a key nobody holds: A fills it, B must find it in Redis.
     within("B hits what A filled after Redis came back", async {
-        loop {
-            let answer = clients[1].get("/api/faculty/?page=11", ORG7).await;
-            if answer.cache_status() == "cachegate; hit; detail=shared" {
+        for page in 100.. {
+            let path = format!("/api/faculty/?page={page}");
+            clients[0].get(&path, ORG7).await;
+            if clients[1].get(&path, ORG7).await.cache_status() == "cachegate; hit; detail=shared" {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -233,7 +234,7 @@ async fn redis_stopping_under_load_fails_no_request_and_sharing_resumes_after_a_
 
 #[tokio::test]
 async fn a_lost_subscription_never_leaves_a_stale_memory_entry_served() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     let origin = Origin::start().await;
     let (a, b) = pair(&redis.url(), &origin).await;
     let (ca, cb) = (TestClient::new(a.addr), TestClient::new(b.addr));
@@ -271,7 +272,7 @@ async fn a_lost_subscription_never_leaves_a_stale_memory_entry_served() {
 
 #[tokio::test]
 async fn a_redis_cluster_shares_and_purges_across_slots() {
-    let cluster = RedisCluster::start(3).await;
+    let cluster = RedisCluster::start(3);
     let nodes = cluster
         .urls()
         .iter()
@@ -284,7 +285,7 @@ async fn a_redis_cluster_shares_and_purges_across_slots() {
     // Tenants hash to different slots (and so, nodes).
     let tenants: Vec<String> = (0..12).map(|t| t.to_string()).collect();
     for t in &tenants {
-        let org = [("x-org-id", t.as_str())];
+        let org = [("x-org-id", t.as_str()), ("host", "api.test")];
         assert_eq!(
             ca.get("/api/faculty/1/", &org).await.cache_status(),
             "cachegate; fwd=miss; stored"
@@ -297,17 +298,34 @@ async fn a_redis_cluster_shares_and_purges_across_slots() {
     // A purge of every tenant's tag reaches every slot.
     origin.set_version(2);
     let before = invalidations(&b);
-    let answer = a.invalidate(r#"{"tags": ["path:/api/faculty/1/"]}"#).await;
+    let answer = a
+        .invalidate(r#"{"tenant": "*", "paths": ["/api/faculty/1/"]}"#)
+        .await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     poll_until("B receives the invalidation", || invalidations(&b) > before).await;
     for t in &tenants {
-        let org = [("x-org-id", t.as_str())];
+        let org = [("x-org-id", t.as_str()), ("host", "api.test")];
         let answer = cb.get("/api/faculty/1/", &org).await;
-        assert_eq!(answer.json()["version"], 2, "tenant {t}: {}", answer.cache_status());
+        assert_eq!(
+            answer.json()["version"],
+            2,
+            "tenant {t}: {}",
+            answer.cache_status()
+        );
     }
     // And a purge of one tenant leaves the others.
-    ca.send(Method::PUT, "/api/faculty/1/", &[("x-org-id", "3")], "{}")
+    ca.send(
+        Method::PUT,
+        "/api/faculty/1/",
+        &[("x-org-id", "3"), ("host", "api.test")],
+        "{}",
+    )
+    .await;
+    let kept = cb
+        .get(
+            "/api/faculty/1/",
+            &[("x-org-id", "4"), ("host", "api.test")],
+        )
         .await;
-    let kept = cb.get("/api/faculty/1/", &[("x-org-id", "4")]).await;
     assert!(kept.cache_status().starts_with("cachegate; hit"));
 }

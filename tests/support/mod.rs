@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod origin;
+pub mod redis;
 pub mod wait;
 
 use cachegate::app::{self, App, Listeners, SecretError};

@@ -7,7 +7,7 @@
 //! user fixes them all in one pass.
 //!
 //! One file per section: `server`, `upstream`, `cache`, `routes` (with `scope`, which `[cache]`
-//! shares), `auth`, `admin` (`[admin]` and `[webhook]`); `fields` holds the value checks
+//! shares), `auth`, `admin` (`[admin]` and `[webhook]`), `log`; `fields` holds the value checks
 //! they share and `check` what `cachegate check` prints. This file only reads the sections in
 //! order and hands each what it needs of the others.
 
@@ -22,6 +22,7 @@ mod auth;
 mod cache;
 mod check;
 mod fields;
+mod log;
 mod raw;
 mod report;
 mod routes;
@@ -33,6 +34,7 @@ pub use admin::{AdminConfig, WebhookConfig};
 pub use auth::{AuthConfig, IntrospectConfig, JwtConfig, JwtKeySource};
 pub use cache::CacheConfig;
 pub use fields::SecretSource;
+pub use log::{LogConfig, LogFormat};
 pub use report::{ConfigError, Problem};
 pub use server::ServerConfig;
 pub use upstream::UpstreamConfig;
@@ -40,6 +42,7 @@ pub use upstream::UpstreamConfig;
 use admin::{compile_admin, compile_webhook};
 use auth::compile_auth;
 use cache::compile_cache;
+use log::compile_log;
 use raw::{RawAdmin, RawCache, RawLog, RawServer, RawUpstream, RawWebhook};
 use report::Report;
 use routes::{compile_routes, RouteDefaults};
@@ -59,8 +62,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub cache: CacheConfig,
     pub routes: RouteTable,
-    /// `[log] level`, a tracing filter; `RUST_LOG` wins over it.
-    pub log: Option<String>,
+    /// `[log]`: the tracing filter (`RUST_LOG` wins over it), the format and the access line.
+    pub log: LogConfig,
     /// `[admin]`: the operator API; `None` when the section is absent (no admin listener).
     pub admin: Option<AdminConfig>,
     /// `[webhook]`: the signed invalidation endpoint on the main listener (always reserved).
@@ -189,21 +192,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         cache.unwrap_or_else(|| Some(RawCache::default())),
         facts,
     );
-    let log = log
-        .unwrap_or_else(|| Some(RawLog::default()))
-        .and_then(|raw| {
-            let level = raw.level?;
-            let span = level.span();
-            let level = level.into_inner();
-            if level.trim().is_empty() {
-                report.at(
-                    span,
-                    "log.level",
-                    "must not be empty; leave it out for the default",
-                );
-            }
-            Some(level)
-        });
+    let log = compile_log(report, log.unwrap_or_else(|| Some(RawLog::default())));
     let routes = match routes {
         // Routes inherit from [cache]. When it is broken its problems are reported already,
         // and the defaults (no tenant, 5m) cannot add spurious route problems.
@@ -234,7 +223,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         upstream: upstream?,
         cache: cache?,
         routes,
-        log,
+        log: log?,
         admin: admin?,
         webhook: webhook?,
         auth: auth?,

@@ -427,8 +427,17 @@ fn histogram(
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for (labels, h) in series {
         let mut sample = metric.encode_family(labels)?;
-        let mut buckets = h.buckets.clone();
-        buckets.push((f64::INFINITY, h.count));
+        // The encoder sums the buckets itself and adds `+Inf` from the count.
+        let mut below = 0;
+        let buckets: Vec<(f64, u64)> = h
+            .buckets
+            .iter()
+            .map(|&(bound, cumulative)| {
+                let own = cumulative - below;
+                below = cumulative;
+                (bound, own)
+            })
+            .collect();
         sample.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &buckets, None)?;
     }
     Ok(())
@@ -842,5 +851,39 @@ mod tests {
         );
         assert!(text.contains("cachegate_purges_total{source=\"admin\"} 0\n"));
         assert!(text.contains("cachegate_stale_served_total 0\n"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_rendered_cumulative() {
+        let metrics = Metrics::new(vec![id("/a", None)], true);
+        for ms in [1, 1, 30] {
+            metrics.record(&Finished {
+                route: Some(0),
+                method: &Method::GET,
+                status: StatusCode::OK,
+                outcome: Some(Outcome::Hit),
+                elapsed: Duration::from_millis(ms),
+            });
+        }
+        let text = render(Scrape {
+            report: Report::default(),
+            metrics: metrics.snapshot(),
+            backend_latency: Histogram::default().snapshot(),
+            tiers: Vec::new(),
+            version: "0",
+        });
+        let bucket = |le: &str| {
+            format!("cachegate_request_duration_seconds_bucket{{route=\"/a\",le=\"{le}\"}}")
+        };
+        for (le, n) in [
+            ("0.0005", 0),
+            ("0.001", 2),
+            ("0.025", 2),
+            ("0.05", 3),
+            ("+Inf", 3),
+        ] {
+            let line = format!("{} {n}\n", bucket(le));
+            assert!(text.contains(&line), "{line}{text}");
+        }
     }
 }

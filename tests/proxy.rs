@@ -37,3 +37,9 @@ mod warming;
 // tenant shares and route bounds: who loses entries when memory runs out
 #[path = "proxy/shares.rs"]
 mod shares;
+// /metrics: the exposition, its counters, its token
+#[path = "proxy/metrics.rs"]
+mod metrics;
+// X-Request-Id: taken when sane, made otherwise, sent to the backend and back to the client
+#[path = "proxy/request_id.rs"]
+mod request_id;

@@ -28,7 +28,7 @@ PY
 )
 target/release/cachegate serve --config bench/proxy.toml 2>"$out/cachegate.log" & pids+=($!)
 # The same config with the per-request metrics off, on ports of its own.
-sed -e 's/127.0.0.1:18080/127.0.0.1:18081/' -e 's/127.0.0.1:19090/127.0.0.1:19091\nmetrics = false/' \
+sed -e 's/127.0.0.1:18080/127.0.0.1:18081/' -e 's/127.0.0.1:19090"/127.0.0.1:19091"\nmetrics = false/' \
   bench/proxy.toml >"$out/proxy-metrics-off.toml"
 grep -q '^metrics = false' "$out/proxy-metrics-off.toml"
 target/release/cachegate serve --config "$out/proxy-metrics-off.toml" 2>"$out/cachegate-metrics-off.log" & pids+=($!)

@@ -145,6 +145,8 @@ pub fn tenant_digest(tenant: &str) -> String {
 #[derive(Debug)]
 pub struct AccessLine<'a> {
     pub request_id: &'a HeaderValue,
+    /// The TCP peer (a load balancer's address when one is in front).
+    pub peer: std::net::SocketAddr,
     pub method: &'a http::Method,
     pub path: &'a str,
     pub query: Option<&'a str>,
@@ -169,6 +171,7 @@ impl AccessLine<'_> {
         tracing::info!(
             target: "cachegate::access",
             request_id = self.request_id.to_str().unwrap_or(""),
+            peer = %self.peer,
             method = %self.method,
             path = self.path,
             query = query.as_deref(),

@@ -580,6 +580,7 @@ impl Handler for Proxy {
             let routes = self.inner.config.routes.routes();
             AccessLine {
                 request_id: &trace.id,
+                peer,
                 method: &method,
                 path: uri.path(),
                 query: uri.query(),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Hit throughput and latency through cachegate vs the same origin answering directly (the ceiling),
-# measured in one run, interleaved, plus the stampede count. Usage: bash bench/run.sh [seconds]
+# measured in one run, interleaved, plus the stampede count, and the cost of a hit with /metrics
+# on against the same build with [admin] metrics = false. Usage: bash bench/run.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -26,7 +27,12 @@ print(f"{head}.{body}.{enc(sig)}")
 PY
 )
 target/release/cachegate serve --config bench/proxy.toml 2>"$out/cachegate.log" & pids+=($!)
-for port in 18000 18080; do
+# The same config with the per-request metrics off, on ports of its own.
+sed -e 's/127.0.0.1:18080/127.0.0.1:18081/' -e 's/127.0.0.1:19090"/127.0.0.1:19091"\nmetrics = false/' \
+  bench/proxy.toml >"$out/proxy-metrics-off.toml"
+grep -q '^metrics = false' "$out/proxy-metrics-off.toml"
+target/release/cachegate serve --config "$out/proxy-metrics-off.toml" 2>"$out/cachegate-metrics-off.log" & pids+=($!)
+for port in 18000 18080 18081; do
   up=no
   for _ in $(seq 100); do
     if curl -fs -o /dev/null "http://127.0.0.1:$port/api/warm/" -H 'X-Org-Id: 1'; then up=yes; break; fi
@@ -48,12 +54,12 @@ measure() { # name url [header] -> "rps p50 p99"
   echo "$rps $p50 $p99"
 }
 # Warm both servers (connections, allocator, CPU frequency) before anything is recorded.
-for port in 18000 18080; do
+for port in 18000 18080 18081; do
   wrk -t1 -c"$conns" -d2s -H 'X-Org-Id: 42' "http://127.0.0.1:$port/api/faculty/" >/dev/null
 done
 curl -fs -o /dev/null -D - http://127.0.0.1:18080/jwt/faculty/ -H "Authorization: Bearer $token" | grep -i cache-status
 printf '%-6s %-10s %12s %10s %10s\n' round server req/s p50 p99
-ratios=(); jwt_costs=()
+ratios=(); jwt_costs=(); metrics_costs=()
 for r in $(seq "$rounds"); do
   read -r o_rps o_p50 o_p99 < <(measure origin "http://127.0.0.1:18000/api/faculty/")
   read -r c_rps c_p50 c_p99 < <(measure cachegate "http://127.0.0.1:18080/api/faculty/")
@@ -61,7 +67,11 @@ for r in $(seq "$rounds"); do
   printf '%-6s %-10s %12s %10s %10s\n' "$r" cachegate "$c_rps" "$c_p50" "$c_p99"
   read -r j_rps j_p50 j_p99 < <(measure jwt "http://127.0.0.1:18080/jwt/faculty/" "Authorization: Bearer $token")
   printf '%-6s %-10s %12s %10s %10s\n' "$r" "jwt hit" "$j_rps" "$j_p50" "$j_p99"
+  read -r m_rps m_p50 m_p99 < <(measure metrics-off "http://127.0.0.1:18081/api/faculty/")
+  printf '%-6s %-10s %12s %10s %10s\n' "$r" "no metrics" "$m_rps" "$m_p50" "$m_p99"
   ratios+=("$(awk -v c="$c_rps" -v o="$o_rps" 'BEGIN {printf "%.2f", c/o}')")
+  # Cost of a hit with metrics on relative to off: off throughput / on throughput.
+  metrics_costs+=("$(awk -v c="$c_rps" -v m="$m_rps" 'BEGIN {printf "%.3f", m/c}')")
   # Cost of a hit = 1/throughput, so the JWT hit's cost relative to the plain one is c/j.
   jwt_costs+=("$(awk -v c="$c_rps" -v j="$j_rps" 'BEGIN {printf "%.2f", c/j}')")
 done
@@ -69,6 +79,8 @@ median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[i
 echo "hit throughput / ceiling, per round: ${ratios[*]} (median $median)"
 jmedian=$(printf '%s\n' "${jwt_costs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "JWT-verified hit cost / plain hit cost, per round: ${jwt_costs[*]} (median $jmedian)"
+mmedian=$(printf '%s\n' "${metrics_costs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "hit cost with metrics on / off, per round: ${metrics_costs[*]} (median $mmedian)"
 
 # Stampede: 200 concurrent requests on a cold key behind a 200 ms origin.
 key="/slow/stampede-$RANDOM$RANDOM/"

@@ -1,13 +1,15 @@
 //! The admin API, on its own listener (default `127.0.0.1:9090`).
 //!
-//! Every endpoint but `/healthz` needs `Authorization: Bearer <token>`; a missing or wrong token
-//! gets `401` and nothing is done. Answers are JSON.
+//! Every endpoint but `/healthz` and `/readyz` (and `/metrics` with `[admin] metrics_open =
+//! true`) needs `Authorization: Bearer <token>`; a missing or wrong token gets `401` and nothing
+//! is done. Answers are JSON, but for `/metrics`.
 //!
 //! | endpoint | does |
 //! |---|---|
-//! | `GET /healthz` | `{"status":"ok"}` while the process serves (no token) |
-//! | `GET /readyz` | `{"status":"ready"}` once the proxy listener is up |
+//! | `GET /healthz` | `{"status":"ok"}` while the process serves (no token: liveness probes) |
+//! | `GET /readyz` | `{"status":"ready"}` once the proxy listener is up (no token: readiness probes) |
 //! | `GET /stats` | counters: totals, hit ratio, store, per route, per tenant |
+//! | `GET /metrics` | Prometheus text exposition (`metrics`); `404` with `[admin] metrics = false` |
 //! | `POST /purge` | purges, same body as the webhook; `{"purged": N}` |
 //! | `POST /warm` | `{"tenant","paths","route","captures","host","concurrency","headers"}`: fetches through the read path, as a client sending `headers` |
 //! | `GET /entries?tenant=&prefix=&limit=` | stored entries: readable key, TTL left, size, tags |
@@ -18,6 +20,7 @@ use crate::admin_api::{EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, Refusal,
 use crate::answer::{error_body, json, read_body};
 use crate::body::ProxyBody;
 use crate::invalidation::PurgeRequest;
+use crate::metrics;
 use crate::proxy::Proxy;
 use crate::server::Handler;
 use crate::store::TenantScope;
@@ -36,13 +39,25 @@ const MAX_ENTRIES: usize = 10_000;
 /// The admin API handler.
 pub struct Admin {
     proxy: Proxy,
-    /// `None` when no token is configured: then only `/healthz` answers 200.
+    /// `None` when no token is configured: then only `/healthz` and `/readyz` answer 200 (and
+    /// `/metrics` when it is open).
     token: Option<String>,
+    /// `[admin] metrics_open`: `/metrics` needs no token.
+    metrics_open: bool,
 }
 
 impl Admin {
     pub fn new(proxy: Proxy, token: Option<String>) -> Admin {
-        Admin { proxy, token }
+        let metrics_open = proxy
+            .config()
+            .admin
+            .as_ref()
+            .is_some_and(|admin| admin.metrics_open);
+        Admin {
+            proxy,
+            token,
+            metrics_open,
+        }
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> Result<(), Refusal> {
@@ -65,21 +80,30 @@ impl Admin {
 
     async fn route(&self, req: Request<Incoming>) -> Response<ProxyBody> {
         let path = req.uri().path().to_owned();
-        if path == "/healthz" {
-            return json(StatusCode::OK, &json!({ "status": "ok" }));
+        // Probes cannot send a secret, and neither answer tells anything but that the process
+        // serves.
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/healthz") => return json(StatusCode::OK, &json!({ "status": "ok" })),
+            (&Method::GET, "/readyz") => {
+                return json(StatusCode::OK, &json!({ "status": "ready" }))
+            }
+            _ => {}
         }
-        if let Err(refusal) = self.authorized(&req) {
-            let why = refusal.detail();
-            tracing::warn!(%path, why, "admin request refused");
-            return json(StatusCode::UNAUTHORIZED, &error_body("unauthorized", why));
+        let open = self.metrics_open && path == "/metrics";
+        if !open {
+            if let Err(refusal) = self.authorized(&req) {
+                let why = refusal.detail();
+                tracing::warn!(%path, why, "admin request refused");
+                return json(StatusCode::UNAUTHORIZED, &error_body("unauthorized", why));
+            }
         }
         match (req.method().clone(), path.as_str()) {
-            (Method::GET, "/readyz") => json(StatusCode::OK, &json!({ "status": "ready" })),
             (Method::GET, "/stats") => json(StatusCode::OK, &self.stats().await),
+            (Method::GET, "/metrics") if self.proxy.metrics().enabled() => self.metrics(),
             (Method::POST, "/purge") => self.purge(req).await,
             (Method::POST, "/warm") => self.warm(req).await,
             (Method::GET, "/entries") => self.entries(&req).await,
-            (_, "/readyz" | "/stats" | "/purge" | "/warm" | "/entries") => json(
+            (_, "/healthz" | "/readyz" | "/stats" | "/purge" | "/warm" | "/entries") => json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &error_body("method_not_allowed", "see the admin API's endpoint list"),
             ),
@@ -94,6 +118,17 @@ impl Admin {
     async fn stats(&self) -> serde_json::Value {
         let report = self.proxy.stats_report_with_redis().await;
         serde_json::to_value(report).unwrap_or_default()
+    }
+
+    /// The `/metrics` answer: [`Proxy::scrape`] rendered as Prometheus text.
+    fn metrics(&self) -> Response<ProxyBody> {
+        let text = metrics::render(self.proxy.scrape());
+        let mut response = Response::new(ProxyBody::full(text));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(metrics::CONTENT_TYPE),
+        );
+        response
     }
 
     async fn purge(&self, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -111,6 +146,7 @@ impl Admin {
             }
         };
         let purged = self.proxy.purge(&request).await;
+        self.proxy.stats().admin_purge();
         tracing::info!(purged, "admin purge");
         json(
             StatusCode::OK,

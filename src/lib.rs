@@ -17,8 +17,10 @@ pub mod single_flight;
 pub mod store;
 pub mod webhook;
 
+pub mod access;
 pub mod answer;
 pub mod body;
+pub mod metrics;
 pub mod server;
 pub mod stats;
 pub mod upstream;

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use cachegate::admin_client::{self, AdminClient, AdminCommand, ProgressLine, RunOutcome};
 use cachegate::app::{self, App, Listeners, StartWarning};
-use cachegate::config::Config;
+use cachegate::config::{Config, LogFormat, SecretSource};
+use cachegate::notation::format_size;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -161,17 +162,21 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     }
 }
 
+/// Logging to stderr: `RUST_LOG` when set, else `[log] level`, else `info`; text or JSON lines
+/// as `[log] format` says.
 fn init_tracing(config: &Config) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(config.log.as_deref().unwrap_or("info")))
+        .or_else(|_| EnvFilter::try_new(config.log.level.as_deref().unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 fn run(config: Config) -> anyhow::Result<()> {
@@ -209,20 +214,26 @@ fn run(config: Config) -> anyhow::Result<()> {
     })
 }
 
-/// Logs what the operator should hear about at start.
+/// Logs what the operator should hear about at start, each with what to do about it.
 fn warn_at_start(warning: &StartWarning) {
     match warning {
         StartWarning::NoWebhookSecret(source) => tracing::warn!(
             source = %source,
-            "no webhook secret is set: invalidation webhooks will be refused"
+            "no webhook secret is set: invalidation webhooks will be refused; to accept them, {} \
+             (e.g. the output of `openssl rand -hex 32`), and give the backend the same value",
+            set_secret(source)
         ),
         StartWarning::NoKeySecret(source) => tracing::warn!(
             source = %source,
-            "no credential digest key is set: digests in keys and logs differ per process"
+            "no credential digest key is set: digests in keys and logs differ per process and \
+             restart; {} (any random string, the same on every instance)",
+            set_secret(source)
         ),
         StartWarning::NoAdminToken(source) => tracing::warn!(
             source = %source,
-            "no admin token is set: the admin API answers only /healthz"
+            "no admin token is set: the admin API answers only /healthz and /readyz; {} \
+             (e.g. the output of `openssl rand -hex 32`), or remove [admin] to run without it",
+            set_secret(source)
         ),
         StartWarning::UnstorableObjects {
             max_object_size,
@@ -230,8 +241,20 @@ fn warn_at_start(warning: &StartWarning) {
         } => tracing::warn!(
             max_object_size,
             admissible,
-            "responses between the admissible entry size and max_object_size are fetched whole but not stored; raise max_memory or lower max_object_size"
+            "responses between {} and {} are fetched whole but never stored; set \
+             [cache] max_object_size = \"{}\", or raise [cache] max_memory",
+            format_size(*admissible),
+            format_size(*max_object_size),
+            format_size(*admissible),
         ),
+    }
+}
+
+/// What to do to set a secret: the environment variable the config names.
+fn set_secret(source: &SecretSource) -> String {
+    match source {
+        SecretSource::Env(name) => format!("set the environment variable {name}"),
+        SecretSource::File(path) => format!("write it to {}", path.display()),
     }
 }
 

@@ -8,15 +8,18 @@ mod classify;
 mod fill;
 pub mod identity;
 mod reserved;
+mod scrape;
 mod warm;
 mod write;
 
+use crate::access::{self, AccessLine, X_REQUEST_ID};
 use crate::auth::digest::DigestKey;
 use crate::auth::Identity;
 use crate::body::ProxyBody;
 use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::metrics::{Finished, Metrics, RouteId};
 use crate::policy::cache_key::{self, Target};
 use crate::policy::cacheability::{self, Bypass};
 use crate::policy::outcome::{Failure, Outcome, Refusal};
@@ -32,7 +35,7 @@ use crate::stats::{
 use crate::store::shared::Breaker;
 use crate::store::shared::{SharedEvent, SharedTier};
 use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, Source, Tiered};
-use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
+use crate::upstream::{forward_headers, ClientInfo, Trace, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
 use classify::{classify, fill_scope, needs_identity, resolve, Denied, TenantId};
 pub(crate) use classify::{Cacheable, Caller, Resolved};
@@ -71,6 +74,8 @@ struct Inner {
     store: Tiered,
     flights: SingleFlight<Key, fill::Shared, FlightMeta>,
     stats: Stats,
+    /// The per-request series and latencies `/metrics` adds to the counters of `stats`.
+    metrics: Metrics,
     /// `None` when no webhook secret is configured: the webhook then refuses every request.
     webhook: Option<Verifier>,
     /// Credential values in readable keys and logs are digested with this key only.
@@ -177,6 +182,21 @@ impl Proxy {
                 .map(|r| r.pattern.as_str().to_owned())
                 .collect(),
         );
+        let metrics = Metrics::new(
+            config
+                .routes
+                .routes()
+                .iter()
+                .map(|r| RouteId {
+                    pattern: r.pattern.as_str().to_owned(),
+                    methods: r
+                        .methods
+                        .as_ref()
+                        .map(|m| m.iter().map(ToString::to_string).collect()),
+                })
+                .collect(),
+            config.admin.as_ref().is_some_and(|admin| admin.metrics),
+        );
         let auth = config.auth.as_ref().map(|auth| {
             Authenticator::new(
                 auth,
@@ -192,6 +212,7 @@ impl Proxy {
                 store,
                 flights: SingleFlight::new(),
                 stats,
+                metrics,
                 webhook: setup.webhook,
                 auth,
                 credential_key: setup.credential_key,
@@ -205,6 +226,11 @@ impl Proxy {
 
     pub fn store(&self) -> &Tiered {
         &self.inner.store
+    }
+
+    /// The per-request series and latencies of `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     pub fn stats(&self) -> &Stats {
@@ -331,6 +357,7 @@ impl Proxy {
         &self,
         mut req: Request<Incoming>,
         peer: SocketAddr,
+        trace: &Trace,
     ) -> Result<Dispatched, ProxyError> {
         // First of all: a header the client lists in `Connection` never reaches the backend, so it
         // must not take part in any decision either (e.g. `Connection: x-org-id` would key by a
@@ -345,7 +372,11 @@ impl Proxy {
         if self.is_reserved(req.uri().path()) {
             return Ok(Dispatched::Reserved(self.reserved(req).await));
         }
-        let client = ClientInfo { peer, host: &host };
+        let client = ClientInfo {
+            peer,
+            host: &host,
+            trace,
+        };
         let answer = match *req.method() {
             Method::GET | Method::HEAD => {
                 let (parts, body) = req.into_parts();
@@ -479,6 +510,7 @@ impl Proxy {
         *req.method_mut() = Method::GET;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
+        req.extensions_mut().insert(client.trace.timer());
         Ok(req)
     }
 
@@ -579,6 +611,7 @@ impl Proxy {
         parts.uri = self.inner.upstream.uri_for(&target)?;
         parts.version = http::Version::HTTP_11;
         forward_headers(&mut parts.headers, client);
+        parts.extensions.insert(client.trace.timer());
         let req = Request::from_parts(parts, body);
         self.inner.upstream.send(req).await
     }
@@ -599,32 +632,79 @@ impl Proxy {
 
 impl Handler for Proxy {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-        let access = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (req.method().clone(), req.uri().clone(), Instant::now()));
-        let (response, outcome) = match self.dispatch(req, peer).await {
-            Ok(Dispatched::Answer(answer)) => {
-                let (response, outcome) = self.finish(answer);
-                (response, Some(outcome))
-            }
-            Ok(Dispatched::Reserved(response)) => (response, None),
-            Err(err) => {
-                let (response, outcome) = self.finish(self.error_answer(&err));
-                (response, Some(outcome))
-            }
+        let started = Instant::now();
+        let trace = Trace::new(access::request_id(req.headers()));
+        let method = req.method().clone();
+        let access = (self.inner.config.log.access
+            && tracing::enabled!(target: "cachegate::access", tracing::Level::INFO))
+        .then(|| req.uri().clone());
+        let log = access.is_some();
+        let (mut response, done) = match self.dispatch(req, peer, &trace).await {
+            Ok(Dispatched::Answer(answer)) => self.finish_request(answer, log),
+            Ok(Dispatched::Reserved(response)) => (response, Done::default()),
+            Err(err) => self.finish_request(self.error_answer(&err), log),
         };
-        if let Some((method, uri, started)) = access {
-            tracing::debug!(
-                %peer,
-                %method,
-                %uri,
-                status = response.status().as_u16(),
-                outcome = outcome.as_ref().map_or("reserved", Outcome::as_str),
-                cache = ?response.headers().get(&CACHE_STATUS),
-                elapsed = ?started.elapsed(),
-                "request"
-            );
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), trace.id.clone());
+        let elapsed = started.elapsed();
+        self.inner.metrics.record(&Finished {
+            route: done.route,
+            method: &method,
+            status: response.status(),
+            outcome: done.outcome,
+            elapsed,
+        });
+        if let Some(uri) = access {
+            let routes = self.inner.config.routes.routes();
+            AccessLine {
+                request_id: &trace.id,
+                peer,
+                method: &method,
+                path: uri.path(),
+                query: uri.query(),
+                route: done
+                    .route
+                    .and_then(|i| routes.get(i))
+                    .map_or("", |r| r.pattern.as_str()),
+                tenant: done.tenant.as_deref(),
+                status: response.status().as_u16(),
+                outcome: done.outcome.as_ref().map_or("reserved", Outcome::as_str),
+                cache_status: response.headers().get(&CACHE_STATUS),
+                duration: elapsed,
+                backend: trace.backend_time(),
+            }
+            .log();
         }
         response
+    }
+}
+
+/// What `handle` keeps of an answer once `finish` has consumed it: what the metrics and the
+/// access line need.
+#[derive(Default)]
+struct Done {
+    outcome: Option<Outcome>,
+    route: Option<usize>,
+    /// The tenant's digest, only when the access line is written.
+    tenant: Option<String>,
+}
+
+impl Proxy {
+    fn finish_request(&self, answer: Answer, log: bool) -> (Response<ProxyBody>, Done) {
+        let route = answer.route;
+        let tenant = answer
+            .tenant
+            .as_ref()
+            .filter(|_| log)
+            .map(|t| access::tenant_digest(t.as_str()));
+        let (response, outcome) = self.finish(answer);
+        let done = Done {
+            outcome: Some(outcome),
+            route,
+            tenant,
+        };
+        (response, done)
     }
 }
 

@@ -39,6 +39,7 @@ pub struct Stats {
     forwarded_methods: AtomicU64,
     write_purges: AtomicU64,
     webhook_purges: AtomicU64,
+    admin_purges: AtomicU64,
     webhook_refused: AtomicU64,
     webhook_repeats: AtomicU64,
     /// By [`Bypass::index`].
@@ -91,6 +92,8 @@ pub struct Snapshot {
     pub internal_errors: u64,
     pub write_purges: u64,
     pub webhook_purges: u64,
+    /// Purges asked for through the admin API's `POST /purge`.
+    pub admin_purges: u64,
     pub webhook_refused: u64,
     /// Webhooks applied that repeat a message already accepted within the window (also counted
     /// in `webhook_purges`).
@@ -387,6 +390,10 @@ impl Stats {
         self.webhook_purges.fetch_add(1, Relaxed);
     }
 
+    pub fn admin_purge(&self) {
+        self.admin_purges.fetch_add(1, Relaxed);
+    }
+
     pub fn webhook_refused(&self) {
         self.webhook_refused.fetch_add(1, Relaxed);
     }
@@ -459,6 +466,7 @@ impl Stats {
             internal_errors: failed(Failure::Internal),
             write_purges: self.write_purges.load(Relaxed),
             webhook_purges: self.webhook_purges.load(Relaxed),
+            admin_purges: self.admin_purges.load(Relaxed),
             webhook_refused: self.webhook_refused.load(Relaxed),
             webhook_repeats: self.webhook_repeats.load(Relaxed),
             bad_requests: refused(Refusal::BadRequest),

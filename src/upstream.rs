@@ -3,8 +3,10 @@
 //! Knows nothing of caching. It builds the forwarded request head (hop-by-hop headers removed,
 //! `X-Forwarded-*` and `Forwarded` set by cachegate) and turns transport failures into `ProxyError`.
 
+use crate::access::X_REQUEST_ID;
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
+use crate::metrics::Histogram;
 use crate::policy::cacheability::strip_hop_by_hop;
 use http::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use http::{Request, Response, Uri};
@@ -13,7 +15,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How to reach the backend.
 #[derive(Debug, Clone)]
@@ -32,12 +37,51 @@ pub struct Upstream {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     timeout: Duration,
+    /// Time to the response head of every request sent.
+    latency: Arc<Histogram>,
 }
 
-/// Who sent the request to cachegate and under which name, for the forwarding headers.
+/// Who sent the request to cachegate and under which name, for the forwarding headers, and the
+/// request's [`Trace`].
 pub struct ClientInfo<'a> {
     pub peer: SocketAddr,
     pub host: &'a str,
+    pub trace: &'a Trace,
+}
+
+/// What follows one client request to the backend: its id, sent as `X-Request-Id`, and where
+/// the time the backend took for it is written.
+#[derive(Debug)]
+pub struct Trace {
+    pub id: HeaderValue,
+    /// Made on the first request sent to the backend, so a hit allocates nothing for it.
+    backend: OnceLock<BackendTimer>,
+}
+
+/// Attached to a request sent to the backend (as an extension); [`Upstream::send`] writes the
+/// time to the response head into it. Shared, since a fill outlives the request that led it.
+#[derive(Debug, Clone, Default)]
+pub struct BackendTimer(Arc<AtomicU64>);
+
+impl Trace {
+    pub fn new(id: HeaderValue) -> Trace {
+        Trace {
+            id,
+            backend: OnceLock::new(),
+        }
+    }
+
+    /// The timer to attach to a request sent to the backend for this one.
+    pub fn timer(&self) -> BackendTimer {
+        self.backend.get_or_init(BackendTimer::default).clone()
+    }
+
+    /// How long the backend took to answer this request's last backend request (to the response
+    /// head); `None` when none was sent, or it has not answered yet.
+    pub fn backend_time(&self) -> Option<Duration> {
+        let nanos = self.backend.get()?.0.load(Relaxed);
+        (nanos > 0).then(|| Duration::from_nanos(nanos))
+    }
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -72,7 +116,13 @@ impl Upstream {
             scheme,
             authority,
             timeout: opts.timeout,
+            latency: Arc::new(Histogram::default()),
         })
+    }
+
+    /// Time to the response head of every request sent, answered or not.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
     }
 
     /// The time allowed for the backend's response head (and, for fills, the whole body).
@@ -91,8 +141,20 @@ impl Upstream {
     }
 
     /// Sends `req` and waits at most the configured timeout for the response head.
+    ///
+    /// The time it took is observed in [`Upstream::latency`] and written to the request's
+    /// [`BackendTimer`] when it carries one.
     pub async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, ProxyError> {
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        let timer = req.extensions().get::<BackendTimer>().cloned();
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.client.request(req)).await;
+        let elapsed = started.elapsed();
+        self.latency.observe(elapsed);
+        if let Some(timer) = timer {
+            let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX).max(1);
+            timer.0.store(nanos, Relaxed);
+        }
+        match result {
             Err(_elapsed) => Err(ProxyError::UpstreamTimeout(self.timeout)),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) if err.is_connect() => Err(ProxyError::UpstreamConnect(Box::new(err))),
@@ -104,8 +166,10 @@ impl Upstream {
 /// Turns the client's request headers into the forwarded ones: hop-by-hop headers go, and the
 /// forwarding headers are replaced by what cachegate saw, never kept from the client (a backend
 /// that builds absolute links from them must not be steered by a caller into a cached body).
+/// `X-Request-Id` is the request's id, the client's own only when it was sane.
 pub fn forward_headers(headers: &mut HeaderMap, client: &ClientInfo<'_>) {
     strip_hop_by_hop(headers);
+    headers.insert(X_REQUEST_ID.clone(), client.trace.id.clone());
     for name in [
         &X_FORWARDED_FOR,
         &X_FORWARDED_PROTO,
@@ -149,9 +213,11 @@ mod tests {
                 HeaderValue::from_str(v).unwrap(),
             );
         }
+        let trace = Trace::new(HeaderValue::from_static("rid-1"));
         let client = ClientInfo {
             peer: peer.parse().unwrap(),
             host,
+            trace: &trace,
         };
         forward_headers(&mut headers, &client);
         headers
@@ -171,6 +237,7 @@ mod tests {
         );
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(h["x-request-id"], "rid-1", "the request's id goes on");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(
             h["forwarded"],

@@ -40,3 +40,9 @@ mod shares;
 // several instances over one shared Redis tier (and a Redis Cluster)
 #[path = "proxy/shared.rs"]
 mod shared;
+// /metrics: the exposition, its counters, its token
+#[path = "proxy/metrics.rs"]
+mod metrics;
+// X-Request-Id: taken when sane, made otherwise, sent to the backend and back to the client
+#[path = "proxy/request_id.rs"]
+mod request_id;

@@ -17,6 +17,12 @@ pub struct AdminConfig {
     pub token: SecretSource,
     /// Parallel fetches of one `POST /warm`; default 8.
     pub warm_concurrency: usize,
+    /// `GET /metrics` is served and the per-request series and latency histograms are
+    /// recorded; default true. With false, `/metrics` answers 404 (the `/stats` counters stay).
+    pub metrics: bool,
+    /// `GET /metrics` answers without the token (for a scraper on a trusted network); default
+    /// false.
+    pub metrics_open: bool,
 }
 
 /// `[webhook]`: invalidations sent by the backend.
@@ -63,6 +69,8 @@ pub(super) fn compile_admin(report: &mut Report<'_>, raw: Option<RawAdmin>) -> O
         listen: listen?,
         token: token?,
         warm_concurrency: warm_concurrency?,
+        metrics: raw.metrics.unwrap_or(true),
+        metrics_open: raw.metrics_open.unwrap_or(false),
     })
 }
 

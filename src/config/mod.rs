@@ -7,7 +7,7 @@
 //! user fixes them all in one pass.
 //!
 //! One file per section: `server`, `upstream`, `cache`, `routes` (with `scope`, which `[cache]`
-//! shares), `auth`, `admin` (`[admin]` and `[webhook]`), `redis`; `fields` holds the value checks
+//! shares), `auth`, `admin` (`[admin]` and `[webhook]`), `redis`, `log`; `fields` holds the value checks
 //! they share and `check` what `cachegate check` prints. This file only reads the sections in
 //! order and hands each what it needs of the others.
 
@@ -22,6 +22,7 @@ mod auth;
 mod cache;
 mod check;
 mod fields;
+mod log;
 mod raw;
 mod redis;
 mod report;
@@ -34,6 +35,7 @@ pub use admin::{AdminConfig, WebhookConfig};
 pub use auth::{AuthConfig, IntrospectConfig, JwtConfig, JwtKeySource};
 pub use cache::CacheConfig;
 pub use fields::SecretSource;
+pub use log::{LogConfig, LogFormat};
 pub use redis::{RedisConfig, RedisNode};
 pub use report::{ConfigError, Problem};
 pub use server::ServerConfig;
@@ -42,6 +44,7 @@ pub use upstream::UpstreamConfig;
 use admin::{compile_admin, compile_webhook};
 use auth::compile_auth;
 use cache::compile_cache;
+use log::compile_log;
 use raw::{RawAdmin, RawCache, RawLog, RawRedis, RawServer, RawUpstream, RawWebhook};
 use redis::compile_redis;
 use report::Report;
@@ -62,8 +65,8 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub cache: CacheConfig,
     pub routes: RouteTable,
-    /// `[log] level`, a tracing filter; `RUST_LOG` wins over it.
-    pub log: Option<String>,
+    /// `[log]`: the tracing filter (`RUST_LOG` wins over it), the format and the access line.
+    pub log: LogConfig,
     /// `[admin]`: the operator API; `None` when the section is absent (no admin listener).
     pub admin: Option<AdminConfig>,
     /// `[webhook]`: the signed invalidation endpoint on the main listener (always reserved).
@@ -196,21 +199,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         cache.unwrap_or_else(|| Some(RawCache::default())),
         facts,
     );
-    let log = log
-        .unwrap_or_else(|| Some(RawLog::default()))
-        .and_then(|raw| {
-            let level = raw.level?;
-            let span = level.span();
-            let level = level.into_inner();
-            if level.trim().is_empty() {
-                report.at(
-                    span,
-                    "log.level",
-                    "must not be empty; leave it out for the default",
-                );
-            }
-            Some(level)
-        });
+    let log = compile_log(report, log.unwrap_or_else(|| Some(RawLog::default())));
     let routes = match routes {
         // Routes inherit from [cache]. When it is broken its problems are reported already,
         // and the defaults (no tenant, 5m) cannot add spurious route problems.
@@ -248,7 +237,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
         upstream: upstream?,
         cache: cache?,
         routes,
-        log,
+        log: log?,
         admin: admin?,
         webhook: webhook?,
         auth: auth?,

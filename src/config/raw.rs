@@ -88,6 +88,8 @@ pub(super) struct RawAdmin {
     pub(super) token_env: Option<Spanned<String>>,
     pub(super) token_file: Option<Spanned<String>>,
     pub(super) warm_concurrency: Option<Spanned<i64>>,
+    pub(super) metrics: Option<bool>,
+    pub(super) metrics_open: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -161,6 +163,8 @@ pub(super) struct RawIntrospect {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLog {
     pub(super) level: Option<Spanned<String>>,
+    pub(super) access: Option<bool>,
+    pub(super) format: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -98,6 +98,14 @@ impl Failure {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// A stable kebab-case label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Failure::Upstream => "upstream",
+            Failure::Internal => "internal",
+        }
+    }
 }
 
 /// What a fill did with the backend's response.

@@ -19,7 +19,7 @@ use crate::admin_api::{
 };
 use crate::body::ProxyBody;
 use crate::policy::route::TenantSource;
-use crate::upstream::ClientInfo;
+use crate::upstream::{ClientInfo, Trace};
 use http::header::{HeaderName, HeaderValue, AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Request};
 use std::net::SocketAddr;
@@ -243,9 +243,12 @@ impl Proxy {
             Ok(req) => req.into_parts().0,
             Err(_) => return warm_failed(label, "not a valid request target"),
         };
+        // Each warmed path is a request of its own, with its own id for the backend's logs.
+        let trace = Trace::new(crate::access::new_request_id());
         let client = ClientInfo {
             peer: SocketAddr::from(([127, 0, 0, 1], 0)),
             host: &host,
+            trace: &trace,
         };
         match self.read(parts, ProxyBody::empty(), &client).await {
             Ok(answer) => {

@@ -13,14 +13,15 @@ async fn setup() -> (Origin, TestProxy, TestClient) {
 }
 
 #[tokio::test]
-async fn every_endpoint_but_healthz_needs_the_token() {
+async fn every_endpoint_but_the_probes_needs_the_token() {
     let (_origin, proxy, client) = setup().await;
     client.get("/api/faculty/", ORG42).await;
     let admin = TestClient::new(proxy.admin_addr);
     assert_eq!(admin.get("/healthz", &[]).await.status, 200);
+    assert_eq!(admin.get("/readyz", &[]).await.status, 200);
     for (method, path) in [
         (Method::GET, "/stats"),
-        (Method::GET, "/readyz"),
+        (Method::GET, "/metrics"),
         (Method::POST, "/purge"),
         (Method::POST, "/warm"),
         (Method::GET, "/entries"),

@@ -15,6 +15,7 @@ mod admin;
 mod auth;
 mod cache;
 mod check;
+mod log;
 mod redis;
 mod routes;
 mod scope;
@@ -95,7 +96,7 @@ fn defaults_are_applied() {
     assert_eq!(c.cacheable_statuses, [200, 203, 204, 300, 301, 308]);
     assert_eq!(c.tenant, TenantSource::None);
     assert_eq!(c.coalesce_timeout, Duration::from_secs(10));
-    assert_eq!(config.log, None);
+    assert_eq!(config.log, LogConfig::default());
     assert!(config.routes.routes().is_empty());
 }
 

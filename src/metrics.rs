@@ -1,0 +1,892 @@
+//! Prometheus metrics: per-request series and latency histograms kept in atomics, and the text
+//! exposition of `GET /metrics`, rendered at scrape time.
+//!
+//! Recording a request costs a few relaxed atomic adds into arrays indexed by position (route,
+//! method, status class, outcome; the histogram bucket found by a binary search over fixed
+//! bounds): no label is looked up, formatted or allocated on the request path. Labels are only
+//! spelled out when a scrape renders a [`Scrape`], which also carries the `/stats` counters
+//! ([`Report`]) so both answers read the same numbers. Knows nothing of caching beyond the
+//! outcome labels.
+
+use crate::policy::cacheability::{Bypass, NotStored};
+use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
+use crate::stats::Report;
+use http::{Method, StatusCode};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `Content-Type` of the answer (Prometheus text format 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds of the latency buckets, in seconds (the `+Inf` bucket is implied).
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// The same bounds in nanoseconds, so that an observation compares integers.
+const BUCKET_NANOS: [u64; 14] = [
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// The `method` label values; any other method is counted as `other`.
+pub const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other",
+];
+/// The `status_class` label values; a status outside 100-599 is counted as `5xx`.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The `outcome` label values: [`Outcome::as_str`] of every outcome, and `reserved` for what
+/// cachegate answers under its reserved prefix (the webhook), which has no cache outcome.
+pub const OUTCOMES: [&str; 13] = [
+    "hit",
+    "miss-stored",
+    "miss",
+    "uri-miss-stored",
+    "uri-miss",
+    "collapsed",
+    "bypass",
+    "coalesce-timeout",
+    "method",
+    "refused",
+    "failed",
+    "reserved",
+    "hit-shared",
+];
+/// Counters per route: one for each (method, status class, outcome).
+const SERIES_PER_ROUTE: usize = METHODS.len() * STATUS_CLASSES.len() * OUTCOMES.len();
+
+/// A latency histogram over [`BUCKETS`]: a counter per bucket and the sum, all atomics.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Not cumulative: an observation lands in one bucket; the last is `+Inf`.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+/// A point-in-time copy of a [`Histogram`], buckets cumulative as the exposition wants them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// `(upper bound in seconds, observations at or below it)`, without `+Inf`.
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+    pub sum_seconds: f64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let slot = BUCKET_NANOS.partition_point(|&bound| bound < nanos);
+        self.buckets[slot].fetch_add(1, Relaxed);
+        self.sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(BUCKETS.len());
+        for (bound, counter) in BUCKETS.iter().zip(&self.buckets) {
+            total += counter.load(Relaxed);
+            buckets.push((*bound, total));
+        }
+        total += self.buckets[BUCKETS.len()].load(Relaxed);
+        HistogramSnapshot {
+            buckets,
+            count: total,
+            sum_seconds: self.sum_nanos.load(Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// What identifies a route across config versions: its pattern and the methods it is limited
+/// to. Counters are kept per identity, so a route table rebuilt with a route moved or added
+/// can take over the counters of the routes it keeps (see [`Metrics::routes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteId {
+    pub pattern: String,
+    /// `None` matches every method.
+    pub methods: Option<Vec<String>>,
+}
+
+/// The series of one route (or of the requests that matched none).
+#[derive(Debug)]
+pub struct RouteSeries {
+    id: Option<RouteId>,
+    /// The `route` label: the pattern, with the methods when another route has the same pattern.
+    label: String,
+    /// By [`series_index`].
+    requests: Box<[AtomicU64]>,
+    latency: Histogram,
+}
+
+impl RouteSeries {
+    fn new(id: Option<RouteId>, label: String) -> RouteSeries {
+        RouteSeries {
+            id,
+            label,
+            requests: (0..SERIES_PER_ROUTE).map(|_| AtomicU64::new(0)).collect(),
+            latency: Histogram::default(),
+        }
+    }
+
+    /// The route this counts for; `None` for requests that matched no route.
+    pub fn id(&self) -> Option<&RouteId> {
+        self.id.as_ref()
+    }
+}
+
+/// One finished request, as the metrics count it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// Its route's position in the table, when it matched one.
+    pub route: Option<usize>,
+    pub method: &'a Method,
+    pub status: StatusCode,
+    /// `None` for answers under the reserved prefix.
+    pub outcome: Option<Outcome>,
+    /// From the request's arrival to its response head.
+    pub elapsed: Duration,
+}
+
+/// The per-request metrics and the counters no `/stats` field holds.
+#[derive(Debug)]
+pub struct Metrics {
+    enabled: bool,
+    /// Requests that matched no route.
+    unrouted: RouteSeries,
+    /// By route position. Each is shared, so that a new route table can keep the series of
+    /// the routes it keeps: build its list from the old one by [`RouteId`].
+    routes: Vec<Arc<RouteSeries>>,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
+    stale_served: AtomicU64,
+}
+
+impl Metrics {
+    /// Series for a route table whose routes are `routes`, in order. With `enabled` false
+    /// nothing is recorded per request (the `/stats` counters are kept elsewhere, always).
+    pub fn new(routes: Vec<RouteId>, enabled: bool) -> Metrics {
+        let mut patterns: HashMap<&str, usize> = HashMap::new();
+        for route in &routes {
+            *patterns.entry(route.pattern.as_str()).or_default() += 1;
+        }
+        let series = routes
+            .iter()
+            .map(|id| {
+                let label = match (&id.methods, patterns[id.pattern.as_str()]) {
+                    (Some(methods), n) if n > 1 => format!("{} {}", id.pattern, methods.join(",")),
+                    (None, n) if n > 1 => format!("{} *", id.pattern),
+                    _ => id.pattern.clone(),
+                };
+                Arc::new(RouteSeries::new(Some(id.clone()), label))
+            })
+            .collect();
+        Metrics {
+            enabled,
+            unrouted: RouteSeries::new(None, String::new()),
+            routes: series,
+            reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+            stale_served: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether requests are recorded and `/metrics` is served.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Counts one request and its latency.
+    pub fn record(&self, request: &Finished<'_>) {
+        if !self.enabled {
+            return;
+        }
+        let series = match request.route.and_then(|i| self.routes.get(i)) {
+            Some(series) => series.as_ref(),
+            None => &self.unrouted,
+        };
+        let index = series_index(request.method, request.status, request.outcome);
+        series.requests[index].fetch_add(1, Relaxed);
+        series.latency.observe(request.elapsed);
+    }
+
+    /// The series by route position, for a new route table to take over by [`RouteId`].
+    pub fn routes(&self) -> &[Arc<RouteSeries>] {
+        &self.routes
+    }
+
+    /// A new config was applied.
+    pub fn reload_applied(&self) {
+        self.reloads.fetch_add(1, Relaxed);
+    }
+
+    /// A new config was refused; the old one stays.
+    pub fn reload_failed(&self) {
+        self.reload_failures.fetch_add(1, Relaxed);
+    }
+
+    /// A stale entry was served (no outcome does so yet).
+    pub fn stale_served(&self) {
+        self.stale_served.fetch_add(1, Relaxed);
+    }
+
+    /// The per-request series and the counters kept here, for a [`Scrape`].
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let mut requests = Vec::new();
+        let mut latency = Vec::with_capacity(self.routes.len() + 1);
+        for series in self.routes.iter().map(Arc::as_ref).chain([&self.unrouted]) {
+            for (index, counter) in series.requests.iter().enumerate() {
+                let count = counter.load(Relaxed);
+                if count > 0 {
+                    let (method, class, outcome) = series_labels(index);
+                    requests.push(RequestSeries {
+                        route: series.label.clone(),
+                        method,
+                        status_class: class,
+                        outcome,
+                        count,
+                    });
+                }
+            }
+            latency.push((series.label.clone(), series.latency.snapshot()));
+        }
+        MetricsSnapshot {
+            requests,
+            latency,
+            reloads: self.reloads.load(Relaxed),
+            reload_failures: self.reload_failures.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
+        }
+    }
+}
+
+/// The position of a (method, status class, outcome) counter in a route's series.
+fn series_index(method: &Method, status: StatusCode, outcome: Option<Outcome>) -> usize {
+    let method = match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::POST => 2,
+        Method::PUT => 3,
+        Method::PATCH => 4,
+        Method::DELETE => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    };
+    let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+    (method * STATUS_CLASSES.len() + class) * OUTCOMES.len() + outcome_index(outcome)
+}
+
+fn series_labels(index: usize) -> (&'static str, &'static str, &'static str) {
+    let outcome = index % OUTCOMES.len();
+    let rest = index / OUTCOMES.len();
+    (
+        METHODS[rest / STATUS_CLASSES.len()],
+        STATUS_CLASSES[rest % STATUS_CLASSES.len()],
+        OUTCOMES[outcome],
+    )
+}
+
+/// The position of an outcome's label in [`OUTCOMES`].
+fn outcome_index(outcome: Option<Outcome>) -> usize {
+    let Some(outcome) = outcome else {
+        return 11;
+    };
+    match outcome {
+        Outcome::Hit => 0,
+        Outcome::Miss(Fill::Stored) => 1,
+        Outcome::Miss(_) => 2,
+        Outcome::UriMiss(Fill::Stored) => 3,
+        Outcome::UriMiss(_) => 4,
+        Outcome::Collapsed => 5,
+        Outcome::Bypass(_) => 6,
+        Outcome::CoalesceTimeout => 7,
+        Outcome::Method => 8,
+        Outcome::Refused(_) => 9,
+        Outcome::Failed(_) => 10,
+        Outcome::SharedHit => 12,
+    }
+}
+
+/// What [`Metrics::snapshot`] copies out.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    /// The request counters that are not zero.
+    pub requests: Vec<RequestSeries>,
+    /// The request latency by `route` label, every route (and `""`, no route) listed.
+    pub latency: Vec<(String, HistogramSnapshot)>,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub stale_served: u64,
+}
+
+/// One `cachegate_requests_total` series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSeries {
+    pub route: String,
+    pub method: &'static str,
+    pub status_class: &'static str,
+    pub outcome: &'static str,
+    pub count: u64,
+}
+
+/// What one cache tier holds and has evicted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierFigures {
+    /// The `tier` label: `memory`, and `shared` for the Redis tier.
+    pub tier: &'static str,
+    pub entries: u64,
+    pub bytes: u64,
+    pub evictions: u64,
+}
+
+/// Everything one scrape renders.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    /// The `/stats` answer: request totals by reason, purges, the store's counters.
+    pub report: Report,
+    pub metrics: MetricsSnapshot,
+    /// Time to the backend's response head, for every request sent to it.
+    pub backend_latency: HistogramSnapshot,
+    pub tiers: Vec<TierFigures>,
+    /// The `version` label of `cachegate_build_info`.
+    pub version: &'static str,
+}
+
+/// Renders a scrape as Prometheus text exposition.
+pub fn render(scrape: Scrape) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(ScrapeCollector(scrape)));
+    let mut text = String::new();
+    // Writing to a String cannot fail, and the collector's own encoding only fails with it.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry);
+    text
+}
+
+#[derive(Debug)]
+struct ScrapeCollector(Scrape);
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A family of counters (or gauges), one series per label set.
+fn family(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    series: impl IntoIterator<Item = (Labels, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, value) in series {
+        let sample = metric.encode_family(&labels)?;
+        match metric_type {
+            MetricType::Gauge => {
+                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(sample)?
+            }
+            _ => ConstCounter::new(value).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    family(
+        encoder,
+        name,
+        help,
+        MetricType::Counter,
+        [(Vec::new(), value)],
+    )
+}
+
+fn histogram(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    series: &[(Labels, &HistogramSnapshot)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, h) in series {
+        let mut sample = metric.encode_family(labels)?;
+        // The encoder sums the buckets itself and adds `+Inf` from the count.
+        let mut below = 0;
+        let buckets: Vec<(f64, u64)> = h
+            .buckets
+            .iter()
+            .map(|&(bound, cumulative)| {
+                let own = cumulative - below;
+                below = cumulative;
+                (bound, own)
+            })
+            .collect();
+        sample.encode_histogram::<NoLabelSet>(h.sum_seconds, h.count, &buckets, None)?;
+    }
+    Ok(())
+}
+
+fn reason<'a>(
+    labels: impl IntoIterator<Item = (&'static str, u64)> + 'a,
+) -> impl Iterator<Item = (Labels, u64)> + 'a {
+    labels
+        .into_iter()
+        .map(|(reason, n)| (vec![("reason", reason.to_string())], n))
+}
+
+impl Collector for ScrapeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Scrape {
+            report,
+            metrics,
+            backend_latency,
+            tiers,
+            version,
+        } = &self.0;
+        let requests = &report.requests;
+        let e = &mut encoder;
+        encoder_info(e, version)?;
+        family(
+            e,
+            "cachegate_requests",
+            "Requests answered, by route pattern, method, status class and cache outcome (series that are still zero are left out).",
+            MetricType::Counter,
+            metrics.requests.iter().map(|s| {
+                (
+                    vec![
+                        ("route", s.route.clone()),
+                        ("method", s.method.to_string()),
+                        ("status_class", s.status_class.to_string()),
+                        ("outcome", s.outcome.to_string()),
+                    ],
+                    s.count,
+                )
+            }),
+        )?;
+        let latency: Vec<(Labels, &HistogramSnapshot)> = metrics
+            .latency
+            .iter()
+            .map(|(route, h)| (vec![("route", route.clone())], h))
+            .collect();
+        histogram(
+            e,
+            "cachegate_request_duration_seconds",
+            "Time from a request's arrival to its response head, by route pattern (\"\" for no route).",
+            &latency,
+        )?;
+        histogram(
+            e,
+            "cachegate_backend_duration_seconds",
+            "Time from sending a request to the backend to its response head (fills, pass-through, writes, introspection).",
+            &[(Vec::new(), backend_latency)],
+        )?;
+        counter(
+            e,
+            "cachegate_hits",
+            "Requests answered from a stored entry.",
+            requests.hits,
+        )?;
+        counter(
+            e,
+            "cachegate_misses",
+            "Requests fetched from the backend by their own fill.",
+            requests.misses,
+        )?;
+        counter(
+            e,
+            "cachegate_stored",
+            "Fills whose response was stored.",
+            requests.stored,
+        )?;
+        counter(
+            e,
+            "cachegate_collapsed",
+            "Requests answered with the response another request's fill fetched (coalesced waiters served).",
+            requests.collapsed,
+        )?;
+        counter(
+            e,
+            "cachegate_coalesce_waits",
+            "Times a request started waiting on another request's fill.",
+            requests.waits,
+        )?;
+        counter(
+            e,
+            "cachegate_coalesce_timeouts",
+            "Waiters that gave up on another request's fill and went to the backend alone.",
+            requests.coalesce_timeouts,
+        )?;
+        counter(
+            e,
+            "cachegate_stale_served",
+            "Stale entries served (none are served yet: stays 0).",
+            metrics.stale_served,
+        )?;
+        family(
+            e,
+            "cachegate_bypassed",
+            "Requests passed through uncached, by reason.",
+            MetricType::Counter,
+            reason(Bypass::ALL.iter().map(|r| {
+                (
+                    r.as_str(),
+                    requests.bypass.get(r.as_str()).copied().unwrap_or(0),
+                )
+            })),
+        )?;
+        family(
+            e,
+            "cachegate_not_stored",
+            "Fetched responses that were not stored, by reason.",
+            MetricType::Counter,
+            reason(NotStored::ALL.iter().map(|r| {
+                (
+                    r.as_str(),
+                    requests.not_stored.get(r.as_str()).copied().unwrap_or(0),
+                )
+            })),
+        )?;
+        family(
+            e,
+            "cachegate_refused",
+            "Requests cachegate refused itself, by reason.",
+            MetricType::Counter,
+            reason(Refusal::ALL.iter().map(|r| {
+                let n = match r {
+                    Refusal::BadRequest => requests.bad_requests,
+                    Refusal::Misdirected => requests.misdirected,
+                    Refusal::Unauthenticated => requests.auth_missing,
+                    Refusal::InvalidCredential => requests.auth_invalid,
+                    Refusal::Forbidden => requests.auth_forbidden,
+                    Refusal::AuthUnavailable => requests.auth_unavailable,
+                };
+                (r.as_str(), n)
+            })),
+        )?;
+        family(
+            e,
+            "cachegate_failed",
+            "Requests answered with an error because the backend (upstream) or cachegate (internal) failed.",
+            MetricType::Counter,
+            reason(Failure::ALL.iter().map(|f| {
+                let n = match f {
+                    Failure::Upstream => requests.upstream_errors,
+                    Failure::Internal => requests.internal_errors,
+                };
+                (f.as_str(), n)
+            })),
+        )?;
+        counter(
+            e,
+            "cachegate_forwarded_methods",
+            "Writes and other methods forwarded to the backend.",
+            requests.forwarded_methods,
+        )?;
+        family(
+            e,
+            "cachegate_purges",
+            "Purges applied, by source: the signed webhook, the admin API, writes through the proxy.",
+            MetricType::Counter,
+            [
+                ("webhook", requests.webhook_purges),
+                ("admin", requests.admin_purges),
+                ("write", requests.write_purges),
+            ]
+            .map(|(source, n)| (vec![("source", source.to_string())], n)),
+        )?;
+        counter(
+            e,
+            "cachegate_webhook_refused",
+            "Webhooks refused (signature, time window, no secret).",
+            requests.webhook_refused,
+        )?;
+        counter(
+            e,
+            "cachegate_purged_entries",
+            "Entries removed by purges.",
+            report.store.purged,
+        )?;
+        counter(
+            e,
+            "cachegate_soft_purged_entries",
+            "Entries marked stale by soft purges.",
+            report.store.soft_purged,
+        )?;
+        counter(
+            e,
+            "cachegate_fenced_fills",
+            "Fills not stored because a purge overlapped them.",
+            report.store.fenced,
+        )?;
+        let tier = |t: &TierFigures| vec![("tier", t.tier.to_string())];
+        family(
+            e,
+            "cachegate_tier_entries",
+            "Entries held, by cache tier.",
+            MetricType::Gauge,
+            tiers.iter().map(|t| (tier(t), t.entries)),
+        )?;
+        family(
+            e,
+            "cachegate_tier_bytes",
+            "Bytes held (entry weights), by cache tier.",
+            MetricType::Gauge,
+            tiers.iter().map(|t| (tier(t), t.bytes)),
+        )?;
+        family(
+            e,
+            "cachegate_tier_evictions",
+            "Entries evicted to make room, by cache tier.",
+            MetricType::Counter,
+            tiers.iter().map(|t| (tier(t), t.evictions)),
+        )?;
+        counter(
+            e,
+            "cachegate_introspections",
+            "Calls made to the introspection endpoint.",
+            report.introspections,
+        )?;
+        counter(
+            e,
+            "cachegate_config_reloads",
+            "Configurations applied after start.",
+            metrics.reloads,
+        )?;
+        counter(
+            e,
+            "cachegate_config_reload_failures",
+            "Configurations refused after start (the previous one stayed).",
+            metrics.reload_failures,
+        )?;
+        Ok(())
+    }
+}
+
+fn encoder_info(encoder: &mut DescriptorEncoder<'_>, version: &str) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(
+        "cachegate_build",
+        "The running build; always 1.",
+        None,
+        MetricType::Info,
+    )?;
+    metric.encode_info(&vec![("version", version.to_string())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::outcome::Fill;
+    use crate::stats::{Snapshot, StoreCounts};
+
+    #[test]
+    fn every_outcome_has_its_label() {
+        let outcomes = [
+            Outcome::Hit,
+            Outcome::SharedHit,
+            Outcome::Miss(Fill::Stored),
+            Outcome::Miss(Fill::Fenced),
+            Outcome::Miss(Fill::NotStored(NotStored::SetCookie)),
+            Outcome::UriMiss(Fill::Stored),
+            Outcome::UriMiss(Fill::Fenced),
+            Outcome::Collapsed,
+            Outcome::Bypass(Bypass::NoRoute),
+            Outcome::CoalesceTimeout,
+            Outcome::Method,
+            Outcome::Refused(Refusal::Forbidden),
+            Outcome::Failed(Failure::Upstream),
+        ];
+        for outcome in outcomes {
+            assert_eq!(OUTCOMES[outcome_index(Some(outcome))], outcome.as_str());
+        }
+        assert_eq!(OUTCOMES[outcome_index(None)], "reserved");
+    }
+
+    #[test]
+    fn series_indexes_read_back_as_their_labels() {
+        let index = series_index(
+            &Method::DELETE,
+            StatusCode::NOT_FOUND,
+            Some(Outcome::Method),
+        );
+        assert_eq!(series_labels(index), ("DELETE", "4xx", "method"));
+        let last = series_index(
+            &Method::from_bytes(b"PURGE").unwrap(),
+            StatusCode::from_u16(599).unwrap(),
+            None,
+        );
+        assert_eq!(last, SERIES_PER_ROUTE - 1);
+        assert_eq!(series_labels(last), ("other", "5xx", "reserved"));
+    }
+
+    #[test]
+    fn a_histogram_counts_at_or_below_each_bound() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_micros(501));
+        h.observe(Duration::from_secs(60));
+        let s = h.snapshot();
+        assert_eq!(s.count, 3);
+        assert_eq!(
+            s.buckets[0],
+            (0.0005, 1),
+            "the bound itself is in its bucket"
+        );
+        assert_eq!(s.buckets[1], (0.001, 2));
+        assert_eq!(s.buckets.last(), Some(&(10.0, 2)), "60 s is only in +Inf");
+        assert!((s.sum_seconds - 60.001001).abs() < 1e-9);
+    }
+
+    fn id(pattern: &str, methods: Option<&[&str]>) -> RouteId {
+        RouteId {
+            pattern: pattern.to_string(),
+            methods: methods.map(|m| m.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn routes_sharing_a_pattern_are_told_apart_by_their_methods() {
+        let metrics = Metrics::new(
+            vec![
+                id("/a", None),
+                id("/b", Some(&["GET", "HEAD"])),
+                id("/b", Some(&["POST"])),
+            ],
+            true,
+        );
+        let labels: Vec<&str> = metrics.routes().iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["/a", "/b GET,HEAD", "/b POST"]);
+    }
+
+    #[test]
+    fn requests_are_counted_by_route_method_class_and_outcome() {
+        let metrics = Metrics::new(vec![id("/a", None)], true);
+        let finished = |route, status: u16, outcome| Finished {
+            route,
+            method: &Method::GET,
+            status: StatusCode::from_u16(status).unwrap(),
+            outcome,
+            elapsed: Duration::from_millis(3),
+        };
+        metrics.record(&finished(Some(0), 200, Some(Outcome::Hit)));
+        metrics.record(&finished(Some(0), 200, Some(Outcome::Hit)));
+        metrics.record(&finished(None, 404, Some(Outcome::Bypass(Bypass::NoRoute))));
+        let s = metrics.snapshot();
+        assert_eq!(
+            s.requests,
+            [
+                RequestSeries {
+                    route: "/a".into(),
+                    method: "GET",
+                    status_class: "2xx",
+                    outcome: "hit",
+                    count: 2
+                },
+                RequestSeries {
+                    route: String::new(),
+                    method: "GET",
+                    status_class: "4xx",
+                    outcome: "bypass",
+                    count: 1
+                },
+            ]
+        );
+        assert_eq!(s.latency[0].1.count, 2);
+        let off = Metrics::new(vec![id("/a", None)], false);
+        off.record(&finished(Some(0), 200, Some(Outcome::Hit)));
+        assert!(off.snapshot().requests.is_empty());
+    }
+
+    #[test]
+    fn a_scrape_renders_every_reason_and_the_build() {
+        let metrics = Metrics::new(vec![id("/a/{id}", None)], true);
+        let text = render(Scrape {
+            report: Report::new(Snapshot::default(), 0, StoreCounts::default()),
+            metrics: metrics.snapshot(),
+            backend_latency: Histogram::default().snapshot(),
+            tiers: vec![TierFigures {
+                tier: "memory",
+                entries: 3,
+                bytes: 300,
+                evictions: 1,
+            }],
+            version: "1.2.3",
+        });
+        assert!(
+            text.contains("cachegate_build_info{version=\"1.2.3\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE cachegate_requests_total counter\n"));
+        for r in Bypass::ALL {
+            let line = format!("cachegate_bypassed_total{{reason=\"{}\"}} 0\n", r.as_str());
+            assert!(text.contains(&line), "{line}");
+        }
+        for r in NotStored::ALL {
+            assert!(text.contains(&format!(
+                "cachegate_not_stored_total{{reason=\"{}\"}}",
+                r.as_str()
+            )));
+        }
+        assert!(text.contains("cachegate_tier_bytes{tier=\"memory\"} 300\n"));
+        assert!(
+            text.contains(
+                "cachegate_request_duration_seconds_bucket{route=\"/a/{id}\",le=\"+Inf\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("cachegate_purges_total{source=\"admin\"} 0\n"));
+        assert!(text.contains("cachegate_stale_served_total 0\n"));
+    }
+
+    #[test]
+    fn histogram_buckets_are_rendered_cumulative() {
+        let metrics = Metrics::new(vec![id("/a", None)], true);
+        for ms in [1, 1, 30] {
+            metrics.record(&Finished {
+                route: Some(0),
+                method: &Method::GET,
+                status: StatusCode::OK,
+                outcome: Some(Outcome::Hit),
+                elapsed: Duration::from_millis(ms),
+            });
+        }
+        let text = render(Scrape {
+            report: Report::default(),
+            metrics: metrics.snapshot(),
+            backend_latency: Histogram::default().snapshot(),
+            tiers: Vec::new(),
+            version: "0",
+        });
+        let bucket = |le: &str| {
+            format!("cachegate_request_duration_seconds_bucket{{route=\"/a\",le=\"{le}\"}}")
+        };
+        for (le, n) in [
+            ("0.0005", 0),
+            ("0.001", 2),
+            ("0.025", 2),
+            ("0.05", 3),
+            ("+Inf", 3),
+        ] {
+            let line = format!("{} {n}\n", bucket(le));
+            assert!(text.contains(&line), "{line}{text}");
+        }
+    }
+}

@@ -483,7 +483,7 @@ async fn run_fill(
                 StoreOutcome::Fenced => Fill::Fenced,
                 StoreOutcome::TooLarge => Fill::NotStored(NotStored::TooLarge),
             };
-            tracing::debug!(key = %entry.readable_key, fill = ?fill, "filled");
+            tracing::debug!(key = %entry.key.short_hex(), fill = ?fill, "filled");
             // Store first, publish second: a request arriving in between finds the entry.
             if fill == Fill::Fenced {
                 // A purge overtook this fill. Requests joining after the purge were let in when
@@ -502,7 +502,13 @@ async fn run_fill(
             let _ = answer.send(LeaderAnswer::Private(response, reason));
         }
         Err(err) => {
-            tracing::warn!(key = %readable_key, error = %err.chain(), "fill failed");
+            // The target, not the readable key: a query may carry a credential, which the
+            // log must not show.
+            let shown = match target.split_once('?') {
+                Some((path, query)) => format!("{path}?{}", crate::access::redact_query(query)),
+                None => target.clone(),
+            };
+            tracing::warn!(target = %shown, error = %err.chain(), "fill failed");
             let err = Arc::new(err);
             leader.publish(Shared::Error(err.clone()));
             let _ = answer.send(LeaderAnswer::Error(err));

@@ -29,10 +29,11 @@ impl Proxy {
         tiers
     }
 
-    /// The shared (Redis) tier's figures, as `tier="shared"`: where that tier reports its
-    /// entries, bytes and evictions once `Tiered` holds it (its errors, breaker state and
-    /// pub/sub reconnects become families of their own beside these). None until then.
+    /// The shared (Redis) tier's figures as `tier="shared"`: not reported (see below).
     fn shared_tier_figures(&self) -> Option<TierFigures> {
+        // What Redis holds is Redis's to say, in one round trip a scrape should not wait on:
+        // `/stats` asks it. The shared tier's own families (`cachegate_shared_*`) come from
+        // the report.
         None
     }
 }

@@ -68,8 +68,8 @@ pub const OUTCOMES: [&str; 13] = [
     "method",
     "refused",
     "failed",
-    "reserved",
     "hit-shared",
+    "reserved",
 ];
 /// Counters per route: one for each (method, status class, outcome).
 const SERIES_PER_ROUTE: usize = METHODS.len() * STATUS_CLASSES.len() * OUTCOMES.len();
@@ -306,7 +306,7 @@ fn series_labels(index: usize) -> (&'static str, &'static str, &'static str) {
 /// The position of an outcome's label in [`OUTCOMES`].
 fn outcome_index(outcome: Option<Outcome>) -> usize {
     let Some(outcome) = outcome else {
-        return 11;
+        return 12;
     };
     match outcome {
         Outcome::Hit => 0,
@@ -320,7 +320,7 @@ fn outcome_index(outcome: Option<Outcome>) -> usize {
         Outcome::Method => 8,
         Outcome::Refused(_) => 9,
         Outcome::Failed(_) => 10,
-        Outcome::SharedHit => 12,
+        Outcome::SharedHit => 11,
     }
 }
 

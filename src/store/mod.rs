@@ -277,7 +277,7 @@ pub enum StoreOutcome {
     Stored,
     /// A purge covering one of the entry's tags happened after the fill began; nothing is kept.
     Fenced,
-    /// The entry is larger than the memory tier admits ([`Tiered::max_entry_weight`]).
+    /// The entry is larger than the memory tier admits ([`Tiered::memory_max_entry_weight`]).
     TooLarge,
 }
 

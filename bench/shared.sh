@@ -111,7 +111,8 @@ expect "$p_memory" "cachegate; fwd=miss; stored" "memory, first request"
 expect "$p_memory" "cachegate; hit" "memory, second request"
 
 stats() { # admin-port -> "hits shared_hits misses shared_errors"
-  curl -fs "http://127.0.0.1:$1/stats" -H "Authorization: Bearer $CACHEGATE_ADMIN_TOKEN" \
+  { curl -fs "http://127.0.0.1:$1/stats" -H "Authorization: Bearer $CACHEGATE_ADMIN_TOKEN" \
+      || echo "FAIL: /stats on port $1 did not answer" >&2; } \
     | python3 -c 'import json, sys; d = json.load(sys.stdin); s = d.get("shared") or {}
 print(d["hits"], d["shared_hits"], d["misses"], s.get("errors", 0))'
 }
@@ -120,6 +121,11 @@ measure() { # name port -> "rps p50 p99 requests"
     "http://127.0.0.1:$2$path" >"$out/$1.txt"
   awk '/Requests\/sec/ {rps=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2}
        / requests in / {n=$1} END {print rps, p50, p99, n}' "$out/$1.txt"
+}
+need() { # values that must not be empty
+  for v; do
+    [ -n "$v" ] || { echo "FAIL: a measurement gave no figures; see $out/" >&2; exit 1; }
+  done
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -130,7 +136,7 @@ for port in "$p_origin" "$p_memory" "$p_rtier" "$p_tiered"; do
 done
 
 printf '%-6s %-28s %12s %10s %10s %10s\n' round server req/s p50 p99 '/ memory'
-r_ratios=(); t_ratios=(); c_ratios=(); shares=()
+r_ratios=(); t_ratios=(); c_ratios=()
 for r in $(seq "$rounds"); do
   read -r o_rps o_p50 o_p99 _ < <(measure origin "$p_origin")
   read -r m_rps m_p50 m_p99 _ < <(measure memory "$p_memory")
@@ -138,6 +144,7 @@ for r in $(seq "$rounds"); do
   read -r r_rps r_p50 r_p99 r_n < <(measure redis "$p_rtier")
   read -r h1 s1 x1 e1 < <(stats "$a_rtier")
   read -r t_rps t_p50 t_p99 _ < <(measure tiered "$p_tiered")
+  need "$o_rps" "$m_rps" "$r_rps" "$t_rps" "$h0" "$h1" "$s0" "$s1" "$x0" "$x1"
   printf '%-6s %-28s %12s %10s %10s %10s\n' "$r" "origin directly (ceiling)" "$o_rps" "$o_p50" "$o_p99" "$(ratio "$o_rps" "$m_rps")"
   printf '%-6s %-28s %12s %10s %10s %10s\n' "$r" "memory-tier hits" "$m_rps" "$m_p50" "$m_p99" 1.00
   printf '%-6s %-28s %12s %10s %10s %10s\n' "$r" "Redis-tier hits" "$r_rps" "$r_p50" "$r_p99" "$(ratio "$r_rps" "$m_rps")"

@@ -40,13 +40,16 @@ async fn pair(redis: &str, origin: &Origin) -> (TestProxy, TestProxy) {
 /// Waits until the instance talks to Redis (its breaker closed: at start it is open until the
 /// first probe answers) and listens to the other instances' invalidations.
 async fn subscribed(proxy: &TestProxy) {
-    poll_until("the instance reaches Redis and subscribes to invalidations", || {
-        proxy
-            .proxy
-            .stats_report()
-            .shared
-            .is_some_and(|s| s.subscribed && s.memory_trusted && s.breaker == "closed")
-    })
+    poll_until(
+        "the instance reaches Redis and subscribes to invalidations",
+        || {
+            proxy
+                .proxy
+                .stats_report()
+                .shared
+                .is_some_and(|s| s.subscribed && s.memory_trusted && s.breaker == "closed")
+        },
+    )
     .await;
 }
 

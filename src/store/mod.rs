@@ -130,7 +130,7 @@ pub struct CachedResponse {
 // memory: every allocation the entry and the store's bookkeeping for it make, as the allocator
 // rounds it (`allocation`). The sizes of the entry's own allocations are computed from the
 // entry; what cannot be seen from here (the tier's slot, quick_cache's tables, the tag index)
-// is a constant measured with `cachegate-bench-memory calibrate` (see README.md, Benchmark):
+// is a constant measured with `cachegate-bench-memory calibrate` (see docs/benchmarks.md):
 // each constant is the growth of RSS per entry between two scenarios that differ by that part
 // only, minus what the formula already counts. Hash tables double as they grow, so a table's
 // cost per entry is taken at an average load, not at its best or worst.

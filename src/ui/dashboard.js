@@ -8,6 +8,7 @@
   const TOP_EVERY = 5; // top keys walk the whole memory tier: every 5th poll only
   const TOP_LIMIT = 10;
   const MAX_SERIES = 8; // the busiest routes drawn
+  const MIN_SPAN = 10; // the chart spans at least this many points (20 s)
   const COLORS = ["#2f6fdb", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0b7285", "#a07b00", "#495057"];
   const TOKEN_KEY = "cachegate.admin-token";
   const SVG = "http://www.w3.org/2000/svg";
@@ -280,8 +281,10 @@
 
   function drawChart(id, routes, value, max, label, total) {
     const W = 600, H = 120, L = 44, R = 8, T = 8, B = 16;
+    // The window grows with the history up to HISTORY points, then slides.
+    const span = Math.max(MIN_SPAN, history.length);
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
-    const x = (i) => L + ((W - L - R) * (HISTORY - history.length + i)) / (HISTORY - 1);
+    const x = (i) => L + ((W - L - R) * (span - history.length + i)) / (span - 1);
     const y = (v) => T + (H - T - B) * (1 - Math.min(v, max) / max);
     for (const f of [0, 0.5, 1]) {
       root.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(f * max), y2: y(f * max) }));
@@ -289,7 +292,9 @@
       t.textContent = label(f * max);
       root.append(t);
     }
-    for (const [text, xpos, anchor] of [["\u2212" + Math.round((HISTORY * POLL_MS) / 60000) + " min", L, "start"], ["now", W - R, "end"]]) {
+    const seconds = ((span - 1) * POLL_MS) / 1000;
+    const ago = "\u2212" + (seconds < 120 ? seconds + " s" : Math.round(seconds / 60) + " min");
+    for (const [text, xpos, anchor] of [[ago, L, "start"], ["now", W - R, "end"]]) {
       const t = svg("text", { class: "axis", x: xpos, y: H - 3, "text-anchor": anchor });
       t.textContent = text;
       root.append(t);
@@ -316,6 +321,7 @@
     if (total && history.length) line(total, "#1d2330", 1.5);
     for (const r of routes) line((p) => value(p, r.path), r.color, 2);
     $(id).replaceChildren(root);
+    $(id).dataset.points = String(history.length);
   }
 
   function renderMemory(r) {
@@ -323,15 +329,17 @@
     $("memory-fill").style.width = max ? Math.min(100, (100 * r.bytes) / max).toFixed(1) + "%" : "0";
     kv("memory", [
       ["entries", int(r.entries)],
-      ["bytes", bytes(r.bytes) + (max ? " of " + bytes(max) + " (" + pct(r.bytes / max) + ")" : "")],
+      ["bytes", bytes(r.bytes) + (max ? " / " + bytes(max) : "")],
+      ["used", max ? pct(r.bytes / max) : "–"],
       ["evictions", int(r.evictions)],
-      ["of which for tenant shares", int(r.share_evictions)],
-      ["of which for route bounds", int(r.route_evictions)],
+      ["share evictions", int(r.share_evictions)],
+      ["route-bound evictions", int(r.route_evictions)],
       ["purged / soft-purged", int(r.purged) + " / " + int(r.soft_purged)],
       ["fills fenced by a purge", int(r.fenced)],
       ["tenant share", r.tenant_share != null ? bytes(r.tenant_share) : "none"],
     ]);
     const share = r.tenant_share || max;
+    $("share-head").textContent = r.tenant_share ? "of share" : "of max";
     const rows = (r.tenant_memory || []).slice(0, 8).map((t) =>
       el(
         "tr",
@@ -347,7 +355,10 @@
 
   function renderShared(s) {
     if (!s) {
-      kv("shared", [["state", "not configured"]]);
+      kv("shared", [
+        ["state", "not configured"],
+        ["to add one", "[redis] url in the config"],
+      ]);
       return;
     }
     const pairs = [

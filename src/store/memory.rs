@@ -541,15 +541,13 @@ impl MemoryTier {
             };
             kept.push(Reverse((hits, at)));
         }
-        let mut out: Vec<Listed> = kept
-            .into_sorted_vec()
+        // Ascending `Reverse`: the most hits first (as counted during the walk; `listed` reads
+        // them again, and they may have grown meanwhile).
+        kept.into_sorted_vec()
             .into_iter()
             .filter_map(|Reverse((_, at))| slots[at].take())
             .map(|slot| listed(&slot))
-            .collect();
-        // `listed` reads the hits again, which may have grown meanwhile.
-        out.sort_by(|a, b| b.hits.cmp(&a.hits));
-        out
+            .collect()
     }
 
     /// Counts a fill refused or undone by a fence.

@@ -329,13 +329,14 @@
     $("memory-fill").style.width = max ? Math.min(100, (100 * r.bytes) / max).toFixed(1) + "%" : "0";
     kv("memory", [
       ["entries", int(r.entries)],
-      ["bytes", bytes(r.bytes) + (max ? " / " + bytes(max) : "")],
+      ["bytes", bytes(r.bytes)],
+      ["max_memory", max ? bytes(max) : "–"],
       ["used", max ? pct(r.bytes / max) : "–"],
       ["evictions", int(r.evictions)],
       ["share evictions", int(r.share_evictions)],
-      ["route-bound evictions", int(r.route_evictions)],
-      ["purged / soft-purged", int(r.purged) + " / " + int(r.soft_purged)],
-      ["fills fenced by a purge", int(r.fenced)],
+      ["route evictions", int(r.route_evictions)],
+      ["purged / soft", int(r.purged) + " / " + int(r.soft_purged)],
+      ["fenced fills", int(r.fenced)],
       ["tenant share", r.tenant_share != null ? bytes(r.tenant_share) : "none"],
     ]);
     const share = r.tenant_share || max;

@@ -1,6 +1,6 @@
 //! The admin API, on its own listener (default `127.0.0.1:9090`).
 //!
-//! Every endpoint but `/healthz` and `/readyz` (and `/metrics` with `[admin] metrics_open =
+//! Every endpoint but `/healthz`, `/readyz`, the static `/ui` page (and `/metrics` with `[admin] metrics_open =
 //! true`) needs `Authorization: Bearer <token>`; a missing or wrong token gets `401` and nothing
 //! is done. Answers are JSON, but for `/metrics`.
 //!
@@ -12,18 +12,24 @@
 //! | `GET /metrics` | Prometheus text exposition (`metrics`); `404` with `[admin] metrics = false` |
 //! | `POST /purge` | purges, same body as the webhook; `{"purged": N}` |
 //! | `POST /warm` | `{"tenant","paths","route","captures","host","concurrency","headers"}`: fetches through the read path, as a client sending `headers` |
-//! | `GET /entries?tenant=&prefix=&limit=` | stored entries: readable key, TTL left, size, tags |
+//! | `GET /entries?tenant=&prefix=&limit=` | stored entries: readable key, TTL left, size, tags, hits |
+//! | `GET /entries/top?limit=` | the memory tier's entries with the most hits, most first (default 20, at most 1000) |
+//! | `GET /ui` | the dashboard page (`ui`): static, no data, no token needed to load it; it sends the token it is given with every call |
 //!
 //! The bodies are the types of `admin_api`, which the operator subcommands send.
 
-use crate::admin_api::{EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, Refusal, WarmRequest};
+use crate::admin_api::{
+    EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, Refusal, TopQuery, WarmRequest,
+};
 use crate::answer::{error_body, json, read_body};
 use crate::body::ProxyBody;
 use crate::invalidation::PurgeRequest;
 use crate::metrics;
 use crate::proxy::Proxy;
 use crate::server::Handler;
-use crate::store::TenantScope;
+use crate::stats::PurgeSource;
+use crate::store::{EntryInfo, TenantScope};
+use crate::ui;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -35,6 +41,9 @@ const MAX_BODY: u64 = 4 << 20;
 /// Default and largest `limit` of `GET /entries`.
 const DEFAULT_ENTRIES: usize = 100;
 const MAX_ENTRIES: usize = 10_000;
+/// Default and largest `limit` of `GET /entries/top`.
+const DEFAULT_TOP: usize = 20;
+const MAX_TOP: usize = 1_000;
 
 /// The admin API handler.
 pub struct Admin {
@@ -87,6 +96,9 @@ impl Admin {
             (&Method::GET, "/readyz") => {
                 return json(StatusCode::OK, &json!({ "status": "ready" }))
             }
+            // The page holds no data and no secret: it asks for the token and sends it with
+            // every call it makes to the endpoints below, which refuse without it.
+            (&Method::GET, "/ui") => return ui::page(),
             _ => {}
         }
         let open = self.metrics_open && path == "/metrics";
@@ -103,7 +115,12 @@ impl Admin {
             (Method::POST, "/purge") => self.purge(req).await,
             (Method::POST, "/warm") => self.warm(req).await,
             (Method::GET, "/entries") => self.entries(&req).await,
-            (_, "/healthz" | "/readyz" | "/stats" | "/purge" | "/warm" | "/entries") => json(
+            (Method::GET, "/entries/top") => self.busiest(&req).await,
+            (
+                _,
+                "/healthz" | "/readyz" | "/stats" | "/purge" | "/warm" | "/entries"
+                | "/entries/top" | "/ui",
+            ) => json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &error_body("method_not_allowed", "see the admin API's endpoint list"),
             ),
@@ -146,7 +163,9 @@ impl Admin {
             }
         };
         let purged = self.proxy.purge(&request).await;
-        self.proxy.stats().admin_purge();
+        self.proxy
+            .stats()
+            .purge_done(PurgeSource::Admin, purged as u64, || request.describe());
         tracing::info!(purged, "admin purge");
         json(
             StatusCode::OK,
@@ -197,21 +216,38 @@ impl Admin {
             .store()
             .entries(tenant.as_ref(), query.prefix.as_deref(), limit, now)
             .await;
-        let entries = entries
-            .into_iter()
-            .map(|e| Entry {
-                key: e.readable_key,
-                tenant: e.tenant.id().unwrap_or("").to_string(),
-                target: e.target,
-                status: e.status,
-                ttl_left_secs: e.ttl_left.as_secs(),
-                age_secs: e.age.as_secs(),
-                size: e.size,
-                tags: e.tags,
-                stale: e.stale,
-            })
-            .collect();
+        let entries = entries.into_iter().map(wire_entry).collect();
         json(StatusCode::OK, &EntriesAnswer { entries })
+    }
+
+    /// `GET /entries/top?limit=`: the memory tier's entries with the most hits, most first.
+    async fn busiest(&self, req: &Request<Incoming>) -> Response<ProxyBody> {
+        let query = match TopQuery::from_query(req.uri().query().unwrap_or("")) {
+            Ok(query) => query,
+            Err(why) => return json(StatusCode::BAD_REQUEST, &error_body("bad_request", &why)),
+        };
+        let limit = query.limit.map_or(DEFAULT_TOP, |n| {
+            usize::try_from(n).unwrap_or(MAX_TOP).clamp(1, MAX_TOP)
+        });
+        let now = crate::clock::UnixMillis::now();
+        let entries = self.proxy.store().busiest_entries(limit, now).await;
+        let entries = entries.into_iter().map(wire_entry).collect();
+        json(StatusCode::OK, &EntriesAnswer { entries })
+    }
+}
+
+fn wire_entry(e: EntryInfo) -> Entry {
+    Entry {
+        key: e.readable_key,
+        tenant: e.tenant.id().unwrap_or("").to_string(),
+        target: e.target,
+        status: e.status,
+        ttl_left_secs: e.ttl_left.as_secs(),
+        age_secs: e.age.as_secs(),
+        size: e.size,
+        tags: e.tags,
+        stale: e.stale,
+        hits: e.hits,
     }
 }
 

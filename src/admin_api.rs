@@ -560,6 +560,33 @@ pub struct Entry {
     pub size: u64,
     pub tags: Vec<String>,
     pub stale: bool,
+    /// Lookups the memory tier answered with this entry since it was stored there.
+    pub hits: u64,
+}
+
+// === GET /entries/top ===
+
+/// The query of `GET /entries/top`: how many of the busiest entries to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopQuery {
+    pub limit: Option<u64>,
+}
+
+impl TopQuery {
+    /// Reads `limit=N`; other parameters are refused.
+    pub fn from_query(query: &str) -> Result<TopQuery, String> {
+        let mut out = TopQuery::default();
+        for (name, value) in query_pairs(query) {
+            match name.as_str() {
+                "limit" => match value.parse::<u64>() {
+                    Ok(n) => out.limit = Some(n),
+                    Err(_) => return Err("limit must be a positive integer".to_owned()),
+                },
+                other => return Err(format!("unknown parameter {other:?}; expected limit")),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Percent-encodes a query value: unreserved characters and `/` stay as they are (a path

@@ -123,6 +123,46 @@ impl PurgeRequest {
             && !self.forget_credentials
             && self.user.is_none()
     }
+
+    /// A short description for people (the recent purges `/stats` lists):
+    /// `tenant=42 tags=[rooms, course:7] soft`. Lists show their first few items, long values
+    /// are cut.
+    pub fn describe(&self) -> String {
+        const SHOWN: usize = 3;
+        const LEN: usize = 60;
+        let mut parts = vec![match &self.tenant {
+            TenantSel::Shared => "shared".to_owned(),
+            TenantSel::One(id) => format!("tenant={}", cut(id, LEN)),
+            TenantSel::All => "tenant=*".to_owned(),
+        }];
+        for (name, items) in [
+            ("tags", &self.tags),
+            ("paths", &self.paths),
+            ("prefixes", &self.prefixes),
+        ] {
+            if items.is_empty() {
+                continue;
+            }
+            let mut shown: Vec<String> = items.iter().take(SHOWN).map(|i| cut(i, LEN)).collect();
+            if items.len() > SHOWN {
+                shown.push(format!("+{} more", items.len() - SHOWN));
+            }
+            parts.push(format!("{name}=[{}]", shown.join(", ")));
+        }
+        if self.all {
+            parts.push("all".to_owned());
+        }
+        if let Some(user) = &self.user {
+            parts.push(format!("user={}", cut(user, LEN)));
+        }
+        if self.forget_credentials {
+            parts.push("credential_cache=all".to_owned());
+        }
+        if self.soft {
+            parts.push("soft".to_owned());
+        }
+        parts.join(" ")
+    }
 }
 
 fn from_native(wire: Wire) -> Result<PurgeRequest, BadPurge> {

@@ -29,5 +29,6 @@ pub mod proxy;
 
 pub mod admin;
 pub mod admin_client;
+pub mod ui;
 
 pub mod app;

@@ -285,6 +285,7 @@ impl Proxy {
         let store = StoreCounts {
             entries: store.entries,
             bytes: store.bytes,
+            max_bytes: Some(self.inner.config.cache.max_memory),
             evictions: store.evictions,
             share_evictions: store.share_evictions,
             route_evictions: store.route_evictions,

@@ -9,9 +9,9 @@ use crate::policy::cacheability::{Bypass, NotStored};
 use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// Tenants counted one by one; traffic of tenants beyond this is summed under [`OTHER_TENANTS`],
@@ -22,6 +22,43 @@ pub const OTHER_TENANTS: &str = "(other)";
 /// Tenants whose memory `/stats` lists one by one, those holding the most bytes; the others
 /// are summed under [`OTHER_TENANTS`].
 pub const TOP_MEMORY_TENANTS: usize = 100;
+/// Purges `/stats` lists in `recent_purges`, the newest first; older ones are forgotten.
+pub const RECENT_PURGES: usize = 50;
+
+/// Who asked for a purge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeSource {
+    /// `POST /purge` on the admin API.
+    Admin,
+    /// The signed invalidation webhook.
+    Webhook,
+    /// A write passing through the proxy.
+    Write,
+}
+
+impl PurgeSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PurgeSource::Admin => "admin",
+            PurgeSource::Webhook => "webhook",
+            PurgeSource::Write => "write",
+        }
+    }
+}
+
+/// One purge as `/stats` lists it in `recent_purges`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PurgeRecord {
+    /// When it was applied, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// `admin`, `webhook` or `write` ([`PurgeSource`]).
+    pub source: String,
+    /// What it covered, for people: `tenant=42 tags=[rooms]`, or a write's method and path.
+    pub scope: String,
+    /// Entries removed (or marked stale).
+    pub purged: u64,
+}
 
 /// Counters since start. Read with [`Stats::snapshot`].
 #[derive(Debug, Default)]
@@ -54,6 +91,9 @@ pub struct Stats {
     routes: Vec<(String, Counters)>,
     tenants: DashMap<Box<str>, Arc<Counters>>,
     other_tenants: Counters,
+    /// The last [`RECENT_PURGES`] purges, the oldest first. Taken on purges only, never on
+    /// the read path.
+    recent_purges: Mutex<VecDeque<PurgeRecord>>,
 }
 
 /// Hits, misses and bypasses of one route or tenant.
@@ -114,6 +154,9 @@ pub struct Snapshot {
     pub routes: Vec<RouteCounts>,
     /// By tenant, busiest first.
     pub tenants: Vec<TenantCounts>,
+    /// The last purges, newest first, at most [`RECENT_PURGES`]: every admin and webhook
+    /// purge, and the writes that removed entries.
+    pub recent_purges: Vec<PurgeRecord>,
 }
 
 /// One route's traffic.
@@ -145,6 +188,9 @@ pub struct TenantCounts {
 pub struct StoreCounts {
     pub entries: u64,
     pub bytes: u64,
+    /// The memory tier's bound in bytes (`[cache] max_memory`); absent where it is not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
     /// Every eviction, those for shares and route bounds included.
     pub evictions: u64,
     /// Evictions of a tenant's own entries because it held more than its share of a full tier.
@@ -382,16 +428,34 @@ impl Stats {
         self.waits.subscribe()
     }
 
-    pub fn write_purge(&self) {
-        self.write_purges.fetch_add(1, Relaxed);
-    }
-
-    pub fn webhook_purge(&self) {
-        self.webhook_purges.fetch_add(1, Relaxed);
-    }
-
-    pub fn admin_purge(&self) {
-        self.admin_purges.fetch_add(1, Relaxed);
+    /// Counts a purge by its source and remembers it among the recent ones; a write that
+    /// removed nothing is counted but not remembered (every write runs its purges, and those
+    /// would push the purges people asked for out of the list). `scope` is only called for a
+    /// purge that is remembered.
+    pub fn purge_done(&self, source: PurgeSource, purged: u64, scope: impl FnOnce() -> String) {
+        let counter = match source {
+            PurgeSource::Admin => &self.admin_purges,
+            PurgeSource::Webhook => &self.webhook_purges,
+            PurgeSource::Write => &self.write_purges,
+        };
+        counter.fetch_add(1, Relaxed);
+        if source == PurgeSource::Write && purged == 0 {
+            return;
+        }
+        let record = PurgeRecord {
+            at_ms: crate::clock::UnixMillis::now().0,
+            source: source.as_str().to_owned(),
+            scope: scope(),
+            purged,
+        };
+        let mut recent = self
+            .recent_purges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recent.len() == RECENT_PURGES {
+            recent.pop_front();
+        }
+        recent.push_back(record);
     }
 
     pub fn webhook_refused(&self) {
@@ -477,6 +541,14 @@ impl Stats {
             auth_unavailable: refused(Refusal::AuthUnavailable),
             routes,
             tenants,
+            recent_purges: self
+                .recent_purges
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .iter()
+                .rev()
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -596,6 +668,37 @@ mod tests {
         assert!(json["route_memory"][0]["max_memory"].is_null());
         let back: Report = serde_json::from_value(json).unwrap();
         assert_eq!(back, report);
+    }
+
+    #[test]
+    fn recent_purges_are_bounded_newest_first_and_skip_writes_that_removed_nothing() {
+        let stats = Stats::new(Vec::new());
+        stats.purge_done(PurgeSource::Write, 0, || unreachable!("not remembered"));
+        stats.purge_done(PurgeSource::Write, 2, || "PUT /a".to_string());
+        stats.purge_done(PurgeSource::Webhook, 0, || "tenant=42 tags=[x]".to_string());
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.write_purges, s.webhook_purges, s.admin_purges),
+            (2, 1, 0)
+        );
+        let listed: Vec<(&str, &str, u64)> = s
+            .recent_purges
+            .iter()
+            .map(|p| (p.source.as_str(), p.scope.as_str(), p.purged))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![("webhook", "tenant=42 tags=[x]", 0), ("write", "PUT /a", 2)]
+        );
+        assert!(s.recent_purges[0].at_ms > 0);
+        for i in 0..RECENT_PURGES + 3 {
+            stats.purge_done(PurgeSource::Admin, i as u64, || format!("n={i}"));
+        }
+        let s = stats.snapshot();
+        assert_eq!(s.admin_purges, RECENT_PURGES as u64 + 3);
+        assert_eq!(s.recent_purges.len(), RECENT_PURGES);
+        assert_eq!(s.recent_purges[0].scope, format!("n={}", RECENT_PURGES + 2));
+        assert_eq!(s.recent_purges[RECENT_PURGES - 1].scope, "n=3");
     }
 
     #[test]

@@ -191,3 +191,14 @@ fn warm_reports_count_what_failed() {
     let report = WarmReport::of(vec![ok.clone(), bad, ok]);
     assert_eq!((report.done, report.failed), (2, 1));
 }
+
+#[test]
+fn top_query_reads_a_limit_and_refuses_the_rest() {
+    assert_eq!(TopQuery::from_query(""), Ok(TopQuery { limit: None }));
+    assert_eq!(
+        TopQuery::from_query("limit=7"),
+        Ok(TopQuery { limit: Some(7) })
+    );
+    assert!(TopQuery::from_query("limit=-1").is_err());
+    assert!(TopQuery::from_query("tenant=4").is_err());
+}

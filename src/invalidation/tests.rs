@@ -623,3 +623,25 @@ fn identity_purges_are_accepted_and_checked() {
         assert!(err.0.starts_with(start), "{body}: {}", err.0);
     }
 }
+
+#[test]
+fn describe_is_short_and_names_the_scope() {
+    let read = |body: &str| {
+        PurgeRequest::from_json(body.as_bytes(), RESOURCES)
+            .unwrap()
+            .describe()
+    };
+    assert_eq!(
+        read(r#"{"tenant": "42", "tags": ["rooms", "course:7"], "soft": true}"#),
+        "tenant=42 tags=[rooms, course:7] soft"
+    );
+    assert_eq!(
+        read(r#"{"prefixes": ["/api/"]}"#),
+        "shared prefixes=[/api/]"
+    );
+    assert_eq!(
+        read(r#"{"tenant": "*", "paths": ["/a", "/b", "/c", "/d", "/e"]}"#),
+        "tenant=* paths=[/a, /b, /c, +2 more]"
+    );
+    assert_eq!(read(r#"{"tenant": "7", "all": true}"#), "tenant=7 all");
+}

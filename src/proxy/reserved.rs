@@ -7,6 +7,7 @@ use super::Proxy;
 use crate::answer::{error_body, json, read_body};
 use crate::body::ProxyBody;
 use crate::invalidation::{PurgeRequest, TenantSel};
+use crate::stats::PurgeSource;
 use crate::store::{Purge, PurgeScope, Tag, TenantScope};
 use crate::webhook::SIGNATURE_HEADER;
 use http::{Method, Request, Response, StatusCode};
@@ -72,7 +73,9 @@ impl Proxy {
             }
         };
         let purged = self.purge(&request).await;
-        self.inner.stats.webhook_purge();
+        self.inner
+            .stats
+            .purge_done(PurgeSource::Webhook, purged as u64, || request.describe());
         let repeat = delivery.is_repeat();
         if repeat {
             self.inner.stats.webhook_repeat();

@@ -13,6 +13,7 @@ use crate::policy::outcome::Outcome;
 use crate::policy::route::{Route, Scope};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
+use crate::stats::PurgeSource;
 use crate::store::{Purge, PurgeScope, Tag, TenantScope};
 use crate::upstream::ClientInfo;
 use http::header::{CONTENT_LOCATION, LOCATION};
@@ -89,6 +90,7 @@ impl Proxy {
         }
         let route_index = written.as_ref().map(|w| w.found.route.index);
 
+        let method = req.method().clone();
         let (parts, body) = req.into_parts();
         let req = Request::from_parts(parts, ProxyBody::Stream(body));
         let result = self.send_as_is(req, client).await;
@@ -120,7 +122,11 @@ impl Proxy {
             for purge in &purges {
                 purged += self.inner.store.purge(purge).await.purged;
             }
-            self.inner.stats.write_purge();
+            self.inner
+                .stats
+                .purge_done(PurgeSource::Write, purged as u64, || {
+                    format!("{method} {}", target.path)
+                });
             tracing::debug!(purged, groups = purges.len(), "write evicted entries");
         }
         let response = stream_response(result?, &self.inner.config.cache.tag_headers);

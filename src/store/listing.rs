@@ -25,6 +25,8 @@ pub struct EntryInfo {
     pub tags: Vec<String>,
     /// Marked stale by a soft purge.
     pub stale: bool,
+    /// Lookups the memory tier answered with this entry since it was stored there.
+    pub hits: u64,
 }
 
 impl Tiered {
@@ -82,6 +84,21 @@ impl Tiered {
     }
 }
 
+impl Tiered {
+    /// The `limit` entries of the memory tier with the most hits, most first. Walks every
+    /// entry (keeping `limit` at a time), so it costs in proportion to what is stored.
+    pub async fn busiest_entries(&self, limit: usize, now: UnixMillis) -> Vec<EntryInfo> {
+        let listed = self.local().memory.busiest(limit);
+        let mut out: Vec<EntryInfo> = listed.iter().map(|l| info(l, now)).collect();
+        out.sort_by(|a, b| {
+            b.hits
+                .cmp(&a.hits)
+                .then_with(|| (&a.target, &a.readable_key).cmp(&(&b.target, &b.readable_key)))
+        });
+        out
+    }
+}
+
 fn sorted(mut out: Vec<EntryInfo>, limit: usize) -> Vec<EntryInfo> {
     out.sort_by(|a, b| {
         (&a.target, &a.readable_key, &a.tenant).cmp(&(&b.target, &b.readable_key, &b.tenant))
@@ -103,5 +120,6 @@ fn info(listed: &Listed, now: UnixMillis) -> EntryInfo {
         size: listed.weight,
         tags: entry.tags.iter().map(|t| t.tag.to_string()).collect(),
         stale: listed.stale,
+        hits: listed.hits,
     }
 }

@@ -68,6 +68,9 @@ struct SlotInner {
     published: AtomicBool,
     /// Set by a soft purge; never cleared, since a fresh copy arrives as a new slot.
     stale: AtomicBool,
+    /// Lookups this tier answered with the entry (one relaxed add per hit), for the admin
+    /// API's busiest keys.
+    hits: AtomicU64,
 }
 
 impl Slot {
@@ -107,6 +110,8 @@ pub(crate) struct Listed {
     pub(crate) entry: Arc<CachedResponse>,
     pub(crate) weight: u64,
     pub(crate) stale: bool,
+    /// Lookups this tier answered with the entry since it was stored here.
+    pub(crate) hits: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -226,6 +231,7 @@ impl MemoryTier {
             return None;
         }
         if now < slot.0.until {
+            slot.0.hits.fetch_add(1, Ordering::Relaxed);
             return Some(Arc::clone(slot.entry()));
         }
         // Only this expired entry goes: a fresh one stored meanwhile under the key stays.
@@ -262,6 +268,7 @@ impl MemoryTier {
             weight,
             published: AtomicBool::new(false),
             stale: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
         }));
         self.make_room(slot.charge());
         self.books.count_in(slot.charge());
@@ -495,6 +502,54 @@ impl MemoryTier {
             .collect()
     }
 
+    /// The `limit` published entries with the most hits, most first (ties: any order). Walks
+    /// every entry, keeping only `limit` of them at a time.
+    pub(crate) fn busiest(&self, limit: usize) -> Vec<Listed> {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        if limit == 0 {
+            return Vec::new();
+        }
+        // A min-heap of (hits, walk position): the least busy of those kept is the one dropped.
+        let mut kept: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::with_capacity(limit + 1);
+        let mut slots: Vec<Option<Slot>> = Vec::with_capacity(limit + 1);
+        let mut free: Vec<usize> = Vec::new();
+        for (_, slot) in self.cache.iter() {
+            if !slot.is_published() {
+                continue;
+            }
+            let hits = slot.0.hits.load(Ordering::Relaxed);
+            if kept.len() == limit {
+                match kept.peek() {
+                    Some(Reverse((least, _))) if hits > *least => {}
+                    _ => continue,
+                }
+                if let Some(Reverse((_, at))) = kept.pop() {
+                    slots[at] = None;
+                    free.push(at);
+                }
+            }
+            let at = match free.pop() {
+                Some(at) => {
+                    slots[at] = Some(slot);
+                    at
+                }
+                None => {
+                    slots.push(Some(slot));
+                    slots.len() - 1
+                }
+            };
+            kept.push(Reverse((hits, at)));
+        }
+        // Ascending `Reverse`: the most hits first (as counted during the walk; `listed` reads
+        // them again, and they may have grown meanwhile).
+        kept.into_sorted_vec()
+            .into_iter()
+            .filter_map(|Reverse((_, at))| slots[at].take())
+            .map(|slot| listed(&slot))
+            .collect()
+    }
+
     /// Counts a fill refused or undone by a fence.
     pub(crate) fn count_fenced(&self) {
         self.fenced.fetch_add(1, Ordering::Relaxed);
@@ -563,5 +618,6 @@ fn listed(slot: &Slot) -> Listed {
         entry: Arc::clone(slot.entry()),
         weight: slot.0.weight,
         stale: slot.is_stale(),
+        hits: slot.0.hits.load(Ordering::Relaxed),
     }
 }

@@ -25,6 +25,7 @@ async fn every_endpoint_but_the_probes_needs_the_token() {
         (Method::POST, "/purge"),
         (Method::POST, "/warm"),
         (Method::GET, "/entries"),
+        (Method::GET, "/entries/top"),
     ] {
         for headers in [
             vec![],
@@ -335,5 +336,121 @@ async fn requests_built_by_the_command_line_are_accepted() {
     assert_eq!(
         client.get("/api/faculty/6/", ORG42).await.cache_status(),
         "cachegate; hit"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_page_loads_without_the_token_and_holds_no_data() {
+    let (_origin, proxy, client) = setup().await;
+    client
+        .get("/api/faculty/", &[("x-org-id", "tenant-zeta")])
+        .await;
+    let admin = TestClient::new(proxy.admin_addr);
+    let page = admin.get("/ui", &[]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let csp = page.header("content-security-policy").unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'sha256-",
+        "style-src 'sha256-",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    let html = page.text();
+    assert!(html.contains("<title>cachegate dashboard</title>"));
+    // Nothing the API would only tell a token holder: no tenant, no key, no token.
+    for secret in ["/api/faculty/", "tenant-zeta", ADMIN_TOKEN] {
+        assert!(!html.contains(secret), "the page holds {secret:?}");
+    }
+    // The same page with a token: the token changes nothing.
+    let with_token = proxy.admin(Method::GET, "/ui", "").await;
+    assert_eq!(with_token.body, page.body);
+    let post = admin.send(Method::POST, "/ui", &[], "").await;
+    assert_eq!(post.status, 401, "only GET is open");
+    let post = proxy.admin(Method::POST, "/ui", "").await;
+    assert_eq!(post.status, 405);
+}
+
+#[tokio::test]
+async fn top_entries_are_the_busiest_and_stats_list_recent_purges() {
+    let (_origin, proxy, client) = setup().await;
+    for _ in 0..3 {
+        client.get("/api/faculty/1/", ORG42).await;
+    }
+    client.get("/api/faculty/2/", ORG42).await;
+    client.get("/api/faculty/2/", ORG42).await;
+    client.get("/api/departments/", ORG42).await;
+    let top = proxy.admin(Method::GET, "/entries/top?limit=2", "").await;
+    assert_eq!(top.status, 200, "{}", top.text());
+    let top = top.json();
+    let listed: Vec<(String, u64)> = top["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap().to_owned(),
+                e["hits"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("/api/faculty/1/".to_owned(), 2),
+            ("/api/faculty/2/".to_owned(), 1)
+        ]
+    );
+    let bad = proxy.admin(Method::GET, "/entries/top?limit=x", "").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "bad_request");
+
+    let purged = proxy
+        .admin(
+            Method::POST,
+            "/purge",
+            r#"{"tenant": "42", "paths": ["/api/faculty/1/"]}"#,
+        )
+        .await;
+    assert_eq!(purged.json()["purged"], 1);
+    let write = client
+        .send(Method::PUT, "/api/faculty/2/", ORG42, "{}")
+        .await;
+    assert_eq!(write.status, 200);
+    let stats = proxy.admin(Method::GET, "/stats", "").await.json();
+    assert_eq!(stats["max_bytes"], 64 << 20);
+    let recent: Vec<(String, String, u64)> = stats["recent_purges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert!(p["at_ms"].as_u64().unwrap() > 0);
+            (
+                p["source"].as_str().unwrap().to_owned(),
+                p["scope"].as_str().unwrap().to_owned(),
+                p["purged"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recent,
+        vec![
+            // The entry itself, and the department list its `invalidates` tag names.
+            ("write".to_owned(), "PUT /api/faculty/2/".to_owned(), 2),
+            (
+                "admin".to_owned(),
+                "tenant=42 paths=[/api/faculty/1/]".to_owned(),
+                1
+            ),
+        ]
     );
 }

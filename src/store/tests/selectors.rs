@@ -438,6 +438,7 @@ async fn listing_shows_details_and_skips_unpublished() {
         size,
         tags: vec!["x".to_owned(), "*".to_owned(), "path:/api/x/".to_owned()],
         stale: true,
+        hits: 0,
     };
     assert_eq!(listed, vec![want]);
     assert_eq!(s.entries(None, None, 10, Instant::now()).await.len(), 1);
@@ -464,4 +465,41 @@ async fn stats_count_tenants_with_entries() {
     let s = populated().await;
     let tenants: BTreeSet<&str> = POPULATION.iter().map(|p| p.1).collect();
     assert_eq!(s.stats().tenants, tenants.len() as u64);
+}
+
+#[tokio::test(start_paused = true)]
+async fn busiest_lists_the_entries_with_the_most_hits_first() {
+    let s = populated().await;
+    let now = Instant::now();
+    for (n, times) in [(2, 5), (8, 3), (1, 1), (6, 4)] {
+        for _ in 0..times {
+            assert!(s.lookup(&key(n), now).await.is_some());
+        }
+    }
+    let busiest = |limit| {
+        let s = &s;
+        async move {
+            s.busiest_entries(limit, now)
+                .await
+                .into_iter()
+                .map(|e| (e.readable_key, e.hits))
+                .collect::<Vec<_>>()
+        }
+    };
+    let top = busiest(3).await;
+    assert_eq!(
+        top,
+        vec![
+            (readable("a", "/api/courses/7/"), 5),
+            (readable("b", "/api/courses/7/"), 4),
+            (readable("b", "/api/rooms/?floor=1"), 3),
+        ]
+    );
+    assert_eq!(busiest(100).await.len(), POPULATION.len());
+    assert_eq!(busiest(100).await[3].1, 1);
+    assert!(busiest(0).await.is_empty());
+    // A miss (a key never stored) counts for no entry; an unpublished entry is not listed.
+    assert!(s.lookup(&key(99), now).await.is_none());
+    insert_pending(&s, key(42), entry_at(now, "a", "/api/p/", &[], "pending"));
+    assert_eq!(busiest(100).await.len(), POPULATION.len());
 }

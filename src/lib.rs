@@ -31,3 +31,4 @@ pub mod admin;
 pub mod admin_client;
 
 pub mod app;
+pub mod reload;

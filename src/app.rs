@@ -9,7 +9,7 @@
 //!
 //! A running `App` reloads its config through its [`Reloader`] (`reload`): the new file is
 //! read and validated, its secrets read through the same resolver and checked by the same
-//! builders as at start ([`keyed`]), and only then put in force.
+//! builders as at start (`keyed`), and only then put in force.
 
 use crate::admin::Admin;
 use crate::auth::digest::DigestKey;

@@ -15,25 +15,29 @@
 //! | `GET /entries?tenant=&prefix=&limit=` | stored entries: readable key, TTL left, size, tags, hits |
 //! | `GET /entries/top?limit=` | the memory tier's entries with the most hits, most first (default 20, at most 1000) |
 //! | `GET /ui` | the dashboard page (`ui`): static, no data, no token needed to load it; it sends the token it is given with every call |
+//! | `POST /reload` | reloads the config file: `{"reloaded": true, "changed", "restart_required"}`, or `422` with the problems (the running config stays) |
 //!
 //! The bodies are the types of `admin_api`, which the operator subcommands send.
 
 use crate::admin_api::{
-    EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, Refusal, TopQuery, WarmRequest,
+    EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, Refusal, ReloadAnswer, TopQuery, WarmRequest,
 };
 use crate::answer::{error_body, json, read_body};
 use crate::body::ProxyBody;
 use crate::invalidation::PurgeRequest;
 use crate::metrics;
 use crate::proxy::Proxy;
+use crate::reload::{ReloadError, Reloader, Trigger};
 use crate::server::Handler;
 use crate::stats::PurgeSource;
 use crate::store::{EntryInfo, TenantScope};
 use crate::ui;
+use arc_swap::ArcSwap;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// Largest admin request body (warm lists are sent in batches).
@@ -48,11 +52,20 @@ const MAX_TOP: usize = 1_000;
 /// The admin API handler.
 pub struct Admin {
     proxy: Proxy,
+    /// Who may ask; replaced whole by a reload.
+    access: Arc<ArcSwap<AdminAccess>>,
+    /// `None` when this handler cannot reload (it was built outside an `App`).
+    reloader: Option<Reloader>,
+}
+
+/// Who may use the admin API, as the config in force says.
+#[derive(Debug, Clone, Default)]
+pub struct AdminAccess {
     /// `None` when no token is configured: then only `/healthz` and `/readyz` answer 200 (and
     /// `/metrics` when it is open).
-    token: Option<String>,
+    pub token: Option<String>,
     /// `[admin] metrics_open`: `/metrics` needs no token.
-    metrics_open: bool,
+    pub metrics_open: bool,
 }
 
 impl Admin {
@@ -64,13 +77,28 @@ impl Admin {
             .is_some_and(|admin| admin.metrics_open);
         Admin {
             proxy,
-            token,
-            metrics_open,
+            access: Arc::new(ArcSwap::from_pointee(AdminAccess {
+                token,
+                metrics_open,
+            })),
+            reloader: None,
         }
     }
 
+    /// `POST /reload` reloads through `reloader`.
+    pub fn with_reloader(mut self, reloader: Reloader) -> Admin {
+        self.reloader = Some(reloader);
+        self
+    }
+
+    /// The handle a reload replaces the token and `metrics_open` through.
+    pub fn access(&self) -> Arc<ArcSwap<AdminAccess>> {
+        self.access.clone()
+    }
+
     fn authorized(&self, req: &Request<Incoming>) -> Result<(), Refusal> {
-        let Some(token) = &self.token else {
+        let access = self.access.load();
+        let Some(token) = &access.token else {
             return Err(Refusal::NoTokenConfigured);
         };
         let presented = req
@@ -101,7 +129,7 @@ impl Admin {
             (&Method::GET, "/ui") => return ui::page(),
             _ => {}
         }
-        let open = self.metrics_open && path == "/metrics";
+        let open = self.access.load().metrics_open && path == "/metrics";
         if !open {
             if let Err(refusal) = self.authorized(&req) {
                 let why = refusal.detail();
@@ -116,10 +144,11 @@ impl Admin {
             (Method::POST, "/warm") => self.warm(req).await,
             (Method::GET, "/entries") => self.entries(&req).await,
             (Method::GET, "/entries/top") => self.busiest(&req).await,
+            (Method::POST, "/reload") => self.reload(),
             (
                 _,
                 "/healthz" | "/readyz" | "/stats" | "/purge" | "/warm" | "/entries"
-                | "/entries/top" | "/ui",
+                | "/entries/top" | "/ui" | "/reload",
             ) => json(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &error_body("method_not_allowed", "see the admin API's endpoint list"),
@@ -148,12 +177,42 @@ impl Admin {
         response
     }
 
+    /// `POST /reload`: the config file read, validated and put in force, or refused whole.
+    fn reload(&self) -> Response<ProxyBody> {
+        let Some(reloader) = &self.reloader else {
+            return json(
+                StatusCode::NOT_FOUND,
+                &error_body("not_found", "this instance cannot reload"),
+            );
+        };
+        match reloader.reload(Trigger::Admin) {
+            Ok(reloaded) => json(
+                StatusCode::OK,
+                &ReloadAnswer {
+                    reloaded: true,
+                    changed: reloaded.changed,
+                    restart_required: reloaded.restart_required,
+                },
+            ),
+            Err(err @ ReloadError::NoFile) => json(
+                StatusCode::CONFLICT,
+                &error_body("no_config_file", &err.to_string()),
+            ),
+            Err(err) => json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &error_body("invalid_config", &err.to_string()),
+            ),
+        }
+    }
+
     async fn purge(&self, req: Request<Incoming>) -> Response<ProxyBody> {
         let body = match read_body(req.into_body(), MAX_BODY).await {
             Ok(body) => body,
             Err(response) => return response,
         };
-        let request = match PurgeRequest::from_json(&body, &self.proxy.resources()) {
+        // The config in force now: its resources, its authenticator.
+        let proxy = self.proxy.current();
+        let request = match PurgeRequest::from_json(&body, &proxy.resources()) {
             Ok(request) => request,
             Err(err) => {
                 return json(
@@ -162,7 +221,7 @@ impl Admin {
                 )
             }
         };
-        let purged = self.proxy.purge(&request).await;
+        let purged = proxy.purge(&request).await;
         self.proxy
             .stats()
             .purge_done(PurgeSource::Admin, purged as u64, || request.describe());
@@ -189,7 +248,7 @@ impl Admin {
                 )
             }
         };
-        match self.proxy.warm(request).await {
+        match self.proxy.current().warm(request).await {
             Ok(report) => json(StatusCode::OK, &report),
             Err(why) => json(StatusCode::BAD_REQUEST, &error_body("bad_request", &why)),
         }

@@ -14,6 +14,19 @@ use std::fmt;
 
 // === errors ===
 
+/// The answer of `POST /reload` when the new config is in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReloadAnswer {
+    pub reloaded: bool,
+    /// The keys the new config changed that are in force now (`route`, `cache.default_ttl`,
+    /// `webhook.secret`, ...).
+    pub changed: Vec<String>,
+    /// The keys it changed that take effect only after a restart (`server.listen`,
+    /// `redis.url`, ...); the running process keeps their old values.
+    pub restart_required: Vec<String>,
+}
+
 /// The `{"error", "detail"}` shape of every error cachegate answers itself (admin API and
 /// webhook): `error` is a stable code, `detail` a sentence for people.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

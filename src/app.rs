@@ -6,15 +6,18 @@
 //! production [`read_secret`]: an environment variable or a file), so that tests can hand in
 //! their own. `main` keeps what only a process has: arguments, logging, the runtime, signals and
 //! exit codes; it logs the [`StartWarning`]s built here.
+//!
+//! A running `App` reloads its config through its [`Reloader`] (`reload`): the new file is
+//! read and validated, its secrets read through the same resolver and checked by the same
+//! builders as at start (`keyed`), and only then put in force.
 
 use crate::admin::Admin;
 use crate::auth::digest::DigestKey;
 use crate::auth::jwt::{JwtKeys, JwtSettings, JwtVerifier};
-use crate::config::{
-    AuthConfig, Config, JwtConfig, JwtKeySource, RedisConfig, SecretSource, ServerConfig,
-};
+use crate::config::{Config, JwtConfig, JwtKeySource, RedisConfig, SecretSource, ServerConfig};
 use crate::error::ProxyError;
 use crate::proxy::{Proxy, Setup};
+use crate::reload::{Prints, Reloader, SecretResolver};
 use crate::server::{self, ServeOptions};
 use crate::store::shared::{SharedError, SharedOptions, SharedTier};
 use crate::webhook::{Secrets, Verifier};
@@ -34,6 +37,7 @@ pub struct App {
     warnings: Vec<StartWarning>,
     /// Set once the proxy's listeners are closed, when shutdown began.
     closed: watch::Sender<bool>,
+    reloader: Reloader,
 }
 
 /// The sockets an [`App`] serves: the proxy's listeners and the admin API's.
@@ -166,23 +170,32 @@ impl App {
     ///
     /// A secret that is not set disables its feature (see [`App::warnings`]); a JWT key that
     /// cannot be loaded is an error, since every route that needs it would otherwise answer 401.
+    ///
+    /// The resolver is kept: a reload reads the new config's secrets through it.
     pub fn build(
         config: Config,
-        read_secret: impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
+        read_secret: impl Fn(&SecretSource) -> Result<Option<String>, SecretError>
+            + Send
+            + Sync
+            + 'static,
     ) -> Result<App, StartError> {
         let config = Arc::new(config);
         let mut warnings = Vec::new();
-        let setup = setup(&config, &read_secret, &mut warnings)?;
-        let admin_token = match &config.admin {
-            Some(admin) => {
-                let token = read_secret(&admin.token)?;
-                if token.is_none() {
-                    warnings.push(StartWarning::NoAdminToken(admin.token.clone()));
-                }
-                token
-            }
+        let keyed = keyed(&config, &read_secret, &mut warnings)?;
+        let shared = match &config.redis {
             None => None,
+            Some(redis) => {
+                let options = redis_options(redis, &read_secret)?;
+                Some(SharedTier::connect(options).map_err(StartError::Redis)?)
+            }
         };
+        let setup = Setup {
+            webhook: keyed.webhook,
+            jwt: keyed.jwt,
+            credential_key: keyed.credential_key.unwrap_or_else(DigestKey::random),
+            shared,
+        };
+        let admin_token = keyed.admin_token;
         let proxy = Proxy::new(config.clone(), setup).map_err(StartError::Upstream)?;
         let admissible = proxy.store().memory_max_entry_weight();
         if config.cache.max_object_size > admissible {
@@ -194,14 +207,34 @@ impl App {
         let admin = config
             .admin
             .as_ref()
-            .map(|_| Arc::new(Admin::new(proxy.clone(), admin_token)));
+            .map(|_| Admin::new(proxy.clone(), admin_token));
+        let resolver: Box<SecretResolver> = Box::new(read_secret);
+        let reloader = Reloader::new(
+            proxy.clone(),
+            resolver,
+            admin.as_ref().map(Admin::access),
+            keyed.prints,
+        );
+        let admin = admin.map(|admin| Arc::new(admin.with_reloader(reloader.clone())));
         Ok(App {
             config,
             proxy,
             admin,
             warnings,
             closed: watch::channel(false).0,
+            reloader,
         })
+    }
+
+    /// Reloads read the config from `path` (the file it was loaded from). Without it, as when
+    /// cachegate runs on its embedded default, a reload is refused.
+    pub fn reload_from(&self, path: PathBuf) {
+        self.reloader.set_path(path);
+    }
+
+    /// What reloads the config: `SIGHUP`, the admin API's `POST /reload`, the file watch.
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -231,6 +264,7 @@ impl App {
             proxy,
             admin,
             closed,
+            reloader,
             ..
         } = self;
         let opts = serve_options(&config.server);
@@ -248,12 +282,13 @@ impl App {
                 closed.send_replace(true);
             },
         );
+        let watch = reloader.watch(stopped(stop_rx.clone()));
         let admin = async {
             if let (Some(handler), Some(listener)) = (admin, listeners.admin) {
                 server::serve(vec![listener], handler, opts, stopped(stop_rx), || ()).await;
             }
         };
-        tokio::join!(signal, proxy, admin);
+        tokio::join!(signal, proxy, admin, watch);
     }
 }
 
@@ -272,14 +307,29 @@ fn serve_options(server: &ServerConfig) -> ServeOptions {
     }
 }
 
+/// What the secrets a config names key, read through the resolver: everything [`Setup`] holds
+/// but the shared tier, the admin token, and the digests a reload compares.
+pub(crate) struct Keyed {
+    pub(crate) webhook: Option<Verifier>,
+    pub(crate) jwt: Option<JwtVerifier>,
+    /// `None` when no key secret is set: the process then digests with a random key.
+    pub(crate) credential_key: Option<DigestKey>,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) prints: Prints,
+}
+
 /// Reads the secrets the config names and builds what they key: the webhook verifier, the JWT
-/// verifier and the credential digest key (random per process when none is set).
-fn setup(
+/// verifier, the credential digest key and the admin token. Used at start and by every reload,
+/// so a reload refuses exactly what a start would.
+pub(crate) fn keyed(
     config: &Config,
     read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
     warnings: &mut Vec<StartWarning>,
-) -> Result<Setup, StartError> {
-    let webhook = match read_secret(&config.webhook.secret)? {
+) -> Result<Keyed, StartError> {
+    let mut prints = Prints::default();
+    let webhook_secret = read_secret(&config.webhook.secret)?;
+    prints.webhook = Prints::of(webhook_secret.as_deref());
+    let webhook = match webhook_secret {
         Some(list) => {
             let secrets = Secrets::parse(&list).map_err(|reason| StartError::WebhookSecret {
                 secret: config.webhook.secret.clone(),
@@ -293,30 +343,46 @@ fn setup(
         }
     };
     let (jwt, credential_key) = match &config.auth {
-        None => (None, DigestKey::random()),
+        None => (None, None),
         Some(auth) => {
             let key = match read_secret(&auth.key_secret)? {
-                Some(secret) => DigestKey::from_secret(secret.as_bytes()),
+                Some(secret) => {
+                    prints.key = Prints::of(Some(&secret));
+                    Some(DigestKey::from_secret(secret.as_bytes()))
+                }
                 None => {
                     warnings.push(StartWarning::NoKeySecret(auth.key_secret.clone()));
-                    DigestKey::random()
+                    None
                 }
             };
-            (jwt_verifier(auth, read_secret)?, key)
+            let jwt = match &auth.jwt {
+                None => None,
+                Some(jwt) => {
+                    let settings = jwt_settings(jwt, read_secret)?;
+                    prints.jwt = Some(Prints::of_jwt(&settings.keys));
+                    Some(JwtVerifier::new(settings).map_err(StartError::Jwt)?)
+                }
+            };
+            (jwt, key)
         }
     };
-    let shared = match &config.redis {
+    let admin_token = match &config.admin {
+        Some(admin) => {
+            let token = read_secret(&admin.token)?;
+            if token.is_none() {
+                warnings.push(StartWarning::NoAdminToken(admin.token.clone()));
+            }
+            token
+        }
         None => None,
-        Some(redis) => {
-            let options = redis_options(redis, read_secret)?;
-            Some(SharedTier::connect(options).map_err(StartError::Redis)?)
-        }
     };
-    Ok(Setup {
+    prints.admin_token = Prints::of(admin_token.as_deref());
+    Ok(Keyed {
         webhook,
         jwt,
         credential_key,
-        shared,
+        admin_token,
+        prints,
     })
 }
 
@@ -335,19 +401,6 @@ pub fn redis_options(
         None => None,
     };
     Ok(redis.shared_options(password.as_deref()))
-}
-
-fn jwt_verifier(
-    auth: &AuthConfig,
-    read_secret: &impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
-) -> Result<Option<JwtVerifier>, StartError> {
-    let Some(jwt) = &auth.jwt else {
-        return Ok(None);
-    };
-    let settings = jwt_settings(jwt, read_secret)?;
-    JwtVerifier::new(settings)
-        .map(Some)
-        .map_err(StartError::Jwt)
 }
 
 /// The verifier's settings of an `[auth.jwt]` section: the HMAC secret is read through the

@@ -32,3 +32,4 @@ pub mod admin_client;
 pub mod ui;
 
 pub mod app;
+pub mod reload;

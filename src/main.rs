@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         println!("{}: ok", config.source);
         return ExitCode::SUCCESS;
     }
-    match run(config) {
+    match run(config, config_path(arg.config.as_deref())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cachegate: {err:#}");
@@ -148,6 +148,17 @@ fn admin(command: &AdminCommand) -> ExitCode {
     }
 }
 
+/// The file [`load_config`] reads, which reloads read again; `None` for the embedded default.
+fn config_path(path: Option<&Path>) -> Option<PathBuf> {
+    match path {
+        Some(path) => Some(path.to_path_buf()),
+        None => {
+            let default = Path::new("proxy.toml");
+            default.exists().then(|| default.to_path_buf())
+        }
+    }
+}
+
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(path) => Ok(Config::load(path)?),
@@ -179,7 +190,7 @@ fn init_tracing(config: &Config) {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     init_tracing(&config);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
@@ -192,6 +203,18 @@ fn run(config: Config) -> anyhow::Result<()> {
         let app = App::build(config, app::read_secret)?;
         for warning in app.warnings() {
             warn_at_start(warning);
+        }
+        if let Some(path) = path {
+            app.reload_from(path);
+        }
+        // Installed before serving: from now on SIGHUP reloads the config instead of ending
+        // the process.
+        #[cfg(unix)]
+        match app.reloader().on_sighup() {
+            Ok(reloads) => {
+                tokio::spawn(reloads);
+            }
+            Err(err) => tracing::error!(error = %err, "cannot listen for SIGHUP: reload through the admin API"),
         }
         let config = app.config();
         for warning in config.trust_warnings() {

@@ -11,6 +11,7 @@
 use crate::policy::cacheability::{Bypass, NotStored};
 use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
 use crate::stats::Report;
+use arc_swap::ArcSwap;
 use http::{Method, StatusCode};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -115,9 +116,10 @@ impl Histogram {
     }
 }
 
-/// What identifies a route across config versions: its pattern and the methods it is limited
-/// to. Counters are kept per identity, so a route table rebuilt with a route moved or added
-/// can take over the counters of the routes it keeps (see [`Metrics::routes`]).
+/// A route as its series are labelled: its pattern and the methods it is limited to. Series
+/// are kept by the route's id (`Route::id`), which a reload keeps for a route of the same
+/// identity, so a table rebuilt with a route moved or added keeps the series of the routes it
+/// keeps (see [`Metrics::set_routes`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RouteId {
     pub pattern: String,
@@ -127,35 +129,33 @@ pub struct RouteId {
 
 /// The series of one route (or of the requests that matched none).
 #[derive(Debug)]
-pub struct RouteSeries {
-    id: Option<RouteId>,
-    /// The `route` label: the pattern, with the methods when another route has the same pattern.
-    label: String,
+struct RouteSeries {
     /// By [`series_index`].
     requests: Box<[AtomicU64]>,
     latency: Histogram,
 }
 
 impl RouteSeries {
-    fn new(id: Option<RouteId>, label: String) -> RouteSeries {
+    fn new() -> RouteSeries {
         RouteSeries {
-            id,
-            label,
             requests: (0..SERIES_PER_ROUTE).map(|_| AtomicU64::new(0)).collect(),
             latency: Histogram::default(),
         }
     }
+}
 
-    /// The route this counts for; `None` for requests that matched no route.
-    pub fn id(&self) -> Option<&RouteId> {
-        self.id.as_ref()
-    }
+/// Every route's series since start, by route id (ids are never reused, so the list only
+/// grows), and the table in force: ids with their `route` labels, in table order.
+#[derive(Debug, Default)]
+struct SeriesBook {
+    by_id: Vec<Arc<RouteSeries>>,
+    table: Vec<(usize, String)>,
 }
 
 /// One finished request, as the metrics count it.
 #[derive(Debug, Clone, Copy)]
 pub struct Finished<'a> {
-    /// Its route's position in the table, when it matched one.
+    /// Its route's id (`Route::id`), when it matched one.
     pub route: Option<usize>,
     pub method: &'a Method,
     pub status: StatusCode,
@@ -171,41 +171,60 @@ pub struct Metrics {
     enabled: bool,
     /// Requests that matched no route.
     unrouted: RouteSeries,
-    /// By route position. Each is shared, so that a new route table can keep the series of
-    /// the routes it keeps: build its list from the old one by [`RouteId`].
-    routes: Vec<Arc<RouteSeries>>,
+    /// By route id, and the table in force (see [`Metrics::set_routes`]).
+    routes: ArcSwap<SeriesBook>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     stale_served: AtomicU64,
 }
 
 impl Metrics {
-    /// Series for a route table whose routes are `routes`, in order. With `enabled` false
-    /// nothing is recorded per request (the `/stats` counters are kept elsewhere, always).
+    /// Series for a route table whose routes are `routes`, in order, with the ids 0, 1, ....
+    /// With `enabled` false nothing is recorded per request (the `/stats` counters are kept
+    /// elsewhere, always).
     pub fn new(routes: Vec<RouteId>, enabled: bool) -> Metrics {
-        let mut patterns: HashMap<&str, usize> = HashMap::new();
-        for route in &routes {
-            *patterns.entry(route.pattern.as_str()).or_default() += 1;
-        }
-        let series = routes
-            .iter()
-            .map(|id| {
-                let label = match (&id.methods, patterns[id.pattern.as_str()]) {
-                    (Some(methods), n) if n > 1 => format!("{} {}", id.pattern, methods.join(",")),
-                    (None, n) if n > 1 => format!("{} *", id.pattern),
-                    _ => id.pattern.clone(),
-                };
-                Arc::new(RouteSeries::new(Some(id.clone()), label))
-            })
-            .collect();
-        Metrics {
+        let table: Vec<(usize, RouteId)> = routes.into_iter().enumerate().collect();
+        let metrics = Metrics {
             enabled,
-            unrouted: RouteSeries::new(None, String::new()),
-            routes: series,
+            unrouted: RouteSeries::new(),
+            routes: ArcSwap::default(),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
+        };
+        metrics.set_routes(&table);
+        metrics
+    }
+
+    /// Puts a new route table in force: `(id, route)` in table order. An id seen before keeps
+    /// its series (whatever its position now); a new id starts at zero; the series of routes
+    /// no longer in the table are kept, unlisted, should they come back. The `route` label is
+    /// the pattern, with the methods when another route of the table has the same pattern.
+    /// Called by one reload at a time.
+    pub fn set_routes(&self, table: &[(usize, RouteId)]) {
+        let mut patterns: HashMap<&str, usize> = HashMap::new();
+        for (_, route) in table {
+            *patterns.entry(route.pattern.as_str()).or_default() += 1;
         }
+        let mut by_id = self.routes.load().by_id.clone();
+        let mut labels = Vec::with_capacity(table.len());
+        for (id, route) in table {
+            while by_id.len() <= *id {
+                by_id.push(Arc::new(RouteSeries::new()));
+            }
+            let label = match (&route.methods, patterns[route.pattern.as_str()]) {
+                (Some(methods), n) if n > 1 => {
+                    format!("{} {}", route.pattern, methods.join(","))
+                }
+                (None, n) if n > 1 => format!("{} *", route.pattern),
+                _ => route.pattern.clone(),
+            };
+            labels.push((*id, label));
+        }
+        self.routes.store(Arc::new(SeriesBook {
+            by_id,
+            table: labels,
+        }));
     }
 
     /// Whether requests are recorded and `/metrics` is served.
@@ -218,18 +237,26 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        let series = match request.route.and_then(|i| self.routes.get(i)) {
-            Some(series) => series.as_ref(),
+        let index = series_index(request.method, request.status, request.outcome);
+        let book;
+        let series = match request.route {
+            Some(id) => {
+                book = self.routes.load();
+                match book.by_id.get(id) {
+                    Some(series) => series.as_ref(),
+                    None => &self.unrouted,
+                }
+            }
             None => &self.unrouted,
         };
-        let index = series_index(request.method, request.status, request.outcome);
         series.requests[index].fetch_add(1, Relaxed);
         series.latency.observe(request.elapsed);
     }
 
-    /// The series by route position, for a new route table to take over by [`RouteId`].
-    pub fn routes(&self) -> &[Arc<RouteSeries>] {
-        &self.routes
+    /// The `route` labels of the table in force, in table order.
+    pub fn route_labels(&self) -> Vec<String> {
+        let book = self.routes.load();
+        book.table.iter().map(|(_, label)| label.clone()).collect()
     }
 
     /// A new config was applied.
@@ -250,14 +277,20 @@ impl Metrics {
     /// The per-request series and the counters kept here, for a [`Scrape`].
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut requests = Vec::new();
-        let mut latency = Vec::with_capacity(self.routes.len() + 1);
-        for series in self.routes.iter().map(Arc::as_ref).chain([&self.unrouted]) {
+        let book = self.routes.load();
+        let mut latency = Vec::with_capacity(book.table.len() + 1);
+        let listed = book
+            .table
+            .iter()
+            .filter_map(|(id, label)| Some((book.by_id.get(*id)?.as_ref(), label)));
+        let unrouted = (&self.unrouted, &String::new());
+        for (series, label) in listed.chain([unrouted]) {
             for (index, counter) in series.requests.iter().enumerate() {
                 let count = counter.load(Relaxed);
                 if count > 0 {
                     let (method, class, outcome) = series_labels(index);
                     requests.push(RequestSeries {
-                        route: series.label.clone(),
+                        route: label.clone(),
                         method,
                         status_class: class,
                         outcome,
@@ -265,7 +298,7 @@ impl Metrics {
                     });
                 }
             }
-            latency.push((series.label.clone(), series.latency.snapshot()));
+            latency.push((label.clone(), series.latency.snapshot()));
         }
         MetricsSnapshot {
             requests,
@@ -884,8 +917,41 @@ mod tests {
             ],
             true,
         );
-        let labels: Vec<&str> = metrics.routes().iter().map(|r| r.label.as_str()).collect();
-        assert_eq!(labels, ["/a", "/b GET,HEAD", "/b POST"]);
+        assert_eq!(metrics.route_labels(), ["/a", "/b GET,HEAD", "/b POST"]);
+    }
+
+    #[test]
+    fn series_follow_the_route_id_across_a_new_table() {
+        let metrics = Metrics::new(vec![id("/a", None), id("/b", None)], true);
+        let hit = |route| Finished {
+            route,
+            method: &Method::GET,
+            status: StatusCode::OK,
+            outcome: Some(Outcome::Hit),
+            elapsed: Duration::from_millis(1),
+        };
+        metrics.record(&hit(Some(1)));
+        // /b moves first, and /b POST (a new id) shares its pattern.
+        metrics.set_routes(&[
+            (1, id("/b", None)),
+            (2, id("/b", Some(&["POST"]))),
+            (0, id("/a", None)),
+        ]);
+        metrics.record(&hit(Some(1)));
+        metrics.record(&hit(Some(7)));
+        assert_eq!(metrics.route_labels(), ["/b *", "/b POST", "/a"]);
+        let s = metrics.snapshot();
+        let count = |route: &str| {
+            s.requests
+                .iter()
+                .filter(|r| r.route == route)
+                .map(|r| r.count)
+                .sum::<u64>()
+        };
+        assert_eq!(
+            (count("/b *"), count("/b POST"), count("/a"), count("")),
+            (2, 0, 0, 1)
+        );
     }
 
     #[test]

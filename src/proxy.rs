@@ -37,14 +37,18 @@ use crate::store::shared::{SharedEvent, SharedTier};
 use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, Source, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Trace, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
+use arc_swap::ArcSwap;
 use classify::{classify, fill_scope, needs_identity, resolve, Denied, TenantId};
 pub(crate) use classify::{Cacheable, Caller, Resolved};
 use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
 use identity::{AuthFailure, Authenticated, Authenticator};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -63,25 +67,70 @@ pub struct Setup {
 }
 
 /// The caching reverse proxy. Cheap to clone: fills run as tasks that hold their own handle.
+///
+/// A handle serves with one config version (`inner`); [`Proxy::update`] puts a new one in
+/// force (`live`) for the requests that start after it, while each request in flight, and
+/// the fill it leads, keeps the version it started with to its end.
 #[derive(Clone)]
 pub struct Proxy {
     inner: Arc<Inner>,
+    /// The version in force, replaced whole by [`Proxy::update`].
+    live: Arc<ArcSwap<Inner>>,
 }
 
+/// What one config version decides: the config itself and what its secrets key. Everything
+/// that outlives a version is in [`Core`], reached through `Deref` (`self.inner.store`).
 struct Inner {
     config: Arc<Config>,
+    /// `None` when no webhook secret is configured: the webhook then refuses every request.
+    webhook: Option<Arc<Verifier>>,
+    /// Credential values in readable keys and logs are digested with this key only.
+    credential_key: DigestKey,
+    /// Verifies callers; `None` without an `[auth]` section.
+    auth: Option<Arc<Authenticator>>,
+    core: Arc<Core>,
+}
+
+/// What every config version shares: the store and its entries, the flights in progress, the
+/// counters, the upstream client.
+struct Core {
     upstream: Upstream,
     store: Tiered,
     flights: SingleFlight<Key, fill::Shared, FlightMeta>,
     stats: Stats,
     /// The per-request series and latencies `/metrics` adds to the counters of `stats`.
     metrics: Metrics,
-    /// `None` when no webhook secret is configured: the webhook then refuses every request.
-    webhook: Option<Verifier>,
-    /// Credential values in readable keys and logs are digested with this key only.
-    credential_key: DigestKey,
-    /// Verifies callers; `None` without an `[auth]` section.
-    auth: Option<Authenticator>,
+    /// The id (`Route::id`) of every route identity seen since start. Only updates touch it.
+    route_ids: Mutex<HashMap<String, usize>>,
+    /// Introspection calls made by the authenticators earlier versions replaced.
+    replaced_introspections: AtomicU64,
+}
+
+impl Deref for Inner {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// One part of a [`Update`]: kept from the version in force, or new.
+pub enum Part<T> {
+    Keep,
+    New(T),
+}
+
+/// A new config version for a running proxy ([`Proxy::update`]): the validated config and
+/// what its secrets key. `app` decides what is kept: a verifier whose secrets did not change
+/// keeps what it remembers (the webhook's accepted messages, the verified credentials).
+pub struct Update {
+    pub config: Config,
+    pub webhook: Part<Option<Verifier>>,
+    pub credential_key: Part<DigestKey>,
+    /// With `New`, the authenticator of `config.auth` is built anew with this JWT verifier;
+    /// `Keep` keeps the running one (the `[auth]` section, its secrets and the credential key
+    /// are unchanged).
+    pub auth: Part<Option<crate::auth::jwt::JwtVerifier>>,
 }
 
 /// What a request needs to know about the flight it might join.
@@ -183,45 +232,139 @@ impl Proxy {
                 .collect(),
         );
         let metrics = Metrics::new(
-            config
-                .routes
-                .routes()
-                .iter()
-                .map(|r| RouteId {
-                    pattern: r.pattern.as_str().to_owned(),
-                    methods: r
-                        .methods
-                        .as_ref()
-                        .map(|m| m.iter().map(ToString::to_string).collect()),
-                })
-                .collect(),
+            config.routes.routes().iter().map(route_label_id).collect(),
             config.admin.as_ref().is_some_and(|admin| admin.metrics),
         );
         let auth = config.auth.as_ref().map(|auth| {
-            Authenticator::new(
+            Arc::new(Authenticator::new(
                 auth,
                 setup.jwt,
                 upstream.clone(),
                 setup.credential_key.clone(),
-            )
+            ))
         });
-        Ok(Self {
-            inner: Arc::new(Inner {
-                config,
+        let route_ids = config
+            .routes
+            .routes()
+            .iter()
+            .map(|r| (r.identity(), r.id))
+            .collect();
+        let inner = Arc::new(Inner {
+            config,
+            webhook: setup.webhook.map(Arc::new),
+            auth,
+            credential_key: setup.credential_key,
+            core: Arc::new(Core {
                 upstream,
                 store,
                 flights: SingleFlight::new(),
                 stats,
                 metrics,
-                webhook: setup.webhook,
-                auth,
-                credential_key: setup.credential_key,
+                route_ids: Mutex::new(route_ids),
+                replaced_introspections: AtomicU64::new(0),
             }),
+        });
+        Ok(Self {
+            live: Arc::new(ArcSwap::new(inner.clone())),
+            inner,
         })
     }
 
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The proxy as the config version in force has it. A request takes it once, at its
+    /// start, and keeps it to its end.
+    pub fn current(&self) -> Proxy {
+        Proxy {
+            inner: self.live.load_full(),
+            live: self.live.clone(),
+        }
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
+    }
+
+    /// Puts a new config version in force for the requests that start from now on; requests
+    /// in flight finish with the version they started with. Each route keeps the id of the
+    /// route of the same identity (pattern and methods) in any earlier version, so its
+    /// counters and the entries it filled stay its own wherever it moved; a new identity gets
+    /// an id never used before. Call one update at a time (`app`'s reload does).
+    ///
+    /// What the core was built with stays: the listeners, the upstream client, the memory
+    /// tier's size and shares, the shared tier (`app` reports those as needing a restart).
+    pub fn update(&self, update: Update) {
+        let Update {
+            mut config,
+            webhook,
+            credential_key,
+            auth,
+        } = update;
+        let old = self.live.load_full();
+        let core = &old.core;
+        {
+            let mut ids = core.route_ids.lock().unwrap_or_else(|e| e.into_inner());
+            for route in &mut config.routes.routes {
+                let next = ids.len();
+                route.id = *ids.entry(route.identity()).or_insert(next);
+            }
+            let known = ids.len();
+            drop(ids);
+            let routes = config.routes.routes();
+            core.stats.set_routes(
+                &routes
+                    .iter()
+                    .map(|r| (r.id, r.pattern.as_str().to_owned()))
+                    .collect::<Vec<_>>(),
+            );
+            core.metrics.set_routes(
+                &routes
+                    .iter()
+                    .map(|r| (r.id, route_label_id(r)))
+                    .collect::<Vec<_>>(),
+            );
+            let mut limits = vec![None; known];
+            for route in routes {
+                limits[route.id] = route.max_memory;
+            }
+            core.store.set_route_limits(limits);
+        }
+        let credential_key = match credential_key {
+            Part::Keep => old.credential_key.clone(),
+            Part::New(key) => key,
+        };
+        let auth = match (auth, &config.auth) {
+            (_, None) => None,
+            (Part::Keep, Some(_)) if old.auth.is_some() => old.auth.clone(),
+            (Part::Keep, Some(settings)) => Some(Arc::new(Authenticator::new(
+                settings,
+                None,
+                core.upstream.clone(),
+                credential_key.clone(),
+            ))),
+            (Part::New(jwt), Some(settings)) => Some(Arc::new(Authenticator::new(
+                settings,
+                jwt,
+                core.upstream.clone(),
+                credential_key.clone(),
+            ))),
+        };
+        if let Some(replaced) = &old.auth {
+            if !auth.as_ref().is_some_and(|new| Arc::ptr_eq(new, replaced)) {
+                core.replaced_introspections
+                    .fetch_add(replaced.introspections(), Relaxed);
+            }
+        }
+        let webhook = match webhook {
+            Part::Keep => old.webhook.clone(),
+            Part::New(verifier) => verifier.map(Arc::new),
+        };
+        self.live.store(Arc::new(Inner {
+            config: Arc::new(config),
+            webhook,
+            credential_key,
+            auth,
+            core: core.clone(),
+        }));
     }
 
     pub fn store(&self) -> &Tiered {
@@ -239,10 +382,9 @@ impl Proxy {
 
     /// Calls made to the introspection endpoint since start (0 without introspection).
     pub fn introspections(&self) -> u64 {
-        self.inner
-            .auth
-            .as_ref()
-            .map_or(0, Authenticator::introspections)
+        let live = self.live.load();
+        let now = live.auth.as_ref().map_or(0, |auth| auth.introspections());
+        live.replaced_introspections.load(Relaxed) + now
     }
 
     /// The `/stats` answer: request counters, introspection calls and the store's counters.
@@ -268,18 +410,22 @@ impl Proxy {
                 tenants: others,
             });
         }
-        let routes = self.inner.config.routes.routes();
-        let route_memory = usage
+        // The store's books are by route id; the report lists the table in force.
+        let config = self.config();
+        let route_memory = config
             .routes
-            .into_iter()
-            .map(|r| RouteMemory {
-                route: r.route,
-                path: routes
-                    .get(r.route)
-                    .map_or_else(String::new, |route| route.pattern.as_str().to_owned()),
-                bytes: r.bytes,
-                entries: r.entries,
-                max_memory: r.max_bytes,
+            .routes()
+            .iter()
+            .enumerate()
+            .map(|(position, route)| {
+                let used = usage.routes.get(route.id);
+                RouteMemory {
+                    route: position,
+                    path: route.pattern.as_str().to_owned(),
+                    bytes: used.map_or(0, |u| u.bytes),
+                    entries: used.map_or(0, |u| u.entries),
+                    max_memory: route.max_memory,
+                }
             })
             .collect();
         let store = StoreCounts {
@@ -581,8 +727,17 @@ impl Proxy {
             .headers_mut()
             .insert(CACHE_STATUS.clone(), outcome.cache_status());
         let tenant = tenant.as_ref().map(TenantId::as_str);
-        self.inner.stats.record(outcome, route, tenant);
+        self.inner
+            .stats
+            .record(outcome, self.route_id(route), tenant);
         (response, outcome)
+    }
+
+    /// The id (`Route::id`) of the route at `position` in this version's table: what the
+    /// counters are kept by.
+    fn route_id(&self, position: Option<usize>) -> Option<usize> {
+        let routes = self.inner.config.routes.routes();
+        position.and_then(|i| routes.get(i)).map(|r| r.id)
     }
 
     /// Forwards a request unchanged (bar the forwarding headers) and streams the answer back.
@@ -633,6 +788,13 @@ impl Proxy {
 
 impl Handler for Proxy {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
+        // The config version in force now serves this request to its end, its fill included.
+        self.current().respond(req, peer).await
+    }
+}
+
+impl Proxy {
+    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
         let started = Instant::now();
         let trace = Trace::new(access::request_id(req.headers()));
         let method = req.method().clone();
@@ -650,7 +812,7 @@ impl Handler for Proxy {
             .insert(X_REQUEST_ID.clone(), trace.id.clone());
         let elapsed = started.elapsed();
         self.inner.metrics.record(&Finished {
-            route: done.route,
+            route: self.route_id(done.route),
             method: &method,
             status: response.status(),
             outcome: done.outcome,
@@ -678,6 +840,17 @@ impl Handler for Proxy {
             .log();
         }
         response
+    }
+}
+
+/// The identity of a route as its `/metrics` series are labelled.
+fn route_label_id(route: &crate::policy::route::Route) -> RouteId {
+    RouteId {
+        pattern: route.pattern.as_str().to_owned(),
+        methods: route
+            .methods
+            .as_ref()
+            .map(|m| m.iter().map(ToString::to_string).collect()),
     }
 }
 

@@ -7,6 +7,7 @@
 
 use crate::policy::cacheability::{Bypass, NotStored};
 use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -87,13 +88,25 @@ pub struct Stats {
     refused: [AtomicU64; Refusal::ALL.len()],
     /// By [`Failure::index`].
     failed: [AtomicU64; Failure::ALL.len()],
-    /// By route index, with the route's pattern.
-    routes: Vec<(String, Counters)>,
+    /// By route id (`Route::id`), with the route's pattern, and the current table's order.
+    routes: ArcSwap<RouteBook>,
     tenants: DashMap<Box<str>, Arc<Counters>>,
     other_tenants: Counters,
     /// The last [`RECENT_PURGES`] purges, the oldest first. Taken on purges only, never on
     /// the read path.
     recent_purges: Mutex<VecDeque<PurgeRecord>>,
+}
+
+/// Every route counted since start, by id, and which of them make the table in force.
+///
+/// Ids are never reused, so the list only grows (by the routes a reload adds): a request
+/// counted under the table it started with lands on the same route's counters after a
+/// reload, wherever the route has moved.
+#[derive(Debug, Default)]
+struct RouteBook {
+    by_id: Vec<Arc<(String, Counters)>>,
+    /// The ids of the table in force, in table order.
+    table: Vec<usize>,
 }
 
 /// Hits, misses and bypasses of one route or tenant.
@@ -150,7 +163,8 @@ pub struct Snapshot {
     pub auth_forbidden: u64,
     /// Requests answered 503 because the identity endpoint could not be asked.
     pub auth_unavailable: u64,
-    /// By route index.
+    /// The routes of the table in force, in table order (counters since start, kept by route
+    /// identity across reloads).
     pub routes: Vec<RouteCounts>,
     /// By tenant, busiest first.
     pub tenants: Vec<TenantCounts>,
@@ -163,7 +177,7 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RouteCounts {
-    /// The route's position in the configuration, 0-based.
+    /// The route's position in the configuration in force, 0-based.
     pub route: usize,
     /// Its path pattern.
     pub path: String,
@@ -361,18 +375,39 @@ fn tenant_counts(tenant: String, (hits, misses, bypassed): (u64, u64, u64)) -> T
 // === impl Stats ===
 
 impl Stats {
-    /// Counters for a route table whose patterns are `routes`, in order.
+    /// Counters for a route table whose patterns are `routes`, in order, with the ids 0, 1, ....
     pub fn new(routes: Vec<String>) -> Self {
-        Self {
-            routes: routes
+        let book = RouteBook {
+            table: (0..routes.len()).collect(),
+            by_id: routes
                 .into_iter()
-                .map(|path| (path, Counters::default()))
+                .map(|path| Arc::new((path, Counters::default())))
                 .collect(),
+        };
+        Self {
+            routes: ArcSwap::from_pointee(book),
             ..Self::default()
         }
     }
 
-    /// Counts one request's outcome, and for its route and tenant when it has them.
+    /// Puts a new route table in force: `(id, pattern)` in table order. Routes whose id was
+    /// counted before keep their counters; a new id starts at zero. Called by one reload at a
+    /// time.
+    pub fn set_routes(&self, table: &[(usize, String)]) {
+        let old = self.routes.load();
+        let mut by_id = old.by_id.clone();
+        for (id, path) in table {
+            while by_id.len() <= *id {
+                by_id.push(Arc::new((path.clone(), Counters::default())));
+            }
+        }
+        self.routes.store(Arc::new(RouteBook {
+            by_id,
+            table: table.iter().map(|(id, _)| *id).collect(),
+        }));
+    }
+
+    /// Counts one request's outcome, and for its route (by id) and tenant when it has them.
     pub fn record(&self, outcome: Outcome, route: Option<usize>, tenant: Option<&str>) {
         let counter = match outcome {
             Outcome::Hit => &self.hits,
@@ -398,8 +433,10 @@ impl Stats {
             Outcome::Failed(failure) => &self.failed[failure.index()],
         };
         counter.fetch_add(1, Relaxed);
-        if let Some((_, route)) = route.and_then(|i| self.routes.get(i)) {
-            route.record(outcome);
+        if let Some(route) = route {
+            if let Some(entry) = self.routes.load().by_id.get(route) {
+                entry.1.record(outcome);
+            }
         }
         if let Some(tenant) = tenant {
             self.record_tenant(tenant, outcome);
@@ -480,11 +517,14 @@ impl Stats {
             let load = |c: &TenantCounts| c.hits + c.misses + c.bypassed;
             load(b).cmp(&load(a)).then_with(|| a.tenant.cmp(&b.tenant))
         });
-        let routes = self
-            .routes
+        let book = self.routes.load();
+        let routes = book
+            .table
             .iter()
+            .filter_map(|&id| book.by_id.get(id))
             .enumerate()
-            .map(|(route, (path, counters))| {
+            .map(|(route, entry)| {
+                let (path, counters) = entry.as_ref();
                 let (hits, misses, bypassed) = counters.load();
                 RouteCounts {
                     route,
@@ -592,6 +632,28 @@ mod tests {
             }
         );
         assert!((s.hit_ratio() - 2.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn route_counters_follow_the_route_id_across_a_new_table() {
+        let stats = Stats::new(vec!["/a".into(), "/b".into()]);
+        stats.record(Outcome::Hit, Some(0), None);
+        stats.record(Outcome::Hit, Some(1), None);
+        stats.record(Outcome::Hit, Some(1), None);
+        // /b moves first, /a is removed, /c (a new id) is added.
+        stats.set_routes(&[(1, "/b".into()), (2, "/c".into())]);
+        // A request that started under the old table counts for /b still.
+        stats.record(Outcome::Hit, Some(1), None);
+        stats.record(Outcome::Hit, Some(2), None);
+        let routes = stats.snapshot().routes;
+        let seen: Vec<(usize, &str, u64)> = routes
+            .iter()
+            .map(|r| (r.route, r.path.as_str(), r.hits))
+            .collect();
+        assert_eq!(seen, [(0, "/b", 3), (1, "/c", 1)]);
+        // /a comes back under its old id, with its counters.
+        stats.set_routes(&[(0, "/a".into()), (1, "/b".into())]);
+        assert_eq!(stats.snapshot().routes[0].hits, 1);
     }
 
     #[test]

@@ -46,3 +46,6 @@ mod metrics;
 // X-Request-Id: taken when sane, made otherwise, sent to the backend and back to the client
 #[path = "proxy/request_id.rs"]
 mod request_id;
+// hot reload: POST /reload, SIGHUP, the file watch; what applies and what needs a restart
+#[path = "proxy/reload.rs"]
+mod reload;

@@ -130,6 +130,13 @@ pub struct StatsArgs {
     pub admin: AdminArgs,
 }
 
+/// `cachegate reload`: nothing beyond the shared flags.
+#[derive(Args, Debug, Clone)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
 /// `cachegate entries`: list stored entries.
 #[derive(Args, Debug, Clone)]
 pub struct EntriesArgs {

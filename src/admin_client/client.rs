@@ -3,8 +3,8 @@
 
 use super::ADMIN_TOKEN_ENV;
 use crate::admin_api::{
-    EntriesAnswer, EntriesQuery, ErrorBody, PurgeAnswer, PurgeBody, Refusal, WarmReport,
-    WarmRequest,
+    EntriesAnswer, EntriesQuery, ErrorBody, PurgeAnswer, PurgeBody, Refusal, ReloadAnswer,
+    WarmReport, WarmRequest,
 };
 use crate::error::chain;
 use crate::notation::format_duration;
@@ -292,6 +292,11 @@ pub async fn purge(
 /// `GET /stats`.
 pub async fn stats(client: &AdminClient) -> Result<Reply<Report>, AdminError> {
     client.call_json(Method::GET, "/stats", None).await
+}
+
+/// `POST /reload`.
+pub async fn reload(client: &AdminClient) -> Result<Reply<ReloadAnswer>, AdminError> {
+    client.call_json(Method::POST, "/reload", None).await
 }
 
 /// `GET /entries`.

@@ -1,4 +1,4 @@
-//! The operator's side of the admin API: `cachegate purge | stats | warm | entries`.
+//! The operator's side of the admin API: `cachegate purge | stats | warm | entries | reload`.
 //!
 //! The request and answer bodies are the server's own types (`crate::admin_api`, and
 //! `crate::stats::Report` for `/stats`); this module owns how they are built from the command
@@ -22,15 +22,16 @@ mod warm;
 mod tests;
 
 pub use crate::admin_api::{
-    EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, PurgeBody, WarmReport, WarmRequest, Warmed,
+    EntriesAnswer, EntriesQuery, Entry, PurgeAnswer, PurgeBody, ReloadAnswer, WarmReport,
+    WarmRequest, Warmed,
 };
 pub use crate::stats::Report;
 pub use args::{
     admin_url_for_listen, parse_capture, resolve_token, AdminArgs, EntriesArgs, PurgeArgs,
-    StatsArgs, WarmArgs,
+    ReloadArgs, StatsArgs, WarmArgs,
 };
-pub use client::{entries, purge, stats, warm_batch, AdminClient, AdminError, Reply};
-pub use render::{human_size, render_entries, render_purge};
+pub use client::{entries, purge, reload, stats, warm_batch, AdminClient, AdminError, Reply};
+pub use render::{human_size, render_entries, render_purge, render_reload};
 pub use stats::render_stats;
 pub use warm::{
     parse_warm_list, read_warm_list, render_warm_failures, warm, ProgressLine, WarmProgress,
@@ -59,6 +60,9 @@ pub enum AdminCommand {
     Warm(WarmArgs),
     /// List stored entries.
     Entries(EntriesArgs),
+    /// Reload the running instance's config file (as SIGHUP does) and print what changed and
+    /// what needs a restart; an invalid file is refused and the running config stays.
+    Reload(ReloadArgs),
 }
 
 impl AdminCommand {
@@ -69,6 +73,7 @@ impl AdminCommand {
             AdminCommand::Stats(args) => &args.admin,
             AdminCommand::Warm(args) => &args.admin,
             AdminCommand::Entries(args) => &args.admin,
+            AdminCommand::Reload(args) => &args.admin,
         }
     }
 }
@@ -102,6 +107,10 @@ pub async fn run<O: Write, P: Write>(
         AdminCommand::Entries(args) => {
             let reply = entries(client, &args.query()).await?;
             emit(out, json, &reply, |answer| render_entries(&answer.entries))?;
+        }
+        AdminCommand::Reload(_) => {
+            let reply = reload(client).await?;
+            emit(out, json, &reply, render_reload)?;
         }
         AdminCommand::Warm(args) => {
             let plan = args.plan()?;

@@ -1,12 +1,28 @@
 //! Readable renderings of the admin API's answers: tables, sizes, ratios.
 
-use crate::admin_api::{Entry, PurgeAnswer};
+use crate::admin_api::{Entry, PurgeAnswer, ReloadAnswer};
 use crate::notation::format_duration;
 use std::time::Duration;
 
 /// `purged N entries`.
 pub fn render_purge(answer: &PurgeAnswer) -> String {
     format!("purged {}\n", plural(answer.purged, "entry", "entries"))
+}
+
+/// What a reload changed, and what waits for a restart.
+pub fn render_reload(answer: &ReloadAnswer) -> String {
+    let mut text = if answer.changed.is_empty() {
+        "reloaded: nothing changed\n".to_string()
+    } else {
+        format!("reloaded: {}\n", answer.changed.join(", "))
+    };
+    if !answer.restart_required.is_empty() {
+        text.push_str(&format!(
+            "restart required to apply: {}\n",
+            answer.restart_required.join(", ")
+        ));
+    }
+    text
 }
 
 /// The entries as a table, the long columns (target, tags) last.

@@ -52,6 +52,7 @@ pub(super) struct RawServer {
     pub(super) hosts: Option<Vec<Spanned<String>>>,
     pub(super) shutdown_grace: Option<Spanned<Scalar>>,
     pub(super) idle_timeout: Option<Spanned<Scalar>>,
+    pub(super) watch_config: Option<bool>,
 }
 
 #[derive(Deserialize)]

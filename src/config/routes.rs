@@ -304,6 +304,7 @@ fn compile_route(
         scope_declared,
         anonymous: anonymous?,
         index,
+        id: index,
         pattern,
         methods,
         cache: cached,

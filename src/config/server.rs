@@ -27,6 +27,9 @@ pub struct ServerConfig {
     /// A connection with no request in flight for this long is closed (HTTP/1.1 and h2 alike);
     /// default 60s. Before its first request a connection gets `header_read_timeout` only.
     pub idle_timeout: Duration,
+    /// Reload the config when its file changes (checked every second); default false.
+    /// `SIGHUP` and the admin API's `POST /reload` reload it either way.
+    pub watch_config: bool,
 }
 
 pub(super) fn compile_server(
@@ -115,6 +118,7 @@ pub(super) fn compile_server(
         max_connections: max_connections?,
         hosts: hosts?,
         shutdown_grace: shutdown_grace?,
+        watch_config: raw.watch_config.unwrap_or(false),
     })
 }
 

@@ -425,6 +425,11 @@ pub fn resource_tags(
 pub struct Route {
     /// Position in the config file, 0-based.
     pub index: usize,
+    /// What the process counts this route's traffic and entries under: its position in the
+    /// first config, and after a reload the number an earlier route of the same
+    /// [`Route::identity`] had (a new identity gets a number never used before). Unlike
+    /// `index`, it survives a reload that moves the route.
+    pub id: usize,
     pub pattern: PathPattern,
     /// `None` matches every method.
     pub methods: Option<Vec<Method>>,
@@ -455,6 +460,20 @@ pub struct Route {
 }
 
 impl Route {
+    /// What makes two routes of two config versions the same route: the path pattern and the
+    /// methods it is limited to (in any order), e.g. `GET,HEAD /api/items/{id}/` or
+    /// `/api/items/` for every method.
+    pub fn identity(&self) -> String {
+        match &self.methods {
+            None => self.pattern.as_str().to_owned(),
+            Some(methods) => {
+                let mut names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+                names.sort_unstable();
+                format!("{} {}", names.join(","), self.pattern.as_str())
+            }
+        }
+    }
+
     /// True when the route applies to this method.
     pub fn allows(&self, method: &Method) -> bool {
         match &self.methods {

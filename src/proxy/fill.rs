@@ -75,7 +75,7 @@ struct FillJob {
     user: Option<String>,
     tenant: TenantScope,
     target: String,
-    /// The route's position, which the entry is charged to.
+    /// The route's id, which the entry is charged to.
     route: usize,
 }
 
@@ -279,7 +279,7 @@ impl Proxy {
             user: miss.user.map(str::to_owned),
             tenant,
             target: target.path_and_query(),
-            route: route.index,
+            route: route.id,
         };
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();

@@ -569,6 +569,11 @@ impl MemoryTier {
         }
     }
 
+    /// Puts a new route table's `max_memory` bounds in force, by route id.
+    pub(crate) fn set_route_limits(&self, routes: Vec<Option<u64>>) {
+        self.books.set_route_limits(routes);
+    }
+
     /// What each tenant (the `top` holding the most bytes) and each route holds.
     pub(crate) fn usage(&self, top: usize) -> MemoryUsage {
         self.books.usage(top)

@@ -119,10 +119,10 @@ pub struct CachedResponse {
     /// The request headers (and whether the verified user) that selected this response, from
     /// its `Vary`; `None` when it is the same for every request with the key.
     pub variant: Option<Arc<crate::policy::vary::Selection>>,
-    /// The position in the route table of the route that filled the entry, which it is charged
-    /// to in the memory tier's per-route books (see [`MemoryOptions::route_max_bytes`]). A
-    /// position, not a pattern: a reload that moves routes must map the old positions to the
-    /// new ones, as the per-route request counters must.
+    /// The id (`Route::id`) of the route that filled the entry, which it is charged to in the
+    /// memory tier's per-route books (see [`MemoryOptions::route_max_bytes`]). An id, not a
+    /// position: a reload that moves routes keeps each route's id, so the entry stays charged
+    /// to the route that filled it; an id no table names any more is charged to nothing.
     pub route: usize,
 }
 
@@ -313,8 +313,9 @@ pub struct MemoryOptions {
     /// Bytes one tenant (the shared scope counting as one) may hold before, once the tier is
     /// full, its own oldest entries are evicted first; `None` for no share.
     pub tenant_share: Option<u64>,
-    /// By route position ([`CachedResponse::route`]): the bytes that route's entries may hold
+    /// By route id ([`CachedResponse::route`]): the bytes that route's entries may hold
     /// together before its own oldest entries are evicted first. Entries of a route beyond
-    /// the list are bounded by the tier only.
+    /// the list are bounded by the tier only. A reload replaces the list
+    /// ([`Tiered::set_route_limits`]).
     pub route_max_bytes: Vec<Option<u64>>,
 }

@@ -23,6 +23,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use arc_swap::ArcSwap;
+
 use super::TenantScope;
 
 /// A queue is compacted when it holds more than twice its live entries plus this many.
@@ -36,7 +38,7 @@ pub(super) struct Charge<'a> {
     pub(super) weight: u64,
 }
 
-/// The limits the books enforce.
+/// The limits the books enforce, as the tier was built.
 #[derive(Clone, Debug)]
 pub(super) struct Limits {
     /// The bytes past which the tier counts as full for shares: its capacity, less some room
@@ -44,7 +46,7 @@ pub(super) struct Limits {
     pub(super) full_at: u64,
     /// Bytes one tenant may hold before its own entries go first; `None` for no share.
     pub(super) tenant_share: Option<u64>,
-    /// By route index: the route's `max_memory`, if any.
+    /// By route id: the route's `max_memory`, if any.
     pub(super) routes: Vec<Option<u64>>,
 }
 
@@ -127,7 +129,7 @@ pub struct TenantUsage {
 /// One route's holdings, as `/stats` reports them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteUsage {
-    /// The route's position in the route table.
+    /// The route's id (`Route::id`, [`super::CachedResponse::route`]).
     pub route: usize,
     pub bytes: u64,
     pub entries: u64,
@@ -152,7 +154,10 @@ pub struct MemoryUsage {
 /// removals.
 #[derive(Debug)]
 pub(super) struct Books<T> {
-    limits: Limits,
+    full_at: u64,
+    tenant_share: Option<u64>,
+    /// By route id; replaced whole when a reload changes the route table.
+    route_limits: ArcSwap<Vec<Option<u64>>>,
     state: Mutex<State<T>>,
 }
 
@@ -161,7 +166,7 @@ struct State<T> {
     /// Sum of the weights counted in.
     total: u64,
     tenants: HashMap<TenantScope, Ledger<T>>,
-    /// By route index; entries of a route beyond the table are charged to their tenant only.
+    /// By route id; entries of an id beyond the list are charged to their tenant only.
     routes: Vec<Ledger<T>>,
     /// Tenants holding more than their share; at most 100 / share of them, plus those a burst
     /// of concurrent inserts pushed over.
@@ -172,7 +177,9 @@ impl<T> Books<T> {
     pub(super) fn new(limits: Limits) -> Self {
         let routes = limits.routes.iter().map(|_| Ledger::default()).collect();
         Self {
-            limits,
+            full_at: limits.full_at,
+            tenant_share: limits.tenant_share,
+            route_limits: ArcSwap::from_pointee(limits.routes),
             state: Mutex::new(State {
                 total: 0,
                 tenants: HashMap::new(),
@@ -189,7 +196,18 @@ impl<T> Books<T> {
 
     /// The route's `max_memory`, if it has one.
     pub(super) fn route_limit(&self, route: usize) -> Option<u64> {
-        self.limits.routes.get(route).copied().flatten()
+        self.route_limits.load().get(route).copied().flatten()
+    }
+
+    /// Puts the bounds of a new route table in force, by route id. Entries already held stay
+    /// charged to their route; a route whose bound was lowered loses its oldest entries as its
+    /// next inserts need room (only those inserted while it had a bound are queued).
+    pub(super) fn set_route_limits(&self, routes: Vec<Option<u64>>) {
+        let mut state = self.lock();
+        while state.routes.len() < routes.len() {
+            state.routes.push(Ledger::default());
+        }
+        self.route_limits.store(Arc::new(routes));
     }
 
     /// Counts an entry in; call before it enters the cache.
@@ -216,7 +234,7 @@ impl<T> Books<T> {
     /// Queues an entry for eviction by its limits; call once it is in the cache. An entry that
     /// has left meanwhile is queued in vain and skipped when it comes up.
     pub(super) fn enqueue(&self, charge: Charge<'_>, item: &Arc<T>) {
-        if self.route_limit(charge.route).is_none() && self.limits.tenant_share.is_none() {
+        if self.route_limit(charge.route).is_none() && self.tenant_share.is_none() {
             return;
         }
         let mut state = self.lock();
@@ -225,7 +243,7 @@ impl<T> Books<T> {
                 route.enqueue(item);
             }
         }
-        if self.limits.tenant_share.is_some() {
+        if self.tenant_share.is_some() {
             if let Some(ledger) = state.tenants.get_mut(charge.tenant) {
                 ledger.enqueue(item);
             }
@@ -254,7 +272,7 @@ impl<T> Books<T> {
 
     /// Keeps the over-share list in step with a tenant's new byte count.
     fn note_share(&self, state: &mut State<T>, tenant: &TenantScope, bytes: u64) {
-        let Some(share) = self.limits.tenant_share else {
+        let Some(share) = self.tenant_share else {
             return;
         };
         let listed = state.over.iter().position(|t| t == tenant);
@@ -272,7 +290,7 @@ impl<T> Books<T> {
     /// The entry is taken off its queue; the caller removes it from the cache (unless it has
     /// left already) and counts it out, then asks again.
     pub(super) fn victim(&self, charge: Charge<'_>) -> Option<(Arc<T>, Reason)> {
-        if self.route_limit(charge.route).is_none() && self.limits.tenant_share.is_none() {
+        if self.route_limit(charge.route).is_none() && self.tenant_share.is_none() {
             return None;
         }
         let mut state = self.lock();
@@ -285,8 +303,8 @@ impl<T> Books<T> {
                 }
             }
         }
-        let share = self.limits.tenant_share?;
-        if state.total + charge.weight <= self.limits.full_at {
+        let share = self.tenant_share?;
+        if state.total + charge.weight <= self.full_at {
             return None;
         }
         let own = state.tenants.get(charge.tenant).map_or(0, |l| l.bytes);
@@ -351,7 +369,7 @@ impl<T> Books<T> {
             tenants,
             other_tenants,
             routes,
-            tenant_share: self.limits.tenant_share,
+            tenant_share: self.tenant_share,
         }
     }
 

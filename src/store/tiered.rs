@@ -459,6 +459,11 @@ impl Tiered {
         self.local.memory.usage(top)
     }
 
+    /// Puts a new route table's `max_memory` bounds in force, by route id (a reload).
+    pub fn set_route_limits(&self, routes: Vec<Option<u64>>) {
+        self.local.memory.set_route_limits(routes);
+    }
+
     /// The largest entry weight the memory tier admits; heavier entries are not kept in
     /// memory (a shared tier still takes them).
     pub fn memory_max_entry_weight(&self) -> u64 {

@@ -11,6 +11,7 @@ use cachegate::app::{self, App, Listeners, SecretError};
 use cachegate::config::{Config, SecretSource};
 use cachegate::proxy::Proxy;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -41,6 +42,8 @@ pub struct TestProxy {
     pub proxy: Proxy,
     /// Becomes `true` once the proxy's listener is closed (shutdown began).
     pub closed: watch::Receiver<bool>,
+    /// The number of config reloads applied, as it changes.
+    pub reloads: watch::Receiver<u64>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -107,10 +110,27 @@ impl TestProxy {
         if let Some(admin) = &mut config.admin {
             admin.listen = loopback;
         }
+        TestProxy::serve(config, None).await
+    }
+
+    /// Starts cachegate from the config file at `path`, as `main` does with `--config`:
+    /// reloads read the file again. The file must have an `[admin]` section, and listen on
+    /// loopback port 0 (what it says is what runs: nothing is overridden, so a reload compares
+    /// like with like).
+    pub async fn start_file(path: &Path) -> TestProxy {
+        let config = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
+        TestProxy::serve(config, Some(path)).await
+    }
+
+    async fn serve(config: Config, reload_from: Option<&Path>) -> TestProxy {
         let listeners = Listeners::bind(&config).await.unwrap();
         let addr = listeners.proxy[0].local_addr().unwrap();
         let admin_addr = listeners.admin.as_ref().unwrap().local_addr().unwrap();
         let app = App::build(config, test_secret).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(path) = reload_from {
+            app.reload_from(path.to_path_buf());
+        }
+        let reloads = app.reloader().watch_applied();
         let proxy = app.proxy().clone();
         let closed = app.closed();
         let (tx, rx) = oneshot::channel::<()>();
@@ -122,6 +142,7 @@ impl TestProxy {
             admin_addr,
             proxy,
             closed,
+            reloads,
             shutdown: Some(tx),
             task: Some(task),
         }

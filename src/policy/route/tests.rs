@@ -295,6 +295,7 @@ fn resource_name_must_be_plain() {
 fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
     Route {
         index,
+        id: index,
         pattern: pattern(raw),
         methods: methods.map(<[Method]>::to_vec),
         cache: true,
@@ -380,4 +381,14 @@ fn table_display_is_aligned() {
     let column = lines[0].find("METHODS").expect("header has METHODS");
     assert_eq!(lines[1].get(column..column + 1), Some("*"), "{text}");
     assert_eq!(lines[2].get(column..column + 3), Some("GET"), "{text}");
+}
+
+#[test]
+fn a_route_is_identified_by_its_pattern_and_its_methods_in_any_order() {
+    let every = route(0, "/a/{id}/", None);
+    assert_eq!(every.identity(), "/a/{id}/");
+    let two = route(3, "/a/{id}/", Some(&[Method::HEAD, Method::GET]));
+    let same = route(7, "/a/{id}/", Some(&[Method::GET, Method::HEAD]));
+    assert_eq!(two.identity(), "GET,HEAD /a/{id}/");
+    assert_eq!(two.identity(), same.identity());
 }

@@ -270,7 +270,7 @@ impl Proxy {
             request,
             sent,
             tags,
-            ttl: route.ttl,
+            ttl: route.freshness.ttl,
             readable_key,
             keyed_headers,
             scope: route.scope,

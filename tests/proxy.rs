@@ -46,3 +46,6 @@ mod metrics;
 // X-Request-Id: taken when sane, made otherwise, sent to the backend and back to the client
 #[path = "proxy/request_id.rs"]
 mod request_id;
+// freshness: stale-while-revalidate, stale-if-error, revalidation with 304, negative caching
+#[path = "proxy/freshness.rs"]
+mod freshness;

@@ -721,6 +721,10 @@ fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
             body,
             stored_at: cachegate::clock::UnixMillis::now(),
             fresh_until: cachegate::clock::UnixMillis::now().plus(Duration::from_secs(3600)),
+            stale_while_revalidate_until: cachegate::clock::UnixMillis::now()
+                .plus(Duration::from_secs(3600)),
+            stale_if_error_until: cachegate::clock::UnixMillis::now()
+                .plus(Duration::from_secs(3600)),
             tags,
             readable_key,
             tenant,

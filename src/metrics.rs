@@ -9,7 +9,7 @@
 //! outcome labels.
 
 use crate::policy::cacheability::{Bypass, NotStored};
-use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
+use crate::policy::outcome::{Failure, Fill, Outcome, Refusal, StaleServed};
 use crate::stats::Report;
 use arc_swap::ArcSwap;
 use http::{Method, StatusCode};
@@ -57,7 +57,7 @@ pub const METHODS: [&str; 8] = [
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The `outcome` label values: [`Outcome::as_str`] of every outcome, and `reserved` for what
 /// cachegate answers under its reserved prefix (the webhook), which has no cache outcome.
-pub const OUTCOMES: [&str; 13] = [
+pub const OUTCOMES: [&str; 17] = [
     "hit",
     "miss-stored",
     "miss",
@@ -70,6 +70,10 @@ pub const OUTCOMES: [&str; 13] = [
     "refused",
     "failed",
     "hit-shared",
+    "stale-while-revalidate",
+    "stale-soft-purged",
+    "stale-if-error",
+    "revalidated",
     "reserved",
 ];
 /// Counters per route: one for each (method, status class, outcome).
@@ -339,7 +343,7 @@ fn series_labels(index: usize) -> (&'static str, &'static str, &'static str) {
 /// The position of an outcome's label in [`OUTCOMES`].
 fn outcome_index(outcome: Option<Outcome>) -> usize {
     let Some(outcome) = outcome else {
-        return 12;
+        return 16;
     };
     match outcome {
         Outcome::Hit => 0,
@@ -354,6 +358,10 @@ fn outcome_index(outcome: Option<Outcome>) -> usize {
         Outcome::Refused(_) => 9,
         Outcome::Failed(_) => 10,
         Outcome::SharedHit => 11,
+        Outcome::Stale(StaleServed::WhileRevalidate) => 12,
+        Outcome::Stale(StaleServed::SoftPurged) => 13,
+        Outcome::Stale(StaleServed::IfError(_)) => 14,
+        Outcome::Revalidated(_) => 15,
     }
 }
 
@@ -555,6 +563,30 @@ impl Collector for ScrapeCollector {
             "cachegate_collapsed",
             "Requests answered with the response another request's fill fetched (coalesced waiters served).",
             requests.collapsed,
+        )?;
+        counter(
+            e,
+            "cachegate_stale_while_revalidate",
+            "Expired entries answered at once while one background request refreshed them (also in cachegate_hits).",
+            requests.stale_while_revalidate,
+        )?;
+        counter(
+            e,
+            "cachegate_stale_soft_purged",
+            "Soft-purged entries answered while one background request refreshed them (also in cachegate_hits).",
+            requests.stale_soft_purged,
+        )?;
+        counter(
+            e,
+            "cachegate_stale_if_error",
+            "Stale entries answered instead of a backend failure (also in cachegate_hits).",
+            requests.stale_if_error,
+        )?;
+        counter(
+            e,
+            "cachegate_revalidated",
+            "Expired entries the backend confirmed with 304, refreshed without a body (also in cachegate_misses).",
+            requests.revalidated,
         )?;
         counter(
             e,
@@ -858,6 +890,13 @@ mod tests {
             Outcome::Method,
             Outcome::Refused(Refusal::Forbidden),
             Outcome::Failed(Failure::Upstream),
+            Outcome::Stale(StaleServed::WhileRevalidate),
+            Outcome::Stale(StaleServed::SoftPurged),
+            Outcome::Stale(StaleServed::IfError(
+                crate::policy::outcome::BackendFault::Timeout,
+            )),
+            Outcome::Revalidated(Fill::Stored),
+            Outcome::Revalidated(Fill::Fenced),
         ];
         for outcome in outcomes {
             assert_eq!(OUTCOMES[outcome_index(Some(outcome))], outcome.as_str());

@@ -22,7 +22,8 @@ use crate::error::ProxyError;
 use crate::metrics::{Finished, Metrics, RouteId};
 use crate::policy::cache_key::{self, Target};
 use crate::policy::cacheability::{self, Bypass};
-use crate::policy::outcome::{Failure, Outcome, Refusal};
+use crate::policy::freshness::{self, Situation, StaleWhy, Usability};
+use crate::policy::outcome::{Failure, Outcome, Refusal, StaleServed};
 use crate::policy::route::Anonymous;
 use crate::policy::vary;
 use crate::policy::Key;
@@ -628,11 +629,53 @@ impl Proxy {
             };
             return Ok(Answer::cached(response, outcome, &cacheable));
         }
-        let miss = fill::Miss {
+        let mut miss = fill::Miss {
             lookup: found.lookup,
             varies: found.varies,
             user,
+            held: None,
         };
+        // An entry held past its freshness (or soft-purged): answered stale while one request
+        // refreshes it, kept for a conditional fill and as a fallback, or of no use.
+        if let Some(held) = found.held {
+            let facts = freshness::EntryFacts {
+                lifetimes: held.entry.lifetimes(),
+                soft_purged: held.soft_purged,
+                has_validators: freshness::has_validators(&held.entry.headers),
+                route_revalidates: cacheable.route.freshness.serves_while_revalidating(),
+            };
+            let outcome = match freshness::usability(&facts, Situation::Lookup, now) {
+                Usability::Fresh => match held.source {
+                    Source::Memory => Outcome::Hit,
+                    Source::Shared => Outcome::SharedHit,
+                },
+                Usability::StaleServable(why) => {
+                    let response = from_entry(&held.entry, cacheable.head, Some(now));
+                    miss.held = Some(held);
+                    self.refresh_in_background(&cacheable, &miss, &resolved, &parts, client);
+                    let why = match why {
+                        StaleWhy::SoftPurged => StaleServed::SoftPurged,
+                        StaleWhy::WhileRevalidate | StaleWhy::IfError => {
+                            StaleServed::WhileRevalidate
+                        }
+                    };
+                    return Ok(Answer::cached(response, Outcome::Stale(why), &cacheable));
+                }
+                Usability::MustRevalidate => {
+                    miss.held = Some(held);
+                    return self
+                        .fill_or_join(cacheable, miss, &resolved, &parts, client)
+                        .await;
+                }
+                Usability::Unusable => {
+                    return self
+                        .fill_or_join(cacheable, miss, &resolved, &parts, client)
+                        .await
+                }
+            };
+            let response = from_entry(&held.entry, cacheable.head, Some(now));
+            return Ok(Answer::cached(response, outcome, &cacheable));
+        }
         self.fill_or_join(cacheable, miss, &resolved, &parts, client)
             .await
     }

@@ -6,7 +6,7 @@
 //! formatting on the hit path. Labels are only spelled out when a snapshot is taken.
 
 use crate::policy::cacheability::{Bypass, NotStored};
-use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
+use crate::policy::outcome::{Failure, Fill, Outcome, Refusal, StaleServed};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,11 @@ pub struct Stats {
     stored: AtomicU64,
     collapsed: AtomicU64,
     coalesce_timeouts: AtomicU64,
+    /// Stale answers by why (also counted in `hits`), and `304` revalidations (in `misses`).
+    stale_while_revalidate: AtomicU64,
+    stale_soft_purged: AtomicU64,
+    stale_if_error: AtomicU64,
+    revalidated: AtomicU64,
     /// A watch rather than an atomic, so tests can wait for a request to start waiting. It is
     /// bumped on the waiting path only, never on a hit.
     waits: watch::Sender<u64>,
@@ -135,6 +140,16 @@ pub struct Snapshot {
     /// Misses whose response was not stored, by reason label (`set-cookie`, ...).
     pub not_stored: BTreeMap<String, u64>,
     pub coalesce_timeouts: u64,
+    /// Expired entries answered at once while one background request refreshed them (also
+    /// counted in `hits`).
+    pub stale_while_revalidate: u64,
+    /// Soft-purged entries answered while one background request refreshed them (in `hits`).
+    pub stale_soft_purged: u64,
+    /// Stale entries answered instead of a backend failure (in `hits`).
+    pub stale_if_error: u64,
+    /// Expired entries the backend confirmed with `304` (their metadata refreshed, no body
+    /// sent; counted in `misses`).
+    pub revalidated: u64,
     /// Times a request started waiting on another request's fill (several per request when a
     /// fill's response was not shareable and it waited again).
     pub waits: u64,
@@ -346,8 +361,13 @@ impl Snapshot {
 impl Counters {
     fn record(&self, outcome: Outcome) {
         let counter = match outcome {
-            Outcome::Hit | Outcome::SharedHit | Outcome::Collapsed => &self.hits,
-            Outcome::Miss(_) | Outcome::UriMiss(_) | Outcome::CoalesceTimeout => &self.misses,
+            Outcome::Hit | Outcome::SharedHit | Outcome::Collapsed | Outcome::Stale(_) => {
+                &self.hits
+            }
+            Outcome::Miss(_)
+            | Outcome::UriMiss(_)
+            | Outcome::CoalesceTimeout
+            | Outcome::Revalidated(_) => &self.misses,
             Outcome::Bypass(_) | Outcome::Method => &self.bypassed,
             Outcome::Refused(_) | Outcome::Failed(_) => return,
         };
@@ -431,6 +451,22 @@ impl Stats {
             Outcome::Method => &self.forwarded_methods,
             Outcome::Refused(reason) => &self.refused[reason.index()],
             Outcome::Failed(failure) => &self.failed[failure.index()],
+            Outcome::Stale(why) => {
+                let by_why = match why {
+                    StaleServed::WhileRevalidate => &self.stale_while_revalidate,
+                    StaleServed::SoftPurged => &self.stale_soft_purged,
+                    StaleServed::IfError(_) => &self.stale_if_error,
+                };
+                by_why.fetch_add(1, Relaxed);
+                &self.hits
+            }
+            Outcome::Revalidated(fill) => {
+                self.revalidated.fetch_add(1, Relaxed);
+                if fill == Fill::Stored {
+                    self.stored.fetch_add(1, Relaxed);
+                }
+                &self.misses
+            }
         };
         counter.fetch_add(1, Relaxed);
         if let Some(route) = route {
@@ -564,6 +600,10 @@ impl Stats {
                 })
                 .collect(),
             coalesce_timeouts: self.coalesce_timeouts.load(Relaxed),
+            stale_while_revalidate: self.stale_while_revalidate.load(Relaxed),
+            stale_soft_purged: self.stale_soft_purged.load(Relaxed),
+            stale_if_error: self.stale_if_error.load(Relaxed),
+            revalidated: self.revalidated.load(Relaxed),
             waits: *self.waits.borrow(),
             forwarded_methods: self.forwarded_methods.load(Relaxed),
             upstream_errors: failed(Failure::Upstream),

@@ -49,3 +49,6 @@ mod request_id;
 // hot reload: POST /reload, SIGHUP, the file watch; what applies and what needs a restart
 #[path = "proxy/reload.rs"]
 mod reload;
+// freshness: stale-while-revalidate, stale-if-error, revalidation with 304, negative caching
+#[path = "proxy/freshness.rs"]
+mod freshness;

@@ -32,6 +32,22 @@ pub fn render_stats(report: &Report) -> String {
     if not_stored > 0 {
         counters.push(("not stored", not_stored, Some(&stats.not_stored)));
     }
+    // Only when stale windows or revalidation were used: most routes configure none.
+    let stale = stats.stale_while_revalidate + stats.stale_soft_purged + stats.stale_if_error;
+    let stale_by: std::collections::BTreeMap<String, u64> = [
+        ("while-revalidate", stats.stale_while_revalidate),
+        ("soft-purged", stats.stale_soft_purged),
+        ("if-error", stats.stale_if_error),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if stale > 0 {
+        counters.push(("stale served", stale, Some(&stale_by)));
+    }
+    if stats.revalidated > 0 {
+        counters.push(("revalidated", stats.revalidated, None));
+    }
     let evicted_by = evictions_by_cause(store);
     counters.extend([
         ("collapsed", stats.collapsed, None),

@@ -26,6 +26,10 @@ pub struct CacheConfig {
     pub max_object_size: u64,
     /// TTL of routes that set none; default 5m, never zero.
     pub default_ttl: Duration,
+    /// `stale_while_revalidate` of routes that set none; default 0 (none).
+    pub stale_while_revalidate: Duration,
+    /// `stale_if_error` of routes that set none; default 0 (none).
+    pub stale_if_error: Duration,
     /// Upstream statuses that may be stored; default 200, 203, 204, 300, 301, 308.
     pub cacheable_statuses: Vec<u16>,
     /// Tenant source of routes that set none; default none.
@@ -142,6 +146,20 @@ pub(super) fn compile_cache(
         Duration::from_secs(300),
         true,
     );
+    let stale_while_revalidate = duration_field(
+        report,
+        raw.stale_while_revalidate,
+        "cache.stale_while_revalidate",
+        Duration::ZERO,
+        false,
+    );
+    let stale_if_error = duration_field(
+        report,
+        raw.stale_if_error,
+        "cache.stale_if_error",
+        Duration::ZERO,
+        false,
+    );
     let cacheable_statuses = match raw.cacheable_statuses {
         None => Some(vec![200, 203, 204, 300, 301, 308]),
         Some(list) => {
@@ -254,6 +272,8 @@ pub(super) fn compile_cache(
         max_memory: max_memory?,
         max_object_size: max_object_size?,
         default_ttl: default_ttl?,
+        stale_while_revalidate: stale_while_revalidate?,
+        stale_if_error: stale_if_error?,
         cacheable_statuses: cacheable_statuses?,
         tenant: tenant?,
         coalesce_timeout: coalesce_timeout?,

@@ -210,6 +210,8 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
                 .as_ref()
                 .map_or(RouteDefaults::FALLBACK, |c| RouteDefaults {
                     ttl: c.default_ttl,
+                    stale_while_revalidate: c.stale_while_revalidate,
+                    stale_if_error: c.stale_if_error,
                     tenant: c.tenant.clone(),
                     scope: c.scope,
                     max_memory: c.max_memory,

@@ -78,6 +78,8 @@ pub(super) struct RawCache {
     pub(super) coalesce_timeout: Option<Spanned<Scalar>>,
     pub(super) tag_headers: Option<Vec<Spanned<String>>>,
     pub(super) scope: Option<Spanned<String>>,
+    pub(super) stale_while_revalidate: Option<Spanned<Scalar>>,
+    pub(super) stale_if_error: Option<Spanned<Scalar>>,
     /// A percentage: `25` or `"25%"`.
     pub(super) max_tenant_share: Option<Spanned<toml::Value>>,
 }
@@ -185,4 +187,8 @@ pub(super) struct RawRoute {
     pub(super) invalidates: Option<Vec<Spanned<String>>>,
     pub(super) scope: Option<Spanned<String>>,
     pub(super) anonymous: Option<Spanned<String>>,
+    pub(super) stale_while_revalidate: Option<Spanned<Scalar>>,
+    pub(super) stale_if_error: Option<Spanned<Scalar>>,
+    pub(super) negative_ttl: Option<Spanned<Scalar>>,
+    pub(super) negative_statuses: Option<Spanned<Vec<Spanned<i64>>>>,
 }

@@ -12,6 +12,7 @@ use super::raw::RawRoute;
 use super::report::Report;
 use super::scope::{check_scope, parse_anonymous, parse_scope, tenant_source, AuthFacts};
 use crate::notation::format_size;
+use crate::policy::freshness::{Negative, Rules};
 use crate::policy::route::{
     resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
@@ -24,6 +25,8 @@ const MAX_VARIANTS_LIMIT: usize = 64;
 #[derive(Debug, Clone)]
 pub(super) struct RouteDefaults {
     pub(super) ttl: Duration,
+    pub(super) stale_while_revalidate: Duration,
+    pub(super) stale_if_error: Duration,
     pub(super) tenant: TenantSource,
     pub(super) scope: Option<Scope>,
     /// `[cache].max_memory`: a route's own bound must be below it to bound anything.
@@ -35,6 +38,8 @@ impl RouteDefaults {
     /// already, and these defaults (no tenant, 5m, scope per route) cannot add spurious ones.
     pub(super) const FALLBACK: RouteDefaults = RouteDefaults {
         ttl: Duration::from_secs(300),
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::ZERO,
         tenant: TenantSource::None,
         scope: None,
         max_memory: u64::MAX,
@@ -101,6 +106,15 @@ fn compile_route(
             .map_err(|e| format!("invalid pattern \"{}\": {e}", raw.path.get_ref())),
     )?;
     let mut ok = true;
+    let cached = raw.cache.unwrap_or(true);
+    let ttl = duration_field(
+        report,
+        raw.ttl.clone(),
+        &format!("{key}.ttl"),
+        defaults.ttl,
+        cached,
+    );
+    let freshness = freshness_rules(report, &raw, key, defaults, ttl);
 
     let methods = match raw.methods {
         None => None,
@@ -127,9 +141,6 @@ fn compile_route(
             Some(methods)
         }
     };
-
-    let cached = raw.cache.unwrap_or(true);
-    let ttl = duration_field(report, raw.ttl, &format!("{key}.ttl"), defaults.ttl, cached);
 
     let tenant = match &raw.tenant {
         None => Some(defaults.tenant.clone()),
@@ -299,6 +310,7 @@ fn compile_route(
         return None;
     }
     let (scope, scope_declared) = scope?;
+    let freshness = freshness?;
     Some(Route {
         scope,
         scope_declared,
@@ -308,7 +320,7 @@ fn compile_route(
         pattern,
         methods,
         cache: cached,
-        ttl: ttl?,
+        freshness,
         tenant: tenant?,
         vary,
         max_variants: max_variants?,
@@ -316,6 +328,95 @@ fn compile_route(
         resource,
         entry_tags,
         write_invalidates,
+    })
+}
+
+/// The route's freshness rules: its `ttl`, its stale windows (or `[cache]`'s), and negative
+/// caching (`negative_ttl` for `negative_statuses`, by default 404).
+fn freshness_rules(
+    report: &mut Report<'_>,
+    raw: &RawRoute,
+    key: &str,
+    defaults: &RouteDefaults,
+    ttl: Option<Duration>,
+) -> Option<Rules> {
+    let stale_while_revalidate = duration_field(
+        report,
+        raw.stale_while_revalidate.clone(),
+        &format!("{key}.stale_while_revalidate"),
+        defaults.stale_while_revalidate,
+        false,
+    );
+    let stale_if_error = duration_field(
+        report,
+        raw.stale_if_error.clone(),
+        &format!("{key}.stale_if_error"),
+        defaults.stale_if_error,
+        false,
+    );
+    let negative_ttl = match &raw.negative_ttl {
+        None => Some(None),
+        Some(field) => duration_field(
+            report,
+            Some(field.clone()),
+            &format!("{key}.negative_ttl"),
+            Duration::ZERO,
+            true,
+        )
+        .map(Some),
+    };
+    let statuses = match &raw.negative_statuses {
+        None => Some(vec![404]),
+        Some(list) => {
+            let field = format!("{key}.negative_statuses");
+            let mut statuses = Vec::new();
+            let mut ok = true;
+            if raw.negative_ttl.is_none() {
+                report.at(
+                    list.span(),
+                    field.clone(),
+                    "has no effect without negative_ttl; set negative_ttl = \"10s\" (for example)",
+                );
+                ok = false;
+            }
+            if list.get_ref().is_empty() {
+                report.at(
+                    list.span(),
+                    field.clone(),
+                    "is empty; leave out negative_ttl to cache no negative answers",
+                );
+                ok = false;
+            }
+            for status in list.get_ref() {
+                let n = *status.get_ref();
+                match u16::try_from(n).ok().filter(|n| (400..=499).contains(n)) {
+                    Some(s) if !statuses.contains(&s) => statuses.push(s),
+                    Some(_) => {}
+                    None => {
+                        report.at(
+                            status.span(),
+                            field.clone(),
+                            format!(
+                                "invalid status {n}: negative caching takes client errors (400 to 499); 5xx answers are what stale_if_error covers"
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(statuses)
+        }
+    };
+    let negative = negative_ttl?.map(|ttl| Negative {
+        ttl,
+        statuses: Vec::new(),
+    });
+    let statuses = statuses?;
+    Some(Rules {
+        ttl: ttl?,
+        stale_while_revalidate: stale_while_revalidate?,
+        stale_if_error: stale_if_error?,
+        negative: negative.map(|n| Negative { statuses, ..n }),
     })
 }
 

@@ -200,6 +200,8 @@ impl std::fmt::Display for NotStored {
 pub struct StoreRules<'a> {
     /// Statuses that may be stored.
     pub cacheable_statuses: &'a [u16],
+    /// The route's negative statuses (`negative_statuses` with `negative_ttl`), stored too.
+    pub negative_statuses: &'a [u16],
     /// The largest body stored, in bytes.
     pub max_object_size: u64,
 }
@@ -211,7 +213,8 @@ pub fn response_storable(
     headers: &HeaderMap,
     rules: &StoreRules<'_>,
 ) -> Result<(), NotStored> {
-    if !rules.cacheable_statuses.contains(&status.as_u16()) {
+    let code = status.as_u16();
+    if !rules.cacheable_statuses.contains(&code) && !rules.negative_statuses.contains(&code) {
         return Err(NotStored::Status);
     }
     if headers.contains_key(SET_COOKIE) {

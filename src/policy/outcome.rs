@@ -33,6 +33,49 @@ pub enum Outcome {
     /// The backend could not be reached or answered badly (or cachegate failed): answered with
     /// an error.
     Failed(Failure),
+    /// Answered from an entry that is no longer fresh, for this reason (see
+    /// `policy::freshness`).
+    Stale(StaleServed),
+    /// The backend confirmed a stored entry with `304 Not Modified`: its metadata was
+    /// refreshed (no body sent) and the request answered from it.
+    Revalidated(Fill),
+}
+
+/// Why a stale entry answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleServed {
+    /// Inside its `stale-while-revalidate` window; one background request refreshes it.
+    WhileRevalidate,
+    /// A soft purge marked it and its route serves while revalidating; one background request
+    /// refreshes it.
+    SoftPurged,
+    /// Inside its `stale-if-error` window, instead of the backend's failure.
+    IfError(BackendFault),
+}
+
+/// How the backend failed a fill that a stale entry then answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendFault {
+    /// The connection could not be made (refused, reset, DNS): `detail=backend-down`.
+    Down,
+    /// No answer within `[upstream].timeout`: `detail=timeout`.
+    Timeout,
+    /// A broken answer (protocol error, body cut off): `detail=backend-error`.
+    Broken,
+    /// A 5xx answer: `detail=status-503` and so on.
+    Status(u16),
+}
+
+impl BackendFault {
+    /// The `detail` token of `Cache-Status`.
+    pub fn detail(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            BackendFault::Down => "backend-down".into(),
+            BackendFault::Timeout => "timeout".into(),
+            BackendFault::Broken => "backend-error".into(),
+            BackendFault::Status(code) => format!("status-{code}").into(),
+        }
+    }
 }
 
 /// Why cachegate refused a request itself. Each is answered with its own status and JSON code.
@@ -133,6 +176,10 @@ impl Outcome {
             Outcome::Method => "method",
             Outcome::Refused(_) => "refused",
             Outcome::Failed(_) => "failed",
+            Outcome::Stale(StaleServed::WhileRevalidate) => "stale-while-revalidate",
+            Outcome::Stale(StaleServed::SoftPurged) => "stale-soft-purged",
+            Outcome::Stale(StaleServed::IfError(_)) => "stale-if-error",
+            Outcome::Revalidated(_) => "revalidated",
         }
     }
 
@@ -175,6 +222,29 @@ impl Outcome {
             Outcome::Refused(reason) => format!("cachegate; detail={}", reason.as_str()),
             Outcome::Failed(_) => {
                 return HeaderValue::from_static("cachegate; fwd=miss; detail=error")
+            }
+            Outcome::Stale(StaleServed::WhileRevalidate) => {
+                return HeaderValue::from_static("cachegate; hit; fwd=stale")
+            }
+            Outcome::Stale(StaleServed::SoftPurged) => {
+                return HeaderValue::from_static("cachegate; hit; fwd=stale; detail=soft-purged")
+            }
+            Outcome::Stale(StaleServed::IfError(fault)) => {
+                format!("cachegate; hit; fwd=stale; detail={}", fault.detail())
+            }
+            Outcome::Revalidated(Fill::Stored) => {
+                return HeaderValue::from_static("cachegate; fwd=stale; fwd-status=304; stored")
+            }
+            Outcome::Revalidated(Fill::Fenced) => {
+                return HeaderValue::from_static(
+                    "cachegate; fwd=stale; fwd-status=304; detail=fenced",
+                )
+            }
+            Outcome::Revalidated(Fill::NotStored(reason)) => {
+                format!(
+                    "cachegate; fwd=stale; fwd-status=304; detail={}",
+                    reason.as_str()
+                )
             }
         };
         // Reason strings are lower-case ASCII tokens, always a valid header value.
@@ -228,6 +298,33 @@ mod tests {
         check(
             Outcome::Failed(Failure::Upstream),
             "cachegate; fwd=miss; detail=error",
+        );
+        check(
+            Outcome::Stale(StaleServed::WhileRevalidate),
+            "cachegate; hit; fwd=stale",
+        );
+        check(
+            Outcome::Stale(StaleServed::SoftPurged),
+            "cachegate; hit; fwd=stale; detail=soft-purged",
+        );
+        for (fault, detail) in [
+            (BackendFault::Down, "backend-down"),
+            (BackendFault::Timeout, "timeout"),
+            (BackendFault::Broken, "backend-error"),
+            (BackendFault::Status(503), "status-503"),
+        ] {
+            check(
+                Outcome::Stale(StaleServed::IfError(fault)),
+                &format!("cachegate; hit; fwd=stale; detail={detail}"),
+            );
+        }
+        check(
+            Outcome::Revalidated(Fill::Stored),
+            "cachegate; fwd=stale; fwd-status=304; stored",
+        );
+        check(
+            Outcome::Revalidated(Fill::Fenced),
+            "cachegate; fwd=stale; fwd-status=304; detail=fenced",
         );
     }
 

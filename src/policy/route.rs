@@ -3,8 +3,8 @@
 //! Everything here is already validated when it exists: config.rs parses the file and builds
 //! these values, and the request path only ever asks [`RouteTable::find`] which rule applies.
 
+use crate::policy::freshness::Rules;
 use std::fmt;
-use std::time::Duration;
 
 use http::{HeaderName, Method};
 
@@ -435,7 +435,8 @@ pub struct Route {
     pub methods: Option<Vec<Method>>,
     /// False means pass-through: never stored, never served from the cache.
     pub cache: bool,
-    pub ttl: Duration,
+    /// The route's `ttl`, stale windows and negative caching.
+    pub freshness: Rules,
     /// Already resolved: the route's own `tenant` or `[cache].tenant`.
     pub tenant: TenantSource,
     /// Extra request headers that select a stored entry.
@@ -601,9 +602,13 @@ impl fmt::Display for RouteTable {
                     if r.cache {
                         match r.max_memory {
                             Some(bytes) => {
-                                format!("{},max={}", format_duration(r.ttl), format_size(bytes))
+                                format!(
+                                    "{},max={}",
+                                    format_duration(r.freshness.ttl),
+                                    format_size(bytes)
+                                )
                             }
-                            None => format_duration(r.ttl),
+                            None => format_duration(r.freshness.ttl),
                         }
                     } else {
                         "pass".to_string()

@@ -11,13 +11,14 @@ use crate::clock::UnixMillis;
 use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
-use crate::policy::outcome::{Fill, Outcome};
+use crate::policy::freshness::{self, OriginSays, Rules, Situation, StaleWhy, Usability};
+use crate::policy::outcome::{BackendFault, Fill, Outcome, StaleServed};
 use crate::policy::route::{Scope, TenantSource};
 use crate::policy::vary::{self, FillRules, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
 use crate::store::{
-    compact, CachedResponse, LeaseDecision, LeaseWait, Source, StoreOutcome, Tag, TagKey,
+    compact, CachedResponse, Held, LeaseDecision, LeaseWait, Source, StoreOutcome, Tag, TagKey,
     TenantScope, VaryState,
 };
 use crate::upstream::ClientInfo;
@@ -26,7 +27,6 @@ use http::{HeaderName, Request, Response};
 use http_body_util::BodyExt;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -37,6 +37,9 @@ pub(crate) enum Shared {
     Error(Arc<ProxyError>),
     /// The response was for the leader only; wait behind a new leader.
     NotShareable,
+    /// The backend failed, and the stale entry answers instead (inside its `stale-if-error`
+    /// window).
+    Stale(Arc<CachedResponse>, BackendFault),
 }
 
 /// What the fill hands to the request that started it.
@@ -46,6 +49,11 @@ enum LeaderAnswer {
     Shared(Arc<CachedResponse>),
     Private(Response<ProxyBody>, NotStored),
     Error(Arc<ProxyError>),
+    /// The backend failed; the stale entry answers instead.
+    Stale(Arc<CachedResponse>, BackendFault),
+    /// The backend confirmed the stale entry with a `304`: its refreshed form, and what
+    /// storing it did.
+    Revalidated(Arc<CachedResponse>, Fill),
 }
 
 /// What a miss knows beyond its key: the key it looked up (a variant key when the URI's
@@ -54,6 +62,9 @@ pub(crate) struct Miss<'a> {
     pub(crate) lookup: Key,
     pub(crate) varies: Option<Arc<VaryState>>,
     pub(crate) user: Option<&'a str>,
+    /// The entry still held under `lookup`, no longer fresh: its validators make the fill
+    /// conditional, and it answers if the backend fails inside its `stale-if-error` window.
+    pub(crate) held: Option<Held>,
 }
 
 /// Everything a fill task needs, owned, so it can outlive the request that started it.
@@ -66,7 +77,12 @@ struct FillJob {
     /// The headers the fill request carries: a variant key is computed from what the backend saw.
     sent: http::HeaderMap,
     tags: Vec<TagKey>,
-    ttl: Duration,
+    /// The route's freshness rules, which give the stored entry its lifetimes.
+    freshness: Rules,
+    /// The entry the fill refreshes, if one is held (see [`Miss::held`]).
+    held: Option<Held>,
+    /// The fill request carries the held entry's validators.
+    conditional: bool,
     readable_key: String,
     keyed_headers: Vec<HeaderName>,
     scope: Scope,
@@ -91,6 +107,10 @@ enum Fetched {
     /// what its `Vary` selects on.
     Complete(http::response::Parts, Body, Vec<String>, Selection),
     Private(Response<ProxyBody>, NotStored),
+    /// A `304` to the fill's validators: the held entry is still good.
+    NotModified(http::response::Parts),
+    /// A 5xx while a held entry could answer instead.
+    Failing(u16, Response<ProxyBody>),
 }
 
 /// Whether a fill's entry answers this request: stored under the key the request's own values
@@ -174,6 +194,14 @@ impl Proxy {
                 Wait::Done(Shared::Error(err)) => {
                     return Err(clone_error(&err));
                 }
+                Wait::Done(Shared::Stale(entry, fault)) => {
+                    if answers(&entry, &cacheable.key, &parts.headers, miss.user) {
+                        let response = from_entry(&entry, cacheable.head, Some(UnixMillis::now()));
+                        let outcome = Outcome::Stale(StaleServed::IfError(fault));
+                        return Ok(Answer::cached(response, outcome, &cacheable));
+                    }
+                    continue;
+                }
                 Wait::Done(Shared::NotShareable) | Wait::Abandoned => continue,
                 Wait::TimedOut => {
                     let keyed = keyed_headers(&cacheable);
@@ -215,6 +243,8 @@ impl Proxy {
             .await;
         miss.varies = found.varies;
         miss.lookup = found.lookup;
+        // What was held was another key's (the primary, before the variation was known).
+        miss.held = None;
         let (entry, source) = found.entry?;
         let response = from_entry(&entry, cacheable.head, Some(now));
         let outcome = match source {
@@ -239,22 +269,6 @@ impl Proxy {
         client: &ClientInfo<'_>,
         led: bool,
     ) -> Result<Option<Answer>, ProxyError> {
-        let keyed_headers = keyed_headers(cacheable);
-        let rules = fill_rules(cacheable, miss, &keyed_headers);
-        let request = self.fill_request(parts, target, client, &rules)?;
-        let sent = request.headers().clone();
-        let config = &self.inner.config;
-        let readable_key = cache_key::readable(&KeyParts {
-            namespace: &config.cache.namespace,
-            version: config.cache.version,
-            host: client.host,
-            tenant: tenant.id(),
-            user: cacheable.user.as_deref(),
-            credential_key: self.inner.credential_key.as_bytes(),
-            target,
-            vary: &cacheable.route.vary,
-            headers: &parts.headers,
-        });
         // On a route with `vary`, a miss may be for a URI the cache has never seen or for a
         // variant it lacks; the path tag (the last tag) tells the first case apart.
         let uri_miss = match tags.last() {
@@ -263,24 +277,7 @@ impl Proxy {
             }
             _ => false,
         };
-        let route = cacheable.route;
-        let job = FillJob {
-            primary: cacheable.key,
-            lookup: miss.lookup,
-            request,
-            sent,
-            tags,
-            ttl: route.ttl,
-            readable_key,
-            keyed_headers,
-            scope: route.scope,
-            scope_declared: route.scope_declared,
-            max_variants: route.max_variants,
-            user: miss.user.map(str::to_owned),
-            tenant,
-            target: target.path_and_query(),
-            route: route.id,
-        };
+        let job = self.fill_job(cacheable, miss, (tenant, tags), target, parts, client)?;
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
         tokio::spawn(async move { run_fill(inner, leader, job, tx).await });
@@ -326,6 +323,120 @@ impl Proxy {
                 Ok(Some(Answer::cached(response, outcome, cacheable)))
             }
             LeaderAnswer::Error(err) => Err(clone_error(&err)),
+            // The held entry is the leader's own (looked up under its key).
+            LeaderAnswer::Stale(entry, fault) => {
+                let response = from_entry(&entry, head, Some(UnixMillis::now()));
+                let outcome = Outcome::Stale(StaleServed::IfError(fault));
+                Ok(Some(Answer::cached(response, outcome, cacheable)))
+            }
+            LeaderAnswer::Revalidated(entry, fill) => {
+                let response = from_entry(&entry, head, None);
+                let outcome = Outcome::Revalidated(fill);
+                Ok(Some(Answer::cached(response, outcome, cacheable)))
+            }
+        }
+    }
+}
+
+impl Proxy {
+    /// Everything a fill task needs, built from the request before it is spawned: the fill
+    /// request (conditional with the held entry's validators), the readable key and the
+    /// route's rules.
+    fn fill_job(
+        &self,
+        cacheable: &Cacheable<'_>,
+        miss: &Miss<'_>,
+        (tenant, tags): (TenantScope, Vec<TagKey>),
+        target: &cache_key::Target<'_>,
+        parts: &http::request::Parts,
+        client: &ClientInfo<'_>,
+    ) -> Result<FillJob, ProxyError> {
+        let keyed_headers = keyed_headers(cacheable);
+        let rules = fill_rules(cacheable, miss, &keyed_headers);
+        let mut request = self.fill_request(parts, target, client, &rules)?;
+        let sent = request.headers().clone();
+        // Validators go on fills on behalf of the cache only (the client's own conditional
+        // headers never do): a `304` then refreshes the held entry without a body.
+        let conditional = miss
+            .held
+            .as_ref()
+            .is_some_and(|held| add_validators(request.headers_mut(), &held.entry.headers));
+        let config = &self.inner.config;
+        let readable_key = cache_key::readable(&KeyParts {
+            namespace: &config.cache.namespace,
+            version: config.cache.version,
+            host: client.host,
+            tenant: tenant.id(),
+            user: cacheable.user.as_deref(),
+            credential_key: self.inner.credential_key.as_bytes(),
+            target,
+            vary: &cacheable.route.vary,
+            headers: &parts.headers,
+        });
+        let route = cacheable.route;
+        Ok(FillJob {
+            primary: cacheable.key,
+            lookup: miss.lookup,
+            request,
+            sent,
+            tags,
+            freshness: route.freshness.clone(),
+            held: miss.held.clone(),
+            conditional,
+            readable_key,
+            keyed_headers,
+            scope: route.scope,
+            scope_declared: route.scope_declared,
+            max_variants: route.max_variants,
+            user: miss.user.map(str::to_owned),
+            tenant,
+            target: target.path_and_query(),
+            route: route.id,
+        })
+    }
+
+    /// Starts the one background refresh of a stale entry that is being answered: leads a
+    /// fill through the single-flight map (so concurrent stale answers send one request), or
+    /// does nothing when a fill of the key is already in flight. The fill is fenced like any
+    /// other: one that overlapped a purge is not stored.
+    pub(super) fn refresh_in_background(
+        &self,
+        cacheable: &Cacheable<'_>,
+        miss: &Miss<'_>,
+        resolved: &Resolved<'_, '_>,
+        parts: &http::request::Parts,
+        client: &ClientInfo<'_>,
+    ) {
+        let inner = &self.inner;
+        let (tenant, tags) = super::fill_scope(cacheable, resolved);
+        let role = inner.flights.join_or_lead(
+            miss.lookup,
+            |meta| !inner.store.is_fenced(&meta.ticket, &tags),
+            || FlightMeta {
+                ticket: inner.store.begin_fill(),
+            },
+        );
+        let Role::Leader(leader) = role else {
+            return; // a fill of this key is in flight: it refreshes the entry
+        };
+        match self.fill_job(
+            cacheable,
+            miss,
+            (tenant, tags),
+            resolved.target,
+            parts,
+            client,
+        ) {
+            Ok(job) => {
+                // Nobody waits for the answer: the stale entry has answered already.
+                let (tx, _) = oneshot::channel();
+                let inner = self.inner.clone();
+                tokio::spawn(async move { run_fill(inner, leader, job, tx).await });
+            }
+            Err(err) => {
+                tracing::warn!(error = %err.chain(), "background refresh not started");
+                leader.publish(Shared::Error(Arc::new(err)));
+            }
         }
     }
 }
@@ -343,7 +454,9 @@ async fn run_fill(
         request,
         sent,
         tags,
-        ttl,
+        freshness,
+        held,
+        conditional,
         readable_key,
         keyed_headers,
         scope,
@@ -356,6 +469,10 @@ async fn run_fill(
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
+        negative_statuses: freshness
+            .negative
+            .as_ref()
+            .map_or(&[][..], |n| &n.statuses[..]),
         max_object_size: inner.config.cache.max_object_size,
     };
     let vary_rules = VaryRules {
@@ -394,12 +511,81 @@ async fn run_fill(
     }
     let shared_ticket = inner.store.shared_ticket(&tenant).await;
     let timeout = inner.upstream.timeout();
-    let fetch = fetch(&inner, request, &rules, &vary_rules);
+    // A held entry inside its `stale-if-error` window answers should the backend fail.
+    let fallback = held.as_ref().filter(|h| {
+        let l = h.entry.lifetimes();
+        l.stale_if_error_until > l.fresh_until
+    });
+    let expect = Expect {
+        conditional,
+        fallback: fallback.is_some(),
+    };
+    let fetch = fetch(&inner, request, &rules, &vary_rules, expect);
     let fetched = match tokio::time::timeout(timeout, fetch).await {
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
     };
+    // The backend failed: a held entry inside its window answers instead of the failure.
+    let fault = match &fetched {
+        Err(err) => Some(fault_of(err)),
+        Ok(Fetched::Failing(code, _)) => Some(BackendFault::Status(*code)),
+        Ok(_) => None,
+    };
+    if let (Some(fault), Some(held)) = (fault, fallback) {
+        let facts = freshness::EntryFacts {
+            lifetimes: held.entry.lifetimes(),
+            soft_purged: held.soft_purged,
+            has_validators: freshness::has_validators(&held.entry.headers),
+            route_revalidates: freshness.serves_while_revalidating(),
+        };
+        let now = UnixMillis::now();
+        if freshness::usability(&facts, Situation::BackendFailed, now)
+            == Usability::StaleServable(StaleWhy::IfError)
+        {
+            if let Err(err) = &fetched {
+                tracing::warn!(error = %err.chain(), "fill failed; answering from the stale entry");
+            }
+            let entry = Arc::clone(&held.entry);
+            leader.publish(Shared::Stale(Arc::clone(&entry), fault));
+            let _ = answer.send(LeaderAnswer::Stale(entry, fault));
+            return;
+        }
+    }
+    let fetched = match fetched {
+        Ok(Fetched::Failing(_, response)) => Ok(Fetched::Private(response, NotStored::Status)),
+        other => other,
+    };
     match fetched {
+        Ok(Fetched::NotModified(parts)) => {
+            let Some(held) = held else {
+                // `conditional` implies a held entry; without one there is nothing to refresh.
+                leader.publish(Shared::NotShareable);
+                let response = Response::from_parts(parts, ProxyBody::empty());
+                let _ = answer.send(LeaderAnswer::Private(response, NotStored::Status));
+                return;
+            };
+            let entry = Arc::new(revalidated(&held.entry, &parts.headers, &freshness));
+            let fill = match inner
+                .store
+                .store(&leader.meta().ticket, shared_ticket.as_ref(), entry.clone())
+                .await
+            {
+                StoreOutcome::Stored => {
+                    lease.filled = true;
+                    Fill::Stored
+                }
+                StoreOutcome::Fenced => Fill::Fenced,
+                StoreOutcome::TooLarge => Fill::NotStored(NotStored::TooLarge),
+            };
+            tracing::debug!(key = %entry.key.short_hex(), fill = ?fill, "revalidated");
+            if fill == Fill::Fenced {
+                leader.publish(Shared::NotShareable);
+            } else {
+                leader.publish(Shared::Entry(entry.clone()));
+            }
+            let _ = answer.send(LeaderAnswer::Revalidated(entry, fill));
+        }
+        Ok(Fetched::Failing(..)) => unreachable!("turned into a private answer above"),
         Ok(Fetched::Complete(parts, body, declared, selection)) => {
             // Where the entry goes: the request's key, or the variant its `Vary` selects.
             let (key, variant, readable_key) = if selection.is_empty() {
@@ -416,7 +602,13 @@ async fn run_fill(
                         &selection,
                         key,
                         max_variants,
-                        UnixMillis::now().plus(ttl),
+                        freshness::lifetimes(
+                            &freshness,
+                            parts.status.as_u16(),
+                            &OriginSays::read(&parts.headers),
+                            UnixMillis::now(),
+                        )
+                        .usable_until(),
                     )
                     .await;
                 if admitted.is_err() {
@@ -457,12 +649,20 @@ async fn run_fill(
             target.shrink_to_fit();
             tags.shrink_to_fit();
             let now = UnixMillis::now();
+            let lifetimes = freshness::lifetimes(
+                &freshness,
+                parts.status.as_u16(),
+                &OriginSays::read(&headers),
+                now,
+            );
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers,
                 body,
                 stored_at: now,
-                fresh_until: now.plus(ttl),
+                fresh_until: lifetimes.fresh_until,
+                stale_while_revalidate_until: lifetimes.stale_while_revalidate_until,
+                stale_if_error_until: lifetimes.stale_if_error_until,
                 tags,
                 readable_key,
                 tenant,
@@ -539,9 +739,22 @@ async fn fetch(
     request: Request<ProxyBody>,
     rules: &StoreRules<'_>,
     vary_rules: &VaryRules<'_>,
+    expect: Expect,
 ) -> Result<Fetched, ProxyError> {
     let response = inner.upstream.send(request).await?;
     let (mut parts, mut body) = response.into_parts();
+    let status = parts.status.as_u16();
+    if expect.conditional && status == 304 {
+        super::clean_response_head(&mut parts.headers, &inner.config.cache.tag_headers);
+        return Ok(Fetched::NotModified(parts));
+    }
+    if expect.fallback && (500..=599).contains(&status) {
+        let response = stream_response(
+            Response::from_parts(parts, body),
+            &inner.config.cache.tag_headers,
+        );
+        return Ok(Fetched::Failing(status, response));
+    }
     let storable = cacheability::response_storable(parts.status, &parts.headers, rules)
         .and_then(|()| vary::selection(&parts.headers, vary_rules));
     let tag_headers = &inner.config.cache.tag_headers;
@@ -585,6 +798,75 @@ async fn fetch(
         len: usize::try_from(total).unwrap_or(usize::MAX),
     };
     Ok(Fetched::Complete(parts, body, declared, selection))
+}
+
+/// What a fill's request may bring back besides an ordinary answer.
+#[derive(Clone, Copy)]
+struct Expect {
+    /// It carried validators: a `304` confirms the held entry.
+    conditional: bool,
+    /// A held entry answers a 5xx instead.
+    fallback: bool,
+}
+
+/// Adds the stored validators to a fill request: `If-None-Match` from the `ETag`,
+/// `If-Modified-Since` from the `Last-Modified`. True when it added any.
+fn add_validators(request: &mut http::HeaderMap, stored: &http::HeaderMap) -> bool {
+    let mut added = false;
+    if let Some(etag) = stored.get(http::header::ETAG) {
+        request.insert(http::header::IF_NONE_MATCH, etag.clone());
+        added = true;
+    }
+    if let Some(modified) = stored.get(http::header::LAST_MODIFIED) {
+        request.insert(http::header::IF_MODIFIED_SINCE, modified.clone());
+        added = true;
+    }
+    added
+}
+
+/// The held entry refreshed by a `304` (RFC 9111 §3.2): the header fields the `304` carries
+/// replace the stored ones of the same name (bar `Content-Length`, which describes the 304's
+/// own empty body, and what is never stored), and its lifetimes start again now. The body
+/// is the stored one; the entry is compacted again so nothing in it refers to the
+/// connection's buffers.
+fn revalidated(held: &CachedResponse, fresh: &http::HeaderMap, rules: &Rules) -> CachedResponse {
+    let mut headers = held.headers.clone();
+    let update = cacheability::stored_headers(fresh);
+    for name in update.keys() {
+        if name != http::header::CONTENT_LENGTH {
+            headers.remove(name);
+        }
+    }
+    for (name, value) in &update {
+        if name != http::header::CONTENT_LENGTH {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    let (headers, body) = compact(&headers, std::iter::once(&held.body));
+    let now = UnixMillis::now();
+    let origin = OriginSays::read(&headers);
+    let mut entry = CachedResponse {
+        headers,
+        body,
+        stored_at: now,
+        ..held.clone()
+    };
+    entry.set_lifetimes(freshness::lifetimes(
+        rules,
+        entry.status.as_u16(),
+        &origin,
+        now,
+    ));
+    entry
+}
+
+/// What the backend's failure is called in `Cache-Status` when a stale entry answers it.
+fn fault_of(err: &ProxyError) -> BackendFault {
+    match err {
+        ProxyError::UpstreamConnect(_) => BackendFault::Down,
+        ProxyError::UpstreamTimeout(_) => BackendFault::Timeout,
+        _ => BackendFault::Broken,
+    }
 }
 
 /// Request headers the key covers: the route's `vary` (and `forward_headers`), and the tenant
@@ -669,6 +951,7 @@ fn clone_error(err: &ProxyError) -> ProxyError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_shared_error_reads_like_the_original() {

@@ -1,7 +1,8 @@
 //! The in-memory tier: a byte-bounded quick_cache plus the tag index that purges go through.
 //!
-//! quick_cache has no per-entry TTL, so freshness is checked on every get and an expired entry
-//! is removed then. Entries pushed out by byte pressure (or replaced under the same key) are
+//! quick_cache has no per-entry TTL, so freshness is checked on every get. An entry is kept
+//! past its freshness until its last usable instant (the end of its widest stale window, see
+//! `policy::freshness`), for stale answers and revalidation; a get after that removes it. Entries pushed out by byte pressure (or replaced under the same key) are
 //! collected by a custom lifecycle while the shard lock is held and handed to the tag index
 //! after it is released, so the index never waits on the cache and the cache never waits on it.
 //!
@@ -59,8 +60,9 @@ struct SlotInner {
     /// The key the entry is stored under, so the eviction queues can name it.
     key: Key,
     entry: Arc<CachedResponse>,
-    /// The tier serves the entry before this instant only: its `fresh_until`, or earlier for
-    /// a copy of a shared entry (see `Tiered`).
+    /// The tier holds the entry before this instant only: its last usable instant, or earlier
+    /// for a copy of a shared entry (see `Tiered`). It is fresh before the earlier of this and
+    /// its `fresh_until`.
     until: UnixMillis,
     /// Computed once at insert so the weighter is a plain load.
     weight: u64,
@@ -231,10 +233,33 @@ impl MemoryTier {
             return None;
         }
         if now < slot.0.until {
+            // Kept for its stale windows, but no longer fresh: not a hit.
+            if now >= slot.entry().fresh_until {
+                return None;
+            }
             slot.0.hits.fetch_add(1, Ordering::Relaxed);
             return Some(Arc::clone(slot.entry()));
         }
         // Only this expired entry goes: a fresh one stored meanwhile under the key stays.
+        self.remove_slot(key, &slot);
+        None
+    }
+
+    /// The published entry under `key` while the tier still holds it (fresh, stale or marked
+    /// by a soft purge), with whether a soft purge marked it; what it may be used for is
+    /// `policy::freshness`'s decision. One past its last usable instant is removed.
+    pub(crate) fn get_usable(
+        &self,
+        key: &Key,
+        now: UnixMillis,
+    ) -> Option<(Arc<CachedResponse>, bool)> {
+        let slot = self.cache.get(key)?;
+        if !slot.is_published() {
+            return None;
+        }
+        if now < slot.0.until {
+            return Some((Arc::clone(slot.entry()), slot.is_stale()));
+        }
         self.remove_slot(key, &slot);
         None
     }
@@ -592,9 +617,10 @@ impl MemoryTier {
     /// Whether `key` holds an entry a request could still be served: fresh and not marked
     /// stale, or a fill still checking its fence. Does not touch hotness.
     pub(crate) fn servable(&self, key: &Key, now: UnixMillis) -> bool {
-        self.cache
-            .peek(key)
-            .is_some_and(|slot| !slot.is_stale() && (!slot.is_published() || now < slot.0.until))
+        self.cache.peek(key).is_some_and(|slot| {
+            !slot.is_stale()
+                && (!slot.is_published() || (now < slot.0.until && now < slot.entry().fresh_until))
+        })
     }
 
     /// The entry under `key` regardless of freshness, without touching its hotness.

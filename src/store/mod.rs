@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::UnixMillis;
+use crate::policy::freshness::Lifetimes;
 
 pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
@@ -42,7 +43,7 @@ pub use variants::{VariantLimit, VaryState};
 
 pub use shared::{LeaseToken, LeaseWait};
 pub use tier::{Tier, TierFound};
-pub use tiered::{Found, LeaseDecision, SharedSettings, Source, Tiered};
+pub use tiered::{Found, Held, LeaseDecision, SharedSettings, Source, Tiered};
 
 /// Version of the [`CachedResponse`] layout; bump it whenever a field is added, removed or
 /// changes meaning, so a shared tier never decodes an entry written by an incompatible build.
@@ -50,7 +51,9 @@ pub use tiered::{Found, LeaseDecision, SharedSettings, Source, Tiered};
 /// 2: entries carry their `tenant` and the `target` they were filled from.
 /// 3: entries carry the `key` they are stored under and the `variant` selection of their `Vary`.
 /// 4: entries carry the `route` that filled them.
-pub const FORMAT_VERSION: u32 = 4;
+/// 5: entries carry the ends of their stale windows (`stale_while_revalidate_until`,
+///    `stale_if_error_until`), and a shared entry lives until the later of them.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Whose entry: the entries shared by every caller, or one tenant's.
 ///
@@ -104,6 +107,12 @@ pub struct CachedResponse {
     pub stored_at: UnixMillis,
     /// The entry is fresh before this instant and expired from it on.
     pub fresh_until: UnixMillis,
+    /// Once expired, the entry is answered at once (while one request refreshes it) before
+    /// this instant; equal to `fresh_until` when the window is closed.
+    pub stale_while_revalidate_until: UnixMillis,
+    /// Once expired, the entry answers instead of a backend error before this instant; equal
+    /// to `fresh_until` when the window is closed.
+    pub stale_if_error_until: UnixMillis,
     /// The route's tags plus [`Tag::Tenant`] and the path tag ([`Tag::Path`]), all scoped to
     /// `tenant`: whole-tenant, path and prefix purges only find entries through those two.
     pub tags: Vec<TagKey>,
@@ -187,6 +196,28 @@ impl CachedResponse {
     /// never fresh.
     pub fn is_fresh(&self, now: UnixMillis) -> bool {
         now < self.fresh_until
+    }
+
+    /// The entry's fresh and stale instants, as `policy::freshness` reads them.
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            fresh_until: self.fresh_until,
+            stale_while_revalidate_until: self.stale_while_revalidate_until,
+            stale_if_error_until: self.stale_if_error_until,
+        }
+    }
+
+    /// The last instant the entry is of any use (the end of its widest window): the tiers
+    /// keep it until then.
+    pub fn usable_until(&self) -> UnixMillis {
+        self.lifetimes().usable_until()
+    }
+
+    /// Sets the entry's fresh and stale instants.
+    pub fn set_lifetimes(&mut self, lifetimes: Lifetimes) {
+        self.fresh_until = lifetimes.fresh_until;
+        self.stale_while_revalidate_until = lifetimes.stale_while_revalidate_until;
+        self.stale_if_error_until = lifetimes.stale_if_error_until;
     }
 
     /// Time since the entry was stored; zero when `now` is before `stored_at`.

@@ -52,6 +52,8 @@ fn entry_named(
         body: Bytes::from(vec![b'x'; body]),
         stored_at: now,
         fresh_until: now.plus(TTL),
+        stale_while_revalidate_until: now.plus(TTL),
+        stale_if_error_until: now.plus(TTL),
         tags: tags(tag_pairs),
         readable_key: readable_key.to_owned(),
         tenant: scope(tag_pairs.first().map_or("", |(t, _)| *t)),
@@ -80,6 +82,8 @@ fn entry_at(
         body: Bytes::from_static(b"{}"),
         stored_at: now,
         fresh_until: now.plus(TTL),
+        stale_while_revalidate_until: now.plus(TTL),
+        stale_if_error_until: now.plus(TTL),
         tags: tag_list
             .into_iter()
             .map(|tag| TagKey::new(scope(tenant), tag))

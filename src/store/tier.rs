@@ -28,6 +28,9 @@ pub struct TierFound {
     pub key: Option<Key>,
     /// A fresh entry this tier may serve.
     pub entry: Option<Arc<CachedResponse>>,
+    /// Without a fresh entry: the one still held under `key` (past its freshness, or marked
+    /// by a soft purge, with that mark), for stale answers and revalidation.
+    pub held: Option<(Arc<CachedResponse>, bool)>,
 }
 
 /// One tier of the store. Lookups and stores return `Result`: a tier that fails is a counted
@@ -198,8 +201,14 @@ impl Tier for Local {
             .get(primary)
             .map(|s| Arc::clone(s.selection()));
         let key = varies.as_deref().map_or(*primary, variant_of);
+        let entry = self.memory.get(&key, now);
+        let held = match entry {
+            Some(_) => None,
+            None => self.memory.get_usable(&key, now),
+        };
         Ok(TierFound {
-            entry: self.memory.get(&key, now),
+            entry,
+            held,
             varies,
             key: Some(key),
         })
@@ -249,11 +258,16 @@ impl Tier for SharedTier {
         now: UnixMillis,
     ) -> Result<TierFound, SharedError> {
         let found = SharedTier::lookup(self, tenant, primary, variant_of).await?;
-        let entry = found.entry.filter(|e| !found.stale && e.is_fresh(now));
+        let (entry, held) = match found.entry {
+            Some(e) if !found.stale && e.is_fresh(now) => (Some(e), None),
+            Some(e) if now < e.usable_until() => (None, Some((e, found.stale))),
+            _ => (None, None),
+        };
         Ok(TierFound {
             varies: found.varies,
             key: found.key,
             entry,
+            held,
         })
     }
 

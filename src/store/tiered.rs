@@ -48,11 +48,24 @@ pub enum Source {
     Shared,
 }
 
+/// An entry a lookup found held but not fresh: past its freshness, or marked by a soft
+/// purge. Whether it may answer is `policy::freshness`'s decision.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub entry: Arc<CachedResponse>,
+    /// A soft purge marked it.
+    pub soft_purged: bool,
+    pub source: Source,
+}
+
 /// What a lookup found.
 #[derive(Debug)]
 pub struct Found {
     /// A fresh entry, and the tier it came from.
     pub entry: Option<(Arc<CachedResponse>, Source)>,
+    /// Without a fresh entry: the entry still held under the key, if any (the newer of the
+    /// memory tier's and the shared tier's).
+    pub held: Option<Held>,
     /// What the key's responses vary on, when known.
     pub varies: Option<Arc<VaryState>>,
     /// The key looked up (and to fill on a miss): the primary key or its variant.
@@ -129,22 +142,33 @@ impl Tiered {
         let mut lookup = varies
             .as_ref()
             .map_or(*primary, |state| variant_of(state.selection()));
+        let mut held = None;
         if self.memory_trusted() {
             if let Some(entry) = local.memory.get(&lookup, now) {
                 return Found {
                     entry: Some((entry, Source::Memory)),
+                    held: None,
                     varies,
                     lookup,
                 };
             }
+            held = local
+                .memory
+                .get_usable(&lookup, now)
+                .map(|(entry, soft_purged)| Held {
+                    entry,
+                    soft_purged,
+                    source: Source::Memory,
+                });
         }
-        let miss = |varies, lookup| Found {
+        let miss = |varies, lookup: Key, held: Option<Held>| Found {
             entry: None,
+            held: held.filter(|h| h.entry.key == lookup),
             varies,
             lookup,
         };
         let Some(shared) = self.shared.as_ref().filter(|s| s.tier.available()) else {
-            return miss(varies, lookup);
+            return miss(varies, lookup, held);
         };
         // A promotion is a fill of the memory tier: fenced like one.
         let ticket = local.ticket();
@@ -153,7 +177,7 @@ impl Tiered {
             Ok(found) => found,
             Err(err) => {
                 self.shared_failed(&err);
-                return miss(varies, lookup);
+                return miss(varies, lookup, held);
             }
         };
         if let Some(selection) = &found.varies {
@@ -165,11 +189,28 @@ impl Tiered {
         if let Some(key) = found.key {
             lookup = key;
         }
+        if let Some((entry, soft_purged)) = found.held {
+            // The newer of the two copies: another instance may have refreshed it.
+            if held
+                .as_ref()
+                .is_none_or(|h| h.entry.stored_at < entry.stored_at)
+            {
+                held = Some(Held {
+                    entry,
+                    soft_purged,
+                    source: Source::Shared,
+                });
+            }
+        }
         let Some(entry) = found.entry else {
-            return miss(varies, lookup);
+            return miss(varies, lookup, held);
         };
         if self.memory_trusted() {
-            let until = entry.fresh_until.min(now.plus(shared.settings.local_ttl));
+            // Kept for its stale windows too, but never past `local_ttl`: the bound on how
+            // long an instance trusts a copy whose invalidation it might have missed.
+            let until = entry
+                .usable_until()
+                .min(now.plus(shared.settings.local_ttl));
             let outcome = local.store_fenced(&ticket, Arc::clone(&entry), until).await;
             if outcome == StoreOutcome::Stored {
                 shared.promoted.fetch_add(1, Ordering::Relaxed);
@@ -177,6 +218,7 @@ impl Tiered {
         }
         Found {
             entry: Some((entry, Source::Shared)),
+            held: None,
             varies,
             lookup,
         }
@@ -234,17 +276,14 @@ impl Tiered {
             return StoreOutcome::Fenced;
         }
         let mut in_shared = false;
-        let mut until = entry.fresh_until;
+        // Kept until its last usable instant (the end of its widest stale window).
+        let usable = entry.usable_until();
+        let mut until = usable;
         if let Some(shared) = &self.shared {
             until = until.min(UnixMillis::now().plus(shared.settings.local_ttl));
             if let Some(shared_ticket) = shared_ticket {
-                let stored = Tier::store(
-                    &shared.tier,
-                    shared_ticket,
-                    Arc::clone(&entry),
-                    entry.fresh_until,
-                )
-                .await;
+                let stored =
+                    Tier::store(&shared.tier, shared_ticket, Arc::clone(&entry), usable).await;
                 match stored {
                     Ok(StoreOutcome::Fenced) => {
                         local.memory.count_fenced();

@@ -164,15 +164,21 @@ impl Origin {
                     _ = stop_rx.wait_for(|s| *s) => return,
                 };
                 let (handler, seen, version) = (handler.clone(), seen2.clone(), version2.clone());
+                let mut stopped = stop_rx.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (handler, seen, version) =
                             (handler.clone(), seen.clone(), version.clone());
                         async move { Ok::<_, Infallible>(answer(req, &*handler, &seen, &version).await) }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    // A stopped origin drops its open connections too (a process that died).
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stopped.wait_for(|s| *s) => {}
+                    }
                 });
             }
         });
@@ -182,6 +188,12 @@ impl Origin {
             version,
             _stop: stop_tx,
         }
+    }
+
+    /// Stops the origin as if its process died: the listener and every open connection close,
+    /// so the port refuses connections from now on.
+    pub fn stop(&self) {
+        self._stop.send_replace(true);
     }
 
     pub fn url(&self) -> String {

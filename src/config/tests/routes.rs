@@ -9,7 +9,7 @@ fn route_defaults_come_from_cache() {
     ));
     let r = &config.routes.routes()[0];
     assert_eq!(r.index, 0);
-    assert_eq!(r.ttl, Duration::from_secs(60));
+    assert_eq!(r.freshness.ttl, Duration::from_secs(60));
     assert!(r.cache);
     assert_eq!(r.methods, None);
     assert_eq!(
@@ -201,5 +201,53 @@ fn a_route_bounds_its_memory_below_the_tier() {
             "proxy.toml:10:14: route[1].max_memory: invalid size \"lots\": expected a number of bytes, optionally followed by B, KB, MB, GB, KiB, MiB or GiB",
             "proxy.toml:13:14: route[2].max_memory: must be at least 1B",
         ],
+    );
+}
+
+#[test]
+fn stale_windows_and_negative_caching_are_parsed() {
+    let config = parse(&with(
+        "[cache]\nstale_if_error = \"1h\"\n[[route]]\npath = \"/a/\"\nttl = \"5m\"\nstale_while_revalidate = \"30s\"\nstale_if_error = \"10m\"\nnegative_ttl = \"10s\"\n[[route]]\npath = \"/b/\"\nnegative_ttl = \"5s\"\nnegative_statuses = [404, 410, 404]\n[[route]]\npath = \"/c/\"\n",
+    ));
+    let routes = config.routes.routes();
+    let a = &routes[0].freshness;
+    assert_eq!(a.ttl, Duration::from_secs(300));
+    assert_eq!(a.stale_while_revalidate, Duration::from_secs(30));
+    assert_eq!(a.stale_if_error, Duration::from_secs(600));
+    let negative = a.negative.as_ref().unwrap();
+    assert_eq!(negative.ttl, Duration::from_secs(10));
+    assert_eq!(negative.statuses, [404]);
+    let b = &routes[1].freshness;
+    assert_eq!(b.negative.as_ref().unwrap().statuses, [404, 410]);
+    // [cache] gives the default windows.
+    assert_eq!(b.stale_if_error, Duration::from_secs(3600));
+    assert_eq!(b.stale_while_revalidate, Duration::ZERO);
+    let c = &routes[2].freshness;
+    assert_eq!(c.negative, None);
+    assert_eq!(config.cache.stale_if_error, Duration::from_secs(3600));
+}
+
+#[test]
+fn bad_freshness_values_name_route_key_and_line() {
+    check(
+        &with("[[route]]\npath = \"/a/\"\nstale_while_revalidate = \"soon\"\nstale_if_error = -3\nnegative_ttl = \"0s\"\n"),
+        &[
+            "proxy.toml:5:26: route[0].stale_while_revalidate: invalid duration \"soon\": expected a number followed by ms, s, m, h or d",
+            "proxy.toml:6:18: route[0].stale_if_error: invalid duration \"-3\": expected a number followed by ms, s, m, h or d",
+            "proxy.toml:7:16: route[0].negative_ttl: must be greater than zero",
+        ],
+    );
+    check(
+        &with("[[route]]\npath = \"/a/\"\nnegative_statuses = [404]\n[[route]]\npath = \"/b/\"\nnegative_ttl = \"1s\"\nnegative_statuses = [404, 503, 200]\n[[route]]\npath = \"/c/\"\nnegative_ttl = \"1s\"\nnegative_statuses = []\n"),
+        &[
+            "proxy.toml:5:21: route[0].negative_statuses: has no effect without negative_ttl; set negative_ttl = \"10s\" (for example)",
+            "proxy.toml:9:27: route[1].negative_statuses: invalid status 503: negative caching takes client errors (400 to 499); 5xx answers are what stale_if_error covers",
+            "proxy.toml:9:32: route[1].negative_statuses: invalid status 200: negative caching takes client errors (400 to 499); 5xx answers are what stale_if_error covers",
+            "proxy.toml:13:21: route[2].negative_statuses: is empty; leave out negative_ttl to cache no negative answers",
+        ],
+    );
+    check(
+        &with("[cache]\nstale_while_revalidate = \"x\"\n"),
+        &["proxy.toml:4:26: cache.stale_while_revalidate: invalid duration \"x\": expected a number followed by ms, s, m, h or d"],
     );
 }

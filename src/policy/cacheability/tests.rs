@@ -180,6 +180,7 @@ fn check_store(status: u16, pairs: &[(&str, &str)], want: Result<(), NotStored>)
     let headers = headers(pairs);
     let rules = StoreRules {
         cacheable_statuses: &[200, 404],
+        negative_statuses: &[],
         max_object_size: 1000,
     };
     let status = StatusCode::from_u16(status).expect("valid status");
@@ -362,4 +363,29 @@ fn list_items_honour_quotes_and_arguments() {
     .map(|(n, v)| (n.to_string(), v.map(str::to_owned)))
     .collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn negative_statuses_are_stored_besides_the_cacheable_ones() {
+    let rules = StoreRules {
+        cacheable_statuses: &[200],
+        negative_statuses: &[404, 410],
+        max_object_size: 1000,
+    };
+    let none = headers(&[]);
+    for (status, want) in [
+        (200, Ok(())),
+        (404, Ok(())),
+        (410, Ok(())),
+        (403, Err(NotStored::Status)),
+    ] {
+        let status = StatusCode::from_u16(status).unwrap();
+        assert_eq!(response_storable(status, &none, &rules), want, "{status}");
+    }
+    // The other rules still apply to them.
+    let cookie = headers(&[("set-cookie", "a=b")]);
+    assert_eq!(
+        response_storable(StatusCode::NOT_FOUND, &cookie, &rules),
+        Err(NotStored::SetCookie)
+    );
 }

@@ -299,7 +299,10 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
         pattern: pattern(raw),
         methods: methods.map(<[Method]>::to_vec),
         cache: true,
-        ttl: Duration::from_secs(300),
+        freshness: crate::policy::freshness::Rules {
+            ttl: Duration::from_secs(300),
+            ..Default::default()
+        },
         tenant: TenantSource::None,
         vary: Vec::new(),
         max_variants: 8,

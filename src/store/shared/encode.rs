@@ -2,7 +2,8 @@
 //!
 //! Layout (integers little-endian, strings and byte strings prefixed by a `u32` length):
 //! magic `CGE1`, `u32` [`FORMAT_VERSION`], flags (bit 0: body compressed), `u16` status,
-//! `u64` stored-at, `u64` fresh-until, `u64` route, tenant (`u8` 0 shared / 1 one + id),
+//! `u64` stored-at, `u64` fresh-until, `u64` stale-while-revalidate-until, `u64`
+//! stale-if-error-until, `u64` route, tenant (`u8` 0 shared / 1 one + id),
 //! target, readable key, 32-byte key, variant (`u8` 0 none / 1, then `u8` by-user, `u32`
 //! count and names), tags (`u32` count + encoded tags), headers (`u32` count + name + value), and the
 //! body: raw bytes, or `u64` raw length + zstd frame.
@@ -50,6 +51,8 @@ pub fn encode_entry(entry: &CachedResponse, compress_above: usize) -> Vec<u8> {
     out.u16(entry.status.as_u16());
     out.u64(entry.stored_at.0);
     out.u64(entry.fresh_until.0);
+    out.u64(entry.stale_while_revalidate_until.0);
+    out.u64(entry.stale_if_error_until.0);
     out.u64(entry.route as u64);
     match &entry.tenant {
         TenantScope::Shared => out.u8(0),
@@ -103,6 +106,8 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
     let status = StatusCode::from_u16(r.u16()?).map_err(|_| DecodeError("bad status"))?;
     let stored_at = UnixMillis(r.u64()?);
     let fresh_until = UnixMillis(r.u64()?);
+    let stale_while_revalidate_until = UnixMillis(r.u64()?);
+    let stale_if_error_until = UnixMillis(r.u64()?);
     let route = usize::try_from(r.u64()?).map_err(|_| DecodeError("bad route"))?;
     let tenant = match r.u8()? {
         0 => TenantScope::Shared,
@@ -155,6 +160,8 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
         body,
         stored_at,
         fresh_until,
+        stale_while_revalidate_until,
+        stale_if_error_until,
         tags,
         readable_key,
         tenant,

@@ -14,6 +14,8 @@ fn entry(body: Vec<u8>) -> CachedResponse {
         body: Bytes::from(body),
         stored_at: UnixMillis(1_700_000_000_000),
         fresh_until: UnixMillis(1_700_000_060_000),
+        stale_while_revalidate_until: UnixMillis(1_700_000_090_000),
+        stale_if_error_until: UnixMillis(1_700_000_660_000),
         tags: vec![
             TagKey::new(tenant.clone(), Tag::Tenant),
             TagKey::new(tenant.clone(), Tag::path("/api/items")),
@@ -38,6 +40,7 @@ fn same(a: &CachedResponse, b: &CachedResponse) {
     assert_eq!(a.body, b.body);
     assert_eq!(a.stored_at, b.stored_at);
     assert_eq!(a.fresh_until, b.fresh_until);
+    assert_eq!(a.lifetimes(), b.lifetimes());
     assert_eq!(a.tags, b.tags);
     assert_eq!(a.readable_key, b.readable_key);
     assert_eq!(a.tenant, b.tenant);

@@ -150,11 +150,19 @@ pub enum NotStored {
     TooLarge,
     /// `Content-Length` is not a single number.
     InvalidLength,
+    /// The answer to a request with `Authorization`, without `public`, `must-revalidate` or
+    /// `s-maxage` (honour-origin mode, RFC 9111 §3.5).
+    Authorization,
+    /// No explicit freshness, not `public`, and a status not cacheable by default
+    /// (honour-origin mode, RFC 9111 §3).
+    NoFreshness,
+    /// The request method is not one the cache stores answers to (RFC 9111 §3).
+    Method,
 }
 
 impl NotStored {
     /// Every reason, in discriminant order (counters are indexed by [`NotStored::index`]).
-    pub const ALL: [NotStored; 10] = [
+    pub const ALL: [NotStored; 13] = [
         NotStored::Status,
         NotStored::SetCookie,
         NotStored::Private,
@@ -165,6 +173,9 @@ impl NotStored {
         NotStored::VaryLimit,
         NotStored::TooLarge,
         NotStored::InvalidLength,
+        NotStored::Authorization,
+        NotStored::NoFreshness,
+        NotStored::Method,
     ];
 
     /// The position in [`NotStored::ALL`].
@@ -185,6 +196,9 @@ impl NotStored {
             NotStored::VaryLimit => "vary-limit",
             NotStored::TooLarge => "too-large",
             NotStored::InvalidLength => "invalid-length",
+            NotStored::Authorization => "authorization",
+            NotStored::NoFreshness => "no-freshness",
+            NotStored::Method => "method",
         }
     }
 }

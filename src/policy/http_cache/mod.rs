@@ -1,0 +1,123 @@
+//! HTTP caching as RFC 9111 and RFC 9110 §13 define it for a shared cache: pure functions of
+//! header maps and instants, used by the honour-origin mode (`honor_origin = true`) and by the
+//! answers cachegate gives from stored entries (conditional requests, ranges) in every mode.
+//!
+//! - [`directives`]: `Cache-Control` (and `Pragma`) read into response and request directives.
+//! - [`freshness`]: freshness lifetime (§4.2.1), heuristic freshness (§4.2.2), age (§4.2.3),
+//!   whether a stale response may be served (§4.2.4).
+//! - [`storable`]: whether a response may be stored (§3, §3.5, §4.1 `Vary: *`).
+//! - [`request`]: the request directives a client sends (§5.2.1), honoured or not per route.
+//! - [`validate`]: the validators a revalidation sends (§4.3.1) and how a `304` updates a stored
+//!   response (§3.2, §4.3.4).
+//! - [`conditional`]: a client's preconditions against a stored response (RFC 9110 §13) and
+//!   the `304` headers (RFC 9110 §15.4.5).
+//! - [`range`]: a `Range` request answered from a stored full response (RFC 9110 §14).
+//! - [`etag`]: entity tags: parsing, weak and strong comparison, a digest tag for bodies the
+//!   backend sent none for.
+//! - [`invalidate`]: which methods and responses invalidate what (§4.4).
+//!
+//! Times are `SystemTime` values passed in; nothing here reads a clock. The list of the RFC's
+//! requirements and the test covering each is in docs/http-caching.md.
+
+pub mod conditional;
+pub mod directives;
+pub mod etag;
+pub mod freshness;
+pub mod invalidate;
+pub mod range;
+pub mod request;
+pub mod storable;
+pub mod validate;
+
+use std::time::SystemTime;
+
+use http::{HeaderMap, HeaderName};
+
+/// The largest delta-seconds value kept: a larger one (or one that overflows) counts as this
+/// (RFC 9111 §1.2.2).
+pub const DELTA_SECONDS_MAX: u64 = 1 << 31;
+
+/// Reads a singleton HTTP-date header (`Date`, `Expires`, `Last-Modified`, `If-Modified-Since`):
+/// `None` when absent, repeated with different values, or not a valid HTTP-date.
+pub fn http_date(headers: &HeaderMap, name: &HeaderName) -> Option<SystemTime> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.any(|v| v != first) {
+        return None;
+    }
+    parse_http_date(first.as_bytes())
+}
+
+/// One HTTP-date (IMF-fixdate, or the obsolete RFC 850 and asctime forms, RFC 9110 §5.6.7).
+pub fn parse_http_date(value: &[u8]) -> Option<SystemTime> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    httpdate::parse_http_date(text).ok()
+}
+
+/// An HTTP-date in IMF-fixdate form.
+pub fn format_http_date(time: SystemTime) -> String {
+    httpdate::fmt_http_date(time)
+}
+
+/// Seconds from `earlier` to `later`, zero when `later` is earlier.
+pub(crate) fn seconds_between(earlier: SystemTime, later: SystemTime) -> u64 {
+    later.duration_since(earlier).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    /// A header map from name/value pairs, in order (repeats append).
+    pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("valid name"),
+                HeaderValue::from_str(value).expect("valid value"),
+            );
+        }
+        map
+    }
+
+    /// A fixed instant for the tests: 2024-01-01T00:00:00Z, plus `secs`.
+    pub fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_704_067_200 + secs)
+    }
+
+    /// `at(secs)` as an HTTP-date.
+    pub fn date(secs: u64) -> String {
+        super::format_http_date(at(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{at, date, headers};
+    use super::*;
+    use http::header::{DATE, EXPIRES};
+    use std::time::Duration;
+
+    #[test]
+    fn http_dates_in_all_three_forms_are_read() {
+        let want = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        for text in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(text.as_bytes()), Some(want), "{text}");
+        }
+        assert_eq!(parse_http_date(b"0"), None);
+        assert_eq!(parse_http_date(b"yesterday"), None);
+    }
+
+    #[test]
+    fn a_repeated_date_with_different_values_is_not_a_date() {
+        let h = headers(&[("date", &date(0)), ("date", &date(5))]);
+        assert_eq!(http_date(&h, &DATE), None);
+        let h = headers(&[("expires", &date(5)), ("expires", &date(5))]);
+        assert_eq!(http_date(&h, &EXPIRES), Some(at(5)));
+    }
+}

@@ -79,6 +79,8 @@ pub(super) struct RawCache {
     pub(super) scope: Option<Spanned<String>>,
     /// A percentage: `25` or `"25%"`.
     pub(super) max_tenant_share: Option<Spanned<toml::Value>>,
+    pub(super) honor_origin: Option<bool>,
+    pub(super) request_cache_control: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -184,4 +186,7 @@ pub(super) struct RawRoute {
     pub(super) invalidates: Option<Vec<Spanned<String>>>,
     pub(super) scope: Option<Spanned<String>>,
     pub(super) anonymous: Option<Spanned<String>>,
+    pub(super) honor_origin: Option<bool>,
+    pub(super) request_cache_control: Option<Spanned<String>>,
+    pub(super) etag: Option<Spanned<String>>,
 }

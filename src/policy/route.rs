@@ -452,6 +452,8 @@ pub struct Route {
     pub scope_declared: bool,
     /// What a request without a credential gets on a `tenant` or `user` route.
     pub anonymous: Anonymous,
+    /// HTTP caching switches: honour-origin mode, request `Cache-Control`, digest `ETag`s.
+    pub http: crate::policy::http_cache::Rules,
 }
 
 impl Route {

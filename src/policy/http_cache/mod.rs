@@ -33,6 +33,30 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName};
 
+pub use request::RequestCacheControl;
+
+/// A route's HTTP caching switches (`honor_origin`, `request_cache_control`, `etag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rules {
+    /// True: the origin's `Cache-Control`, `Expires`, `Age` and `Vary` decide what is stored
+    /// and for how long (RFC 9111). False: the route's TTL rules.
+    pub honor_origin: bool,
+    /// What the request's own `Cache-Control` does.
+    pub request_cache_control: RequestCacheControl,
+    /// Where a stored response's `ETag` comes from.
+    pub etag: EtagRule,
+}
+
+/// The route key `etag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EtagRule {
+    /// Only the backend's own `ETag` (the default).
+    #[default]
+    Origin,
+    /// A strong `ETag` from the body's digest when the backend sends none.
+    Digest,
+}
+
 /// The largest delta-seconds value kept: a larger one (or one that overflows) counts as this
 /// (RFC 9111 §1.2.2).
 pub const DELTA_SECONDS_MAX: u64 = 1 << 31;

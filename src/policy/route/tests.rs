@@ -309,6 +309,7 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
         scope: Scope::Public,
         scope_declared: false,
         anonymous: Anonymous::Deny,
+        http: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::clock::UnixMillis;
 use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
+use crate::policy::http_cache::{self as http_cache_policy, EtagRule, Rules};
 use crate::policy::outcome::{Fill, Outcome};
 use crate::policy::route::{Scope, TenantSource};
 use crate::policy::vary::{self, FillRules, Selection, VaryRules};
@@ -77,6 +78,8 @@ struct FillJob {
     target: String,
     /// The route's position, which the entry is charged to.
     route: usize,
+    /// Honour-origin mode and the digest `ETag` rule.
+    http: Rules,
 }
 
 /// A stored-to-be body as it arrived: its chunks are still slices of the connection's buffers,
@@ -280,6 +283,7 @@ impl Proxy {
             tenant,
             target: target.path_and_query(),
             route: route.index,
+            http: route.http,
         };
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
@@ -353,6 +357,7 @@ async fn run_fill(
         tenant,
         target,
         route,
+        http: switches,
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
@@ -394,13 +399,27 @@ async fn run_fill(
     }
     let shared_ticket = inner.store.shared_ticket(&tenant).await;
     let timeout = inner.upstream.timeout();
-    let fetch = fetch(&inner, request, &rules, &vary_rules);
+    let request_time = UnixMillis::now();
+    let fetch = fetch(&inner, request, &rules, &vary_rules, &switches);
     let fetched = match tokio::time::timeout(timeout, fetch).await {
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
     };
     match fetched {
         Ok(Fetched::Complete(parts, body, declared, selection)) => {
+            // The route's TTL, or in honour-origin mode the origin's freshness (RFC 9111 §4.2).
+            let times = http_cache_policy::entry_times(
+                &switches,
+                ttl,
+                parts.status,
+                &parts.headers,
+                super::http_cache::system_time(request_time),
+                super::http_cache::system_time(UnixMillis::now()),
+            );
+            let (stored_at, fresh_until) = (
+                super::http_cache::unix_millis(times.stored_at),
+                super::http_cache::unix_millis(times.fresh_until),
+            );
             // Where the entry goes: the request's key, or the variant its `Vary` selects.
             let (key, variant, readable_key) = if selection.is_empty() {
                 inner.store.forget_variants(&tenant, &primary).await;
@@ -410,14 +429,7 @@ async fn run_fill(
                 let key = vary::variant_key(&primary, &selection, &sent, user.as_deref());
                 let admitted = inner
                     .store
-                    .admit_variant(
-                        &tenant,
-                        primary,
-                        &selection,
-                        key,
-                        max_variants,
-                        UnixMillis::now().plus(ttl),
-                    )
+                    .admit_variant(&tenant, primary, &selection, key, max_variants, fresh_until)
                     .await;
                 if admitted.is_err() {
                     leader.publish(Shared::NotShareable);
@@ -448,6 +460,14 @@ async fn run_fill(
                     http::HeaderValue::from(body.len),
                 );
             }
+            if switches.etag == EtagRule::Digest
+                && parts.status.is_success()
+                && !headers.contains_key(http::header::ETAG)
+            {
+                let tag =
+                    http_cache_policy::etag::digest_chunks(body.chunks.iter().map(|c| &c[..]));
+                headers.insert(http::header::ETAG, tag);
+            }
             // The entry owns what it stores: nothing in it may keep a connection's read
             // buffer alive (issue 12). Strings and lists are trimmed to their length too.
             let (headers, body) = compact(&headers, body.chunks.iter());
@@ -456,13 +476,12 @@ async fn run_fill(
             let mut target = target;
             target.shrink_to_fit();
             tags.shrink_to_fit();
-            let now = UnixMillis::now();
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers,
                 body,
-                stored_at: now,
-                fresh_until: now.plus(ttl),
+                stored_at,
+                fresh_until,
                 tags,
                 readable_key,
                 tenant,
@@ -539,11 +558,25 @@ async fn fetch(
     request: Request<ProxyBody>,
     rules: &StoreRules<'_>,
     vary_rules: &VaryRules<'_>,
+    switches: &Rules,
 ) -> Result<Fetched, ProxyError> {
+    let authorization = request.headers().contains_key(http::header::AUTHORIZATION);
     let response = inner.upstream.send(request).await?;
     let (mut parts, mut body) = response.into_parts();
-    let storable = cacheability::response_storable(parts.status, &parts.headers, rules)
-        .and_then(|()| vary::selection(&parts.headers, vary_rules));
+    let storable = http_cache_policy::response_storable(
+        switches,
+        parts.status,
+        &parts.headers,
+        rules,
+        authorization,
+    )
+    .and_then(|decided| {
+        // Fields a qualified `private` or `no-cache` names are not kept (RFC 9111 §3.1).
+        for name in &decided.omit {
+            parts.headers.remove(name);
+        }
+        vary::selection(&parts.headers, vary_rules)
+    });
     let tag_headers = &inner.config.cache.tag_headers;
     let declared = cacheability::declared_tags(&parts.headers, tag_headers);
     super::clean_response_head(&mut parts.headers, tag_headers);

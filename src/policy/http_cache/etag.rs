@@ -86,7 +86,16 @@ pub fn parse_list(value: &[u8]) -> TagList<'_> {
 /// The strong entity tag cachegate gives a body the backend sent no `ETag` for: the first
 /// 16 bytes of its blake3 digest, `"b3-<hex>"`. Equal bodies get equal tags in every instance.
 pub fn digest(body: &[u8]) -> HeaderValue {
-    let hash = blake3::hash(body);
+    digest_chunks([body])
+}
+
+/// [`digest`] over a body in chunks.
+pub fn digest_chunks<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> HeaderValue {
+    let mut hasher = blake3::Hasher::new();
+    for chunk in chunks {
+        hasher.update(chunk);
+    }
+    let hash = hasher.finalize();
     let mut text = String::with_capacity(38);
     text.push_str("\"b3-");
     for b in &hash.as_bytes()[..16] {
@@ -151,6 +160,7 @@ mod tests {
         let a = digest(b"hello");
         assert_eq!(a, digest(b"hello"));
         assert_ne!(a, digest(b"hello!"));
+        assert_eq!(a, digest_chunks([&b"hel"[..], &b"lo"[..]]));
         let parsed = parse(a.as_bytes()).expect("a valid tag");
         assert!(!parsed.weak);
         assert_eq!(parsed.opaque.len(), 3 + 32);

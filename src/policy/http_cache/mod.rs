@@ -31,7 +31,9 @@ pub mod validate;
 
 use std::time::SystemTime;
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
+
+use crate::policy::cacheability::{self, NotStored, StoreRules};
 
 pub use request::RequestCacheControl;
 
@@ -55,6 +57,75 @@ pub enum EtagRule {
     Origin,
     /// A strong `ETag` from the body's digest when the backend sends none.
     Digest,
+}
+
+/// Whether a fill's response may be stored: the route-TTL rules
+/// (`cacheability::response_storable`), or in honour-origin mode RFC 9111 §3 (`storable`), with
+/// the size bound either way. `authorization`: the fill request carried `Authorization`.
+pub fn response_storable(
+    rules: &Rules,
+    status: StatusCode,
+    headers: &HeaderMap,
+    store: &StoreRules<'_>,
+    authorization: bool,
+) -> Result<storable::Storable, NotStored> {
+    if !rules.honor_origin {
+        cacheability::response_storable(status, headers, store)?;
+        return Ok(storable::Storable::default());
+    }
+    let d = directives::response(headers);
+    let decided = storable::storable(&storable::Exchange {
+        method: &Method::GET,
+        authorization,
+        status,
+        headers,
+        directives: &d,
+    })?;
+    cacheability::check_length(headers, store.max_object_size)?;
+    Ok(decided)
+}
+
+/// When a stored response counts as stored, and until when it is fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryTimes {
+    /// The instant its age counts from: when it arrived, less the age it arrived with
+    /// (honour-origin mode), so that `now - stored_at` is its current age (§4.2.3).
+    pub stored_at: SystemTime,
+    /// `stored_at` plus its freshness lifetime (§4.2.1); `stored_at` itself for `no-cache`.
+    pub fresh_until: SystemTime,
+}
+
+/// An entry's times: the route's TTL from arrival, or in honour-origin mode the origin's
+/// freshness lifetime counted from the age the response already had.
+pub fn entry_times(
+    rules: &Rules,
+    ttl: std::time::Duration,
+    status: StatusCode,
+    headers: &HeaderMap,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> EntryTimes {
+    if !rules.honor_origin {
+        return EntryTimes {
+            stored_at: response_time,
+            fresh_until: response_time.checked_add(ttl).unwrap_or(response_time),
+        };
+    }
+    let a = freshness::assess(status, headers, request_time, response_time);
+    let stored_at = response_time
+        .checked_sub(std::time::Duration::from_secs(a.initial_age))
+        .unwrap_or(response_time);
+    let lifetime = if a.revalidate_always {
+        0
+    } else {
+        a.lifetime.seconds
+    };
+    EntryTimes {
+        stored_at,
+        fresh_until: stored_at
+            .checked_add(std::time::Duration::from_secs(lifetime))
+            .unwrap_or(stored_at),
+    }
 }
 
 /// The largest delta-seconds value kept: a larger one (or one that overflows) counts as this
@@ -135,6 +206,73 @@ mod tests {
         }
         assert_eq!(parse_http_date(b"0"), None);
         assert_eq!(parse_http_date(b"yesterday"), None);
+    }
+
+    fn rules(honor_origin: bool) -> Rules {
+        Rules {
+            honor_origin,
+            ..Rules::default()
+        }
+    }
+
+    const STORE: StoreRules<'static> = StoreRules {
+        cacheable_statuses: &[200],
+        max_object_size: 100,
+    };
+
+    #[test]
+    fn route_ttl_mode_keeps_the_route_rules() {
+        let ok = headers(&[("cache-control", "max-age=0")]);
+        assert!(response_storable(&rules(false), StatusCode::OK, &ok, &STORE, true).is_ok());
+        let h = headers(&[("cache-control", "no-cache")]);
+        assert_eq!(
+            response_storable(&rules(false), StatusCode::OK, &h, &STORE, false),
+            Err(NotStored::NoCache)
+        );
+        assert_eq!(
+            response_storable(&rules(false), StatusCode::NOT_FOUND, &h, &STORE, false),
+            Err(NotStored::Status)
+        );
+        let t = entry_times(
+            &rules(false),
+            Duration::from_secs(30),
+            StatusCode::OK,
+            &headers(&[("cache-control", "max-age=5"), ("age", "3")]),
+            at(0),
+            at(1),
+        );
+        assert_eq!((t.stored_at, t.fresh_until), (at(1), at(31)));
+    }
+
+    #[test]
+    fn honour_origin_mode_follows_rfc_9111() {
+        let h = headers(&[("cache-control", "no-cache")]);
+        assert!(response_storable(&rules(true), StatusCode::OK, &h, &STORE, false).is_ok());
+        let h = headers(&[]);
+        assert!(response_storable(&rules(true), StatusCode::NOT_FOUND, &h, &STORE, false).is_ok());
+        let h = headers(&[("cache-control", "max-age=60"), ("content-length", "101")]);
+        assert_eq!(
+            response_storable(&rules(true), StatusCode::OK, &h, &STORE, false),
+            Err(NotStored::TooLarge)
+        );
+        let t = entry_times(
+            &rules(true),
+            Duration::from_secs(30),
+            StatusCode::OK,
+            &headers(&[("cache-control", "max-age=60"), ("age", "10")]),
+            at(100),
+            at(100),
+        );
+        assert_eq!((t.stored_at, t.fresh_until), (at(90), at(150)));
+        let t = entry_times(
+            &rules(true),
+            Duration::from_secs(30),
+            StatusCode::OK,
+            &headers(&[("cache-control", "no-cache, max-age=60")]),
+            at(100),
+            at(100),
+        );
+        assert_eq!(t.fresh_until, t.stored_at);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the honour-origin mode (RFC 9111 as a shared cache) and the request's own Cache-Control.
 
 use crate::support::client::TestClient;
-use crate::support::origin::{Origin, Reply};
+use crate::support::origin::{Origin, Reply, Seen};
 use crate::support::TestProxy;
 use http::Method;
 
@@ -32,8 +32,8 @@ const LAST_MODIFIED: &str = "Wed, 01 Jan 2020 00:00:00 GMT";
 const BODY: &str = "0123456789";
 
 /// What the origin answers, by path: each path shows one header combination.
-fn reply(path: &str) -> Reply {
-    let name = path.rsplit('/').next().unwrap_or("");
+fn reply(seen: &Seen) -> Reply {
+    let name = seen.path().rsplit('/').next().unwrap_or("");
     let ok = Reply::ok(BODY).header("content-type", "text/plain");
     let cc = |value: &str| Reply::ok(BODY).header("cache-control", value);
     match name {
@@ -57,12 +57,15 @@ fn reply(path: &str) -> Reply {
             .header("location", "/ttl/strong")
             .header("cache-control", "max-age=60"),
         "private-field" => cc("max-age=60, private=\"x-user\"").header("x-user", "alice"),
+        "vary" => Reply::ok(seen.header("accept-language").unwrap_or("none").to_string())
+            .header("cache-control", "max-age=60")
+            .header("vary", "Accept-Language"),
         _ => ok,
     }
 }
 
 async fn setup() -> (Origin, TestProxy, TestClient) {
-    let origin = Origin::with(|seen| reply(seen.path())).await;
+    let origin = Origin::with(reply).await;
     let proxy = TestProxy::start(CONFIG, &origin.url()).await;
     let client = TestClient::new(proxy.addr);
     (origin, proxy, client)
@@ -158,7 +161,7 @@ async fn if_modified_since_gets_304_unless_if_none_match_is_sent() {
 }
 
 #[tokio::test]
-async fn if_match_goes_to_the_backend() {
+async fn s4_3_2_if_match_goes_to_the_backend() {
     let (origin, _proxy, client) = setup().await;
     fill(&client, "/ttl/strong").await;
     let answer = client.get("/ttl/strong", &[("if-match", "\"v1\"")]).await;
@@ -278,6 +281,43 @@ async fn s4_2_3_honor_origin_age_counts_the_age_the_response_arrived_with() {
     assert_eq!(hit.cache_status(), "cachegate; hit");
     let age: u64 = hit.header("age").unwrap().parse().unwrap();
     assert!((50..60).contains(&age), "age {age}");
+}
+
+#[tokio::test]
+async fn s4_a_response_served_from_the_cache_carries_age() {
+    let (_origin, _proxy, client) = setup().await;
+    fill(&client, "/origin/max-age").await;
+    let hit = client.get("/origin/max-age", &[]).await;
+    assert_eq!(hit.cache_status(), "cachegate; hit");
+    assert!(hit.header("age").is_some());
+}
+
+#[tokio::test]
+async fn s4_1_honor_origin_vary_selects_by_the_nominated_request_headers() {
+    let (origin, _proxy, client) = setup().await;
+    let en = client
+        .get("/origin/vary", &[("accept-language", "en")])
+        .await;
+    assert_eq!(en.text(), "en");
+    let de = client
+        .get("/origin/vary", &[("accept-language", "de")])
+        .await;
+    assert_eq!(de.text(), "de");
+    let en_again = client
+        .get("/origin/vary", &[("accept-language", "en")])
+        .await;
+    assert_eq!(
+        (en_again.cache_status(), en_again.text().as_str()),
+        ("cachegate; hit", "en")
+    );
+    let de_again = client
+        .get("/origin/vary", &[("accept-language", "de")])
+        .await;
+    assert_eq!(
+        (de_again.cache_status(), de_again.text().as_str()),
+        ("cachegate; hit", "de")
+    );
+    assert_eq!(origin.hits(), 2);
 }
 
 #[tokio::test]

@@ -582,11 +582,15 @@ impl fmt::Display for RouteTable {
                             .join(","),
                     },
                     if r.cache {
+                        // Honour-origin routes take their freshness from the origin's headers.
+                        let ttl = if r.http.honor_origin {
+                            "origin".to_string()
+                        } else {
+                            format_duration(r.ttl)
+                        };
                         match r.max_memory {
-                            Some(bytes) => {
-                                format!("{},max={}", format_duration(r.ttl), format_size(bytes))
-                            }
-                            None => format_duration(r.ttl),
+                            Some(bytes) => format!("{ttl},max={}", format_size(bytes)),
+                            None => ttl,
                         }
                     } else {
                         "pass".to_string()

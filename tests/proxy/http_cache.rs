@@ -26,6 +26,11 @@ etag = "digest"
 [[route]]
 path = "/origin/{*rest}"
 honor_origin = true
+
+[[route]]
+path = "/tenant/{*rest}"
+honor_origin = true
+tenant = { header = "X-Org-Id" }
 "#;
 
 const LAST_MODIFIED: &str = "Wed, 01 Jan 2020 00:00:00 GMT";
@@ -56,6 +61,7 @@ fn reply(seen: &Seen) -> Reply {
             .status(302)
             .header("location", "/ttl/strong")
             .header("cache-control", "max-age=60"),
+        "public" => cc("public, max-age=60"),
         "private-field" => cc("max-age=60, private=\"x-user\"").header("x-user", "alice"),
         "vary" => Reply::ok(seen.header("accept-language").unwrap_or("none").to_string())
             .header("cache-control", "max-age=60")
@@ -384,6 +390,25 @@ async fn s5_2_2_7_honor_origin_fields_named_by_private_are_not_stored() {
     let hit = client.get("/origin/private-field", &[]).await;
     assert_eq!(hit.cache_status(), "cachegate; hit");
     assert!(hit.header("x-user").is_none());
+}
+
+#[tokio::test]
+async fn s3_5_honor_origin_answers_to_authorized_fills_need_public_must_revalidate_or_s_maxage() {
+    let (origin, _proxy, client) = setup().await;
+    let caller = &[("x-org-id", "42"), ("authorization", "Bearer t")];
+    for _ in 0..2 {
+        let answer = client.get("/tenant/max-age", caller).await;
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=miss; detail=authorization"
+        );
+    }
+    assert_eq!(origin.seen()[0].header("authorization"), Some("Bearer t"));
+    let first = client.get("/tenant/public", caller).await;
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
+    let again = client.get("/tenant/public", caller).await;
+    assert_eq!(again.cache_status(), "cachegate; hit");
+    assert_eq!(origin.hits(), 3);
 }
 
 #[tokio::test]

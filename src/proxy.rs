@@ -6,6 +6,7 @@
 
 mod classify;
 mod fill;
+mod http_cache;
 pub mod identity;
 mod reserved;
 mod scrape;
@@ -23,6 +24,7 @@ use crate::metrics::{Finished, Metrics, RouteId};
 use crate::policy::cache_key::{self, Target};
 use crate::policy::cacheability::{self, Bypass};
 use crate::policy::freshness::{self, Situation, StaleWhy, Usability};
+use crate::policy::http_cache as http_cache_policy;
 use crate::policy::outcome::{Failure, Outcome, Refusal, StaleServed};
 use crate::policy::route::Anonymous;
 use crate::policy::vary;
@@ -530,7 +532,11 @@ impl Proxy {
                 let (parts, body) = req.into_parts();
                 self.read(parts, ProxyBody::Stream(body), &client).await?
             }
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            // Unsafe methods, unknown ones included, invalidate what they name (RFC 9111 §4.4).
+            ref method
+                if *method != Method::CONNECT
+                    && !http_cache_policy::invalidate::is_safe(method) =>
+            {
                 self.write(req, &client).await?
             }
             _ => {
@@ -621,12 +627,29 @@ impl Proxy {
             .store
             .find(tenant, &primary, &variant_of, now)
             .await;
+        let route = cacheable.route;
         if let Some((entry, source)) = found.entry {
-            let response = from_entry(&entry, cacheable.head, Some(now));
             let outcome = match source {
                 Source::Memory => Outcome::Hit,
                 Source::Shared => Outcome::SharedHit,
             };
+            // The request's own Cache-Control, where the route honours it (RFC 9111 §5.2.1).
+            match http_cache::entry_use(route, &parts.headers, &entry, now) {
+                http_cache::Use::Stored { .. } => {
+                    let response =
+                        http_cache::respond(&entry, &parts.method, &parts.headers, Some(now));
+                    return Ok(Answer::cached(response, outcome, &cacheable));
+                }
+                http_cache::Use::GatewayTimeout => {
+                    let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
+                    let response = http_cache::gateway_timeout();
+                    return Ok(Answer::cached(response, outcome, &cacheable));
+                }
+                http_cache::Use::Forward => {}
+            }
+        } else if http_cache::only_if_cached(route, &parts.headers) {
+            let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
+            let response = http_cache::gateway_timeout();
             return Ok(Answer::cached(response, outcome, &cacheable));
         }
         let mut miss = fill::Miss {

@@ -43,6 +43,9 @@ mod shared;
 // /metrics: the exposition, its counters, its token
 #[path = "proxy/metrics.rs"]
 mod metrics;
+// HTTP caching: 304 and ranges from entries, digest ETags, honour-origin mode (RFC 9111)
+#[path = "proxy/http_cache.rs"]
+mod http_cache;
 // X-Request-Id: taken when sane, made otherwise, sent to the backend and back to the client
 #[path = "proxy/request_id.rs"]
 mod request_id;

@@ -11,6 +11,7 @@ use super::raw::RawCache;
 use super::report::Report;
 use super::scope::{check_scope, parse_scope, tenant_source, AuthFacts};
 use crate::notation::format_size;
+use crate::policy::http_cache::RequestCacheControl;
 use crate::policy::route::{Scope, TenantSource};
 
 /// `[cache]`: what is stored and for how long.
@@ -45,6 +46,11 @@ pub struct CacheConfig {
     /// before, when the tier is full, its own entries are evicted first; 1 to 100, default
     /// 100 (no share enforced).
     pub max_tenant_share: u8,
+    /// Honour-origin mode for routes that do not say; default false.
+    pub honor_origin: bool,
+    /// What a request's `Cache-Control` does on routes that do not say; `None`: `honor` on
+    /// honour-origin routes, `bypass` on the others.
+    pub request_cache_control: Option<RequestCacheControl>,
 }
 
 impl CacheConfig {
@@ -80,6 +86,15 @@ fn percentage(value: &toml::Value) -> Result<u8, String> {
         .ok()
         .filter(|n| (1..=100).contains(n))
         .ok_or_else(|| format!("must be between 1% and 100%, not {n}%"))
+}
+
+/// `"honor"`, `"bypass"` or `"ignore"`.
+pub(super) fn request_cache_control(text: &str) -> Result<RequestCacheControl, String> {
+    RequestCacheControl::parse(text).ok_or_else(|| {
+        format!(
+            "invalid request_cache_control \"{text}\": expected \"honor\" (RFC 9111), \"bypass\" (no-cache and no-store pass through) or \"ignore\""
+        )
+    })
 }
 
 pub(super) fn compile_cache(
@@ -263,7 +278,19 @@ pub(super) fn compile_cache(
             percentage(share.get_ref()),
         ),
     };
+    let request_cache_control = match raw.request_cache_control {
+        None => Some(None),
+        Some(value) => report
+            .check(
+                value.span(),
+                "cache.request_cache_control",
+                request_cache_control(value.get_ref()),
+            )
+            .map(Some),
+    };
     Some(CacheConfig {
+        honor_origin: raw.honor_origin.unwrap_or(false),
+        request_cache_control: request_cache_control?,
         max_tenant_share: max_tenant_share?,
         scope: scope?,
         tag_headers: tag_headers?,

@@ -215,6 +215,8 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
                     tenant: c.tenant.clone(),
                     scope: c.scope,
                     max_memory: c.max_memory,
+                    honor_origin: c.honor_origin,
+                    request_cache_control: c.request_cache_control,
                 });
             compile_routes(report, value, &defaults, facts)
         }

@@ -82,6 +82,8 @@ pub(super) struct RawCache {
     pub(super) stale_if_error: Option<Spanned<Scalar>>,
     /// A percentage: `25` or `"25%"`.
     pub(super) max_tenant_share: Option<Spanned<toml::Value>>,
+    pub(super) honor_origin: Option<bool>,
+    pub(super) request_cache_control: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -191,4 +193,7 @@ pub(super) struct RawRoute {
     pub(super) stale_if_error: Option<Spanned<Scalar>>,
     pub(super) negative_ttl: Option<Spanned<Scalar>>,
     pub(super) negative_statuses: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub(super) honor_origin: Option<bool>,
+    pub(super) request_cache_control: Option<Spanned<String>>,
+    pub(super) etag: Option<Spanned<String>>,
 }

@@ -7,12 +7,14 @@ use http::{HeaderName, Method};
 use toml::de::DeValue;
 use toml::Spanned;
 
+use super::cache::request_cache_control;
 use super::fields::{count_field, duration_field, header_name, size_field};
 use super::raw::RawRoute;
 use super::report::Report;
 use super::scope::{check_scope, parse_anonymous, parse_scope, tenant_source, AuthFacts};
 use crate::notation::format_size;
-use crate::policy::freshness::{Negative, Rules};
+use crate::policy::freshness::{self, Negative};
+use crate::policy::http_cache::{self, EtagRule, RequestCacheControl};
 use crate::policy::route::{
     resource_tags, Anonymous, PathPattern, Route, RouteTable, Scope, TagTemplate, TenantSource,
 };
@@ -31,6 +33,10 @@ pub(super) struct RouteDefaults {
     pub(super) scope: Option<Scope>,
     /// `[cache].max_memory`: a route's own bound must be below it to bound anything.
     pub(super) max_memory: u64,
+    /// `[cache].honor_origin`.
+    pub(super) honor_origin: bool,
+    /// `[cache].request_cache_control`; `None` picks by the route's `honor_origin`.
+    pub(super) request_cache_control: Option<RequestCacheControl>,
 }
 
 impl RouteDefaults {
@@ -43,6 +49,8 @@ impl RouteDefaults {
         tenant: TenantSource::None,
         scope: None,
         max_memory: u64::MAX,
+        honor_origin: false,
+        request_cache_control: None,
     };
 }
 
@@ -306,6 +314,13 @@ fn compile_route(
         }
     }
 
+    let http = http_rules(
+        report,
+        (raw.honor_origin, &raw.request_cache_control, &raw.etag),
+        key,
+        defaults,
+    );
+
     if !ok {
         return None;
     }
@@ -328,6 +343,53 @@ fn compile_route(
         resource,
         entry_tags,
         write_invalidates,
+        http: http?,
+    })
+}
+
+/// `honor_origin`, `request_cache_control` and `etag`, each inheriting from `[cache]`; the
+/// request switch defaults to `honor` on honour-origin routes and `bypass` on the others.
+fn http_rules(
+    report: &mut Report<'_>,
+    (honor_origin, request, etag): (
+        Option<bool>,
+        &Option<Spanned<String>>,
+        &Option<Spanned<String>>,
+    ),
+    key: &str,
+    defaults: &RouteDefaults,
+) -> Option<http_cache::Rules> {
+    let honor_origin = honor_origin.unwrap_or(defaults.honor_origin);
+    let request = match request {
+        Some(value) => report.check(
+            value.span(),
+            format!("{key}.request_cache_control"),
+            request_cache_control(value.get_ref()),
+        ),
+        None => Some(defaults.request_cache_control.unwrap_or(if honor_origin {
+            RequestCacheControl::Honor
+        } else {
+            RequestCacheControl::Bypass
+        })),
+    };
+    let etag = match etag {
+        None => Some(EtagRule::Origin),
+        Some(value) => report.check(
+            value.span(),
+            format!("{key}.etag"),
+            match value.get_ref().as_str() {
+                "origin" => Ok(EtagRule::Origin),
+                "digest" => Ok(EtagRule::Digest),
+                other => Err(format!(
+                    "invalid etag \"{other}\": expected \"origin\" (the backend's own) or \"digest\" (a strong tag from the body when the backend sends none)"
+                )),
+            },
+        ),
+    };
+    Some(http_cache::Rules {
+        honor_origin,
+        request_cache_control: request?,
+        etag: etag?,
     })
 }
 
@@ -339,7 +401,7 @@ fn freshness_rules(
     key: &str,
     defaults: &RouteDefaults,
     ttl: Option<Duration>,
-) -> Option<Rules> {
+) -> Option<freshness::Rules> {
     let stale_while_revalidate = duration_field(
         report,
         raw.stale_while_revalidate.clone(),
@@ -412,7 +474,7 @@ fn freshness_rules(
         statuses: Vec::new(),
     });
     let statuses = statuses?;
-    Some(Rules {
+    Some(freshness::Rules {
         ttl: ttl?,
         stale_while_revalidate: stale_while_revalidate?,
         stale_if_error: stale_if_error?,

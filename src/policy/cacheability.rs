@@ -10,6 +10,8 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, StatusCode};
 
+use super::http_cache::{self, RequestCacheControl};
+
 /// Why a request is passed through uncached (feeds the Cache-Status detail, a log field and a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bypass {
@@ -33,11 +35,17 @@ pub enum Bypass {
     RequestNoCache,
     /// An authenticated route that lets anonymous callers through to the backend, uncached.
     Anonymous,
+    /// The request carries `If-Match` or `If-Unmodified-Since`, which only the backend can
+    /// judge.
+    Precondition,
+    /// `Cache-Control: only-if-cached` and nothing usable stored: answered `504` by cachegate,
+    /// never forwarded (RFC 9111 §5.2.1.7).
+    OnlyIfCached,
 }
 
 impl Bypass {
     /// Every reason, in discriminant order (counters are indexed by [`Bypass::index`]).
-    pub const ALL: [Bypass; 10] = [
+    pub const ALL: [Bypass; 12] = [
         Bypass::NoRoute,
         Bypass::RouteNoCache,
         Bypass::RequestBody,
@@ -48,6 +56,8 @@ impl Bypass {
         Bypass::RequestNoStore,
         Bypass::RequestNoCache,
         Bypass::Anonymous,
+        Bypass::Precondition,
+        Bypass::OnlyIfCached,
     ];
 
     /// The position in [`Bypass::ALL`].
@@ -68,6 +78,8 @@ impl Bypass {
             Bypass::RequestNoStore => "request-no-store",
             Bypass::RequestNoCache => "request-no-cache",
             Bypass::Anonymous => "anonymous",
+            Bypass::Precondition => "precondition",
+            Bypass::OnlyIfCached => "only-if-cached",
         }
     }
 }
@@ -87,6 +99,9 @@ pub struct RequestFacts<'a> {
     pub tenant_keyed: bool,
     /// The route's vary headers.
     pub vary: &'a [HeaderName],
+    /// What the request's `Cache-Control` does on the route: only `bypass` passes `no-cache`
+    /// requests through (`honor` sends them to a fill, `ignore` serves them from the cache).
+    pub request_cache_control: RequestCacheControl,
 }
 
 /// Request-side checks only (route/tenant/path decisions are made by the caller).
@@ -103,8 +118,11 @@ pub fn request_bypass(f: &RequestFacts<'_>) -> Option<Bypass> {
     } else {
         has_directive(f.headers, &PRAGMA, "no-cache")
     };
-    if no_cache {
+    if no_cache && f.request_cache_control == RequestCacheControl::Bypass {
         return Some(Bypass::RequestNoCache);
+    }
+    if http_cache::conditional::has_origin_preconditions(f.headers) {
+        return Some(Bypass::Precondition);
     }
     // A credential may select what the origin returns. It is safe to cache only when the key
     // covers it: through the tenant (the route scopes callers by tenant) or as a vary header.
@@ -150,11 +168,19 @@ pub enum NotStored {
     TooLarge,
     /// `Content-Length` is not a single number.
     InvalidLength,
+    /// The answer to a request with `Authorization`, without `public`, `must-revalidate` or
+    /// `s-maxage` (honour-origin mode, RFC 9111 §3.5).
+    Authorization,
+    /// No explicit freshness, not `public`, and a status not cacheable by default
+    /// (honour-origin mode, RFC 9111 §3).
+    NoFreshness,
+    /// The request method is not one the cache stores answers to (RFC 9111 §3).
+    Method,
 }
 
 impl NotStored {
     /// Every reason, in discriminant order (counters are indexed by [`NotStored::index`]).
-    pub const ALL: [NotStored; 10] = [
+    pub const ALL: [NotStored; 13] = [
         NotStored::Status,
         NotStored::SetCookie,
         NotStored::Private,
@@ -165,6 +191,9 @@ impl NotStored {
         NotStored::VaryLimit,
         NotStored::TooLarge,
         NotStored::InvalidLength,
+        NotStored::Authorization,
+        NotStored::NoFreshness,
+        NotStored::Method,
     ];
 
     /// The position in [`NotStored::ALL`].
@@ -185,6 +214,9 @@ impl NotStored {
             NotStored::VaryLimit => "vary-limit",
             NotStored::TooLarge => "too-large",
             NotStored::InvalidLength => "invalid-length",
+            NotStored::Authorization => "authorization",
+            NotStored::NoFreshness => "no-freshness",
+            NotStored::Method => "method",
         }
     }
 }
@@ -239,7 +271,8 @@ pub fn response_storable(
     check_length(headers, rules.max_object_size)
 }
 
-fn check_length(headers: &HeaderMap, max_object_size: u64) -> Result<(), NotStored> {
+/// `Content-Length` against the largest object stored: one valid length, not over the bound.
+pub(crate) fn check_length(headers: &HeaderMap, max_object_size: u64) -> Result<(), NotStored> {
     let mut values = headers.get_all(CONTENT_LENGTH).iter();
     let Some(value) = values.next() else {
         return Ok(());

@@ -6,6 +6,7 @@
 pub mod cache_key;
 pub mod cacheability;
 pub mod freshness;
+pub mod http_cache;
 pub mod outcome;
 pub mod route;
 pub mod tag;

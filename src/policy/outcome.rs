@@ -209,7 +209,13 @@ impl Outcome {
             Outcome::Collapsed => {
                 return HeaderValue::from_static("cachegate; fwd=miss; collapsed")
             }
-            Outcome::Bypass(reason @ (Bypass::RequestNoCache | Bypass::RequestNoStore)) => {
+            // Answered 504 by cachegate, never forwarded.
+            Outcome::Bypass(Bypass::OnlyIfCached) => {
+                return HeaderValue::from_static("cachegate; detail=only-if-cached")
+            }
+            Outcome::Bypass(
+                reason @ (Bypass::RequestNoCache | Bypass::RequestNoStore | Bypass::Precondition),
+            ) => {
                 format!("cachegate; fwd=request; detail={}", reason.as_str())
             }
             Outcome::Method => return HeaderValue::from_static("cachegate; fwd=method"),

@@ -458,6 +458,8 @@ pub struct Route {
     pub scope_declared: bool,
     /// What a request without a credential gets on a `tenant` or `user` route.
     pub anonymous: Anonymous,
+    /// HTTP caching switches: honour-origin mode, request `Cache-Control`, digest `ETag`s.
+    pub http: crate::policy::http_cache::Rules,
 }
 
 impl Route {
@@ -600,15 +602,15 @@ impl fmt::Display for RouteTable {
                             .join(","),
                     },
                     if r.cache {
+                        // Honour-origin routes take their freshness from the origin's headers.
+                        let ttl = if r.http.honor_origin {
+                            "origin".to_string()
+                        } else {
+                            format_duration(r.freshness.ttl)
+                        };
                         match r.max_memory {
-                            Some(bytes) => {
-                                format!(
-                                    "{},max={}",
-                                    format_duration(r.freshness.ttl),
-                                    format_size(bytes)
-                                )
-                            }
-                            None => format_duration(r.freshness.ttl),
+                            Some(bytes) => format!("{ttl},max={}", format_size(bytes)),
+                            None => ttl,
                         }
                     } else {
                         "pass".to_string()

@@ -179,6 +179,7 @@ pub(super) fn classify<'c>(
         // A declared public route shares one entry among every caller, credentials or not.
         tenant_keyed: tenant.is_some() || route.scope_declared && route.scope == Scope::Public,
         vary: &route.vary,
+        request_cache_control: route.http.request_cache_control,
     };
     if let Some(reason) = cacheability::request_bypass(&facts) {
         return Err(reason.into());

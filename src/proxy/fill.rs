@@ -11,7 +11,8 @@ use crate::clock::UnixMillis;
 use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
-use crate::policy::freshness::{self, OriginSays, Rules, Situation, StaleWhy, Usability};
+use crate::policy::freshness::{self, Rules, Situation, StaleWhy, Usability};
+use crate::policy::http_cache::{self as http_cache_policy, EtagRule};
 use crate::policy::outcome::{BackendFault, Fill, Outcome, StaleServed};
 use crate::policy::route::{Scope, TenantSource};
 use crate::policy::vary::{self, FillRules, Selection, VaryRules};
@@ -93,6 +94,8 @@ struct FillJob {
     target: String,
     /// The route's id, which the entry is charged to.
     route: usize,
+    /// Honour-origin mode and the digest `ETag` rule.
+    http: http_cache_policy::Rules,
 }
 
 /// A stored-to-be body as it arrived: its chunks are still slices of the connection's buffers,
@@ -392,6 +395,7 @@ impl Proxy {
             tenant,
             target: target.path_and_query(),
             route: route.id,
+            http: route.http,
         })
     }
 
@@ -466,6 +470,7 @@ async fn run_fill(
         tenant,
         target,
         route,
+        http: switches,
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
@@ -520,7 +525,8 @@ async fn run_fill(
         conditional,
         fallback: fallback.is_some(),
     };
-    let fetch = fetch(&inner, request, &rules, &vary_rules, expect);
+    let request_time = UnixMillis::now();
+    let fetch = fetch(&inner, request, &rules, &vary_rules, expect, &switches);
     let fetched = match tokio::time::timeout(timeout, fetch).await {
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
@@ -564,7 +570,13 @@ async fn run_fill(
                 let _ = answer.send(LeaderAnswer::Private(response, NotStored::Status));
                 return;
             };
-            let entry = Arc::new(revalidated(&held.entry, &parts.headers, &freshness));
+            let entry = Arc::new(revalidated(
+                &held.entry,
+                &parts.headers,
+                &freshness,
+                &switches,
+                request_time,
+            ));
             let fill = match inner
                 .store
                 .store(&leader.meta().ticket, shared_ticket.as_ref(), entry.clone())
@@ -587,6 +599,18 @@ async fn run_fill(
         }
         Ok(Fetched::Failing(..)) => unreachable!("turned into a private answer above"),
         Ok(Fetched::Complete(parts, body, declared, selection)) => {
+            // The route's TTL and windows, or in honour-origin mode the origin's freshness
+            // (RFC 9111 §4.2) counted from its age on arrival.
+            let (stored_at, origin) = http_cache_policy::origin_says(
+                &switches,
+                parts.status,
+                &parts.headers,
+                super::http_cache::system_time(request_time),
+                super::http_cache::system_time(UnixMillis::now()),
+            );
+            let stored_at = super::http_cache::unix_millis(stored_at);
+            let lifetimes =
+                freshness::lifetimes(&freshness, parts.status.as_u16(), &origin, stored_at);
             // Where the entry goes: the request's key, or the variant its `Vary` selects.
             let (key, variant, readable_key) = if selection.is_empty() {
                 inner.store.forget_variants(&tenant, &primary).await;
@@ -602,13 +626,7 @@ async fn run_fill(
                         &selection,
                         key,
                         max_variants,
-                        freshness::lifetimes(
-                            &freshness,
-                            parts.status.as_u16(),
-                            &OriginSays::read(&parts.headers),
-                            UnixMillis::now(),
-                        )
-                        .usable_until(),
+                        lifetimes.usable_until(),
                     )
                     .await;
                 if admitted.is_err() {
@@ -640,6 +658,14 @@ async fn run_fill(
                     http::HeaderValue::from(body.len),
                 );
             }
+            if switches.etag == EtagRule::Digest
+                && parts.status.is_success()
+                && !headers.contains_key(http::header::ETAG)
+            {
+                let tag =
+                    http_cache_policy::etag::digest_chunks(body.chunks.iter().map(|c| &c[..]));
+                headers.insert(http::header::ETAG, tag);
+            }
             // The entry owns what it stores: nothing in it may keep a connection's read
             // buffer alive (issue 12). Strings and lists are trimmed to their length too.
             let (headers, body) = compact(&headers, body.chunks.iter());
@@ -648,18 +674,11 @@ async fn run_fill(
             let mut target = target;
             target.shrink_to_fit();
             tags.shrink_to_fit();
-            let now = UnixMillis::now();
-            let lifetimes = freshness::lifetimes(
-                &freshness,
-                parts.status.as_u16(),
-                &OriginSays::read(&headers),
-                now,
-            );
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers,
                 body,
-                stored_at: now,
+                stored_at,
                 fresh_until: lifetimes.fresh_until,
                 stale_while_revalidate_until: lifetimes.stale_while_revalidate_until,
                 stale_if_error_until: lifetimes.stale_if_error_until,
@@ -740,7 +759,9 @@ async fn fetch(
     rules: &StoreRules<'_>,
     vary_rules: &VaryRules<'_>,
     expect: Expect,
+    switches: &http_cache_policy::Rules,
 ) -> Result<Fetched, ProxyError> {
+    let authorization = request.headers().contains_key(http::header::AUTHORIZATION);
     let response = inner.upstream.send(request).await?;
     let (mut parts, mut body) = response.into_parts();
     let status = parts.status.as_u16();
@@ -755,8 +776,20 @@ async fn fetch(
         );
         return Ok(Fetched::Failing(status, response));
     }
-    let storable = cacheability::response_storable(parts.status, &parts.headers, rules)
-        .and_then(|()| vary::selection(&parts.headers, vary_rules));
+    let storable = http_cache_policy::response_storable(
+        switches,
+        parts.status,
+        &parts.headers,
+        rules,
+        authorization,
+    )
+    .and_then(|decided| {
+        // Fields a qualified `private` or `no-cache` names are not kept (RFC 9111 §3.1).
+        for name in &decided.omit {
+            parts.headers.remove(name);
+        }
+        vary::selection(&parts.headers, vary_rules)
+    });
     let tag_headers = &inner.config.cache.tag_headers;
     let declared = cacheability::declared_tags(&parts.headers, tag_headers);
     super::clean_response_head(&mut parts.headers, tag_headers);
@@ -829,33 +862,37 @@ fn add_validators(request: &mut http::HeaderMap, stored: &http::HeaderMap) -> bo
 /// own empty body, and what is never stored), and its lifetimes start again now. The body
 /// is the stored one; the entry is compacted again so nothing in it refers to the
 /// connection's buffers.
-fn revalidated(held: &CachedResponse, fresh: &http::HeaderMap, rules: &Rules) -> CachedResponse {
-    let mut headers = held.headers.clone();
-    let update = cacheability::stored_headers(fresh);
-    for name in update.keys() {
-        if name != http::header::CONTENT_LENGTH {
-            headers.remove(name);
-        }
-    }
-    for (name, value) in &update {
-        if name != http::header::CONTENT_LENGTH {
-            headers.append(name.clone(), value.clone());
-        }
-    }
+fn revalidated(
+    held: &CachedResponse,
+    not_modified: &http::HeaderMap,
+    rules: &Rules,
+    switches: &http_cache_policy::Rules,
+    request_time: UnixMillis,
+) -> CachedResponse {
+    // The 304's fields replace the stored ones (RFC 9111 §3.2, §4.3.4), its length aside.
+    let mut update = cacheability::stored_headers(not_modified);
+    update.remove(http::header::CONTENT_LENGTH);
+    let headers = http_cache_policy::validate::updated_headers(&held.headers, &update);
     let (headers, body) = compact(&headers, std::iter::once(&held.body));
-    let now = UnixMillis::now();
-    let origin = OriginSays::read(&headers);
+    let (stored_at, origin) = http_cache_policy::origin_says(
+        switches,
+        held.status,
+        &headers,
+        super::http_cache::system_time(request_time),
+        super::http_cache::system_time(UnixMillis::now()),
+    );
+    let stored_at = super::http_cache::unix_millis(stored_at);
     let mut entry = CachedResponse {
         headers,
         body,
-        stored_at: now,
+        stored_at,
         ..held.clone()
     };
     entry.set_lifetimes(freshness::lifetimes(
         rules,
         entry.status.as_u16(),
         &origin,
-        now,
+        stored_at,
     ));
     entry
 }

@@ -9,6 +9,7 @@ use super::{resolve, stream_response, Answer, Proxy, Resolved};
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
 use crate::policy::cache_key::{self, Ambiguous};
+use crate::policy::http_cache::invalidate;
 use crate::policy::outcome::Outcome;
 use crate::policy::route::{Route, Scope};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
@@ -94,10 +95,8 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let req = Request::from_parts(parts, ProxyBody::Stream(body));
         let result = self.send_as_is(req, client).await;
-        let changed = match &result {
-            Ok(response) => !response.status().is_client_error(),
-            Err(_) => true,
-        };
+        // RFC 9111 §4.4, and a failure or 5xx too (its effect is unknown).
+        let changed = invalidate::invalidates(result.as_ref().ok().map(|r| r.status()));
         if changed {
             if let Ok(response) = &result {
                 for name in [LOCATION, CONTENT_LOCATION] {

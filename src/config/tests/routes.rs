@@ -251,3 +251,82 @@ fn bad_freshness_values_name_route_key_and_line() {
         &["proxy.toml:4:26: cache.stale_while_revalidate: invalid duration \"x\": expected a number followed by ms, s, m, h or d"],
     );
 }
+
+#[test]
+fn http_caching_switches_default_to_route_ttls() {
+    let config = parse(&with("[[route]]\npath = \"/a/\"\n"));
+    let r = &config.routes.routes()[0];
+    assert!(!config.cache.honor_origin);
+    assert_eq!(config.cache.request_cache_control, None);
+    assert_eq!(
+        r.http,
+        Rules {
+            honor_origin: false,
+            request_cache_control: RequestCacheControl::Bypass,
+            etag: EtagRule::Origin,
+        }
+    );
+}
+
+#[test]
+fn honor_origin_is_inherited_and_picks_the_request_switch() {
+    let config = parse(&with(concat!(
+        "[cache]\nhonor_origin = true\n",
+        "[[route]]\npath = \"/a/\"\n",
+        "[[route]]\npath = \"/b/\"\nhonor_origin = false\netag = \"digest\"\n",
+        "[[route]]\npath = \"/c/\"\nrequest_cache_control = \"ignore\"\n",
+    )));
+    let rules: Vec<_> = config.routes.routes().iter().map(|r| r.http).collect();
+    assert!(rules[0].honor_origin);
+    assert_eq!(rules[0].request_cache_control, RequestCacheControl::Honor);
+    assert!(!rules[1].honor_origin);
+    assert_eq!(rules[1].request_cache_control, RequestCacheControl::Bypass);
+    assert_eq!(rules[1].etag, EtagRule::Digest);
+    assert!(rules[2].honor_origin);
+    assert_eq!(rules[2].request_cache_control, RequestCacheControl::Ignore);
+}
+
+#[test]
+fn cache_request_cache_control_is_the_default_of_every_route() {
+    let config = parse(&with(concat!(
+        "[cache]\nrequest_cache_control = \"honor\"\n",
+        "[[route]]\npath = \"/a/\"\n",
+    )));
+    assert_eq!(
+        config.cache.request_cache_control,
+        Some(RequestCacheControl::Honor)
+    );
+    let r = &config.routes.routes()[0];
+    assert!(!r.http.honor_origin);
+    assert_eq!(r.http.request_cache_control, RequestCacheControl::Honor);
+}
+
+#[test]
+fn bad_http_caching_switches_name_file_line_and_key() {
+    check(
+        &with(concat!(
+            "[cache]\nrequest_cache_control = \"always\"\n",
+            "[[route]]\npath = \"/a/\"\nrequest_cache_control = \"sometimes\"\netag = \"sha1\"\n",
+        )),
+        &[
+            "proxy.toml:4:25: cache.request_cache_control: invalid request_cache_control \"always\": expected \"honor\" (RFC 9111), \"bypass\" (no-cache and no-store pass through) or \"ignore\"",
+            "proxy.toml:7:25: route[0].request_cache_control: invalid request_cache_control \"sometimes\": expected \"honor\" (RFC 9111), \"bypass\" (no-cache and no-store pass through) or \"ignore\"",
+            "proxy.toml:8:8: route[0].etag: invalid etag \"sha1\": expected \"origin\" (the backend's own) or \"digest\" (a strong tag from the body when the backend sends none)",
+        ],
+    );
+}
+
+#[test]
+fn honor_origin_must_be_a_boolean() {
+    let err = Config::from_toml(
+        &with("[[route]]\npath = \"/a/\"\nhonor_origin = \"yes\"\n"),
+        "proxy.toml",
+    )
+    .expect_err("a string is refused");
+    let text = err.to_string();
+    assert!(text.starts_with("proxy.toml:"), "{text}");
+    assert!(
+        text.contains("honor_origin") || text.contains("bool"),
+        "{text}"
+    );
+}

@@ -33,6 +33,7 @@ fn check(pairs: &[(&str, &str)], tenant_keyed: bool, vary: &[&str], want: Option
         headers: &headers,
         tenant_keyed,
         vary: &vary,
+        request_cache_control: RequestCacheControl::Bypass,
     };
     assert_eq!(request_bypass(&facts), want, "{pairs:?}");
 }
@@ -169,6 +170,8 @@ fn bypass_labels_are_kebab_case() {
         (Bypass::Credentials, "credentials"),
         (Bypass::RequestNoStore, "request-no-store"),
         (Bypass::RequestNoCache, "request-no-cache"),
+        (Bypass::Precondition, "precondition"),
+        (Bypass::OnlyIfCached, "only-if-cached"),
     ];
     for (reason, label) in table {
         assert_eq!(reason.as_str(), label);
@@ -266,6 +269,9 @@ fn not_stored_labels_are_kebab_case() {
         (NotStored::VaryLimit, "vary-limit"),
         (NotStored::TooLarge, "too-large"),
         (NotStored::InvalidLength, "invalid-length"),
+        (NotStored::Authorization, "authorization"),
+        (NotStored::NoFreshness, "no-freshness"),
+        (NotStored::Method, "method"),
     ];
     for (reason, label) in table {
         assert_eq!(reason.as_str(), label);
@@ -387,5 +393,62 @@ fn negative_statuses_are_stored_besides_the_cacheable_ones() {
     assert_eq!(
         response_storable(StatusCode::NOT_FOUND, &cookie, &rules),
         Err(NotStored::SetCookie)
+    );
+}
+
+fn check_mode(pairs: &[(&str, &str)], mode: RequestCacheControl, want: Option<Bypass>) {
+    let headers = headers(pairs);
+    let facts = RequestFacts {
+        headers: &headers,
+        tenant_keyed: false,
+        vary: &[],
+        request_cache_control: mode,
+    };
+    assert_eq!(request_bypass(&facts), want, "{pairs:?} {mode:?}");
+}
+
+#[test]
+fn request_no_cache_passes_through_only_in_bypass_mode() {
+    let no_cache = &[("cache-control", "no-cache")];
+    check_mode(
+        no_cache,
+        RequestCacheControl::Bypass,
+        Some(Bypass::RequestNoCache),
+    );
+    check_mode(no_cache, RequestCacheControl::Honor, None);
+    check_mode(no_cache, RequestCacheControl::Ignore, None);
+}
+
+#[test]
+fn s5_2_1_5_request_no_store_is_never_stored_in_any_mode() {
+    for mode in [
+        RequestCacheControl::Bypass,
+        RequestCacheControl::Honor,
+        RequestCacheControl::Ignore,
+    ] {
+        check_mode(
+            &[("cache-control", "no-store")],
+            mode,
+            Some(Bypass::RequestNoStore),
+        );
+    }
+}
+
+#[test]
+fn origin_preconditions_go_to_the_backend() {
+    for pairs in [
+        &[("if-match", "\"a\"")][..],
+        &[("if-unmodified-since", "Sun, 06 Nov 1994 08:49:37 GMT")][..],
+    ] {
+        check_mode(
+            pairs,
+            RequestCacheControl::Bypass,
+            Some(Bypass::Precondition),
+        );
+    }
+    check_mode(
+        &[("if-none-match", "\"a\"")],
+        RequestCacheControl::Bypass,
+        None,
     );
 }

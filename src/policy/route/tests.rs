@@ -313,6 +313,7 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
         scope: Scope::Public,
         scope_declared: false,
         anonymous: Anonymous::Deny,
+        http: Default::default(),
     }
 }
 
@@ -372,10 +373,13 @@ fn table_display_is_aligned() {
     ];
     let mut pass = route(2, "/api/auth/{*rest}", None);
     pass.cache = false;
-    let table = RouteTable::new(vec![route(0, "/api/faculty/", None), detail, pass]);
+    let mut origin = route(3, "/api/catalog/", None);
+    origin.http.honor_origin = true;
+    let table = RouteTable::new(vec![route(0, "/api/faculty/", None), detail, pass, origin]);
     let text = table.to_string();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
+    assert!(lines[4].contains(" origin "), "{text}");
     assert!(lines[0].starts_with("#  PATH "), "{text}");
     assert!(lines[2].contains("header x-org-id"), "{text}");
     assert!(lines[2].contains("faculty:{id} faculty:*"), "{text}");

@@ -1,0 +1,204 @@
+//! The request's own `Cache-Control` (RFC 9111 §5.2.1), against a stored response.
+//!
+//! What cachegate does with it is a per-route switch ([`RequestCacheControl`]):
+//! `honor` applies every directive below, `bypass` (the route-TTL mode's default) passes
+//! `no-cache` and `no-store` requests through uncached and ignores the rest, `ignore` serves
+//! fresh entries whatever the request says. In every mode a `no-store` request's answer is
+//! never stored (§5.2.1.5).
+
+use super::directives::{MaxStale, RequestDirectives};
+
+/// The per-route switch `request_cache_control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestCacheControl {
+    /// RFC 9111 §5.2.1: `no-cache`, `max-age`, `max-stale`, `min-fresh`, `only-if-cached`,
+    /// `no-store`. The default with `honor_origin`.
+    Honor,
+    /// `no-cache` and `no-store` (and `Pragma: no-cache`) pass the request through uncached;
+    /// other directives are ignored. The default without `honor_origin`.
+    #[default]
+    Bypass,
+    /// Fresh entries are served whatever the request asks; `no-store` answers are still never
+    /// stored.
+    Ignore,
+}
+
+impl RequestCacheControl {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestCacheControl::Honor => "honor",
+            RequestCacheControl::Bypass => "bypass",
+            RequestCacheControl::Ignore => "ignore",
+        }
+    }
+
+    /// Reads the config spelling.
+    pub fn parse(text: &str) -> Option<RequestCacheControl> {
+        match text {
+            "honor" => Some(RequestCacheControl::Honor),
+            "bypass" => Some(RequestCacheControl::Bypass),
+            "ignore" => Some(RequestCacheControl::Ignore),
+            _ => None,
+        }
+    }
+}
+
+/// A stored response as the request directives see it, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Its current age (§4.2.3).
+    pub age: u64,
+    /// Its freshness lifetime (§4.2.1); zero when it must be validated before every use.
+    pub lifetime: u64,
+    /// The origin forbids serving it stale (`must-revalidate` and the like, §4.2.4).
+    pub stale_forbidden: bool,
+}
+
+/// What to do with a request, given what the cache holds for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Answer from the stored response: fresh, or stale within the request's `max-stale`.
+    Stored { stale: bool },
+    /// Go to the origin (fill or validate).
+    Forward,
+    /// `only-if-cached` and nothing usable: `504 Gateway Timeout` (§5.2.1.7).
+    GatewayTimeout,
+}
+
+/// §5.2.1 for one request: whether `stored` (if any) may answer it.
+pub fn decide(d: &RequestDirectives, stored: Option<Stored>) -> Use {
+    let miss = if d.only_if_cached {
+        Use::GatewayTimeout
+    } else {
+        Use::Forward
+    };
+    let Some(s) = stored else {
+        return miss;
+    };
+    // §5.2.1.4: no-cache: never without validation.
+    if d.no_cache {
+        return miss;
+    }
+    // §5.2.1.1: max-age: no older than this.
+    if d.max_age.is_some_and(|max| s.age > max) {
+        return miss;
+    }
+    let fresh = s.lifetime > s.age;
+    if fresh {
+        // §5.2.1.3: min-fresh: still fresh for at least this long.
+        if d.min_fresh.is_some_and(|min| s.lifetime - s.age < min) {
+            return miss;
+        }
+        return Use::Stored { stale: false };
+    }
+    // §4.2.4: stale only when the client allows it and the origin does not forbid it.
+    let staleness = s.age - s.lifetime;
+    let allowed = match d.max_stale {
+        Some(MaxStale::Any) => true,
+        Some(MaxStale::Seconds(n)) => staleness <= n,
+        None => false,
+    };
+    if allowed && !s.stale_forbidden && d.min_fresh.is_none() {
+        Use::Stored { stale: true }
+    } else {
+        miss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::directives::request;
+    use super::super::testing::headers;
+    use super::*;
+
+    fn cc(value: &str) -> RequestDirectives {
+        request(&headers(&[("cache-control", value)]))
+    }
+
+    fn stored(age: u64, lifetime: u64) -> Option<Stored> {
+        Some(Stored {
+            age,
+            lifetime,
+            stale_forbidden: false,
+        })
+    }
+
+    const FRESH: Use = Use::Stored { stale: false };
+    const STALE: Use = Use::Stored { stale: true };
+
+    #[test]
+    fn a_fresh_entry_answers_a_plain_request() {
+        assert_eq!(decide(&cc(""), stored(5, 10)), FRESH);
+        assert_eq!(decide(&cc(""), stored(10, 10)), Use::Forward);
+        assert_eq!(decide(&cc(""), None), Use::Forward);
+    }
+
+    #[test]
+    fn s5_2_1_4_no_cache_must_not_use_a_stored_response_without_validation() {
+        assert_eq!(decide(&cc("no-cache"), stored(0, 100)), Use::Forward);
+        let pragma = request(&headers(&[("pragma", "no-cache")]));
+        assert_eq!(decide(&pragma, stored(0, 100)), Use::Forward);
+    }
+
+    #[test]
+    fn s5_2_1_1_max_age_limits_the_age() {
+        assert_eq!(decide(&cc("max-age=5"), stored(5, 100)), FRESH);
+        assert_eq!(decide(&cc("max-age=5"), stored(6, 100)), Use::Forward);
+        assert_eq!(decide(&cc("max-age=0"), stored(0, 100)), FRESH);
+    }
+
+    #[test]
+    fn s5_2_1_3_min_fresh_asks_for_remaining_freshness() {
+        assert_eq!(decide(&cc("min-fresh=10"), stored(80, 100)), FRESH);
+        assert_eq!(decide(&cc("min-fresh=30"), stored(80, 100)), Use::Forward);
+    }
+
+    #[test]
+    fn s5_2_1_2_max_stale_accepts_stale_responses() {
+        assert_eq!(decide(&cc("max-stale=10"), stored(105, 100)), STALE);
+        assert_eq!(decide(&cc("max-stale=10"), stored(111, 100)), Use::Forward);
+        assert_eq!(decide(&cc("max-stale"), stored(10_000, 100)), STALE);
+    }
+
+    #[test]
+    fn s4_2_4_must_not_serve_stale_when_the_origin_forbids_it_even_with_max_stale() {
+        let forbidden = Some(Stored {
+            age: 105,
+            lifetime: 100,
+            stale_forbidden: true,
+        });
+        assert_eq!(decide(&cc("max-stale"), forbidden), Use::Forward);
+    }
+
+    #[test]
+    fn s4_2_4_must_not_serve_stale_without_permission() {
+        assert_eq!(decide(&cc(""), stored(101, 100)), Use::Forward);
+    }
+
+    #[test]
+    fn s5_2_1_7_only_if_cached_answers_504_when_nothing_usable_is_stored() {
+        assert_eq!(decide(&cc("only-if-cached"), None), Use::GatewayTimeout);
+        assert_eq!(
+            decide(&cc("only-if-cached"), stored(101, 100)),
+            Use::GatewayTimeout
+        );
+        assert_eq!(decide(&cc("only-if-cached"), stored(1, 100)), FRESH);
+        assert_eq!(
+            decide(&cc("only-if-cached, max-stale"), stored(101, 100)),
+            STALE
+        );
+    }
+
+    #[test]
+    fn switch_spellings() {
+        for mode in [
+            RequestCacheControl::Honor,
+            RequestCacheControl::Bypass,
+            RequestCacheControl::Ignore,
+        ] {
+            assert_eq!(RequestCacheControl::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(RequestCacheControl::parse("Honor"), None);
+    }
+}

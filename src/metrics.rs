@@ -578,6 +578,8 @@ impl Collector for ScrapeCollector {
                     Refusal::InvalidCredential => requests.auth_invalid,
                     Refusal::Forbidden => requests.auth_forbidden,
                     Refusal::AuthUnavailable => requests.auth_unavailable,
+                    Refusal::HeadersTooLarge => requests.headers_too_large,
+                    Refusal::BodyTooLarge => requests.body_too_large,
                 };
                 (r.as_str(), n)
             })),

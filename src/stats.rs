@@ -110,6 +110,10 @@ pub struct Snapshot {
     pub auth_forbidden: u64,
     /// Requests answered 503 because the identity endpoint could not be asked.
     pub auth_unavailable: u64,
+    /// Requests refused 431: a head over `[server] max_header_bytes`.
+    pub headers_too_large: u64,
+    /// Requests refused 413: a body over `[server] max_request_body`.
+    pub body_too_large: u64,
     /// By route index.
     pub routes: Vec<RouteCounts>,
     /// By tenant, busiest first.
@@ -475,6 +479,8 @@ impl Stats {
             auth_invalid: refused(Refusal::InvalidCredential),
             auth_forbidden: refused(Refusal::Forbidden),
             auth_unavailable: refused(Refusal::AuthUnavailable),
+            headers_too_large: refused(Refusal::HeadersTooLarge),
+            body_too_large: refused(Refusal::BodyTooLarge),
             routes,
             tenants,
         }

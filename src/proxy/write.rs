@@ -90,7 +90,8 @@ impl Proxy {
         let route_index = written.as_ref().map(|w| w.found.route.index);
 
         let (parts, body) = req.into_parts();
-        let req = Request::from_parts(parts, ProxyBody::Stream(body));
+        let max_body = self.inner.config.server.max_request_body;
+        let req = Request::from_parts(parts, ProxyBody::limited(body, max_body));
         let result = self.send_as_is(req, client).await;
         let changed = match &result {
             Ok(response) => !response.status().is_client_error(),

@@ -17,6 +17,7 @@ use crate::error::ProxyError;
 use crate::proxy::{Proxy, Setup};
 use crate::server::{self, ServeOptions};
 use crate::store::shared::{SharedError, SharedOptions, SharedTier};
+use crate::tls::{TlsError, TlsState};
 use crate::webhook::{Secrets, Verifier};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,6 +35,59 @@ pub struct App {
     warnings: Vec<StartWarning>,
     /// Set once the proxy's listeners are closed, when shutdown began.
     closed: watch::Sender<bool>,
+    tls: Tls,
+}
+
+/// The listeners' certificates: what a reload (a config reload, or the files changing) swaps.
+#[derive(Clone, Default)]
+pub struct Tls {
+    /// `[server] tls_cert` / `tls_key`.
+    pub server: Option<Arc<TlsState>>,
+    /// `[admin] tls_cert` / `tls_key`.
+    pub admin: Option<Arc<TlsState>>,
+    /// The acceptors over `server` and `admin`, built at start so that serving can't fail.
+    acceptors: [Option<tokio_rustls::TlsAcceptor>; 2],
+}
+
+impl Tls {
+    fn load(config: &Config) -> Result<Tls, StartError> {
+        let load = |files: Option<&crate::tls::TlsFiles>| {
+            files
+                .map(|f| TlsState::load(f.clone()))
+                .transpose()
+                .map_err(StartError::Tls)
+        };
+        let server = load(config.server.tls.as_ref())?;
+        let admin = load(config.admin.as_ref().and_then(|a| a.tls.as_ref()))?;
+        let acceptor = |state: &Option<Arc<TlsState>>| {
+            state
+                .as_ref()
+                .map(|s| s.acceptor())
+                .transpose()
+                .map_err(StartError::Tls)
+        };
+        Ok(Tls {
+            acceptors: [acceptor(&server)?, acceptor(&admin)?],
+            server,
+            admin,
+        })
+    }
+
+    /// Reads every listener's certificate and key files again and serves them from the next
+    /// handshake on. A pair that does not load (or whose key does not match) is not swapped in:
+    /// the listener keeps serving its previous certificate, and the first error is returned.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let mut first = Ok(());
+        for state in self.server.iter().chain(&self.admin) {
+            if let Err(err) = state.reload() {
+                tracing::error!(error = %err, "TLS certificate not reloaded; still serving the previous one");
+                if first.is_ok() {
+                    first = Err(err);
+                }
+            }
+        }
+        first
+    }
 }
 
 /// The sockets an [`App`] serves: the proxy's listeners and the admin API's.
@@ -76,6 +130,8 @@ pub enum StartError {
     RedisPassword(SecretSource),
     #[error("[redis]: {0}")]
     Redis(#[source] SharedError),
+    #[error("TLS: {0}")]
+    Tls(#[source] TlsError),
     #[error("cannot set up the upstream client")]
     Upstream(#[source] ProxyError),
     #[error("cannot listen on {addr}")]
@@ -171,6 +227,7 @@ impl App {
         read_secret: impl Fn(&SecretSource) -> Result<Option<String>, SecretError>,
     ) -> Result<App, StartError> {
         let config = Arc::new(config);
+        let tls = Tls::load(&config)?;
         let mut warnings = Vec::new();
         let setup = setup(&config, &read_secret, &mut warnings)?;
         let admin_token = match &config.admin {
@@ -201,7 +258,13 @@ impl App {
             admin,
             warnings,
             closed: watch::channel(false).0,
+            tls,
         })
+    }
+
+    /// The listeners' certificates, for a reload to call [`Tls::reload`] on.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -231,9 +294,21 @@ impl App {
             proxy,
             admin,
             closed,
+            tls,
             ..
         } = self;
-        let opts = serve_options(&config.server);
+        let mut opts = serve_options(&config.server);
+        opts.counters = proxy.stats().connections();
+        let mut admin_opts = opts.clone();
+        admin_opts.counters = Default::default();
+        let [server_tls, admin_tls] = tls.acceptors.clone();
+        opts.tls = server_tls;
+        admin_opts.tls = admin_tls;
+        // The files are watched while serving; `Tls::reload` swaps them on demand too.
+        let mut watchers = tokio::task::JoinSet::new();
+        for state in tls.server.iter().chain(&tls.admin) {
+            watchers.spawn(state.clone().watch(config.server.tls_reload_interval));
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let signal = async move {
             shutdown.await;
@@ -250,10 +325,11 @@ impl App {
         );
         let admin = async {
             if let (Some(handler), Some(listener)) = (admin, listeners.admin) {
-                server::serve(vec![listener], handler, opts, stopped(stop_rx), || ()).await;
+                server::serve(vec![listener], handler, admin_opts, stopped(stop_rx), || ()).await;
             }
         };
         tokio::join!(signal, proxy, admin);
+        watchers.abort_all();
     }
 }
 
@@ -269,6 +345,10 @@ fn serve_options(server: &ServerConfig) -> ServeOptions {
         max_connections: server.max_connections,
         shutdown_grace: server.shutdown_grace,
         idle_timeout: server.idle_timeout,
+        max_requests_per_connection: server.max_requests_per_connection,
+        http2_max_concurrent_streams: server.http2_max_concurrent_streams,
+        tls: None,
+        counters: Default::default(),
     }
 }
 

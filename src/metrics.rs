@@ -615,6 +615,18 @@ impl Collector for ScrapeCollector {
             ]
             .map(|(source, n)| (vec![("source", source.to_string())], n)),
         )?;
+        family(
+            e,
+            "cachegate_connections_closed",
+            "Connections closed by a protection limit, by reason.",
+            MetricType::Counter,
+            [
+                ("header-timeout", requests.header_timeouts),
+                ("request-limit", requests.request_limit_closes),
+                ("tls-handshake", requests.tls_handshake_failures),
+            ]
+            .map(|(reason, n)| (vec![("reason", reason.to_string())], n)),
+        )?;
         counter(
             e,
             "cachegate_webhook_refused",

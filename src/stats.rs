@@ -7,6 +7,7 @@
 
 use crate::policy::cacheability::{Bypass, NotStored};
 use crate::policy::outcome::{Failure, Fill, Outcome, Refusal};
+use crate::server::ConnectionCounters;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,6 +55,8 @@ pub struct Stats {
     routes: Vec<(String, Counters)>,
     tenants: DashMap<Box<str>, Arc<Counters>>,
     other_tenants: Counters,
+    /// Bumped by the accept loop (`server`), not per request.
+    connections: Arc<ConnectionCounters>,
 }
 
 /// Hits, misses and bypasses of one route or tenant.
@@ -114,6 +117,12 @@ pub struct Snapshot {
     pub headers_too_large: u64,
     /// Requests refused 413: a body over `[server] max_request_body`.
     pub body_too_large: u64,
+    /// Connections closed because a request head did not arrive within `header_read_timeout`.
+    pub header_timeouts: u64,
+    /// Connections closed after `max_requests_per_connection` requests.
+    pub request_limit_closes: u64,
+    /// TLS handshakes that failed or did not finish in time.
+    pub tls_handshake_failures: u64,
     /// By route index.
     pub routes: Vec<RouteCounts>,
     /// By tenant, busiest first.
@@ -402,6 +411,11 @@ impl Stats {
         self.webhook_refused.fetch_add(1, Relaxed);
     }
 
+    /// The connection-level counters the accept loop bumps.
+    pub fn connections(&self) -> Arc<ConnectionCounters> {
+        self.connections.clone()
+    }
+
     pub fn webhook_repeat(&self) {
         self.webhook_repeats.fetch_add(1, Relaxed);
     }
@@ -481,6 +495,9 @@ impl Stats {
             auth_unavailable: refused(Refusal::AuthUnavailable),
             headers_too_large: refused(Refusal::HeadersTooLarge),
             body_too_large: refused(Refusal::BodyTooLarge),
+            header_timeouts: self.connections.header_timeouts.load(Relaxed),
+            request_limit_closes: self.connections.request_limit_closes.load(Relaxed),
+            tls_handshake_failures: self.connections.tls_handshake_failures.load(Relaxed),
             routes,
             tenants,
         }

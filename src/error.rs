@@ -97,6 +97,23 @@ impl ProxyError {
     }
 }
 
+/// An error and each error it was caused by, outermost first. Unlike `source()` alone, it
+/// steps into an `io::Error` that wraps another error (as TLS layers do), which `source()`
+/// skips over.
+pub fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| {
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        }
+    })
+}
+
 /// An error's message followed by each of its sources, joined with `": "`
 /// (`upstream connection failed: connection refused`). The one walker of error chains.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {

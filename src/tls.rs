@@ -271,17 +271,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsError> {
 /// Whether `err`, or any error it was caused by, is a rustls error: the backend's certificate
 /// was refused, or the handshake failed.
 pub fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(tls.to_string());
-            }
-        }
-        next = e.source();
-    }
-    None
+    crate::error::causes(err)
+        .find_map(|e| e.downcast_ref::<rustls::Error>())
+        .map(ToString::to_string)
 }

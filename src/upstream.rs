@@ -116,6 +116,8 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(opts.connect_timeout));
         connector.set_nodelay(true);
+        // The TLS layer wrapped around it takes https:// URIs to it.
+        connector.enforce_http(false);
         // `https_or_http` lets the one client type serve both schemes; the scheme is the
         // upstream's, fixed at start. Trust is only built for https (no system roots needed
         // for a plain upstream).
@@ -199,16 +201,14 @@ impl Upstream {
     /// (413); a refused certificate or failed handshake, a connect timeout and other connect
     /// failures are told apart for the operator.
     fn failure(&self, err: hyper_util::client::legacy::Error) -> ProxyError {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
         let mut timed_out = false;
-        while let Some(e) = source {
+        for e in crate::error::causes(&err) {
             if let Some(limit) = e.downcast_ref::<crate::body::BodyTooLarge>() {
                 return ProxyError::BodyTooLarge(limit.0);
             }
             if let Some(io) = e.downcast_ref::<std::io::Error>() {
                 timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
             }
-            source = e.source();
         }
         if let Some(reason) = crate::tls::is_tls_error(&err) {
             return ProxyError::UpstreamTls(reason);

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod origin;
 pub mod redis;
+pub mod tls;
 pub mod wait;
 
 use cachegate::app::{self, App, Listeners, SecretError};
@@ -41,6 +42,8 @@ pub struct TestProxy {
     pub proxy: Proxy,
     /// Becomes `true` once the proxy's listener is closed (shutdown began).
     pub closed: watch::Receiver<bool>,
+    /// The listeners' certificates, to reload as a config reload would.
+    pub tls: app::Tls,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -113,6 +116,7 @@ impl TestProxy {
         let app = App::build(config, test_secret).unwrap_or_else(|e| panic!("{e}"));
         let proxy = app.proxy().clone();
         let closed = app.closed();
+        let tls = app.tls().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.serve(listeners, async {
             let _ = rx.await;
@@ -122,6 +126,7 @@ impl TestProxy {
             admin_addr,
             proxy,
             closed,
+            tls,
             shutdown: Some(tx),
             task: Some(task),
         }

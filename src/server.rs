@@ -152,10 +152,14 @@ async fn accept_loop<H: Handler>(
         let handler = handler.clone();
         let tracked = activity.clone();
         let max_requests = opts.max_requests_per_connection;
+        let counted = opts.counters.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let handler = handler.clone();
             let busy = Busy::start(&tracked);
             let last = max_requests > 0 && busy.number >= max_requests;
+            if max_requests > 0 && busy.number == max_requests {
+                counted.request_limit_closes.fetch_add(1, Ordering::Relaxed);
+            }
             let http1 = req.version() < Version::HTTP_2;
             let tracked = tracked.clone();
             async move {
@@ -274,7 +278,6 @@ impl Conn {
                     }
                     // The last allowed request was answered: no more on this connection.
                     _ = activity.limit.notified(), if !closing => {
-                        counters.request_limit_closes.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(%peer, "request limit of the connection reached; closing it");
                         conn.as_mut().graceful_shutdown();
                         closing = true;

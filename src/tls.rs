@@ -275,3 +275,73 @@ pub fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
         .find_map(|e| e.downcast_ref::<rustls::Error>())
         .map(ToString::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("cachegate-tls-unit-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn reload_swaps_a_good_pair_and_keeps_the_old_one_on_error() {
+        let dir = dir("reload");
+        let files = TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        let (cert, key) = leaf("one");
+        std::fs::write(&files.cert, &cert).unwrap();
+        std::fs::write(&files.key, &key).unwrap();
+        let state = TlsState::load(files.clone()).unwrap();
+        let first = state.current();
+        assert!(state.reload_if_changed().is_none(), "nothing changed");
+
+        let (other_cert, _) = leaf("two");
+        std::fs::write(&files.cert, &other_cert).unwrap();
+        let err = state.reload().unwrap_err();
+        assert!(matches!(err, TlsError::Mismatch { .. }), "{err}");
+        assert!(Arc::ptr_eq(&first, &state.current()), "the old pair stays");
+        assert!(
+            state.reload_if_changed().is_none(),
+            "a failed change is read once"
+        );
+
+        std::fs::remove_file(&files.key).unwrap();
+        let err = state.reload().unwrap_err();
+        assert!(err.to_string().starts_with("cannot read "), "{err}");
+
+        let (cert, key) = leaf("three");
+        std::fs::write(&files.cert, &cert).unwrap();
+        std::fs::write(&files.key, &key).unwrap();
+        assert!(matches!(state.reload_if_changed(), Some(Ok(()))));
+        assert!(!Arc::ptr_eq(&first, &state.current()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let dir = dir("ca");
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, "no pem here\n").unwrap();
+        let err = upstream_roots(Some(&path)).unwrap_err();
+        assert!(matches!(err, TlsError::NoCertificate(_)), "{err}");
+        std::fs::write(&path, leaf("ca").0).unwrap();
+        assert_eq!(upstream_roots(Some(&path)).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

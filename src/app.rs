@@ -20,6 +20,7 @@ use crate::proxy::{Proxy, Setup};
 use crate::reload::{Prints, Reloader, SecretResolver};
 use crate::server::{self, ServeOptions};
 use crate::store::shared::{SharedError, SharedOptions, SharedTier};
+use crate::tls::{TlsError, TlsState};
 use crate::webhook::{Secrets, Verifier};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +39,59 @@ pub struct App {
     /// Set once the proxy's listeners are closed, when shutdown began.
     closed: watch::Sender<bool>,
     reloader: Reloader,
+    tls: Tls,
+}
+
+/// The listeners' certificates: what a reload (a config reload, or the files changing) swaps.
+#[derive(Clone, Default)]
+pub struct Tls {
+    /// `[server] tls_cert` / `tls_key`.
+    pub server: Option<Arc<TlsState>>,
+    /// `[admin] tls_cert` / `tls_key`.
+    pub admin: Option<Arc<TlsState>>,
+    /// The acceptors over `server` and `admin`, built at start so that serving can't fail.
+    acceptors: [Option<tokio_rustls::TlsAcceptor>; 2],
+}
+
+impl Tls {
+    fn load(config: &Config) -> Result<Tls, StartError> {
+        let load = |files: Option<&crate::tls::TlsFiles>| {
+            files
+                .map(|f| TlsState::load(f.clone()))
+                .transpose()
+                .map_err(StartError::Tls)
+        };
+        let server = load(config.server.tls.as_ref())?;
+        let admin = load(config.admin.as_ref().and_then(|a| a.tls.as_ref()))?;
+        let acceptor = |state: &Option<Arc<TlsState>>| {
+            state
+                .as_ref()
+                .map(|s| s.acceptor())
+                .transpose()
+                .map_err(StartError::Tls)
+        };
+        Ok(Tls {
+            acceptors: [acceptor(&server)?, acceptor(&admin)?],
+            server,
+            admin,
+        })
+    }
+
+    /// Reads every listener's certificate and key files again and serves them from the next
+    /// handshake on. A pair that does not load (or whose key does not match) is not swapped in:
+    /// the listener keeps serving its previous certificate, and the first error is returned.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let mut first = Ok(());
+        for state in self.server.iter().chain(&self.admin) {
+            if let Err(err) = state.reload() {
+                tracing::error!(error = %err, "TLS certificate not reloaded; still serving the previous one");
+                if first.is_ok() {
+                    first = Err(err);
+                }
+            }
+        }
+        first
+    }
 }
 
 /// The sockets an [`App`] serves: the proxy's listeners and the admin API's.
@@ -80,6 +134,8 @@ pub enum StartError {
     RedisPassword(SecretSource),
     #[error("[redis]: {0}")]
     Redis(#[source] SharedError),
+    #[error("TLS: {0}")]
+    Tls(#[source] TlsError),
     #[error("cannot set up the upstream client")]
     Upstream(#[source] ProxyError),
     #[error("cannot listen on {addr}")]
@@ -180,6 +236,7 @@ impl App {
             + 'static,
     ) -> Result<App, StartError> {
         let config = Arc::new(config);
+        let tls = Tls::load(&config)?;
         let mut warnings = Vec::new();
         let keyed = keyed(&config, &read_secret, &mut warnings)?;
         let shared = match &config.redis {
@@ -216,6 +273,8 @@ impl App {
             keyed.prints,
         );
         let admin = admin.map(|admin| Arc::new(admin.with_reloader(reloader.clone())));
+        // A config reload re-reads the listeners' certificates too.
+        reloader.add_part(Arc::new(tls.clone()));
         Ok(App {
             config,
             proxy,
@@ -223,6 +282,7 @@ impl App {
             warnings,
             closed: watch::channel(false).0,
             reloader,
+            tls,
         })
     }
 
@@ -235,6 +295,11 @@ impl App {
     /// What reloads the config: `SIGHUP`, the admin API's `POST /reload`, the file watch.
     pub fn reloader(&self) -> &Reloader {
         &self.reloader
+    }
+
+    /// The listeners' certificates, for a reload to call [`Tls::reload`] on.
+    pub fn tls(&self) -> &Tls {
+        &self.tls
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -265,9 +330,21 @@ impl App {
             admin,
             closed,
             reloader,
+            tls,
             ..
         } = self;
-        let opts = serve_options(&config.server);
+        let mut opts = serve_options(&config.server);
+        opts.counters = proxy.stats().connections();
+        let mut admin_opts = opts.clone();
+        admin_opts.counters = Default::default();
+        let [server_tls, admin_tls] = tls.acceptors.clone();
+        opts.tls = server_tls;
+        admin_opts.tls = admin_tls;
+        // The files are watched while serving; `Tls::reload` swaps them on demand too.
+        let mut watchers = tokio::task::JoinSet::new();
+        for state in tls.server.iter().chain(&tls.admin) {
+            watchers.spawn(state.clone().watch(config.server.tls_reload_interval));
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let signal = async move {
             shutdown.await;
@@ -285,10 +362,25 @@ impl App {
         let watch = reloader.watch(stopped(stop_rx.clone()));
         let admin = async {
             if let (Some(handler), Some(listener)) = (admin, listeners.admin) {
-                server::serve(vec![listener], handler, opts, stopped(stop_rx), || ()).await;
+                server::serve(vec![listener], handler, admin_opts, stopped(stop_rx), || ()).await;
             }
         };
         tokio::join!(signal, proxy, admin, watch);
+        watchers.abort_all();
+    }
+}
+
+impl crate::reload::Reloadable for Tls {
+    fn name(&self) -> &str {
+        "tls"
+    }
+
+    /// Re-reads the certificate and key files in force. Their paths are bound to the
+    /// listeners at start: a change of path is reported by `Config::changes` as needing a
+    /// restart. A pair that does not load refuses the reload, and the old one stays.
+    fn reload(&self, _old: &Config, _new: &Config) -> Result<Vec<String>, String> {
+        Tls::reload(self).map_err(|e| e.to_string())?;
+        Ok(Vec::new())
     }
 }
 
@@ -304,6 +396,10 @@ fn serve_options(server: &ServerConfig) -> ServeOptions {
         max_connections: server.max_connections,
         shutdown_grace: server.shutdown_grace,
         idle_timeout: server.idle_timeout,
+        max_requests_per_connection: server.max_requests_per_connection,
+        http2_max_concurrent_streams: server.http2_max_concurrent_streams,
+        tls: None,
+        counters: Default::default(),
     }
 }
 

@@ -13,6 +13,15 @@ pub enum ProxyError {
     UpstreamConnect(#[source] BoxError),
     #[error("upstream timed out after {0:?}")]
     UpstreamTimeout(Duration),
+    #[error("upstream connection not established within {0:?}")]
+    UpstreamConnectTimeout(Duration),
+    /// The upstream's certificate was refused, or its TLS handshake failed (rustls' reason).
+    #[error("upstream TLS handshake failed: {0}")]
+    UpstreamTls(String),
+    #[error("the request body exceeds {0} bytes")]
+    BodyTooLarge(u64),
+    #[error("the request head exceeds {0} bytes")]
+    HeadersTooLarge(usize),
     #[error("upstream protocol error")]
     UpstreamProtocol(#[source] BoxError),
     #[error("bad request: {0}")]
@@ -40,7 +49,12 @@ impl ProxyError {
             ProxyError::UpstreamConnect(_) | ProxyError::UpstreamProtocol(_) => {
                 StatusCode::BAD_GATEWAY
             }
-            ProxyError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::UpstreamTimeout(_) | ProxyError::UpstreamConnectTimeout(_) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            ProxyError::UpstreamTls(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::MisdirectedHost(_) => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,6 +71,10 @@ impl ProxyError {
         match self {
             ProxyError::UpstreamConnect(_) => "upstream_unreachable",
             ProxyError::UpstreamTimeout(_) => "upstream_timeout",
+            ProxyError::UpstreamConnectTimeout(_) => "upstream_connect_timeout",
+            ProxyError::UpstreamTls(_) => "upstream_tls",
+            ProxyError::BodyTooLarge(_) => "payload_too_large",
+            ProxyError::HeadersTooLarge(_) => "headers_too_large",
             ProxyError::UpstreamProtocol(_) => "upstream_protocol",
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::MisdirectedHost(_) => "misdirected_request",
@@ -77,6 +95,23 @@ impl ProxyError {
     pub fn chain(&self) -> String {
         chain(self)
     }
+}
+
+/// An error and each error it was caused by, outermost first. Unlike `source()` alone, it
+/// steps into an `io::Error` that wraps another error (as TLS layers do), which `source()`
+/// skips over.
+pub fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| {
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        }
+    })
 }
 
 /// An error's message followed by each of its sources, joined with `": "`
@@ -109,6 +144,18 @@ mod tests {
                 504,
                 "upstream_timeout",
             ),
+            (
+                ProxyError::UpstreamConnectTimeout(Duration::from_secs(1)),
+                504,
+                "upstream_connect_timeout",
+            ),
+            (
+                ProxyError::UpstreamTls("invalid peer certificate: UnknownIssuer".into()),
+                502,
+                "upstream_tls",
+            ),
+            (ProxyError::BodyTooLarge(10), 413, "payload_too_large"),
+            (ProxyError::HeadersTooLarge(8192), 431, "headers_too_large"),
             (ProxyError::BadRequest("missing host"), 400, "bad_request"),
             (
                 ProxyError::MisdirectedHost("evil.test".into()),

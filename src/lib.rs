@@ -23,6 +23,7 @@ pub mod body;
 pub mod metrics;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod upstream;
 
 pub mod proxy;

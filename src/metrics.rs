@@ -643,6 +643,8 @@ impl Collector for ScrapeCollector {
                     Refusal::InvalidCredential => requests.auth_invalid,
                     Refusal::Forbidden => requests.auth_forbidden,
                     Refusal::AuthUnavailable => requests.auth_unavailable,
+                    Refusal::HeadersTooLarge => requests.headers_too_large,
+                    Refusal::BodyTooLarge => requests.body_too_large,
                 };
                 (r.as_str(), n)
             })),
@@ -677,6 +679,18 @@ impl Collector for ScrapeCollector {
                 ("write", requests.write_purges),
             ]
             .map(|(source, n)| (vec![("source", source.to_string())], n)),
+        )?;
+        family(
+            e,
+            "cachegate_connections_closed",
+            "Connections closed by a protection limit, by reason.",
+            MetricType::Counter,
+            [
+                ("header-timeout", requests.header_timeouts),
+                ("request-limit", requests.request_limit_closes),
+                ("tls-handshake", requests.tls_handshake_failures),
+            ]
+            .map(|(reason, n)| (vec![("reason", reason.to_string())], n)),
         )?;
         counter(
             e,

@@ -205,6 +205,8 @@ impl Proxy {
             timeout: config.upstream.timeout,
             pool_max_idle_per_host: config.upstream.pool_max_idle_per_host,
             pool_idle_timeout: config.upstream.pool_idle_timeout,
+            ca_file: config.upstream.ca_file.clone(),
+            http2: config.upstream.http2,
         })?;
         let memory = MemoryOptions {
             max_bytes: config.cache.max_memory,
@@ -509,6 +511,10 @@ impl Proxy {
         peer: SocketAddr,
         trace: &Trace,
     ) -> Result<Dispatched, ProxyError> {
+        let limits = &self.inner.config.server;
+        if head_size(&req) > limits.max_header_bytes {
+            return Err(ProxyError::HeadersTooLarge(limits.max_header_bytes));
+        }
         // First of all: a header the client lists in `Connection` never reaches the backend, so it
         // must not take part in any decision either (e.g. `Connection: x-org-id` would key by a
         // tenant header the backend never sees).
@@ -522,15 +528,23 @@ impl Proxy {
         if self.is_reserved(req.uri().path()) {
             return Ok(Dispatched::Reserved(self.reserved(req).await));
         }
+        // The body limit, up front when the length is announced, else while it streams
+        // (`ProxyBody::Limited`, which aborts the backend request past it).
+        let max_body = limits.max_request_body;
+        if content_length(&req).is_some_and(|n| n > max_body) {
+            return Err(ProxyError::BodyTooLarge(max_body));
+        }
         let client = ClientInfo {
             peer,
+            tls: limits.tls.is_some(),
             host: &host,
             trace,
         };
         let answer = match *req.method() {
             Method::GET | Method::HEAD => {
                 let (parts, body) = req.into_parts();
-                self.read(parts, ProxyBody::Stream(body), &client).await?
+                self.read(parts, ProxyBody::limited(body, max_body), &client)
+                    .await?
             }
             // Unsafe methods, unknown ones included, invalidate what they name (RFC 9111 §4.4).
             ref method
@@ -541,7 +555,7 @@ impl Proxy {
             }
             _ => {
                 let (parts, body) = req.into_parts();
-                let req = Request::from_parts(parts, ProxyBody::Stream(body));
+                let req = Request::from_parts(parts, ProxyBody::limited(body, max_body));
                 self.pass(req, &client, Outcome::Method, None).await?
             }
         };
@@ -957,8 +971,12 @@ fn error_outcome(err: &ProxyError) -> Outcome {
         ProxyError::BadCredential(_) => Outcome::Refused(Refusal::InvalidCredential),
         ProxyError::Forbidden(_) => Outcome::Refused(Refusal::Forbidden),
         ProxyError::AuthUnavailable(_) => Outcome::Refused(Refusal::AuthUnavailable),
+        ProxyError::HeadersTooLarge(_) => Outcome::Refused(Refusal::HeadersTooLarge),
+        ProxyError::BodyTooLarge(_) => Outcome::Refused(Refusal::BodyTooLarge),
         ProxyError::UpstreamConnect(_)
         | ProxyError::UpstreamTimeout(_)
+        | ProxyError::UpstreamConnectTimeout(_)
+        | ProxyError::UpstreamTls(_)
         | ProxyError::UpstreamProtocol(_) => Outcome::Failed(Failure::Upstream),
         ProxyError::Internal(_) => Outcome::Failed(Failure::Internal),
     }
@@ -969,6 +987,27 @@ pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The size of a request head as it came: the request line and each header line.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
+    req.headers().iter().fold(line, |n, (name, value)| {
+        n + name.as_str().len() + value.len() + 4
+    })
+}
+
+/// The announced `Content-Length`, when there is one readable.
+fn content_length<B>(req: &Request<B>) -> Option<u64> {
+    req.headers()
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The Host the client addressed: exactly one `Host` header (HTTP/1.1) or the `:authority` (h2).

@@ -1,10 +1,12 @@
-//! The accept loop: HTTP/1.1 and h2c on each listener, connection caps, graceful shutdown.
+//! The accept loop: HTTP/1.1 and h2 (over TLS with ALPN, or h2c in plain text) on each listener,
+//! connection caps, per-connection limits, graceful shutdown.
 //!
 //! Serves any [`Handler`]; knows nothing of caching. `main` and the integration tests both start
 //! cachegate through [`serve`], so what the tests exercise is what runs in production.
 
 use crate::body::ProxyBody;
-use http::{Request, Response};
+use http::header::{HeaderValue, CONNECTION};
+use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -14,8 +16,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 
 /// Something that answers requests; every error is already a response.
@@ -28,13 +31,36 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Limits of the listener, from `[server]`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     pub header_read_timeout: Duration,
+    /// The handler refuses heads above this itself (431 with a JSON body); hyper's own read
+    /// limit is twice as much, a backstop that answers a bare 431.
     pub max_header_bytes: usize,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
     pub idle_timeout: Duration,
+    /// Requests on one connection before it is closed (`Connection: close` on the last answer
+    /// for HTTP/1.1, GOAWAY for h2); 0 for no limit.
+    pub max_requests_per_connection: usize,
+    pub http2_max_concurrent_streams: u32,
+    /// Speak TLS (the handshake within `header_read_timeout`); `None` for plain text.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Where connection-level events are counted.
+    pub counters: Arc<ConnectionCounters>,
+}
+
+/// What happened to connections that never became, or stopped being, requests: counted here,
+/// reported in `/stats` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct ConnectionCounters {
+    /// HTTP/1.1 connections closed because the request head did not arrive within
+    /// `header_read_timeout` (hyper closes them without an answer).
+    pub header_timeouts: AtomicU64,
+    /// Connections closed after `max_requests_per_connection` requests.
+    pub request_limit_closes: AtomicU64,
+    /// TLS handshakes that failed or did not finish within `header_read_timeout`.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// Serves `handler` on every listener until `shutdown` resolves, then stops accepting and lets
@@ -88,11 +114,14 @@ async fn accept_loop<H: Handler>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
-        .max_buf_size(opts.max_header_bytes.max(8192));
+        .max_buf_size(opts.max_header_bytes.saturating_mul(2).max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX));
+        .max_concurrent_streams(opts.http2_max_concurrent_streams)
+        .max_header_list_size(
+            u32::try_from(opts.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        );
     let builder = Arc::new(builder);
 
     loop {
@@ -122,20 +151,109 @@ async fn accept_loop<H: Handler>(
         let activity = Arc::new(Activity::new());
         let handler = handler.clone();
         let tracked = activity.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let max_requests = opts.max_requests_per_connection;
+        let counted = opts.counters.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let handler = handler.clone();
             let busy = Busy::start(&tracked);
+            let last = max_requests > 0 && busy.number >= max_requests;
+            if max_requests > 0 && busy.number == max_requests {
+                counted.request_limit_closes.fetch_add(1, Ordering::Relaxed);
+            }
+            let http1 = req.version() < Version::HTTP_2;
+            let tracked = tracked.clone();
             async move {
-                let response = handler.handle(req, peer).await;
+                let mut response = handler.handle(req, peer).await;
+                if last {
+                    if http1 {
+                        response
+                            .headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    tracked.limit.notify_one();
+                }
                 // The request stays in flight until its body is sent, so a long download is
                 // never taken for idleness.
                 Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
             }
         });
         let builder = builder.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
+        let tls = opts.tls.clone();
+        let counters = opts.counters.clone();
         let (first, idle) = (opts.header_read_timeout, opts.idle_timeout);
         tokio::spawn(async move {
+            let conn = Conn {
+                builder,
+                activity,
+                counters,
+                stop,
+                peer,
+                first,
+                idle,
+            };
+            match tls {
+                None => conn.run(stream, service).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(first, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => conn.run(stream, service).await,
+                        Ok(Err(err)) => {
+                            conn.counters
+                                .tls_handshake_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(error = %err, %peer, "TLS handshake failed");
+                        }
+                        Err(_elapsed) => {
+                            conn.counters
+                                .tls_handshake_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, "TLS handshake did not finish in time");
+                        }
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    // Stop listening before draining, so new clients are refused at once instead of queueing.
+    drop(listener);
+}
+
+/// One accepted connection and what its serving loop watches.
+struct Conn {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    activity: Arc<Activity>,
+    counters: Arc<ConnectionCounters>,
+    stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+    first: Duration,
+    idle: Duration,
+}
+
+impl Conn {
+    /// Serves the connection's requests until it closes, asking it to close on shutdown, on
+    /// idleness and after its last allowed request.
+    async fn run<IO, S>(self, stream: IO, service: S)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<
+                Request<Incoming>,
+                Response = Response<Tracked>,
+                Error = Infallible,
+            > + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let Conn {
+            builder,
+            activity,
+            counters,
+            mut stop,
+            peer,
+            first,
+            idle,
+        } = self;
+        {
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             let mut closing = false;
@@ -146,9 +264,23 @@ async fn accept_loop<H: Handler>(
                 tokio::select! {
                     result = conn.as_mut() => {
                         if let Err(err) = result {
-                            tracing::debug!(error = %err, %peer, "connection ended with an error");
+                            let timeout = err
+                                .downcast_ref::<hyper::Error>()
+                                .is_some_and(hyper::Error::is_timeout);
+                            if timeout {
+                                counters.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(%peer, "request head not received in time; connection closed");
+                            } else {
+                                tracing::debug!(error = %err, %peer, "connection ended with an error");
+                            }
                         }
                         break;
+                    }
+                    // The last allowed request was answered: no more on this connection.
+                    _ = activity.limit.notified(), if !closing => {
+                        tracing::debug!(%peer, "request limit of the connection reached; closing it");
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
                     }
                     // Shutdown or idleness: stop taking requests, finish the ones in flight.
                     _ = stopped(&mut stop), if !closing => {
@@ -166,11 +298,8 @@ async fn accept_loop<H: Handler>(
                     }
                 }
             }
-            drop(permit);
-        });
+        }
     }
-    // Stop listening before draining, so new clients are refused at once instead of queueing.
-    drop(listener);
 }
 
 /// How long an idle connection may take to close after it was asked to.
@@ -192,6 +321,10 @@ struct Activity {
     served: AtomicBool,
     /// Milliseconds after `born` of the last request start or end.
     last: AtomicU64,
+    /// Requests started on the connection.
+    requests: AtomicUsize,
+    /// Notified when the last request the connection may serve is answered.
+    limit: Notify,
 }
 
 impl Activity {
@@ -201,6 +334,8 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             last: AtomicU64::new(0),
+            requests: AtomicUsize::new(0),
+            limit: Notify::new(),
         }
     }
 
@@ -238,12 +373,12 @@ struct Tracked {
 
 impl http_body::Body for Tracked {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = crate::error::BoxError;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
         std::pin::Pin::new(&mut self.body).poll_frame(cx)
     }
 
@@ -257,21 +392,29 @@ impl http_body::Body for Tracked {
 }
 
 /// Marks a request in flight on its connection for as long as it lives.
-struct Busy(Arc<Activity>);
+struct Busy {
+    activity: Arc<Activity>,
+    /// The request's number on its connection, from 1.
+    number: usize,
+}
 
 impl Busy {
     fn start(activity: &Arc<Activity>) -> Busy {
         activity.served.store(true, Ordering::Relaxed);
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        let number = activity.requests.fetch_add(1, Ordering::Relaxed) + 1;
         activity.touch();
-        Busy(activity.clone())
+        Busy {
+            activity: activity.clone(),
+            number,
+        }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.activity.touch();
+        self.activity.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -7,6 +7,7 @@
 
 use crate::policy::cacheability::{Bypass, NotStored};
 use crate::policy::outcome::{Failure, Fill, Outcome, Refusal, StaleServed};
+use crate::server::ConnectionCounters;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,8 @@ pub struct Stats {
     /// The last [`RECENT_PURGES`] purges, the oldest first. Taken on purges only, never on
     /// the read path.
     recent_purges: Mutex<VecDeque<PurgeRecord>>,
+    /// Bumped by the accept loop (`server`), not per request.
+    connections: Arc<ConnectionCounters>,
 }
 
 /// Every route counted since start, by id, and which of them make the table in force.
@@ -178,6 +181,16 @@ pub struct Snapshot {
     pub auth_forbidden: u64,
     /// Requests answered 503 because the identity endpoint could not be asked.
     pub auth_unavailable: u64,
+    /// Requests refused 431: a head over `[server] max_header_bytes`.
+    pub headers_too_large: u64,
+    /// Requests refused 413: a body over `[server] max_request_body`.
+    pub body_too_large: u64,
+    /// Connections closed because a request head did not arrive within `header_read_timeout`.
+    pub header_timeouts: u64,
+    /// Connections closed after `max_requests_per_connection` requests.
+    pub request_limit_closes: u64,
+    /// TLS handshakes that failed or did not finish in time.
+    pub tls_handshake_failures: u64,
     /// The routes of the table in force, in table order (counters since start, kept by route
     /// identity across reloads).
     pub routes: Vec<RouteCounts>,
@@ -535,6 +548,11 @@ impl Stats {
         self.webhook_refused.fetch_add(1, Relaxed);
     }
 
+    /// The connection-level counters the accept loop bumps.
+    pub fn connections(&self) -> Arc<ConnectionCounters> {
+        self.connections.clone()
+    }
+
     pub fn webhook_repeat(&self) {
         self.webhook_repeats.fetch_add(1, Relaxed);
     }
@@ -619,6 +637,11 @@ impl Stats {
             auth_invalid: refused(Refusal::InvalidCredential),
             auth_forbidden: refused(Refusal::Forbidden),
             auth_unavailable: refused(Refusal::AuthUnavailable),
+            headers_too_large: refused(Refusal::HeadersTooLarge),
+            body_too_large: refused(Refusal::BodyTooLarge),
+            header_timeouts: self.connections.header_timeouts.load(Relaxed),
+            request_limit_closes: self.connections.request_limit_closes.load(Relaxed),
+            tls_handshake_failures: self.connections.tls_handshake_failures.load(Relaxed),
             routes,
             tenants,
             recent_purges: self

@@ -1,4 +1,5 @@
-//! The backend client: a pooled hyper-util client with connect and response timeouts.
+//! The backend client: a pooled hyper-util client with connect and response timeouts, speaking
+//! TLS (rustls, SNI from the upstream's host, optional h2 through ALPN) to `https://` upstreams.
 //!
 //! Knows nothing of caching. It builds the forwarded request head (hop-by-hop headers removed,
 //! `X-Forwarded-*` and `Forwarded` set by cachegate) and turns transport failures into `ProxyError`.
@@ -11,10 +12,12 @@ use crate::policy::cacheability::strip_hop_by_hop;
 use http::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -28,15 +31,20 @@ pub struct UpstreamOptions {
     pub timeout: Duration,
     pub pool_max_idle_per_host: usize,
     pub pool_idle_timeout: Duration,
+    /// For `https://`: the CA certificates to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// For `https://`: offer h2 through ALPN.
+    pub http2: bool,
 }
 
 /// A shared, cloneable handle on the backend connection pool.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, ProxyBody>,
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     timeout: Duration,
+    connect_timeout: Duration,
     /// Time to the response head of every request sent.
     latency: Arc<Histogram>,
 }
@@ -45,6 +53,8 @@ pub struct Upstream {
 /// request's [`Trace`].
 pub struct ClientInfo<'a> {
     pub peer: SocketAddr,
+    /// The client came over TLS (`X-Forwarded-Proto: https`).
+    pub tls: bool,
     pub host: &'a str,
     pub trace: &'a Trace,
 }
@@ -106,6 +116,29 @@ impl Upstream {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(opts.connect_timeout));
         connector.set_nodelay(true);
+        // The TLS layer wrapped around it takes https:// URIs to it.
+        connector.enforce_http(false);
+        // `https_or_http` lets the one client type serve both schemes; the scheme is the
+        // upstream's, fixed at start. Trust is only built for https (no system roots needed
+        // for a plain upstream).
+        let tls = if scheme == http::uri::Scheme::HTTPS {
+            crate::tls::client_config(opts.ca_file.as_deref())
+                .map_err(|e| ProxyError::UpstreamTls(e.to_string()))?
+        } else {
+            rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| ProxyError::UpstreamTls(e.to_string()))?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        };
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let connector = if opts.http2 {
+            builder.enable_all_versions().wrap_connector(connector)
+        } else {
+            builder.enable_http1().wrap_connector(connector)
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(opts.pool_max_idle_per_host)
@@ -116,6 +149,7 @@ impl Upstream {
             scheme,
             authority,
             timeout: opts.timeout,
+            connect_timeout: opts.connect_timeout,
             latency: Arc::new(Histogram::default()),
         })
     }
@@ -157,9 +191,35 @@ impl Upstream {
         match result {
             Err(_elapsed) => Err(ProxyError::UpstreamTimeout(self.timeout)),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(err)) if err.is_connect() => Err(ProxyError::UpstreamConnect(Box::new(err))),
-            Ok(Err(err)) => Err(ProxyError::UpstreamProtocol(Box::new(err))),
+            Ok(Err(err)) => Err(self.failure(err)),
         }
+    }
+}
+
+impl Upstream {
+    /// What a failed backend request answers: a body over its limit is the client's fault
+    /// (413); a refused certificate or failed handshake, a connect timeout and other connect
+    /// failures are told apart for the operator.
+    fn failure(&self, err: hyper_util::client::legacy::Error) -> ProxyError {
+        let mut timed_out = false;
+        for e in crate::error::causes(&err) {
+            if let Some(limit) = e.downcast_ref::<crate::body::BodyTooLarge>() {
+                return ProxyError::BodyTooLarge(limit.0);
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+            }
+        }
+        if let Some(reason) = crate::tls::is_tls_error(&err) {
+            return ProxyError::UpstreamTls(reason);
+        }
+        if err.is_connect() {
+            if timed_out {
+                return ProxyError::UpstreamConnectTimeout(self.connect_timeout);
+            }
+            return ProxyError::UpstreamConnect(Box::new(err));
+        }
+        ProxyError::UpstreamProtocol(Box::new(err))
     }
 }
 
@@ -190,12 +250,13 @@ pub fn forward_headers(headers: &mut HeaderMap, client: &ClientInfo<'_>) {
     if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = if client.tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Ok(host) = HeaderValue::from_str(client.host) {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         headers.insert(HOST, host);
     }
-    let forwarded = format!("for={for_value};proto=http;host=\"{}\"", client.host);
+    let forwarded = format!("for={for_value};proto={proto};host=\"{}\"", client.host);
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         headers.insert(FORWARDED.clone(), v);
     }
@@ -216,6 +277,7 @@ mod tests {
         let trace = Trace::new(HeaderValue::from_static("rid-1"));
         let client = ClientInfo {
             peer: peer.parse().unwrap(),
+            tls: false,
             host,
             trace: &trace,
         };

@@ -25,6 +25,12 @@ mod admin;
 // authenticated tenants: JWT, introspection, trusted gateways, scopes
 #[path = "proxy/auth.rs"]
 mod auth;
+// TLS: the listener, certificate reloads, https upstreams
+#[path = "proxy/tls.rs"]
+mod tls;
+// protection limits: each answered with its status
+#[path = "proxy/limits.rs"]
+mod limits;
 // the command line: check, bad configs
 #[path = "proxy/cli.rs"]
 mod cli;

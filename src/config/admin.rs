@@ -4,9 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::fields::{count_field, duration_field, secret_source, size_field, SecretSource};
+use super::fields::{
+    count_field, duration_field, secret_source, size_field, tls_files, SecretSource,
+};
 use super::raw::{RawAdmin, RawWebhook};
 use super::report::Report;
+use crate::tls::TlsFiles;
 
 /// `[admin]`: the operator API on its own listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +26,9 @@ pub struct AdminConfig {
     /// `GET /metrics` answers without the token (for a scraper on a trusted network); default
     /// false.
     pub metrics_open: bool,
+    /// `tls_cert` and `tls_key`: the admin listener speaks TLS with this certificate (reloaded
+    /// like the main listener's); `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// `[webhook]`: invalidations sent by the backend.
@@ -65,7 +71,9 @@ pub(super) fn compile_admin(report: &mut Report<'_>, raw: Option<RawAdmin>) -> O
     );
     let warm_concurrency =
         count_field(report, raw.warm_concurrency, "admin.warm_concurrency", 8, 1);
+    let tls = tls_files(report, "admin", raw.tls_cert, raw.tls_key);
     Some(AdminConfig {
+        tls: tls?,
         listen: listen?,
         token: token?,
         warm_concurrency: warm_concurrency?,

@@ -23,12 +23,39 @@ impl fmt::Display for Config {
             s.workers.map_or("auto".to_string(), |w| w.to_string()),
             s.max_connections
         )?;
+        match &s.tls {
+            Some(t) => writeln!(
+                f,
+                "tls:      cert {}, key {} (ALPN h2, http/1.1; files checked every {})",
+                t.cert.display(),
+                t.key.display(),
+                format_duration(s.tls_reload_interval)
+            )?,
+            None => writeln!(f, "tls:      off (plain HTTP/1.1 and h2c)")?,
+        }
         writeln!(
             f,
-            "upstream: {} (connect {}, timeout {})",
+            "limits:   head {} in {}, body {}, {} requests a connection, {} h2 streams",
+            format_size(s.max_header_bytes as u64),
+            format_duration(s.header_read_timeout),
+            format_size(s.max_request_body),
+            match s.max_requests_per_connection {
+                0 => "unlimited".to_string(),
+                n => n.to_string(),
+            },
+            s.http2_max_concurrent_streams
+        )?;
+        writeln!(
+            f,
+            "upstream: {} (connect {}, timeout {}{})",
             u.url,
             format_duration(u.connect_timeout),
-            format_duration(u.timeout)
+            format_duration(u.timeout),
+            match (&u.ca_file, u.url.scheme_str()) {
+                (Some(ca), _) => format!(", trusting {}", ca.display()),
+                (None, Some("https")) => ", trusting the system roots".to_string(),
+                _ => String::new(),
+            }
         )?;
         writeln!(
             f,

@@ -76,6 +76,31 @@ impl Config {
             &o.idle_timeout,
             &n.idle_timeout,
         );
+        c.note("server.tls", RESTART, &o.tls, &n.tls);
+        c.note(
+            "server.tls_reload_interval",
+            RESTART,
+            &o.tls_reload_interval,
+            &n.tls_reload_interval,
+        );
+        c.note(
+            "server.max_request_body",
+            RESTART,
+            &o.max_request_body,
+            &n.max_request_body,
+        );
+        c.note(
+            "server.max_requests_per_connection",
+            RESTART,
+            &o.max_requests_per_connection,
+            &n.max_requests_per_connection,
+        );
+        c.note(
+            "server.http2_max_concurrent_streams",
+            RESTART,
+            &o.http2_max_concurrent_streams,
+            &n.http2_max_concurrent_streams,
+        );
         c.note(
             "server.watch_config",
             APPLY,
@@ -153,6 +178,7 @@ impl Config {
         match (&self.admin, &new.admin) {
             (Some(o), Some(n)) => {
                 c.note("admin.listen", RESTART, &o.listen, &n.listen);
+                c.note("admin.tls", RESTART, &o.tls, &n.tls);
                 c.note("admin.token", APPLY, &o.token, &n.token);
                 c.note(
                     "admin.warm_concurrency",

@@ -220,3 +220,69 @@ pub(super) fn header_name(text: &str, role: &str) -> Result<HeaderName, String> 
     }
     Ok(name)
 }
+
+/// `<section>.tls_cert` / `<section>.tls_key`: both or neither; the files are read and checked
+/// here (PEM, the key matching the certificate), each problem at the key of the file at fault.
+pub(super) fn tls_files(
+    report: &mut Report<'_>,
+    section: &str,
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+) -> Option<Option<crate::tls::TlsFiles>> {
+    use crate::tls::{load_certified_key, TlsError, TlsFiles};
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Some(None),
+        (Some(cert), None) => {
+            report.at(
+                cert.span(),
+                format!("{section}.tls_cert"),
+                format!("is set without {section}.tls_key; give both, or neither for plain HTTP"),
+            );
+            return None;
+        }
+        (None, Some(key)) => {
+            report.at(
+                key.span(),
+                format!("{section}.tls_key"),
+                format!("is set without {section}.tls_cert; give both, or neither for plain HTTP"),
+            );
+            return None;
+        }
+        (Some(cert), Some(key)) => (cert, key),
+    };
+    let mut empty = false;
+    for (name, value) in [("tls_cert", &cert), ("tls_key", &key)] {
+        if value.get_ref().is_empty() {
+            report.at(
+                value.span(),
+                format!("{section}.{name}"),
+                "must not be empty",
+            );
+            empty = true;
+        }
+    }
+    if empty {
+        return None;
+    }
+    let files = TlsFiles {
+        cert: cert.get_ref().into(),
+        key: key.get_ref().into(),
+    };
+    match load_certified_key(&files) {
+        Ok(_) => Some(Some(files)),
+        Err(err) => {
+            let at_key = match &err {
+                TlsError::Read { path, .. } => *path == files.key,
+                TlsError::BadKey { .. } | TlsError::Mismatch { .. } => true,
+                _ => false,
+            };
+            let (span, name) = if at_key {
+                (key.span(), "tls_key")
+            } else {
+                (cert.span(), "tls_cert")
+            };
+            report.at(span, format!("{section}.{name}"), err.to_string());
+            None
+        }
+    }
+}

@@ -53,6 +53,12 @@ pub(super) struct RawServer {
     pub(super) shutdown_grace: Option<Spanned<Scalar>>,
     pub(super) idle_timeout: Option<Spanned<Scalar>>,
     pub(super) watch_config: Option<bool>,
+    pub(super) tls_cert: Option<Spanned<String>>,
+    pub(super) tls_key: Option<Spanned<String>>,
+    pub(super) tls_reload_interval: Option<Spanned<Scalar>>,
+    pub(super) max_request_body: Option<Spanned<Scalar>>,
+    pub(super) max_requests_per_connection: Option<Spanned<i64>>,
+    pub(super) http2_max_concurrent_streams: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +69,8 @@ pub(super) struct RawUpstream {
     pub(super) timeout: Option<Spanned<Scalar>>,
     pub(super) pool_max_idle_per_host: Option<Spanned<i64>>,
     pub(super) pool_idle_timeout: Option<Spanned<Scalar>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) http2: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -95,6 +103,8 @@ pub(super) struct RawAdmin {
     pub(super) warm_concurrency: Option<Spanned<i64>>,
     pub(super) metrics: Option<bool>,
     pub(super) metrics_open: Option<bool>,
+    pub(super) tls_cert: Option<Spanned<String>>,
+    pub(super) tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::fields::{count_field, duration_field, size_field};
+use super::fields::{count_field, duration_field, size_field, tls_files};
 use super::raw::RawServer;
 use super::report::Report;
+use crate::tls::TlsFiles;
 
 /// `[server]`: how clients are accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,17 @@ pub struct ServerConfig {
     /// Reload the config when its file changes (checked every second); default false.
     /// `SIGHUP` and the admin API's `POST /reload` reload it either way.
     pub watch_config: bool,
+    /// `tls_cert` and `tls_key`: the listeners speak TLS (ALPN `h2`, `http/1.1`) with this
+    /// certificate; `None` serves plain HTTP/1.1 and h2c.
+    pub tls: Option<TlsFiles>,
+    /// How often the certificate and key files are checked for changes; default 2s.
+    pub tls_reload_interval: Duration,
+    /// Largest request body forwarded to the backend (413 beyond); default 10MiB.
+    pub max_request_body: u64,
+    /// Requests served on one connection before it is closed; default 1000, 0 for no limit.
+    pub max_requests_per_connection: usize,
+    /// Concurrent streams an HTTP/2 client may open on one connection; default 100.
+    pub http2_max_concurrent_streams: u32,
 }
 
 pub(super) fn compile_server(
@@ -109,7 +121,42 @@ pub(super) fn compile_server(
         Duration::from_secs(60),
         true,
     );
+    let tls = tls_files(report, "server", raw.tls_cert, raw.tls_key);
+    let tls_reload_interval = duration_field(
+        report,
+        raw.tls_reload_interval,
+        "server.tls_reload_interval",
+        Duration::from_secs(2),
+        true,
+    );
+    let max_request_body = size_field(
+        report,
+        raw.max_request_body,
+        "server.max_request_body",
+        10 << 20,
+        0,
+    );
+    let max_requests_per_connection = count_field(
+        report,
+        raw.max_requests_per_connection,
+        "server.max_requests_per_connection",
+        1000,
+        0,
+    );
+    let http2_max_concurrent_streams = count_field(
+        report,
+        raw.http2_max_concurrent_streams,
+        "server.http2_max_concurrent_streams",
+        100,
+        1,
+    )
+    .and_then(|n| u32::try_from(n).ok());
     Some(ServerConfig {
+        tls: tls?,
+        tls_reload_interval: tls_reload_interval?,
+        max_request_body: max_request_body?,
+        max_requests_per_connection: max_requests_per_connection?,
+        http2_max_concurrent_streams: http2_max_concurrent_streams?,
         idle_timeout: idle_timeout?,
         listen: listen?,
         workers: workers?,

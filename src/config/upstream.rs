@@ -1,5 +1,6 @@
 //! `[upstream]`: the API behind the proxy, and the client's timeouts and pool.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
@@ -11,7 +12,7 @@ use super::report::Report;
 /// `[upstream]`: the API behind the proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamConfig {
-    /// `http://host:port`, without path or query.
+    /// `http://host:port` or `https://host:port`, without path or query.
     pub url: Uri,
     /// Default 2s.
     pub connect_timeout: Duration,
@@ -21,6 +22,12 @@ pub struct UpstreamConfig {
     pub pool_max_idle_per_host: usize,
     /// Default 90s.
     pub pool_idle_timeout: Duration,
+    /// PEM file of the CA certificates an `https://` upstream's certificate must chain to; they
+    /// replace the system roots. `None`: the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Offer HTTP/2 through ALPN to an `https://` upstream (HTTP/1.1 when it declines);
+    /// default false: HTTP/1.1 only.
+    pub http2: bool,
 }
 
 pub(super) fn compile_upstream(
@@ -61,7 +68,29 @@ pub(super) fn compile_upstream(
         Duration::from_secs(90),
         false,
     );
+    let https = url
+        .as_ref()
+        .is_some_and(|u| u.scheme_str() == Some("https"));
+    let ca_file = match raw.ca_file {
+        None => Some(None),
+        Some(file) => {
+            let span = file.span();
+            let path = PathBuf::from(file.into_inner());
+            let result = if path.as_os_str().is_empty() {
+                Err("must not be empty".to_string())
+            } else if url.is_some() && !https {
+                Err("is set, but upstream.url is not https://".to_string())
+            } else {
+                crate::tls::upstream_roots(Some(&path))
+                    .map(|_| Some(path))
+                    .map_err(|e| e.to_string())
+            };
+            report.check(span, "upstream.ca_file", result)
+        }
+    };
     Some(UpstreamConfig {
+        ca_file: ca_file?,
+        http2: raw.http2.unwrap_or(false),
         url: url?,
         connect_timeout: connect_timeout?,
         timeout: timeout?,
@@ -75,9 +104,12 @@ fn upstream_url(text: &str) -> Result<Uri, String> {
         .parse()
         .map_err(|e| format!("invalid url \"{text}\": {e}"))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err("https upstreams are not supported yet".to_string()),
-        Some(other) => return Err(format!("unsupported scheme \"{other}\"; use http://")),
+        Some("http" | "https") => {}
+        Some(other) => {
+            return Err(format!(
+                "unsupported scheme \"{other}\"; use http:// or https://"
+            ))
+        }
         None => {
             return Err(format!(
                 "\"{text}\" is not an absolute url; expected e.g. \"http://127.0.0.1:8000\""

@@ -93,6 +93,10 @@ pub enum Refusal {
     Forbidden,
     /// 503: the identity endpoint could not be asked.
     AuthUnavailable,
+    /// 431: the request head is larger than `[server] max_header_bytes`.
+    HeadersTooLarge,
+    /// 413: the request body is larger than `[server] max_request_body`.
+    BodyTooLarge,
 }
 
 /// Why a forwarded request (or cachegate itself) failed.
@@ -106,13 +110,15 @@ pub enum Failure {
 
 impl Refusal {
     /// Every refusal, in discriminant order (counters are indexed by [`Refusal::index`]).
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 8] = [
         Refusal::BadRequest,
         Refusal::Misdirected,
         Refusal::Unauthenticated,
         Refusal::InvalidCredential,
         Refusal::Forbidden,
         Refusal::AuthUnavailable,
+        Refusal::HeadersTooLarge,
+        Refusal::BodyTooLarge,
     ];
 
     /// The position in [`Refusal::ALL`].
@@ -129,6 +135,8 @@ impl Refusal {
             Refusal::InvalidCredential => "invalid-credential",
             Refusal::Forbidden => "forbidden",
             Refusal::AuthUnavailable => "auth-unavailable",
+            Refusal::HeadersTooLarge => "headers-too-large",
+            Refusal::BodyTooLarge => "body-too-large",
         }
     }
 }

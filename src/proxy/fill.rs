@@ -972,6 +972,10 @@ fn clone_error(err: &ProxyError) -> ProxyError {
             ProxyError::UpstreamConnect(chain(source.as_ref()).into())
         }
         ProxyError::UpstreamTimeout(d) => ProxyError::UpstreamTimeout(*d),
+        ProxyError::UpstreamConnectTimeout(d) => ProxyError::UpstreamConnectTimeout(*d),
+        ProxyError::UpstreamTls(m) => ProxyError::UpstreamTls(m.clone()),
+        ProxyError::BodyTooLarge(n) => ProxyError::BodyTooLarge(*n),
+        ProxyError::HeadersTooLarge(n) => ProxyError::HeadersTooLarge(*n),
         ProxyError::UpstreamProtocol(source) => {
             ProxyError::UpstreamProtocol(chain(source.as_ref()).into())
         }

@@ -247,6 +247,7 @@ impl Proxy {
         let trace = Trace::new(crate::access::new_request_id());
         let client = ClientInfo {
             peer: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: self.inner.config.server.tls.is_some(),
             host: &host,
             trace: &trace,
         };

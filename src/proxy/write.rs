@@ -93,7 +93,8 @@ impl Proxy {
 
         let method = req.method().clone();
         let (parts, body) = req.into_parts();
-        let req = Request::from_parts(parts, ProxyBody::Stream(body));
+        let max_body = self.inner.config.server.max_request_body;
+        let req = Request::from_parts(parts, ProxyBody::limited(body, max_body));
         let result = self.send_as_is(req, client).await;
         // RFC 9111 §4.4, and a failure or 5xx too (its effect is unknown).
         let changed = invalidate::invalidates(result.as_ref().ok().map(|r| r.status()));

@@ -270,6 +270,10 @@ async fn an_instance_without_an_admin_token_is_told_from_a_wrong_token() {
         max_connections: 16,
         shutdown_grace: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(5),
+        max_requests_per_connection: 0,
+        http2_max_concurrent_streams: 100,
+        tls: None,
+        counters: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let admin = Arc::new(Admin::new(proxy.proxy.clone(), None));

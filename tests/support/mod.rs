@@ -5,6 +5,7 @@
 pub mod client;
 pub mod origin;
 pub mod redis;
+pub mod tls;
 pub mod wait;
 
 use cachegate::app::{self, App, Listeners, SecretError};
@@ -44,6 +45,8 @@ pub struct TestProxy {
     pub closed: watch::Receiver<bool>,
     /// The number of config reloads applied, as it changes.
     pub reloads: watch::Receiver<u64>,
+    /// The listeners' certificates, to reload as a config reload would.
+    pub tls: app::Tls,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -133,6 +136,7 @@ impl TestProxy {
         let reloads = app.reloader().watch_applied();
         let proxy = app.proxy().clone();
         let closed = app.closed();
+        let tls = app.tls().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(app.serve(listeners, async {
             let _ = rx.await;
@@ -143,6 +147,7 @@ impl TestProxy {
             proxy,
             closed,
             reloads,
+            tls,
             shutdown: Some(tx),
             task: Some(task),
         }

@@ -25,6 +25,8 @@ pub struct Seen {
     pub body: Bytes,
     /// The origin's data version when the request arrived.
     pub version: u64,
+    /// The HTTP version the request came in.
+    pub http: http::Version,
 }
 
 impl Seen {
@@ -150,6 +152,19 @@ impl Origin {
     }
 
     pub async fn with(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        Origin::serve(handler, None).await
+    }
+
+    /// An origin speaking TLS with `tls` (its certificate, its ALPN), answering as `start`.
+    pub async fn with_tls(tls: Arc<rustls::ServerConfig>) -> Origin {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        Origin::serve(|seen| Reply::ok(default_body(seen)), Some(acceptor)).await
+    }
+
+    async fn serve(
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Origin {
         let handler: Arc<Handler> = Arc::new(handler);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -165,6 +180,7 @@ impl Origin {
                 };
                 let (handler, seen, version) = (handler.clone(), seen2.clone(), version2.clone());
                 let mut stopped = stop_rx.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (handler, seen, version) =
@@ -173,10 +189,26 @@ impl Origin {
                     });
                     let builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let serve = async move {
+                        match tls {
+                            None => {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                            Some(acceptor) => {
+                                // A refused handshake (the proxy not trusting us) just ends here.
+                                if let Ok(stream) = acceptor.accept(stream).await {
+                                    let _ = builder
+                                        .serve_connection(TokioIo::new(stream), service)
+                                        .await;
+                                }
+                            }
+                        }
+                    };
                     // A stopped origin drops its open connections too (a process that died).
                     tokio::select! {
-                        _ = conn => {}
+                        _ = serve => {}
                         _ = stopped.wait_for(|s| *s) => {}
                     }
                 });
@@ -258,6 +290,7 @@ async fn answer(
         headers: parts.headers,
         body,
         version: version.load(Ordering::SeqCst),
+        http: parts.version,
     };
     seen.push(request.clone());
     let reply = handler(&request);

@@ -116,6 +116,8 @@ fn introspector_at(url: &str, settings: IntrospectSettings) -> Introspector {
         timeout: Duration::from_secs(30),
         pool_max_idle_per_host: 8,
         pool_idle_timeout: Duration::from_secs(30),
+        ca_file: None,
+        http2: false,
     })
     .unwrap();
     Introspector::new(settings, upstream, DigestKey::from_secret(b"test secret"))

@@ -5,6 +5,7 @@
 
 pub mod cache_key;
 pub mod cacheability;
+pub mod encoding;
 pub mod outcome;
 pub mod route;
 pub mod tag;

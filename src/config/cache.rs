@@ -41,6 +41,9 @@ pub struct CacheConfig {
     /// before, when the tier is full, its own entries are evicted first; 1 to 100, default
     /// 100 (no share enforced).
     pub max_tenant_share: u8,
+    /// Default of routes' `compress`: compress textual answers the backend sent unencoded,
+    /// once per fill and `Accept-Encoding` bucket (docs/compression.md); default false.
+    pub compress: bool,
 }
 
 impl CacheConfig {
@@ -247,6 +250,7 @@ pub(super) fn compile_cache(
     };
     Some(CacheConfig {
         max_tenant_share: max_tenant_share?,
+        compress: raw.compress.unwrap_or(false),
         scope: scope?,
         tag_headers: tag_headers?,
         namespace: namespace?,

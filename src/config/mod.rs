@@ -211,6 +211,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
                     tenant: c.tenant.clone(),
                     scope: c.scope,
                     max_memory: c.max_memory,
+                    compress: c.compress,
                 });
             compile_routes(report, value, &defaults, facts)
         }

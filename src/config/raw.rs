@@ -79,6 +79,7 @@ pub(super) struct RawCache {
     pub(super) scope: Option<Spanned<String>>,
     /// A percentage: `25` or `"25%"`.
     pub(super) max_tenant_share: Option<Spanned<toml::Value>>,
+    pub(super) compress: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -174,6 +175,7 @@ pub(super) struct RawRoute {
     pub(super) methods: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) ttl: Option<Spanned<Scalar>>,
     pub(super) cache: Option<bool>,
+    pub(super) compress: Option<bool>,
     pub(super) tenant: Option<Spanned<toml::Value>>,
     pub(super) vary: Option<Vec<Spanned<String>>>,
     pub(super) forward_headers: Option<Vec<Spanned<String>>>,

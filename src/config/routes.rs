@@ -28,6 +28,8 @@ pub(super) struct RouteDefaults {
     pub(super) scope: Option<Scope>,
     /// `[cache].max_memory`: a route's own bound must be below it to bound anything.
     pub(super) max_memory: u64,
+    /// `[cache].compress`.
+    pub(super) compress: bool,
 }
 
 impl RouteDefaults {
@@ -38,6 +40,7 @@ impl RouteDefaults {
         tenant: TenantSource::None,
         scope: None,
         max_memory: u64::MAX,
+        compress: false,
     };
 }
 
@@ -307,6 +310,7 @@ fn compile_route(
         pattern,
         methods,
         cache: cached,
+        compress: raw.compress.unwrap_or(defaults.compress),
         ttl: ttl?,
         tenant: tenant?,
         vary,

@@ -150,11 +150,14 @@ pub enum NotStored {
     TooLarge,
     /// `Content-Length` is not a single number.
     InvalidLength,
+    /// The body's `Content-Encoding` is not one every client of the request's bucket decodes
+    /// (`policy::encoding::serves`).
+    Encoding,
 }
 
 impl NotStored {
     /// Every reason, in discriminant order (counters are indexed by [`NotStored::index`]).
-    pub const ALL: [NotStored; 10] = [
+    pub const ALL: [NotStored; 11] = [
         NotStored::Status,
         NotStored::SetCookie,
         NotStored::Private,
@@ -165,6 +168,7 @@ impl NotStored {
         NotStored::VaryLimit,
         NotStored::TooLarge,
         NotStored::InvalidLength,
+        NotStored::Encoding,
     ];
 
     /// The position in [`NotStored::ALL`].
@@ -185,6 +189,7 @@ impl NotStored {
             NotStored::VaryLimit => "vary-limit",
             NotStored::TooLarge => "too-large",
             NotStored::InvalidLength => "invalid-length",
+            NotStored::Encoding => "encoding",
         }
     }
 }

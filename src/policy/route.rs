@@ -430,6 +430,9 @@ pub struct Route {
     pub methods: Option<Vec<Method>>,
     /// False means pass-through: never stored, never served from the cache.
     pub cache: bool,
+    /// Compress textual answers the backend sent unencoded, once per fill, for the request's
+    /// `Accept-Encoding` bucket (`policy::encoding::plan`).
+    pub compress: bool,
     pub ttl: Duration,
     /// Already resolved: the route's own `tenant` or `[cache].tenant`.
     pub tenant: TenantSource,

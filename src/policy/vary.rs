@@ -48,6 +48,14 @@ impl Selection {
     pub fn is_empty(&self) -> bool {
         self.headers.is_empty() && !self.by_user
     }
+
+    /// Adds `Accept-Encoding`, for an answer cachegate made depend on it (by compressing),
+    /// unless the primary key covers it already.
+    pub fn select_encoding(&mut self, rules: &VaryRules<'_>) {
+        if !rules.keyed.contains(&ACCEPT_ENCODING) {
+            insert_sorted(&mut self.headers, ACCEPT_ENCODING);
+        }
+    }
 }
 
 /// What the route and the request's key say about a response's `Vary`.

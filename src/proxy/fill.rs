@@ -11,6 +11,7 @@ use crate::clock::UnixMillis;
 use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
+use crate::policy::encoding::{self, Bucket};
 use crate::policy::outcome::{Fill, Outcome};
 use crate::policy::route::{Scope, TenantSource};
 use crate::policy::vary::{self, FillRules, Selection, VaryRules};
@@ -77,6 +78,8 @@ struct FillJob {
     target: String,
     /// The route's position, which the entry is charged to.
     route: usize,
+    /// The route's `compress`.
+    compress: bool,
 }
 
 /// A stored-to-be body as it arrived: its chunks are still slices of the connection's buffers,
@@ -280,6 +283,7 @@ impl Proxy {
             tenant,
             target: target.path_and_query(),
             route: route.index,
+            compress: route.compress,
         };
         let (tx, rx) = oneshot::channel();
         let inner = self.inner.clone();
@@ -353,6 +357,7 @@ async fn run_fill(
         tenant,
         target,
         route,
+        compress,
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
@@ -394,7 +399,7 @@ async fn run_fill(
     }
     let shared_ticket = inner.store.shared_ticket(&tenant).await;
     let timeout = inner.upstream.timeout();
-    let fetch = fetch(&inner, request, &rules, &vary_rules);
+    let fetch = fetch(&inner, request, &rules, &vary_rules, compress);
     let fetched = match tokio::time::timeout(timeout, fetch).await {
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
@@ -539,15 +544,18 @@ async fn fetch(
     request: Request<ProxyBody>,
     rules: &StoreRules<'_>,
     vary_rules: &VaryRules<'_>,
+    compress: bool,
 ) -> Result<Fetched, ProxyError> {
+    let bucket = encoding::bucket_of(request.headers());
     let response = inner.upstream.send(request).await?;
     let (mut parts, mut body) = response.into_parts();
     let storable = cacheability::response_storable(parts.status, &parts.headers, rules)
+        .and_then(|()| stored_encoding(bucket, &parts.headers))
         .and_then(|()| vary::selection(&parts.headers, vary_rules));
     let tag_headers = &inner.config.cache.tag_headers;
     let declared = cacheability::declared_tags(&parts.headers, tag_headers);
     super::clean_response_head(&mut parts.headers, tag_headers);
-    let selection = match storable {
+    let mut selection = match storable {
         Ok(selection) => selection,
         Err(reason) => {
             return Ok(Fetched::Private(
@@ -584,7 +592,64 @@ async fn fetch(
         chunks,
         len: usize::try_from(total).unwrap_or(usize::MAX),
     };
+    let body = encode_for_bucket(
+        bucket,
+        compress,
+        &mut parts,
+        body,
+        &mut selection,
+        vary_rules,
+    )
+    .await?;
     Ok(Fetched::Complete(parts, body, declared, selection))
+}
+
+/// A response filled for a bucket is stored only when every client of the bucket decodes it.
+fn stored_encoding(bucket: Bucket, response: &http::HeaderMap) -> Result<(), NotStored> {
+    if encoding::serves(bucket, response) {
+        Ok(())
+    } else {
+        Err(NotStored::Encoding)
+    }
+}
+
+/// What a stored answer says about encodings: an encoded one names `Accept-Encoding` in `Vary`
+/// (it selects on it whatever the backend wrote), and on a `compress` route a textual answer
+/// is compressed once here for the fill's bucket (`encoding::plan`), its head made to match.
+async fn encode_for_bucket(
+    bucket: Bucket,
+    compress: bool,
+    parts: &mut http::response::Parts,
+    body: Body,
+    selection: &mut Selection,
+    vary_rules: &VaryRules<'_>,
+) -> Result<Body, ProxyError> {
+    if encoding::encoded(&parts.headers) != encoding::Encoded::Identity {
+        encoding::add_vary(&mut parts.headers);
+        return Ok(body);
+    }
+    let plan = match compress {
+        true => encoding::plan(bucket, parts.status, &parts.headers, body.len),
+        false => encoding::Plan::default(),
+    };
+    if plan.vary {
+        encoding::add_vary(&mut parts.headers);
+        selection.select_encoding(vary_rules);
+    }
+    let Some(coding) = plan.encode else {
+        return Ok(body);
+    };
+    let chunks = body.chunks;
+    let encoded = tokio::task::spawn_blocking(move || {
+        crate::compress::encode(coding, chunks.iter().map(|c| &c[..]))
+    })
+    .await
+    .map_err(|_| ProxyError::Internal("compression task failed"))?;
+    encoding::encoded_head(&mut parts.headers, coding);
+    Ok(Body {
+        len: encoded.len(),
+        chunks: VecDeque::from([encoded]),
+    })
 }
 
 /// Request headers the key covers: the route's `vary` (and `forward_headers`), and the tenant

@@ -265,6 +265,7 @@ fn not_stored_labels_are_kebab_case() {
         (NotStored::VaryLimit, "vary-limit"),
         (NotStored::TooLarge, "too-large"),
         (NotStored::InvalidLength, "invalid-length"),
+        (NotStored::Encoding, "encoding"),
     ];
     for (reason, label) in table {
         assert_eq!(reason.as_str(), label);

@@ -298,6 +298,7 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
         pattern: pattern(raw),
         methods: methods.map(<[Method]>::to_vec),
         cache: true,
+        compress: false,
         ttl: Duration::from_secs(300),
         tenant: TenantSource::None,
         vary: Vec::new(),

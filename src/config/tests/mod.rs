@@ -115,7 +115,7 @@ fn unknown_keys_are_all_reported() {
         &[
             "proxy.toml:4:1: server.lisen: unknown key; expected one of `listen`, `workers`, `header_read_timeout`, `max_header_bytes`, `max_connections`, `hosts`, `shutdown_grace`, `idle_timeout`",
             "proxy.toml:5:1: server.colour: unknown key; expected one of `listen`, `workers`, `header_read_timeout`, `max_header_bytes`, `max_connections`, `hosts`, `shutdown_grace`, `idle_timeout`",
-            "proxy.toml:8:1: route[0].ttl_s: unknown key; expected one of `path`, `methods`, `ttl`, `cache`, `tenant`, `vary`, `forward_headers`, `max_variants`, `max_memory`, `resource`, `tags`, `invalidates`, `scope`, `anonymous`",
+            "proxy.toml:8:1: route[0].ttl_s: unknown key; expected one of `path`, `methods`, `ttl`, `cache`, `compress`, `tenant`, `vary`, `forward_headers`, `max_variants`, `max_memory`, `resource`, `tags`, `invalidates`, `scope`, `anonymous`",
             "proxy.toml:9:2: extra: unknown section; expected one of server, upstream, cache, log, admin, webhook, auth, redis, route",
         ],
     );

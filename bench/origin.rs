@@ -2,7 +2,9 @@
 //!
 //! It is both the backend cachegate forwards to and the ceiling cachegate's hits are compared with.
 //! Paths under `/slow/` answer after `--slow-ms` (the stampede check); `GET /__count?path=P`
-//! answers how many requests P has received.
+//! answers how many requests P has received. For bench/compress.sh: `/api/kib/` and `/api/big/`
+//! answer a 1 KiB and a 16 KiB JSON list, and `/api/gz/` the 16 KiB one gzip-encoded to clients
+//! that accept gzip (with `Vary: Accept-Encoding`), as a backend with compression on does.
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -16,6 +18,9 @@ use std::time::Duration;
 
 struct State {
     body: Bytes,
+    kib: Bytes,
+    big: Bytes,
+    big_gzip: Bytes,
     slow: Duration,
     counts: Mutex<HashMap<String, u64>>,
 }
@@ -38,8 +43,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| format!("{{\"id\":{i},\"name\":\"Faculty member {i}\",\"dept\":\"physics\"}}"))
         .collect();
     let body = format!("{{\"count\":12,\"results\":[{}]}}", items.join(","));
+    let big = Bytes::from(json_list(208));
     let state = Arc::new(State {
         body: Bytes::from(body),
+        kib: Bytes::from(json_list(13)),
+        big_gzip: cachegate::compress::gzip([&big[..]], 6),
+        big,
         slow: Duration::from_millis(slow_ms),
         counts: Mutex::new(HashMap::new()),
     });
@@ -88,10 +97,56 @@ async fn answer(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         }
         tokio::time::sleep(state.slow).await;
     }
-    let mut response = Response::new(Full::new(state.body.clone()));
+    let gzip_ok = req
+        .headers()
+        .get(http::header::ACCEPT_ENCODING)
+        .is_some_and(|v| v.to_str().unwrap_or("").contains("gzip"));
+    let (body, gzip) = if path.starts_with("/api/kib/") {
+        (state.kib.clone(), false)
+    } else if path.starts_with("/api/big/") {
+        (state.big.clone(), false)
+    } else if path.starts_with("/api/gz/") && gzip_ok {
+        (state.big_gzip.clone(), true)
+    } else if path.starts_with("/api/gz/") {
+        (state.big.clone(), false)
+    } else {
+        (state.body.clone(), false)
+    };
+    let mut response = Response::new(Full::new(body));
+    if path.starts_with("/api/gz/") {
+        response.headers_mut().insert(
+            http::header::VARY,
+            http::HeaderValue::from_static("Accept-Encoding"),
+        );
+    }
+    if gzip {
+        response.headers_mut().insert(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static("gzip"),
+        );
+    }
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// A list-endpoint answer of `n` items of about 85 bytes (ids, names, departments, dates): 13
+/// items make about 1 KiB, 208 about 16 KiB. bench/compress.rs compresses the same bodies.
+fn json_list(n: usize) -> String {
+    const DEPTS: [&str; 5] = ["physics", "chemistry", "history", "mathematics", "biology"];
+    let items: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\":{},\"name\":\"Faculty member {i}\",\"dept\":\"{}\",\"since\":\"20{:02}-0{}-1{}\"}}",
+                1000 + i * 7,
+                DEPTS[i % DEPTS.len()],
+                i % 25,
+                1 + i % 9,
+                i % 10
+            )
+        })
+        .collect();
+    format!("{{\"count\":{n},\"results\":[{}]}}", items.join(","))
 }

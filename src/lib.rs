@@ -20,6 +20,7 @@ pub mod webhook;
 pub mod access;
 pub mod answer;
 pub mod body;
+pub mod compress;
 pub mod metrics;
 pub mod server;
 pub mod stats;

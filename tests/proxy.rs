@@ -37,6 +37,9 @@ mod cli;
 // responses that vary: variants, credentials in Vary, what a fill carries
 #[path = "proxy/vary.rs"]
 mod vary;
+// compression: Accept-Encoding buckets, stored encodings, compress = true, HEAD against GET
+#[path = "proxy/compression.rs"]
+mod compression;
 // warming as a verified caller: credentials in warm requests
 #[path = "proxy/warming.rs"]
 mod warming;

@@ -51,6 +51,9 @@ pub struct CacheConfig {
     /// What a request's `Cache-Control` does on routes that do not say; `None`: `honor` on
     /// honour-origin routes, `bypass` on the others.
     pub request_cache_control: Option<RequestCacheControl>,
+    /// Default of routes' `compress`: compress textual answers the backend sent unencoded,
+    /// once per fill and `Accept-Encoding` bucket (docs/compression.md); default false.
+    pub compress: bool,
 }
 
 impl CacheConfig {
@@ -292,6 +295,7 @@ pub(super) fn compile_cache(
         honor_origin: raw.honor_origin.unwrap_or(false),
         request_cache_control: request_cache_control?,
         max_tenant_share: max_tenant_share?,
+        compress: raw.compress.unwrap_or(false),
         scope: scope?,
         tag_headers: tag_headers?,
         namespace: namespace?,

@@ -217,6 +217,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
                     max_memory: c.max_memory,
                     honor_origin: c.honor_origin,
                     request_cache_control: c.request_cache_control,
+                    compress: c.compress,
                 });
             compile_routes(report, value, &defaults, facts)
         }

@@ -92,6 +92,7 @@ pub(super) struct RawCache {
     pub(super) max_tenant_share: Option<Spanned<toml::Value>>,
     pub(super) honor_origin: Option<bool>,
     pub(super) request_cache_control: Option<Spanned<String>>,
+    pub(super) compress: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,6 +190,7 @@ pub(super) struct RawRoute {
     pub(super) methods: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) ttl: Option<Spanned<Scalar>>,
     pub(super) cache: Option<bool>,
+    pub(super) compress: Option<bool>,
     pub(super) tenant: Option<Spanned<toml::Value>>,
     pub(super) vary: Option<Vec<Spanned<String>>>,
     pub(super) forward_headers: Option<Vec<Spanned<String>>>,

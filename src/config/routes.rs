@@ -37,6 +37,8 @@ pub(super) struct RouteDefaults {
     pub(super) honor_origin: bool,
     /// `[cache].request_cache_control`; `None` picks by the route's `honor_origin`.
     pub(super) request_cache_control: Option<RequestCacheControl>,
+    /// `[cache].compress`.
+    pub(super) compress: bool,
 }
 
 impl RouteDefaults {
@@ -51,6 +53,7 @@ impl RouteDefaults {
         max_memory: u64::MAX,
         honor_origin: false,
         request_cache_control: None,
+        compress: false,
     };
 }
 
@@ -336,6 +339,7 @@ fn compile_route(
         methods,
         cache: cached,
         freshness,
+        compress: raw.compress.unwrap_or(defaults.compress),
         tenant: tenant?,
         vary,
         max_variants: max_variants?,

@@ -447,6 +447,13 @@ pub fn digest(parts: &KeyParts<'_>) -> Key {
     count(&mut hasher, parts.vary.len());
     for name in parts.vary {
         field(&mut hasher, name.as_str().as_bytes());
+        if *name == http::header::ACCEPT_ENCODING {
+            // By bucket, as variants are: a fill sends the bucket's canonical value, whatever
+            // the client wrote. The count no header list can have marks it apart.
+            count(&mut hasher, usize::MAX);
+            hasher.update(&[super::encoding::bucket_of(parts.headers).tag()]);
+            continue;
+        }
         // The value count makes a missing header (0 values) differ from an empty one (1 value).
         let values = parts.headers.get_all(name);
         count(&mut hasher, values.iter().count());
@@ -513,6 +520,10 @@ pub fn readable(parts: &KeyParts<'_>) -> String {
         out.push(' ');
         out.push_str(name.as_str());
         out.push('=');
+        if *name == http::header::ACCEPT_ENCODING {
+            out.push_str(super::encoding::bucket_of(parts.headers).as_str());
+            continue;
+        }
         let mut values = parts.headers.get_all(name).iter().peekable();
         if values.peek().is_none() {
             out.push('-');

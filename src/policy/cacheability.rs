@@ -176,11 +176,14 @@ pub enum NotStored {
     NoFreshness,
     /// The request method is not one the cache stores answers to (RFC 9111 §3).
     Method,
+    /// The body's `Content-Encoding` is not one every client of the request's bucket decodes
+    /// (`policy::encoding::serves`).
+    Encoding,
 }
 
 impl NotStored {
     /// Every reason, in discriminant order (counters are indexed by [`NotStored::index`]).
-    pub const ALL: [NotStored; 13] = [
+    pub const ALL: [NotStored; 14] = [
         NotStored::Status,
         NotStored::SetCookie,
         NotStored::Private,
@@ -194,6 +197,7 @@ impl NotStored {
         NotStored::Authorization,
         NotStored::NoFreshness,
         NotStored::Method,
+        NotStored::Encoding,
     ];
 
     /// The position in [`NotStored::ALL`].
@@ -217,6 +221,7 @@ impl NotStored {
             NotStored::Authorization => "authorization",
             NotStored::NoFreshness => "no-freshness",
             NotStored::Method => "method",
+            NotStored::Encoding => "encoding",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod cache_key;
 pub mod cacheability;
+pub mod encoding;
 pub mod freshness;
 pub mod http_cache;
 pub mod outcome;

@@ -437,6 +437,9 @@ pub struct Route {
     pub cache: bool,
     /// The route's `ttl`, stale windows and negative caching.
     pub freshness: Rules,
+    /// Compress textual answers the backend sent unencoded, once per fill, for the request's
+    /// `Accept-Encoding` bucket (`policy::encoding::plan`).
+    pub compress: bool,
     /// Already resolved: the route's own `tenant` or `[cache].tenant`.
     pub tenant: TenantSource,
     /// Extra request headers that select a stored entry.

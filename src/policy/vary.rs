@@ -13,8 +13,13 @@
 //!
 //! A fill request is a function of the key: [`fill_header`] says which request headers a fill
 //! may forward, so nothing the key does not account for can change what is stored for everyone.
+//!
+//! `Accept-Encoding` selects by its [`Bucket`] (`policy::encoding`), not its spelling: the variant
+//! key holds the bucket and a fill sends the bucket's canonical value, so a URI holds at most one
+//! variant per bucket however many ways clients write the header.
 
 use super::cacheability::{list_items, NotStored};
+use super::encoding::{bucket_of, Bucket};
 use super::route::Scope;
 use super::Key;
 use http::header::{
@@ -43,6 +48,14 @@ impl Selection {
     pub fn is_empty(&self) -> bool {
         self.headers.is_empty() && !self.by_user
     }
+
+    /// Adds `Accept-Encoding`, for an answer cachegate made depend on it (by compressing),
+    /// unless the primary key covers it already.
+    pub fn select_encoding(&mut self, rules: &VaryRules<'_>) {
+        if !rules.keyed.contains(&ACCEPT_ENCODING) {
+            insert_sorted(&mut self.headers, ACCEPT_ENCODING);
+        }
+    }
 }
 
 /// What the route and the request's key say about a response's `Vary`.
@@ -61,7 +74,8 @@ pub struct VaryRules<'a> {
 /// Reads a response's `Vary` into the request headers that select it.
 ///
 /// `Vary: *` is never stored, nor a `Vary` on the peer address cachegate forwards.
-/// `Accept-Encoding` selects only when the body is encoded: an unencoded body suits every client.
+/// `Accept-Encoding` selects by bucket, so it adds at most [`Bucket::ALL`] variants; an encoded
+/// body selects on it even when `Vary` forgets to say so.
 pub fn selection(response: &HeaderMap, rules: &VaryRules<'_>) -> Result<Selection, NotStored> {
     let mut selection = Selection::default();
     let encoded = response.contains_key(CONTENT_ENCODING);
@@ -80,9 +94,6 @@ pub fn selection(response: &HeaderMap, rules: &VaryRules<'_>) -> Result<Selectio
             // cachegate sets these from the peer's address on every fill: the answer is per
             // caller, and what a client sends under these names says nothing about it.
             return Err(NotStored::VaryStar);
-        }
-        if name == ACCEPT_ENCODING && !encoded {
-            continue;
         }
         if name == COOKIE || name == AUTHORIZATION {
             match credential_rule(rules) {
@@ -155,6 +166,11 @@ pub fn variant_key(
     count(&mut hasher, selection.headers.len());
     for name in &selection.headers {
         field(&mut hasher, name.as_str().as_bytes());
+        if *name == ACCEPT_ENCODING {
+            // The bucket, not the spelling; marked apart from the raw values' 0 and 1.
+            hasher.update(&[2, bucket_of(request).tag()]);
+            continue;
+        }
         let fold = case_insensitive(name);
         let mut values = request.get_all(name).iter().peekable();
         if values.peek().is_none() {
@@ -189,7 +205,12 @@ pub fn variant_key(
 }
 
 /// The normalised value of a selecting header as [`variant_key`] sees it, for display and tests.
+///
+/// `Accept-Encoding` shows as its bucket (`br`, `gzip` or `identity`).
 pub fn normalised_value(request: &HeaderMap, name: &HeaderName) -> Option<String> {
+    if *name == ACCEPT_ENCODING {
+        return Some(bucket_of(request).as_str().to_owned());
+    }
     let mut values = request.get_all(name).iter().peekable();
     values.peek()?;
     let mut out = Vec::new();
@@ -319,10 +340,16 @@ pub fn fill_header(name: &HeaderName, rules: &FillRules<'_>) -> bool {
         || rules.selected.contains(name)
 }
 
-/// The request headers of a fill: only those [`fill_header`] allows, in their order.
+/// The request headers of a fill: only those [`fill_header`] allows, in their order, with
+/// `Accept-Encoding` replaced by the canonical value of the request's bucket (sent also when the
+/// client sent none), so whatever comes back suits every client of the bucket.
 pub fn fill_headers(request: &HeaderMap, rules: &FillRules<'_>) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(request.keys_len());
+    let mut out = HeaderMap::with_capacity(request.keys_len() + 1);
+    out.insert(ACCEPT_ENCODING, fill_encoding(request));
     for name in request.keys() {
+        if *name == ACCEPT_ENCODING {
+            continue;
+        }
         if fill_header(name, rules) {
             for value in request.get_all(name) {
                 out.append(name.clone(), value.clone());
@@ -330,6 +357,11 @@ pub fn fill_headers(request: &HeaderMap, rules: &FillRules<'_>) -> HeaderMap {
         }
     }
     out
+}
+
+/// The `Accept-Encoding` a fill for this request sends: its bucket's canonical value.
+pub fn fill_encoding(request: &HeaderMap) -> http::HeaderValue {
+    Bucket::accept_encoding(bucket_of(request))
 }
 
 #[cfg(test)]

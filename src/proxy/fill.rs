@@ -11,6 +11,7 @@ use crate::clock::UnixMillis;
 use crate::error::{chain, ProxyError};
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
+use crate::policy::encoding::{self, Bucket};
 use crate::policy::freshness::{self, Rules, Situation, StaleWhy, Usability};
 use crate::policy::http_cache::{self as http_cache_policy, EtagRule};
 use crate::policy::outcome::{BackendFault, Fill, Outcome, StaleServed};
@@ -96,6 +97,8 @@ struct FillJob {
     route: usize,
     /// Honour-origin mode and the digest `ETag` rule.
     http: http_cache_policy::Rules,
+    /// The route's `compress`.
+    compress: bool,
 }
 
 /// A stored-to-be body as it arrived: its chunks are still slices of the connection's buffers,
@@ -395,6 +398,7 @@ impl Proxy {
             tenant,
             target: target.path_and_query(),
             route: route.id,
+            compress: route.compress,
             http: route.http,
         })
     }
@@ -471,6 +475,7 @@ async fn run_fill(
         target,
         route,
         http: switches,
+        compress,
     } = job;
     let rules = StoreRules {
         cacheable_statuses: &inner.config.cache.cacheable_statuses,
@@ -526,7 +531,15 @@ async fn run_fill(
         fallback: fallback.is_some(),
     };
     let request_time = UnixMillis::now();
-    let fetch = fetch(&inner, request, &rules, &vary_rules, expect, &switches);
+    let fetch = fetch(
+        &inner,
+        request,
+        &rules,
+        &vary_rules,
+        expect,
+        &switches,
+        compress,
+    );
     let fetched = match tokio::time::timeout(timeout, fetch).await {
         Ok(result) => result,
         Err(_elapsed) => Err(ProxyError::UpstreamTimeout(timeout)),
@@ -760,7 +773,9 @@ async fn fetch(
     vary_rules: &VaryRules<'_>,
     expect: Expect,
     switches: &http_cache_policy::Rules,
+    compress: bool,
 ) -> Result<Fetched, ProxyError> {
+    let bucket = encoding::bucket_of(request.headers());
     let authorization = request.headers().contains_key(http::header::AUTHORIZATION);
     let response = inner.upstream.send(request).await?;
     let (mut parts, mut body) = response.into_parts();
@@ -788,12 +803,13 @@ async fn fetch(
         for name in &decided.omit {
             parts.headers.remove(name);
         }
-        vary::selection(&parts.headers, vary_rules)
-    });
+        stored_encoding(bucket, &parts.headers)
+    })
+    .and_then(|()| vary::selection(&parts.headers, vary_rules));
     let tag_headers = &inner.config.cache.tag_headers;
     let declared = cacheability::declared_tags(&parts.headers, tag_headers);
     super::clean_response_head(&mut parts.headers, tag_headers);
-    let selection = match storable {
+    let mut selection = match storable {
         Ok(selection) => selection,
         Err(reason) => {
             return Ok(Fetched::Private(
@@ -830,6 +846,15 @@ async fn fetch(
         chunks,
         len: usize::try_from(total).unwrap_or(usize::MAX),
     };
+    let body = encode_for_bucket(
+        bucket,
+        compress,
+        &mut parts,
+        body,
+        &mut selection,
+        vary_rules,
+    )
+    .await?;
     Ok(Fetched::Complete(parts, body, declared, selection))
 }
 
@@ -904,6 +929,54 @@ fn fault_of(err: &ProxyError) -> BackendFault {
         ProxyError::UpstreamTimeout(_) => BackendFault::Timeout,
         _ => BackendFault::Broken,
     }
+}
+
+/// A response filled for a bucket is stored only when every client of the bucket decodes it.
+fn stored_encoding(bucket: Bucket, response: &http::HeaderMap) -> Result<(), NotStored> {
+    if encoding::serves(bucket, response) {
+        Ok(())
+    } else {
+        Err(NotStored::Encoding)
+    }
+}
+
+/// What a stored answer says about encodings: an encoded one names `Accept-Encoding` in `Vary`
+/// (it selects on it whatever the backend wrote), and on a `compress` route a textual answer
+/// is compressed once here for the fill's bucket (`encoding::plan`), its head made to match.
+async fn encode_for_bucket(
+    bucket: Bucket,
+    compress: bool,
+    parts: &mut http::response::Parts,
+    body: Body,
+    selection: &mut Selection,
+    vary_rules: &VaryRules<'_>,
+) -> Result<Body, ProxyError> {
+    if encoding::encoded(&parts.headers) != encoding::Encoded::Identity {
+        encoding::add_vary(&mut parts.headers);
+        return Ok(body);
+    }
+    let plan = match compress {
+        true => encoding::plan(bucket, parts.status, &parts.headers, body.len),
+        false => encoding::Plan::default(),
+    };
+    if plan.vary {
+        encoding::add_vary(&mut parts.headers);
+        selection.select_encoding(vary_rules);
+    }
+    let Some(coding) = plan.encode else {
+        return Ok(body);
+    };
+    let chunks = body.chunks;
+    let encoded = tokio::task::spawn_blocking(move || {
+        crate::compress::encode(coding, chunks.iter().map(|c| &c[..]))
+    })
+    .await
+    .map_err(|_| ProxyError::Internal("compression task failed"))?;
+    encoding::encoded_head(&mut parts.headers, coding);
+    Ok(Body {
+        len: encoded.len(),
+        chunks: VecDeque::from([encoded]),
+    })
 }
 
 /// Request headers the key covers: the route's `vary` (and `forward_headers`), and the tenant

@@ -330,3 +330,23 @@ fn honor_origin_must_be_a_boolean() {
         "{text}"
     );
 }
+
+#[test]
+fn compress_is_off_unless_cache_or_the_route_turns_it_on() {
+    let config = parse(&with(
+        "[[route]]\npath = \"/a/\"\n[[route]]\npath = \"/b/\"\ncompress = true\n",
+    ));
+    assert!(!config.cache.compress);
+    assert!(!config.routes.routes()[0].compress);
+    assert!(config.routes.routes()[1].compress);
+    let config = parse(&with(
+        "[cache]\ncompress = true\n[[route]]\npath = \"/a/\"\n[[route]]\npath = \"/b/\"\ncompress = false\n",
+    ));
+    assert!(config.cache.compress);
+    assert!(config.routes.routes()[0].compress);
+    assert!(!config.routes.routes()[1].compress);
+    check(
+        &with("[[route]]\npath = \"/a/\"\ncompress = \"yes\"\n"),
+        &["proxy.toml:5:12: route[0].compress: invalid type: string \"yes\", expected true or false"],
+    );
+}

@@ -581,3 +581,19 @@ fn lenient_paths_resolve_every_spelling() {
         assert_eq!(lenient_path(raw), expected, "{raw}");
     }
 }
+
+#[test]
+fn a_keyed_accept_encoding_counts_by_bucket() {
+    let with = |value: &str| {
+        let mut r = Req::new();
+        r.vary = names(&["accept-encoding"]);
+        r.headers = headers(&[("accept-encoding", value)]);
+        r
+    };
+    let browser = with("gzip, deflate, br");
+    assert_eq!(browser.digest(), with("br;q=1, gzip;q=0.9").digest());
+    assert_ne!(browser.digest(), with("gzip").digest());
+    assert_eq!(with("gzip").digest(), with("x-gzip, deflate").digest());
+    assert_ne!(with("gzip").digest(), with("identity").digest());
+    assert!(browser.readable().ends_with(" accept-encoding=br"));
+}

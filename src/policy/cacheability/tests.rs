@@ -272,6 +272,7 @@ fn not_stored_labels_are_kebab_case() {
         (NotStored::Authorization, "authorization"),
         (NotStored::NoFreshness, "no-freshness"),
         (NotStored::Method, "method"),
+        (NotStored::Encoding, "encoding"),
     ];
     for (reason, label) in table {
         assert_eq!(reason.as_str(), label);

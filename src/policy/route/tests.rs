@@ -303,6 +303,7 @@ fn route(index: usize, raw: &str, methods: Option<&[Method]>) -> Route {
             ttl: Duration::from_secs(300),
             ..Default::default()
         },
+        compress: false,
         tenant: TenantSource::None,
         vary: Vec::new(),
         max_variants: 8,

@@ -72,9 +72,15 @@ fn vary_star_is_never_stored() {
 }
 
 #[test]
-fn accept_encoding_selects_only_encoded_bodies() {
+fn accept_encoding_selects_when_named_or_encoded() {
     let r = rules(&[], Scope::Public, true, false);
-    check(&[("vary", "Accept-Encoding")], &r, Ok((&[], false)));
+    // Named: each bucket (at most three) has its own variant, an unencoded one too, so the
+    // identity answer of a compressing backend never stands in for its compressed ones.
+    check(
+        &[("vary", "Accept-Encoding")],
+        &r,
+        Ok((&["accept-encoding"], false)),
+    );
     check(
         &[("vary", "Accept-Encoding"), ("content-encoding", "gzip")],
         &r,
@@ -86,6 +92,87 @@ fn accept_encoding_selects_only_encoded_bodies() {
         &r,
         Ok((&["accept-encoding"], false)),
     );
+    // Neither: one answer for every client.
+    check(&[("content-type", "text/html")], &r, Ok((&[], false)));
+}
+
+#[test]
+fn accept_encoding_variants_are_keyed_by_bucket() {
+    let sel = Selection {
+        headers: names(&["accept-encoding"]),
+        by_user: false,
+    };
+    let primary = Key([3; 32]);
+    let key = |value: Option<&str>| {
+        let req = match value {
+            Some(v) => headers(&[("accept-encoding", v)]),
+            None => headers(&[]),
+        };
+        variant_key(&primary, &sel, &req, None)
+    };
+    let browsers = [
+        "gzip, deflate, br, zstd",
+        "gzip, deflate, br",
+        "br;q=1.0, gzip;q=0.8, *;q=0.1",
+        "*",
+        " BR , GZIP ",
+    ];
+    for b in browsers {
+        assert_eq!(key(Some(b)), key(Some("br, gzip")), "{b}");
+    }
+    for g in ["gzip", "gzip, deflate", "x-gzip", "gzip;q=0.5, br;q=0"] {
+        assert_eq!(key(Some(g)), key(Some("gzip")), "{g}");
+    }
+    for i in ["identity", "", "deflate", "br", "gzip;q=0"] {
+        assert_eq!(key(Some(i)), key(None), "{i}");
+    }
+    let distinct: std::collections::HashSet<Key> = [Some("br, gzip"), Some("gzip"), None]
+        .into_iter()
+        .map(key)
+        .collect();
+    assert_eq!(distinct.len(), 3);
+    // A key computed from the fill's canonical header equals the client's.
+    for b in browsers {
+        let client = headers(&[("accept-encoding", b)]);
+        let sent = fill_headers(
+            &client,
+            &FillRules {
+                keyed: &[],
+                selected: &[],
+                credentials: false,
+            },
+        );
+        assert_eq!(variant_key(&primary, &sel, &sent, None), key(Some(b)));
+    }
+    let gzip = headers(&[("accept-encoding", "gzip, deflate")]);
+    assert_eq!(
+        normalised_value(&gzip, &ACCEPT_ENCODING).as_deref(),
+        Some("gzip")
+    );
+}
+
+#[test]
+fn fills_send_the_canonical_accept_encoding_of_the_bucket() {
+    let rules = FillRules {
+        keyed: &[],
+        selected: &[],
+        credentials: false,
+    };
+    for (client, sent) in [
+        (Some("gzip, deflate, br, zstd"), "br, gzip"),
+        (Some("gzip;q=1.0, identity; q=0.5, *;q=0"), "gzip"),
+        (Some("deflate"), "identity"),
+        (None, "identity"),
+    ] {
+        let request = match client {
+            Some(v) => headers(&[("accept-encoding", v), ("accept", "application/json")]),
+            None => headers(&[("accept", "application/json")]),
+        };
+        let out = fill_headers(&request, &rules);
+        let values: Vec<_> = out.get_all(ACCEPT_ENCODING).iter().collect();
+        assert_eq!(values, [sent], "{client:?}");
+        assert_eq!(out[ACCEPT], "application/json");
+    }
 }
 
 #[test]
@@ -296,7 +383,8 @@ fn fill_headers_keeps_every_value_of_an_allowed_header() {
     };
     let out = fill_headers(&request, &rules);
     assert_eq!(out.get_all(ACCEPT).iter().count(), 2);
-    assert_eq!(out.len(), 2);
+    // And the Accept-Encoding every fill sends.
+    assert_eq!(out.len(), 3);
 }
 
 #[test]

@@ -179,7 +179,6 @@ pub struct Metrics {
     routes: ArcSwap<SeriesBook>,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
-    stale_served: AtomicU64,
 }
 
 impl Metrics {
@@ -194,7 +193,6 @@ impl Metrics {
             routes: ArcSwap::default(),
             reloads: AtomicU64::new(0),
             reload_failures: AtomicU64::new(0),
-            stale_served: AtomicU64::new(0),
         };
         metrics.set_routes(&table);
         metrics
@@ -273,11 +271,6 @@ impl Metrics {
         self.reload_failures.fetch_add(1, Relaxed);
     }
 
-    /// A stale entry was served (no outcome does so yet).
-    pub fn stale_served(&self) {
-        self.stale_served.fetch_add(1, Relaxed);
-    }
-
     /// The per-request series and the counters kept here, for a [`Scrape`].
     pub fn snapshot(&self) -> MetricsSnapshot {
         let mut requests = Vec::new();
@@ -309,7 +302,6 @@ impl Metrics {
             latency,
             reloads: self.reloads.load(Relaxed),
             reload_failures: self.reload_failures.load(Relaxed),
-            stale_served: self.stale_served.load(Relaxed),
         }
     }
 }
@@ -374,7 +366,6 @@ pub struct MetricsSnapshot {
     pub latency: Vec<(String, HistogramSnapshot)>,
     pub reloads: u64,
     pub reload_failures: u64,
-    pub stale_served: u64,
 }
 
 /// One `cachegate_requests_total` series.
@@ -603,8 +594,8 @@ impl Collector for ScrapeCollector {
         counter(
             e,
             "cachegate_stale_served",
-            "Stale entries served (none are served yet: stays 0).",
-            metrics.stale_served,
+            "Stale entries served, for every reason (the sum of the three cachegate_stale_* counters).",
+            requests.stale_while_revalidate + requests.stale_soft_purged + requests.stale_if_error,
         )?;
         family(
             e,

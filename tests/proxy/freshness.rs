@@ -624,3 +624,158 @@ async fn a_purge_removes_entries_held_for_revalidation() {
     assert_eq!(origin.seen()[1].header("if-none-match"), None);
     assert_eq!(bodies.load(Ordering::SeqCst), 2);
 }
+
+// === the request's own Cache-Control against held entries (honour-origin routes honour it) ===
+
+/// An honour-origin route (`route` added) whose origin validates `"v1"` and sends `cc`; the
+/// entry is filled, then the clock moves five seconds on.
+async fn held_entry(route: &str, cc: &'static str) -> (Origin, TestProxy, TestClient) {
+    let (origin, _) = validating(Some(cc)).await;
+    let route = format!("honor_origin = true\n{route}");
+    let proxy = TestProxy::start(&config(&route), &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let first = client.get("/api/items/1", ORG).await;
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
+    later(Duration::from_secs(5)).await;
+    let client = TestClient::new(proxy.addr);
+    (origin, proxy, client)
+}
+
+fn asking(cc: &'static str) -> [(&'static str, &'static str); 2] {
+    [("x-org-id", "42"), ("cache-control", cc)]
+}
+
+#[tokio::test]
+async fn s5_2_1_2_max_stale_lets_an_entry_held_for_revalidation_answer() {
+    let (origin, _proxy, client) = held_entry("", "max-age=1").await;
+    let answer = client.get("/api/items/1", &asking("max-stale=60")).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "the body");
+    assert_eq!(
+        answer.cache_status(),
+        "cachegate; hit; fwd=stale; detail=max-stale"
+    );
+    // Too stale for this client: revalidated first.
+    let (origin2, _proxy2, client2) = held_entry("", "max-age=1").await;
+    let answer = client2.get("/api/items/1", &asking("max-stale=1")).await;
+    assert_eq!(
+        answer.cache_status(),
+        "cachegate; fwd=stale; fwd-status=304; stored"
+    );
+    assert_eq!(origin2.seen()[1].header("if-none-match"), Some("\"v1\""));
+    drop(origin);
+}
+
+#[tokio::test]
+async fn s4_2_4_max_stale_never_answers_what_the_origin_forbids_serving_stale() {
+    for cc in [
+        "max-age=1, must-revalidate",
+        "max-age=1, s-maxage=1",
+        "no-cache",
+    ] {
+        let (origin, _proxy, client) = held_entry("", cc).await;
+        let answer = client.get("/api/items/1", &asking("max-stale")).await;
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=stale; fwd-status=304; stored",
+            "{cc}"
+        );
+        assert_eq!(origin.hits(), 2, "{cc}");
+    }
+}
+
+#[tokio::test]
+async fn s5_2_1_1_and_s5_2_1_3_max_age_and_min_fresh_restrict_stale_while_revalidate() {
+    let window = "stale_while_revalidate = \"1m\"";
+    let (_origin, _proxy, client) = held_entry(window, "max-age=1").await;
+    // Without directives the window answers at once.
+    assert_eq!(
+        client.get("/api/items/1", ORG).await.cache_status(),
+        "cachegate; hit; fwd=stale"
+    );
+    for cc in ["max-age=2", "min-fresh=1", "no-cache"] {
+        let (origin, _proxy, client) = held_entry(window, "max-age=1").await;
+        let answer = client.get("/api/items/1", &asking(cc)).await;
+        assert_eq!(
+            answer.cache_status(),
+            "cachegate; fwd=stale; fwd-status=304; stored",
+            "{cc}"
+        );
+        assert_eq!(
+            origin.seen()[1].header("if-none-match"),
+            Some("\"v1\""),
+            "{cc}"
+        );
+    }
+    // A max-age the entry's age is within: the window answers.
+    let (_origin, _proxy, client) = held_entry(window, "max-age=1").await;
+    let answer = client.get("/api/items/1", &asking("max-age=3600")).await;
+    assert_eq!(answer.cache_status(), "cachegate; hit; fwd=stale");
+}
+
+#[tokio::test]
+async fn s5_2_1_7_only_if_cached_takes_a_stale_servable_entry_and_504_otherwise() {
+    let (origin, _proxy, client) = held_entry("stale_while_revalidate = \"1m\"", "max-age=1").await;
+    let answer = client.get("/api/items/1", &asking("only-if-cached")).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.cache_status(), "cachegate; hit; fwd=stale");
+    drop(origin);
+    // Held for revalidation only: nothing usable without the backend.
+    let (origin, _proxy, client) = held_entry("", "max-age=1").await;
+    let answer = client.get("/api/items/1", &asking("only-if-cached")).await;
+    assert_eq!(answer.status, 504);
+    assert_eq!(answer.cache_status(), "cachegate; detail=only-if-cached");
+    assert_eq!(origin.hits(), 1);
+}
+
+// === client conditionals and ranges on stale answers and on a fill's answer ===
+
+#[tokio::test]
+async fn a_stale_answer_honours_if_none_match_and_range() {
+    let (_origin, _proxy, client) =
+        held_entry("stale_while_revalidate = \"1m\"", "max-age=1").await;
+    let answer = client
+        .get(
+            "/api/items/1",
+            &[("x-org-id", "42"), ("if-none-match", "\"v1\"")],
+        )
+        .await;
+    assert_eq!(answer.status, 304);
+    assert_eq!(answer.cache_status(), "cachegate; hit; fwd=stale");
+    assert!(answer.body.is_empty());
+    let answer = client
+        .get(
+            "/api/items/1",
+            &[("x-org-id", "42"), ("range", "bytes=4-7")],
+        )
+        .await;
+    assert_eq!(answer.status, 206);
+    assert_eq!(answer.text(), "body");
+    assert_eq!(answer.cache_status(), "cachegate; hit; fwd=stale");
+}
+
+#[tokio::test]
+async fn the_fills_own_answer_honours_if_none_match_and_range() {
+    let (origin, _) = validating(None).await;
+    let proxy = TestProxy::start(&config(""), &origin.url()).await;
+    let client = TestClient::new(proxy.addr);
+    let answer = client
+        .get(
+            "/api/items/1",
+            &[("x-org-id", "42"), ("if-none-match", "\"v1\"")],
+        )
+        .await;
+    assert_eq!(answer.status, 304);
+    assert_eq!(answer.cache_status(), "cachegate; fwd=miss; stored");
+    // The fill itself asked for the full body.
+    assert_eq!(origin.seen()[0].header("if-none-match"), None);
+    let answer = client
+        .get(
+            "/api/items/2",
+            &[("x-org-id", "42"), ("range", "bytes=0-2")],
+        )
+        .await;
+    assert_eq!(answer.status, 206);
+    assert_eq!(answer.text(), "the");
+    assert_eq!(origin.seen()[1].header("range"), None);
+}

@@ -210,8 +210,8 @@ async fn a_304_refreshes_the_entry_without_a_body() {
             .header("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT")
     })
     .await;
-    // An entry is held past its TTL only inside a stale window: here stale-if-error's, in
-    // which an expired entry is revalidated before it is answered.
+    // An expired entry with validators is revalidated before it is answered (held for
+    // `revalidate_for`, and here inside stale-if-error's window too).
     let proxy = TestProxy::start(&config("stale_if_error = \"1m\""), &origin.url()).await;
     let client = TestClient::new(proxy.addr);
     // A client's own conditional headers never go on a fill.

@@ -163,6 +163,7 @@ fn weight(body: &[u8], coding: Option<&str>) -> u64 {
         fresh_until: UnixMillis::now().plus(Duration::from_secs(60)),
         stale_while_revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
         stale_if_error_until: UnixMillis::now().plus(Duration::from_secs(60)),
+        revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
         tags: Vec::new(),
         readable_key: "cg:v1 api.example.com t=42 GET /api/faculty/".to_owned(),
         tenant: TenantScope::one("42"),

@@ -725,6 +725,7 @@ fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
                 .plus(Duration::from_secs(3600)),
             stale_if_error_until: cachegate::clock::UnixMillis::now()
                 .plus(Duration::from_secs(3600)),
+            revalidate_until: cachegate::clock::UnixMillis::now().plus(Duration::from_secs(3600)),
             tags,
             readable_key,
             tenant,

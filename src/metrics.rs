@@ -57,7 +57,7 @@ pub const METHODS: [&str; 8] = [
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The `outcome` label values: [`Outcome::as_str`] of every outcome, and `reserved` for what
 /// cachegate answers under its reserved prefix (the webhook), which has no cache outcome.
-pub const OUTCOMES: [&str; 17] = [
+pub const OUTCOMES: [&str; 18] = [
     "hit",
     "miss-stored",
     "miss",
@@ -74,6 +74,7 @@ pub const OUTCOMES: [&str; 17] = [
     "stale-soft-purged",
     "stale-if-error",
     "revalidated",
+    "stale-max-stale",
     "reserved",
 ];
 /// Counters per route: one for each (method, status class, outcome).
@@ -335,7 +336,7 @@ fn series_labels(index: usize) -> (&'static str, &'static str, &'static str) {
 /// The position of an outcome's label in [`OUTCOMES`].
 fn outcome_index(outcome: Option<Outcome>) -> usize {
     let Some(outcome) = outcome else {
-        return 16;
+        return 17;
     };
     match outcome {
         Outcome::Hit => 0,
@@ -354,6 +355,7 @@ fn outcome_index(outcome: Option<Outcome>) -> usize {
         Outcome::Stale(StaleServed::SoftPurged) => 13,
         Outcome::Stale(StaleServed::IfError(_)) => 14,
         Outcome::Revalidated(_) => 15,
+        Outcome::Stale(StaleServed::MaxStale) => 16,
     }
 }
 
@@ -902,6 +904,7 @@ mod tests {
             )),
             Outcome::Revalidated(Fill::Stored),
             Outcome::Revalidated(Fill::Fenced),
+            Outcome::Stale(StaleServed::MaxStale),
         ];
         for outcome in outcomes {
             assert_eq!(OUTCOMES[outcome_index(Some(outcome))], outcome.as_str());

@@ -661,7 +661,7 @@ impl Proxy {
                 }
                 http_cache::Use::Forward => {}
             }
-        } else if http_cache::only_if_cached(route, &parts.headers) {
+        } else if found.held.is_none() && http_cache::only_if_cached(route, &parts.headers) {
             let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
             let response = http_cache::gateway_timeout();
             return Ok(Answer::cached(response, outcome, &cacheable));
@@ -681,21 +681,53 @@ impl Proxy {
                 has_validators: freshness::has_validators(&held.entry.headers),
                 route_revalidates: cacheable.route.freshness.serves_while_revalidating(),
             };
-            let outcome = match freshness::usability(&facts, Situation::Lookup, now) {
+            let mut usability = freshness::usability(&facts, Situation::Lookup, now);
+            let mut stale_why = None;
+            if let Usability::StaleServable(why) = usability {
+                stale_why = Some(match why {
+                    StaleWhy::SoftPurged => StaleServed::SoftPurged,
+                    StaleWhy::WhileRevalidate | StaleWhy::IfError => StaleServed::WhileRevalidate,
+                });
+            }
+            // The request's own Cache-Control, where the route honours it (RFC 9111 §5.2.1):
+            // it may restrict the cache's windows, or widen them with `max-stale`.
+            let servable = matches!(usability, Usability::StaleServable(_));
+            let asked = match usability {
+                Usability::Fresh | Usability::Unusable => None,
+                _ => http_cache::held_use(
+                    route,
+                    &parts.headers,
+                    &held.entry,
+                    (servable, held.soft_purged),
+                    now,
+                ),
+            };
+            match asked {
+                None => {}
+                Some(http_cache::Use::Stored { .. }) if servable => {}
+                Some(http_cache::Use::Stored { .. }) => {
+                    usability = Usability::StaleServable(StaleWhy::WhileRevalidate);
+                    stale_why = Some(StaleServed::MaxStale);
+                }
+                Some(http_cache::Use::Forward) => usability = Usability::MustRevalidate,
+                Some(http_cache::Use::GatewayTimeout) => {
+                    let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
+                    let response = http_cache::gateway_timeout();
+                    return Ok(Answer::cached(response, outcome, &cacheable));
+                }
+            }
+            let outcome = match usability {
                 Usability::Fresh => match held.source {
                     Source::Memory => Outcome::Hit,
                     Source::Shared => Outcome::SharedHit,
                 },
-                Usability::StaleServable(why) => {
-                    let response = from_entry(&held.entry, cacheable.head, Some(now));
+                Usability::StaleServable(_) => {
+                    // Conditional requests and ranges are answered from the stale entry too.
+                    let response =
+                        http_cache::respond(&held.entry, &parts.method, &parts.headers, Some(now));
                     miss.held = Some(held);
                     self.refresh_in_background(&cacheable, &miss, &resolved, &parts, client);
-                    let why = match why {
-                        StaleWhy::SoftPurged => StaleServed::SoftPurged,
-                        StaleWhy::WhileRevalidate | StaleWhy::IfError => {
-                            StaleServed::WhileRevalidate
-                        }
-                    };
+                    let why = stale_why.unwrap_or(StaleServed::WhileRevalidate);
                     return Ok(Answer::cached(response, Outcome::Stale(why), &cacheable));
                 }
                 Usability::MustRevalidate => {
@@ -705,12 +737,18 @@ impl Proxy {
                         .await;
                 }
                 Usability::Unusable => {
+                    if http_cache::only_if_cached(route, &parts.headers) {
+                        let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
+                        let response = http_cache::gateway_timeout();
+                        return Ok(Answer::cached(response, outcome, &cacheable));
+                    }
                     return self
                         .fill_or_join(cacheable, miss, &resolved, &parts, client)
-                        .await
+                        .await;
                 }
             };
-            let response = from_entry(&held.entry, cacheable.head, Some(now));
+            let response =
+                http_cache::respond(&held.entry, &parts.method, &parts.headers, Some(now));
             return Ok(Answer::cached(response, outcome, &cacheable));
         }
         self.fill_or_join(cacheable, miss, &resolved, &parts, client)

@@ -466,7 +466,10 @@ impl Stats {
             Outcome::Failed(failure) => &self.failed[failure.index()],
             Outcome::Stale(why) => {
                 let by_why = match why {
-                    StaleServed::WhileRevalidate => &self.stale_while_revalidate,
+                    // Answered at once while one request refreshes it, like the window's.
+                    StaleServed::WhileRevalidate | StaleServed::MaxStale => {
+                        &self.stale_while_revalidate
+                    }
                     StaleServed::SoftPurged => &self.stale_soft_purged,
                     StaleServed::IfError(_) => &self.stale_if_error,
                 };

@@ -99,6 +99,7 @@ fn entry(tenant: &TenantScope, target: &str, tags: &[&str], body: &[u8]) -> Cach
         fresh_until: now.plus(Duration::from_secs(60)),
         stale_while_revalidate_until: now.plus(Duration::from_secs(60)),
         stale_if_error_until: now.plus(Duration::from_secs(60)),
+        revalidate_until: now.plus(Duration::from_secs(60)),
         tags: all,
         readable_key: format!("GET {target}"),
         tenant: tenant.clone(),

@@ -31,6 +31,9 @@ pub struct CacheConfig {
     pub stale_while_revalidate: Duration,
     /// `stale_if_error` of routes that set none; default 0 (none).
     pub stale_if_error: Duration,
+    /// `revalidate_for` of routes that set none: how long an entry with validators is held
+    /// for revalidation after its stale windows; default 10m, 0 for none.
+    pub revalidate_for: Duration,
     /// Upstream statuses that may be stored; default 200, 203, 204, 300, 301, 308.
     pub cacheable_statuses: Vec<u16>,
     /// Tenant source of routes that set none; default none.
@@ -99,6 +102,10 @@ pub(super) fn request_cache_control(text: &str) -> Result<RequestCacheControl, S
         )
     })
 }
+
+/// How long an entry with validators is held for revalidation past its stale windows when
+/// `[cache] revalidate_for` is not set.
+pub const DEFAULT_REVALIDATE_FOR: Duration = Duration::from_secs(600);
 
 pub(super) fn compile_cache(
     report: &mut Report<'_>,
@@ -176,6 +183,13 @@ pub(super) fn compile_cache(
         raw.stale_if_error,
         "cache.stale_if_error",
         Duration::ZERO,
+        false,
+    );
+    let revalidate_for = duration_field(
+        report,
+        raw.revalidate_for,
+        "cache.revalidate_for",
+        DEFAULT_REVALIDATE_FOR,
         false,
     );
     let cacheable_statuses = match raw.cacheable_statuses {
@@ -305,6 +319,7 @@ pub(super) fn compile_cache(
         default_ttl: default_ttl?,
         stale_while_revalidate: stale_while_revalidate?,
         stale_if_error: stale_if_error?,
+        revalidate_for: revalidate_for?,
         cacheable_statuses: cacheable_statuses?,
         tenant: tenant?,
         coalesce_timeout: coalesce_timeout?,

@@ -212,6 +212,7 @@ fn compile(text: &str, source: &str, report: &mut Report<'_>) -> Option<Config> 
                     ttl: c.default_ttl,
                     stale_while_revalidate: c.stale_while_revalidate,
                     stale_if_error: c.stale_if_error,
+                    revalidate_for: c.revalidate_for,
                     tenant: c.tenant.clone(),
                     scope: c.scope,
                     max_memory: c.max_memory,

@@ -88,6 +88,7 @@ pub(super) struct RawCache {
     pub(super) scope: Option<Spanned<String>>,
     pub(super) stale_while_revalidate: Option<Spanned<Scalar>>,
     pub(super) stale_if_error: Option<Spanned<Scalar>>,
+    pub(super) revalidate_for: Option<Spanned<Scalar>>,
     /// A percentage: `25` or `"25%"`.
     pub(super) max_tenant_share: Option<Spanned<toml::Value>>,
     pub(super) honor_origin: Option<bool>,
@@ -203,6 +204,7 @@ pub(super) struct RawRoute {
     pub(super) anonymous: Option<Spanned<String>>,
     pub(super) stale_while_revalidate: Option<Spanned<Scalar>>,
     pub(super) stale_if_error: Option<Spanned<Scalar>>,
+    pub(super) revalidate_for: Option<Spanned<Scalar>>,
     pub(super) negative_ttl: Option<Spanned<Scalar>>,
     pub(super) negative_statuses: Option<Spanned<Vec<Spanned<i64>>>>,
     pub(super) honor_origin: Option<bool>,

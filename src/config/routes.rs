@@ -29,6 +29,7 @@ pub(super) struct RouteDefaults {
     pub(super) ttl: Duration,
     pub(super) stale_while_revalidate: Duration,
     pub(super) stale_if_error: Duration,
+    pub(super) revalidate_for: Duration,
     pub(super) tenant: TenantSource,
     pub(super) scope: Option<Scope>,
     /// `[cache].max_memory`: a route's own bound must be below it to bound anything.
@@ -48,6 +49,7 @@ impl RouteDefaults {
         ttl: Duration::from_secs(300),
         stale_while_revalidate: Duration::ZERO,
         stale_if_error: Duration::ZERO,
+        revalidate_for: super::cache::DEFAULT_REVALIDATE_FOR,
         tenant: TenantSource::None,
         scope: None,
         max_memory: u64::MAX,
@@ -420,6 +422,13 @@ fn freshness_rules(
         defaults.stale_if_error,
         false,
     );
+    let revalidate_for = duration_field(
+        report,
+        raw.revalidate_for.clone(),
+        &format!("{key}.revalidate_for"),
+        defaults.revalidate_for,
+        false,
+    );
     let negative_ttl = match &raw.negative_ttl {
         None => Some(None),
         Some(field) => duration_field(
@@ -482,6 +491,7 @@ fn freshness_rules(
         ttl: ttl?,
         stale_while_revalidate: stale_while_revalidate?,
         stale_if_error: stale_if_error?,
+        revalidate_for: revalidate_for?,
         negative: negative.map(|n| Negative { statuses, ..n }),
     })
 }

@@ -36,6 +36,10 @@ pub struct Rules {
     pub stale_while_revalidate: Duration,
     /// How long after `ttl` an expired entry answers instead of a backend error; zero for none.
     pub stale_if_error: Duration,
+    /// How long an entry with validators (`ETag` or `Last-Modified`) is still held after its
+    /// stale windows, never answered without a successful revalidation: its validators make
+    /// the fill conditional, and a `304` refreshes it. Zero: not held past the windows.
+    pub revalidate_for: Duration,
     /// Negative caching: these statuses are stored, fresh for their own TTL and with no stale
     /// windows; `None` when the route stores none of them beyond `[cache].cacheable_statuses`.
     pub negative: Option<Negative>,
@@ -80,6 +84,9 @@ pub struct OriginSays {
     /// `no-cache` without field names: stored, but revalidated before every use (fresh for
     /// zero). Not set in route mode, where such a response is not stored.
     pub no_cache: bool,
+    /// The response carries a validator (`ETag` or `Last-Modified`): it can be revalidated,
+    /// so it is held for [`Rules::revalidate_for`] after its stale windows.
+    pub validators: bool,
 }
 
 impl OriginSays {
@@ -87,7 +94,10 @@ impl OriginSays {
     /// RFC 5861 windows and `must-revalidate` / `proxy-revalidate`. A directive given twice
     /// keeps its first value; a value that is not a number of seconds is ignored.
     pub fn read(headers: &HeaderMap) -> OriginSays {
-        let mut says = OriginSays::default();
+        let mut says = OriginSays {
+            validators: has_validators(headers),
+            ..OriginSays::default()
+        };
         for item in list_items(headers, &CACHE_CONTROL) {
             if item.is("stale-while-revalidate") {
                 says.stale_while_revalidate = says.stale_while_revalidate.or(seconds(item.value));
@@ -115,12 +125,15 @@ fn seconds(value: Option<&[u8]>) -> Option<Duration> {
 
 /// An entry's instants: fresh before `fresh_until`; from then on, answered at once while one
 /// request refreshes it before `stale_while_revalidate_until`, and instead of a backend error
-/// before `stale_if_error_until`. A window that is closed ends at `fresh_until`.
+/// before `stale_if_error_until`. A window that is closed ends at `fresh_until`. Until
+/// `revalidate_until` (at least the end of both windows) it is held for revalidation only:
+/// never answered before the backend confirms it with a `304`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifetimes {
     pub fresh_until: UnixMillis,
     pub stale_while_revalidate_until: UnixMillis,
     pub stale_if_error_until: UnixMillis,
+    pub revalidate_until: UnixMillis,
 }
 
 impl Lifetimes {
@@ -130,11 +143,13 @@ impl Lifetimes {
         self.stale_if_error_until > self.fresh_until && now < self.stale_if_error_until
     }
 
-    /// The last instant the entry can be of any use: stores keep it until then, not longer.
+    /// The last instant the entry can be of any use (answered, or revalidated): stores keep
+    /// it until then, not longer.
     pub fn usable_until(&self) -> UnixMillis {
         self.fresh_until
             .max(self.stale_while_revalidate_until)
             .max(self.stale_if_error_until)
+            .max(self.revalidate_until)
     }
 }
 
@@ -144,7 +159,9 @@ impl Lifetimes {
 /// windows: an answer saying "not there" is not worth keeping past its short life. Otherwise
 /// the fresh lifetime is the origin's when it gives one (`honor_origin`), else the route's
 /// `ttl`; each stale window is the wider of the route's and the origin's, and none stays open
-/// when the origin says `must-revalidate`.
+/// when the origin says `must-revalidate`. A response with validators is then held for
+/// revalidation for the route's `revalidate_for` past the end of its windows (its fresh life
+/// when they are closed, as with `no-cache` or `must-revalidate`).
 pub fn lifetimes(rules: &Rules, status: u16, origin: &OriginSays, now: UnixMillis) -> Lifetimes {
     if let Some(ttl) = rules.negative_ttl(status) {
         let fresh_until = now.plus(ttl);
@@ -152,6 +169,7 @@ pub fn lifetimes(rules: &Rules, status: u16, origin: &OriginSays, now: UnixMilli
             fresh_until,
             stale_while_revalidate_until: fresh_until,
             stale_if_error_until: fresh_until,
+            revalidate_until: fresh_until,
         };
     }
     let fresh = if origin.no_cache {
@@ -168,13 +186,20 @@ pub fn lifetimes(rules: &Rules, status: u16, origin: &OriginSays, now: UnixMilli
             fresh_until.plus(route.max(says.unwrap_or(Duration::ZERO)))
         }
     };
+    let stale_while_revalidate_until =
+        open(rules.stale_while_revalidate, origin.stale_while_revalidate);
+    let stale_if_error_until = open(rules.stale_if_error, origin.stale_if_error);
+    let windows_end = stale_while_revalidate_until.max(stale_if_error_until);
+    let revalidate_until = if origin.validators {
+        windows_end.plus(rules.revalidate_for)
+    } else {
+        windows_end
+    };
     Lifetimes {
         fresh_until,
-        stale_while_revalidate_until: open(
-            rules.stale_while_revalidate,
-            origin.stale_while_revalidate,
-        ),
-        stale_if_error_until: open(rules.stale_if_error, origin.stale_if_error),
+        stale_while_revalidate_until,
+        stale_if_error_until,
+        revalidate_until,
     }
 }
 
@@ -266,10 +291,11 @@ pub fn usability(entry: &EntryFacts, situation: Situation, now: UnixMillis) -> U
     }
 }
 
-/// An entry that cannot answer a lookup: still worth a conditional request or a fallback on
-/// error, or nothing.
+/// An entry that cannot answer a lookup: still worth a conditional request (it has validators
+/// and is held for revalidation) or a fallback on error, or nothing.
 fn fallback(entry: &EntryFacts, now: UnixMillis) -> Usability {
-    if entry.has_validators || entry.lifetimes.if_error_open(now) {
+    let revalidates = entry.has_validators && now < entry.lifetimes.revalidate_until;
+    if revalidates || entry.lifetimes.if_error_open(now) {
         Usability::MustRevalidate
     } else {
         Usability::Unusable

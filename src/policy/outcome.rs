@@ -51,6 +51,9 @@ pub enum StaleServed {
     SoftPurged,
     /// Inside its `stale-if-error` window, instead of the backend's failure.
     IfError(BackendFault),
+    /// Past its windows (or held for revalidation only), within the `max-stale` the request
+    /// allows (RFC 9111 §5.2.1.2); one background request refreshes it.
+    MaxStale,
 }
 
 /// How the backend failed a fill that a stale entry then answered.
@@ -187,6 +190,7 @@ impl Outcome {
             Outcome::Stale(StaleServed::WhileRevalidate) => "stale-while-revalidate",
             Outcome::Stale(StaleServed::SoftPurged) => "stale-soft-purged",
             Outcome::Stale(StaleServed::IfError(_)) => "stale-if-error",
+            Outcome::Stale(StaleServed::MaxStale) => "stale-max-stale",
             Outcome::Revalidated(_) => "revalidated",
         }
     }
@@ -245,6 +249,9 @@ impl Outcome {
             }
             Outcome::Stale(StaleServed::IfError(fault)) => {
                 format!("cachegate; hit; fwd=stale; detail={}", fault.detail())
+            }
+            Outcome::Stale(StaleServed::MaxStale) => {
+                return HeaderValue::from_static("cachegate; hit; fwd=stale; detail=max-stale")
             }
             Outcome::Revalidated(Fill::Stored) => {
                 return HeaderValue::from_static("cachegate; fwd=stale; fwd-status=304; stored")
@@ -320,6 +327,10 @@ mod tests {
         check(
             Outcome::Stale(StaleServed::SoftPurged),
             "cachegate; hit; fwd=stale; detail=soft-purged",
+        );
+        check(
+            Outcome::Stale(StaleServed::MaxStale),
+            "cachegate; hit; fwd=stale; detail=max-stale",
         );
         for (fault, detail) in [
             (BackendFault::Down, "backend-down"),

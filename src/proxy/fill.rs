@@ -5,7 +5,7 @@
 //! (`Set-Cookie`, `private`, a status outside the list, too large...) may belong to the leader alone,
 //! so waiters never see it: they go round again behind a new leader.
 
-use super::{from_entry, stream_response, Answer, Cacheable, FlightMeta, Inner, Proxy, Resolved};
+use super::{stream_response, Answer, Cacheable, FlightMeta, Inner, Proxy, Resolved};
 use crate::body::ProxyBody;
 use crate::clock::UnixMillis;
 use crate::error::{chain, ProxyError};
@@ -187,7 +187,8 @@ impl Proxy {
             match waiter.wait(remaining).await {
                 Wait::Done(Shared::Entry(entry)) => {
                     if answers(&entry, &cacheable.key, &parts.headers, miss.user) {
-                        let response = from_entry(&entry, cacheable.head, None);
+                        let response =
+                            super::http_cache::respond(&entry, &parts.method, &parts.headers, None);
                         return Ok(Answer::cached(response, Outcome::Collapsed, &cacheable));
                     }
                     // The response varies and was selected by other values than ours: look up
@@ -202,7 +203,12 @@ impl Proxy {
                 }
                 Wait::Done(Shared::Stale(entry, fault)) => {
                     if answers(&entry, &cacheable.key, &parts.headers, miss.user) {
-                        let response = from_entry(&entry, cacheable.head, Some(UnixMillis::now()));
+                        let response = super::http_cache::respond(
+                            &entry,
+                            &parts.method,
+                            &parts.headers,
+                            Some(UnixMillis::now()),
+                        );
                         let outcome = Outcome::Stale(StaleServed::IfError(fault));
                         return Ok(Answer::cached(response, outcome, &cacheable));
                     }
@@ -252,7 +258,7 @@ impl Proxy {
         // What was held was another key's (the primary, before the variation was known).
         miss.held = None;
         let (entry, source) = found.entry?;
-        let response = from_entry(&entry, cacheable.head, Some(now));
+        let response = super::http_cache::respond(&entry, &parts.method, &parts.headers, Some(now));
         let outcome = match source {
             Source::Memory => Outcome::Hit,
             Source::Shared => Outcome::SharedHit,
@@ -305,7 +311,8 @@ impl Proxy {
                 Ok(None)
             }
             LeaderAnswer::Entry(entry, fill) => {
-                let response = from_entry(&entry, head, None);
+                let response =
+                    super::http_cache::respond(&entry, &parts.method, &parts.headers, None);
                 Ok(Some(Answer::cached(response, outcome(fill), cacheable)))
             }
             LeaderAnswer::Shared(entry)
@@ -314,7 +321,12 @@ impl Proxy {
                 Ok(None)
             }
             LeaderAnswer::Shared(entry) => {
-                let response = from_entry(&entry, head, Some(UnixMillis::now()));
+                let response = super::http_cache::respond(
+                    &entry,
+                    &parts.method,
+                    &parts.headers,
+                    Some(UnixMillis::now()),
+                );
                 Ok(Some(Answer::cached(
                     response,
                     Outcome::SharedHit,
@@ -331,12 +343,18 @@ impl Proxy {
             LeaderAnswer::Error(err) => Err(clone_error(&err)),
             // The held entry is the leader's own (looked up under its key).
             LeaderAnswer::Stale(entry, fault) => {
-                let response = from_entry(&entry, head, Some(UnixMillis::now()));
+                let response = super::http_cache::respond(
+                    &entry,
+                    &parts.method,
+                    &parts.headers,
+                    Some(UnixMillis::now()),
+                );
                 let outcome = Outcome::Stale(StaleServed::IfError(fault));
                 Ok(Some(Answer::cached(response, outcome, cacheable)))
             }
             LeaderAnswer::Revalidated(entry, fill) => {
-                let response = from_entry(&entry, head, None);
+                let response =
+                    super::http_cache::respond(&entry, &parts.method, &parts.headers, None);
                 let outcome = Outcome::Revalidated(fill);
                 Ok(Some(Answer::cached(response, outcome, cacheable)))
             }
@@ -614,13 +632,15 @@ async fn run_fill(
         Ok(Fetched::Complete(parts, body, declared, selection)) => {
             // The route's TTL and windows, or in honour-origin mode the origin's freshness
             // (RFC 9111 §4.2) counted from its age on arrival.
-            let (stored_at, origin) = http_cache_policy::origin_says(
+            let (stored_at, mut origin) = http_cache_policy::origin_says(
                 &switches,
                 parts.status,
                 &parts.headers,
                 super::http_cache::system_time(request_time),
                 super::http_cache::system_time(UnixMillis::now()),
             );
+            // A digest `ETag` added below is a validator too: the entry can be revalidated.
+            origin.validators |= switches.etag == EtagRule::Digest && parts.status.is_success();
             let stored_at = super::http_cache::unix_millis(stored_at);
             let lifetimes =
                 freshness::lifetimes(&freshness, parts.status.as_u16(), &origin, stored_at);
@@ -695,6 +715,7 @@ async fn run_fill(
                 fresh_until: lifetimes.fresh_until,
                 stale_while_revalidate_until: lifetimes.stale_while_revalidate_until,
                 stale_if_error_until: lifetimes.stale_if_error_until,
+                revalidate_until: lifetimes.revalidate_until,
                 tags,
                 readable_key,
                 tenant,

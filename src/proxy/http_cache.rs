@@ -57,6 +57,41 @@ pub(super) fn entry_use(
     request::decide(&asked, Some(stored))
 }
 
+/// Whether an entry held past its freshness may answer this request, by the request's
+/// `Cache-Control` (RFC 9111 §5.2.1); `None` where the route does not honour it or the request
+/// sends none, and the cache's own rules decide alone. `servable`: those rules would answer it
+/// at once; `purged`: a soft purge marked it.
+pub(super) fn held_use(
+    route: &Route,
+    headers: &http::HeaderMap,
+    entry: &CachedResponse,
+    (servable, purged): (bool, bool),
+    now: UnixMillis,
+) -> Option<Use> {
+    if route.http.request_cache_control != RequestCacheControl::Honor
+        || !(headers.contains_key(CACHE_CONTROL) || headers.contains_key(PRAGMA))
+    {
+        return None;
+    }
+    let asked = directives::request(headers);
+    if asked.is_empty() {
+        return None;
+    }
+    let stored = Stored {
+        age: entry.age(now).as_secs(),
+        lifetime: entry.ttl().as_secs(),
+        stale_forbidden: freshness::stale_forbidden(&directives::response(&entry.headers)),
+    };
+    Some(request::decide_held(
+        &asked,
+        request::Held {
+            stored,
+            servable,
+            purged,
+        },
+    ))
+}
+
 /// `only-if-cached` on a route that honours request directives, with nothing usable stored.
 pub(super) fn only_if_cached(route: &Route, headers: &http::HeaderMap) -> bool {
     route.http.request_cache_control == RequestCacheControl::Honor

@@ -53,7 +53,8 @@ pub use tiered::{Found, Held, LeaseDecision, SharedSettings, Source, Tiered};
 /// 4: entries carry the `route` that filled them.
 /// 5: entries carry the ends of their stale windows (`stale_while_revalidate_until`,
 ///    `stale_if_error_until`), and a shared entry lives until the later of them.
-pub const FORMAT_VERSION: u32 = 5;
+/// 6: entries carry the end of their revalidation period (`revalidate_until`).
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Whose entry: the entries shared by every caller, or one tenant's.
 ///
@@ -113,6 +114,10 @@ pub struct CachedResponse {
     /// Once expired, the entry answers instead of a backend error before this instant; equal
     /// to `fresh_until` when the window is closed.
     pub stale_if_error_until: UnixMillis,
+    /// Past its windows and before this instant, an entry with validators is held for
+    /// revalidation only (never answered before a `304` confirms it); equal to the end of its
+    /// widest window when it is not held longer.
+    pub revalidate_until: UnixMillis,
     /// The route's tags plus [`Tag::Tenant`] and the path tag ([`Tag::Path`]), all scoped to
     /// `tenant`: whole-tenant, path and prefix purges only find entries through those two.
     pub tags: Vec<TagKey>,
@@ -204,10 +209,12 @@ impl CachedResponse {
             fresh_until: self.fresh_until,
             stale_while_revalidate_until: self.stale_while_revalidate_until,
             stale_if_error_until: self.stale_if_error_until,
+            revalidate_until: self.revalidate_until,
         }
     }
 
-    /// The last instant the entry is of any use (the end of its widest window): the tiers
+    /// The last instant the entry is of any use (the end of its widest window or of its
+    /// revalidation period): the tiers
     /// keep it until then.
     pub fn usable_until(&self) -> UnixMillis {
         self.lifetimes().usable_until()
@@ -218,6 +225,7 @@ impl CachedResponse {
         self.fresh_until = lifetimes.fresh_until;
         self.stale_while_revalidate_until = lifetimes.stale_while_revalidate_until;
         self.stale_if_error_until = lifetimes.stale_if_error_until;
+        self.revalidate_until = lifetimes.revalidate_until;
     }
 
     /// Time since the entry was stored; zero when `now` is before `stored_at`.

@@ -54,6 +54,7 @@ fn entry_named(
         fresh_until: now.plus(TTL),
         stale_while_revalidate_until: now.plus(TTL),
         stale_if_error_until: now.plus(TTL),
+        revalidate_until: now.plus(TTL),
         tags: tags(tag_pairs),
         readable_key: readable_key.to_owned(),
         tenant: scope(tag_pairs.first().map_or("", |(t, _)| *t)),
@@ -84,6 +85,7 @@ fn entry_at(
         fresh_until: now.plus(TTL),
         stale_while_revalidate_until: now.plus(TTL),
         stale_if_error_until: now.plus(TTL),
+        revalidate_until: now.plus(TTL),
         tags: tag_list
             .into_iter()
             .map(|tag| TagKey::new(scope(tenant), tag))

@@ -333,3 +333,78 @@ async fn a_redis_cluster_shares_and_purges_across_slots() {
         .await;
     assert!(kept.cache_status().starts_with("cachegate; hit"));
 }
+
+/// The shared config with a 1s default TTL and a long stale-while-revalidate window, for the
+/// routes that set no TTL of their own (`/api/departments/`).
+fn stale_config(redis: &str) -> String {
+    config(redis).replace(
+        "default_ttl = \"5m\"",
+        "default_ttl = \"1s\"\nstale_while_revalidate = \"1h\"",
+    )
+}
+
+#[tokio::test]
+async fn an_expired_shared_entry_is_served_stale_by_either_instance_with_one_refresh() {
+    let redis = RedisServer::start();
+    let gate = Gate::new();
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (g, h) = (gate.clone(), held.clone());
+    let origin = Origin::with(move |seen| {
+        let reply = Reply::ok(default_body(seen));
+        if h.load(std::sync::atomic::Ordering::SeqCst) {
+            reply.gate(&g)
+        } else {
+            reply
+        }
+    })
+    .await;
+    let config = stale_config(&redis.url());
+    let a = TestProxy::start(&config, &origin.url()).await;
+    let b = TestProxy::start(&config, &origin.url()).await;
+    subscribed(&a).await;
+    subscribed(&b).await;
+    let (ca, cb) = (TestClient::new(a.addr), TestClient::new(b.addr));
+    let first = ca.get("/api/departments/", ORG42).await;
+    assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored");
+    assert_eq!(first.json()["version"], 1);
+    // Entries expire by the wall clock, which Redis and both instances share: wait out the
+    // one-second TTL.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    origin.set_version(2);
+    held.store(true, std::sync::atomic::Ordering::SeqCst);
+    // B never held the entry in memory: it finds it expired in Redis and serves it stale while
+    // its refresh, held at the gate, runs.
+    let stale_b = cb.get("/api/departments/", ORG42).await;
+    assert_eq!(stale_b.cache_status(), "cachegate; hit; fwd=stale");
+    assert_eq!(stale_b.json()["version"], 1);
+    gate.arrivals(1).await;
+    // A serves its own (memory) copy stale too; its refresh waits on B's lease instead of
+    // asking the backend.
+    let stale_a = ca.get("/api/departments/", ORG42).await;
+    assert_eq!(stale_a.cache_status(), "cachegate; hit; fwd=stale");
+    assert_eq!(stale_a.json()["version"], 1);
+    gate.open();
+    for (name, client) in [("A", &ca), ("B", &cb)] {
+        let refreshed = within("the refreshed entry", async {
+            loop {
+                let answer = client.get("/api/departments/", ORG42).await;
+                if answer.json()["version"] == 2 {
+                    return answer;
+                }
+                assert_eq!(answer.cache_status(), "cachegate; hit; fwd=stale", "{name}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(
+            refreshed.cache_status().starts_with("cachegate; hit"),
+            "{name}: {}",
+            refreshed.cache_status()
+        );
+    }
+    assert_eq!(
+        origin.hits(),
+        2,
+        "one fill and one refresh across both instances"
+    );
+}

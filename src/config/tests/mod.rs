@@ -116,7 +116,7 @@ fn unknown_keys_are_all_reported() {
         &[
             "proxy.toml:4:1: server.lisen: unknown key; expected one of `listen`, `workers`, `header_read_timeout`, `max_header_bytes`, `max_connections`, `hosts`, `shutdown_grace`, `idle_timeout`, `watch_config`, `tls_cert`, `tls_key`, `tls_reload_interval`, `max_request_body`, `max_requests_per_connection`, `http2_max_concurrent_streams`",
             "proxy.toml:5:1: server.colour: unknown key; expected one of `listen`, `workers`, `header_read_timeout`, `max_header_bytes`, `max_connections`, `hosts`, `shutdown_grace`, `idle_timeout`, `watch_config`, `tls_cert`, `tls_key`, `tls_reload_interval`, `max_request_body`, `max_requests_per_connection`, `http2_max_concurrent_streams`",
-            "proxy.toml:8:1: route[0].ttl_s: unknown key; expected one of `path`, `methods`, `ttl`, `cache`, `compress`, `tenant`, `vary`, `forward_headers`, `max_variants`, `max_memory`, `resource`, `tags`, `invalidates`, `scope`, `anonymous`, `stale_while_revalidate`, `stale_if_error`, `negative_ttl`, `negative_statuses`, `honor_origin`, `request_cache_control`, `etag`",
+            "proxy.toml:8:1: route[0].ttl_s: unknown key; expected one of `path`, `methods`, `ttl`, `cache`, `compress`, `tenant`, `vary`, `forward_headers`, `max_variants`, `max_memory`, `resource`, `tags`, `invalidates`, `scope`, `anonymous`, `stale_while_revalidate`, `stale_if_error`, `revalidate_for`, `negative_ttl`, `negative_statuses`, `honor_origin`, `request_cache_control`, `etag`",
             "proxy.toml:9:2: extra: unknown section; expected one of server, upstream, cache, log, admin, webhook, auth, redis, route",
         ],
     );

@@ -228,6 +228,25 @@ fn stale_windows_and_negative_caching_are_parsed() {
 }
 
 #[test]
+fn revalidate_for_defaults_to_ten_minutes_and_is_inherited() {
+    let config = parse(&with("[[route]]\npath = \"/a/\"\n"));
+    assert_eq!(config.cache.revalidate_for, Duration::from_secs(600));
+    assert_eq!(
+        config.routes.routes()[0].freshness.revalidate_for,
+        Duration::from_secs(600)
+    );
+    let config = parse(&with(
+        "[cache]\nrevalidate_for = \"1h\"\n[[route]]\npath = \"/a/\"\n[[route]]\npath = \"/b/\"\nrevalidate_for = \"0s\"\n",
+    ));
+    let routes = config.routes.routes();
+    assert_eq!(
+        routes[0].freshness.revalidate_for,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(routes[1].freshness.revalidate_for, Duration::ZERO);
+}
+
+#[test]
 fn bad_freshness_values_name_route_key_and_line() {
     check(
         &with("[[route]]\npath = \"/a/\"\nstale_while_revalidate = \"soon\"\nstale_if_error = -3\nnegative_ttl = \"0s\"\n"),

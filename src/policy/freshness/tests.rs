@@ -11,6 +11,7 @@ fn rules(ttl: u64, swr: u64, sie: u64) -> Rules {
         ttl: SEC * ttl as u32,
         stale_while_revalidate: SEC * swr as u32,
         stale_if_error: SEC * sie as u32,
+        revalidate_for: Duration::ZERO,
         negative: None,
     }
 }
@@ -185,17 +186,107 @@ fn zero_windows_never_serve_stale() {
 
 #[test]
 fn validators_keep_an_expired_entry_for_revalidation() {
-    let l = lifetimes(&rules(10, 0, 0), 200, &OriginSays::default(), at(0));
+    let mut r = rules(10, 0, 0);
+    r.revalidate_for = SEC * 600;
+    let tagged = OriginSays {
+        validators: true,
+        ..OriginSays::default()
+    };
+    let l = lifetimes(&r, 200, &tagged, at(0));
+    assert_eq!(l.fresh_until, at(10_000));
+    assert_eq!(l.revalidate_until, at(610_000));
+    assert_eq!(l.usable_until(), at(610_000));
+    let mut e = facts(l);
+    e.has_validators = true;
+    // Held past its TTL for revalidation only, up to the last millisecond of the period.
+    for now in [10_000, 609_999] {
+        assert_eq!(
+            usability(&e, Situation::Lookup, at(now)),
+            Usability::MustRevalidate,
+            "{now}"
+        );
+    }
+    assert_eq!(
+        usability(&e, Situation::Lookup, at(610_000)),
+        Usability::Unusable
+    );
+    // Never an answer to a failing backend: only a stale-if-error window is.
+    assert_eq!(
+        usability(&e, Situation::BackendFailed, at(10_000)),
+        Usability::Unusable
+    );
+    // Without validators, or with revalidate_for = 0, nothing is held past the windows.
+    let l = lifetimes(&r, 200, &OriginSays::default(), at(0));
+    assert_eq!(l.usable_until(), at(10_000));
+    let l = lifetimes(&rules(10, 0, 0), 200, &tagged, at(0));
+    assert_eq!(l.usable_until(), at(10_000));
+    let mut h = HeaderMap::new();
+    assert!(!has_validators(&h));
+    assert!(!OriginSays::read(&h).validators);
+    h.insert(ETAG, HeaderValue::from_static("\"v1\""));
+    assert!(has_validators(&h));
+    assert!(OriginSays::read(&h).validators);
+}
+
+#[test]
+fn the_revalidation_period_starts_after_the_widest_window() {
+    let mut r = rules(10, 20, 50);
+    r.revalidate_for = SEC * 100;
+    let tagged = OriginSays {
+        validators: true,
+        ..OriginSays::default()
+    };
+    let l = lifetimes(&r, 200, &tagged, at(0));
+    assert_eq!(l.revalidate_until, at(160_000));
     let mut e = facts(l);
     e.has_validators = true;
     assert_eq!(
-        usability(&e, Situation::Lookup, at(10_000)),
+        usability(&e, Situation::Lookup, at(20_000)),
+        Usability::StaleServable(StaleWhy::WhileRevalidate)
+    );
+    assert_eq!(
+        usability(&e, Situation::Lookup, at(100_000)),
         Usability::MustRevalidate
     );
-    let mut h = HeaderMap::new();
-    assert!(!has_validators(&h));
-    h.insert(ETAG, HeaderValue::from_static("\"v1\""));
-    assert!(has_validators(&h));
+    // must-revalidate closes the windows: held for revalidation from the end of its life.
+    let closed = OriginSays {
+        must_revalidate: true,
+        ..tagged
+    };
+    let l = lifetimes(&r, 200, &closed, at(0));
+    assert_eq!(l.revalidate_until, at(110_000));
+    // A negative answer is never held past its own TTL.
+    r.negative = Some(Negative {
+        ttl: SEC * 5,
+        statuses: vec![404],
+    });
+    let l = lifetimes(&r, 404, &tagged, at(0));
+    assert_eq!(l.usable_until(), at(5_000));
+}
+
+#[test]
+fn s5_2_2_4_no_cache_with_validators_is_held_and_always_revalidated() {
+    let mut r = rules(60, 30, 600);
+    r.revalidate_for = SEC * 600;
+    let origin = OriginSays {
+        no_cache: true,
+        must_revalidate: true,
+        lifetime: Some(SEC * 5),
+        validators: true,
+        ..OriginSays::default()
+    };
+    let l = lifetimes(&r, 200, &origin, at(0));
+    assert_eq!(l.fresh_until, at(0));
+    assert_eq!(l.stale_if_error_until, at(0));
+    let mut e = facts(l);
+    e.has_validators = true;
+    for now in [0, 1, 599_999] {
+        assert_eq!(
+            usability(&e, Situation::Lookup, at(now)),
+            Usability::MustRevalidate,
+            "{now}"
+        );
+    }
 }
 
 #[test]

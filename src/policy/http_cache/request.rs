@@ -106,6 +106,51 @@ pub fn decide(d: &RequestDirectives, stored: Option<Stored>) -> Use {
     }
 }
 
+/// What the cache's own rules allow for an entry held past its freshness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The entry as the directives see it; its lifetime is over (or a purge ended it).
+    pub stored: Stored,
+    /// The cache would answer it at once: inside a `stale-while-revalidate` window (RFC 5861),
+    /// or soft-purged on a route that serves while revalidating.
+    pub servable: bool,
+    /// A soft purge marked it: only the cache's own rules may answer it, never `max-stale`.
+    pub purged: bool,
+}
+
+/// §5.2.1 for an entry held past its freshness: whether it may answer this request.
+///
+/// The request restricts what the cache's own windows would serve: `no-cache` (§5.2.1.4), an
+/// age over its `max-age` (§5.2.1.1) and any `min-fresh` (§5.2.1.3: a stale response has no
+/// freshness left) send it to the backend. It may also widen them: within its `max-stale`
+/// (§5.2.1.2) a held entry answers unless the origin forbids serving it stale (§4.2.4).
+/// With `only-if-cached` (§5.2.1.7), what cannot answer is a `504`.
+pub fn decide_held(d: &RequestDirectives, held: Held) -> Use {
+    let miss = if d.only_if_cached {
+        Use::GatewayTimeout
+    } else {
+        Use::Forward
+    };
+    let s = held.stored;
+    if d.no_cache || d.max_age.is_some_and(|max| s.age > max) || d.min_fresh.is_some() {
+        return miss;
+    }
+    if held.servable {
+        return Use::Stored { stale: true };
+    }
+    let staleness = s.age.saturating_sub(s.lifetime);
+    let allowed = match d.max_stale {
+        Some(MaxStale::Any) => true,
+        Some(MaxStale::Seconds(n)) => staleness <= n,
+        None => false,
+    };
+    if allowed && !s.stale_forbidden && !held.purged {
+        Use::Stored { stale: true }
+    } else {
+        miss
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::directives::request;
@@ -187,6 +232,84 @@ mod tests {
         assert_eq!(
             decide(&cc("only-if-cached, max-stale"), stored(101, 100)),
             STALE
+        );
+    }
+
+    fn held(age: u64, lifetime: u64, servable: bool) -> Held {
+        Held {
+            stored: Stored {
+                age,
+                lifetime,
+                stale_forbidden: false,
+            },
+            servable,
+            purged: false,
+        }
+    }
+
+    #[test]
+    fn s5_2_1_2_max_stale_lets_a_held_entry_answer() {
+        assert_eq!(decide_held(&cc(""), held(105, 100, false)), Use::Forward);
+        assert_eq!(
+            decide_held(&cc("max-stale=10"), held(105, 100, false)),
+            STALE
+        );
+        assert_eq!(
+            decide_held(&cc("max-stale=10"), held(111, 100, false)),
+            Use::Forward
+        );
+        assert_eq!(
+            decide_held(&cc("max-stale"), held(10_000, 100, false)),
+            STALE
+        );
+    }
+
+    #[test]
+    fn s4_2_4_max_stale_never_answers_what_the_origin_forbids_or_a_purge_marked() {
+        let mut forbidden = held(105, 100, false);
+        forbidden.stored.stale_forbidden = true;
+        assert_eq!(decide_held(&cc("max-stale"), forbidden), Use::Forward);
+        let mut purged = held(105, 100, false);
+        purged.purged = true;
+        assert_eq!(decide_held(&cc("max-stale"), purged), Use::Forward);
+    }
+
+    #[test]
+    fn s5_2_1_request_directives_restrict_the_caches_own_windows() {
+        assert_eq!(decide_held(&cc(""), held(105, 100, true)), STALE);
+        assert_eq!(
+            decide_held(&cc("no-cache"), held(105, 100, true)),
+            Use::Forward
+        );
+        assert_eq!(decide_held(&cc("max-age=200"), held(105, 100, true)), STALE);
+        assert_eq!(
+            decide_held(&cc("max-age=100"), held(105, 100, true)),
+            Use::Forward
+        );
+        assert_eq!(
+            decide_held(&cc("min-fresh=0"), held(105, 100, true)),
+            Use::Forward
+        );
+        assert_eq!(
+            decide_held(&cc("max-age=10, max-stale"), held(105, 100, false)),
+            Use::Forward
+        );
+    }
+
+    #[test]
+    fn s5_2_1_7_only_if_cached_takes_a_servable_held_entry_else_504() {
+        let only = cc("only-if-cached");
+        assert_eq!(decide_held(&only, held(105, 100, true)), STALE);
+        assert_eq!(
+            decide_held(&only, held(105, 100, false)),
+            Use::GatewayTimeout
+        );
+        let with_stale = cc("only-if-cached, max-stale=60");
+        assert_eq!(decide_held(&with_stale, held(105, 100, false)), STALE);
+        let no_cache = cc("only-if-cached, no-cache");
+        assert_eq!(
+            decide_held(&no_cache, held(105, 100, true)),
+            Use::GatewayTimeout
         );
     }
 

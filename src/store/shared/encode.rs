@@ -3,7 +3,7 @@
 //! Layout (integers little-endian, strings and byte strings prefixed by a `u32` length):
 //! magic `CGE1`, `u32` [`FORMAT_VERSION`], flags (bit 0: body compressed), `u16` status,
 //! `u64` stored-at, `u64` fresh-until, `u64` stale-while-revalidate-until, `u64`
-//! stale-if-error-until, `u64` route, tenant (`u8` 0 shared / 1 one + id),
+//! stale-if-error-until, `u64` revalidate-until, `u64` route, tenant (`u8` 0 shared / 1 one + id),
 //! target, readable key, 32-byte key, variant (`u8` 0 none / 1, then `u8` by-user, `u32`
 //! count and names), tags (`u32` count + encoded tags), headers (`u32` count + name + value), and the
 //! body: raw bytes, or `u64` raw length + zstd frame.
@@ -53,6 +53,7 @@ pub fn encode_entry(entry: &CachedResponse, compress_above: usize) -> Vec<u8> {
     out.u64(entry.fresh_until.0);
     out.u64(entry.stale_while_revalidate_until.0);
     out.u64(entry.stale_if_error_until.0);
+    out.u64(entry.revalidate_until.0);
     out.u64(entry.route as u64);
     match &entry.tenant {
         TenantScope::Shared => out.u8(0),
@@ -108,6 +109,7 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
     let fresh_until = UnixMillis(r.u64()?);
     let stale_while_revalidate_until = UnixMillis(r.u64()?);
     let stale_if_error_until = UnixMillis(r.u64()?);
+    let revalidate_until = UnixMillis(r.u64()?);
     let route = usize::try_from(r.u64()?).map_err(|_| DecodeError("bad route"))?;
     let tenant = match r.u8()? {
         0 => TenantScope::Shared,
@@ -162,6 +164,7 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
         fresh_until,
         stale_while_revalidate_until,
         stale_if_error_until,
+        revalidate_until,
         tags,
         readable_key,
         tenant,

@@ -16,6 +16,7 @@ fn entry(body: Vec<u8>) -> CachedResponse {
         fresh_until: UnixMillis(1_700_000_060_000),
         stale_while_revalidate_until: UnixMillis(1_700_000_090_000),
         stale_if_error_until: UnixMillis(1_700_000_660_000),
+        revalidate_until: UnixMillis(1_700_001_260_000),
         tags: vec![
             TagKey::new(tenant.clone(), Tag::Tenant),
             TagKey::new(tenant.clone(), Tag::path("/api/items")),

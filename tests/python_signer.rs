@@ -493,8 +493,10 @@ fn python_senders_give_up_within_their_budget_and_say_what_was_not_purged() {
         let budget = 1.0;
         let result = send_via(via, &refusing_url(), budget, 50, false);
         let elapsed = result["elapsed"].as_f64().unwrap_or(f64::MAX);
-        // The slack covers a sleep or an attempt overrunning on a loaded machine.
-        assert!(elapsed <= budget + 0.5, "{via}: took {elapsed}s: {result}");
+        // The slack covers a sleep or an attempt overrunning on a loaded machine (two cores
+        // shared with parallel test binaries): a sender ignoring its budget would run its 50
+        // retries, far beyond it.
+        assert!(elapsed <= budget + 1.0, "{via}: took {elapsed}s: {result}");
         let failure = if via == "client" {
             assert_eq!(result["outcome"], "raised", "{via}: {result}");
             result["error"].as_str().unwrap_or_default().to_owned()

@@ -606,15 +606,30 @@ impl fmt::Display for RouteTable {
                     },
                     if r.cache {
                         // Honour-origin routes take their freshness from the origin's headers.
-                        let ttl = if r.http.honor_origin {
+                        let mut cache = if r.http.honor_origin {
                             "origin".to_string()
                         } else {
                             format_duration(r.freshness.ttl)
                         };
-                        match r.max_memory {
-                            Some(bytes) => format!("{ttl},max={}", format_size(bytes)),
-                            None => ttl,
+                        // The stale windows and negative caching, when the route has them.
+                        let f = &r.freshness;
+                        for (name, window) in
+                            [("swr", f.stale_while_revalidate), ("sie", f.stale_if_error)]
+                        {
+                            if !window.is_zero() {
+                                cache.push_str(&format!(",{name}={}", format_duration(window)));
+                            }
                         }
+                        if let Some(negative) = &f.negative {
+                            cache.push_str(&format!(",neg={}", format_duration(negative.ttl)));
+                        }
+                        if r.compress {
+                            cache.push_str(",compress");
+                        }
+                        if let Some(bytes) = r.max_memory {
+                            cache.push_str(&format!(",max={}", format_size(bytes)));
+                        }
+                        cache
                     } else {
                         "pass".to_string()
                     },

@@ -85,49 +85,6 @@ pub fn response_storable(
     Ok(decided)
 }
 
-/// When a stored response counts as stored, and until when it is fresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EntryTimes {
-    /// The instant its age counts from: when it arrived, less the age it arrived with
-    /// (honour-origin mode), so that `now - stored_at` is its current age (§4.2.3).
-    pub stored_at: SystemTime,
-    /// `stored_at` plus its freshness lifetime (§4.2.1); `stored_at` itself for `no-cache`.
-    pub fresh_until: SystemTime,
-}
-
-/// An entry's times: the route's TTL from arrival, or in honour-origin mode the origin's
-/// freshness lifetime counted from the age the response already had.
-pub fn entry_times(
-    rules: &Rules,
-    ttl: std::time::Duration,
-    status: StatusCode,
-    headers: &HeaderMap,
-    request_time: SystemTime,
-    response_time: SystemTime,
-) -> EntryTimes {
-    if !rules.honor_origin {
-        return EntryTimes {
-            stored_at: response_time,
-            fresh_until: response_time.checked_add(ttl).unwrap_or(response_time),
-        };
-    }
-    let a = freshness::assess(status, headers, request_time, response_time);
-    let stored_at = response_time
-        .checked_sub(std::time::Duration::from_secs(a.initial_age))
-        .unwrap_or(response_time);
-    let lifetime = if a.revalidate_always {
-        0
-    } else {
-        a.lifetime.seconds
-    };
-    EntryTimes {
-        stored_at,
-        fresh_until: stored_at
-            .checked_add(std::time::Duration::from_secs(lifetime))
-            .unwrap_or(stored_at),
-    }
-}
-
 /// What the origin says about a response's freshness, as [`crate::policy::freshness::lifetimes`]
 /// takes it, and the instant the response's age counts from. In route mode: the RFC 5861
 /// windows and `must-revalidate` / `proxy-revalidate` only (the route's TTL rules), counted
@@ -262,15 +219,21 @@ mod tests {
             response_storable(&rules(false), StatusCode::NOT_FOUND, &h, &STORE, false),
             Err(NotStored::Status)
         );
-        let t = entry_times(
+        // Route mode: the age counts from arrival; the origin's lifetime is not taken.
+        let (stored_at, says) = origin_says(
             &rules(false),
-            Duration::from_secs(30),
             StatusCode::OK,
-            &headers(&[("cache-control", "max-age=5"), ("age", "3")]),
+            &headers(&[
+                ("cache-control", "max-age=5, stale-if-error=60"),
+                ("age", "3"),
+            ]),
             at(0),
             at(1),
         );
-        assert_eq!((t.stored_at, t.fresh_until), (at(1), at(31)));
+        assert_eq!(stored_at, at(1));
+        assert_eq!(says.lifetime, None);
+        assert_eq!(says.stale_if_error, Some(Duration::from_secs(60)));
+        assert!(!says.no_cache && !says.must_revalidate);
     }
 
     #[test]
@@ -284,24 +247,35 @@ mod tests {
             response_storable(&rules(true), StatusCode::OK, &h, &STORE, false),
             Err(NotStored::TooLarge)
         );
-        let t = entry_times(
+        // Honour-origin mode: the lifetime is the origin's, counted from arrival less its age.
+        let (stored_at, says) = origin_says(
             &rules(true),
-            Duration::from_secs(30),
             StatusCode::OK,
             &headers(&[("cache-control", "max-age=60"), ("age", "10")]),
             at(100),
             at(100),
         );
-        assert_eq!((t.stored_at, t.fresh_until), (at(90), at(150)));
-        let t = entry_times(
+        assert_eq!(stored_at, at(90));
+        assert_eq!(says.lifetime, Some(Duration::from_secs(60)));
+        assert!(!says.must_revalidate);
+        // no-cache: stored, revalidated before every use, never served stale (§4.2.4).
+        let (_, says) = origin_says(
             &rules(true),
-            Duration::from_secs(30),
             StatusCode::OK,
             &headers(&[("cache-control", "no-cache, max-age=60")]),
             at(100),
             at(100),
         );
-        assert_eq!(t.fresh_until, t.stored_at);
+        assert!(says.no_cache && says.must_revalidate);
+        // s-maxage implies proxy-revalidate for a shared cache (§5.2.2.10).
+        let (_, says) = origin_says(
+            &rules(true),
+            StatusCode::OK,
+            &headers(&[("cache-control", "s-maxage=60")]),
+            at(100),
+            at(100),
+        );
+        assert!(says.must_revalidate);
     }
 
     #[test]

@@ -16,7 +16,6 @@ mod warm;
 mod write;
 
 use crate::auth::digest::DigestKey;
-use crate::auth::Identity;
 use crate::body::ProxyBody;
 use crate::clock::UnixMillis;
 use crate::config::Config;
@@ -26,7 +25,6 @@ use crate::policy::cache_key::{self, Target};
 use crate::policy::cacheability::{self, Bypass};
 use crate::policy::freshness::{self, Situation, StaleWhy, Usability};
 use crate::policy::outcome::{Failure, Outcome, Refusal, StaleServed};
-use crate::policy::route::Anonymous;
 use crate::policy::vary;
 use crate::policy::Key;
 use crate::single_flight::SingleFlight;
@@ -36,12 +34,12 @@ use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, So
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
 use arc_swap::ArcSwap;
-use classify::{classify, fill_scope, needs_identity, resolve, Denied, TenantId};
+use classify::{classify, fill_scope, resolve, Denied, TenantId};
 pub(crate) use classify::{Cacheable, Caller, Resolved};
 use http::header::{HeaderValue, AGE, CONTENT_TYPE};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
-use identity::{AuthFailure, Authenticated, Authenticator};
+use identity::{Authenticator, Identified};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -167,17 +165,6 @@ impl Answer {
             tenant: cacheable.tenant,
         }
     }
-}
-
-/// Who the caller is, as far as the read path is concerned.
-enum Identified {
-    /// Nobody to verify on this route.
-    NotRequired,
-    Verified(Identity),
-    /// An anonymous caller on a route with `anonymous = "pass"`.
-    PassAnonymous,
-    /// The identity endpoint's own refusal, passed on as is.
-    Answer(Response<ProxyBody>),
 }
 
 // === impl Proxy ===
@@ -586,37 +573,6 @@ impl Proxy {
         *req.headers_mut() = headers;
         req.extensions_mut().insert(client.trace.timer());
         Ok(req)
-    }
-
-    /// On a cached `tenant` or `user` route of a deployment with `[auth]`, verifies the caller
-    /// before anything else; elsewhere there is nobody to verify.
-    async fn identify(
-        &self,
-        resolved: &Resolved<'_, '_>,
-        parts: &http::request::Parts,
-        client: &ClientInfo<'_>,
-    ) -> Result<Identified, ProxyError> {
-        let route = resolved.found.route;
-        let Some(auth) = &self.inner.auth else {
-            return Ok(Identified::NotRequired);
-        };
-        if !needs_identity(&self.inner.config, route) {
-            return Ok(Identified::NotRequired);
-        }
-        let caller = self
-            .authenticate(auth, route, &parts.headers, client.peer.ip(), client.host)
-            .await;
-        match caller {
-            Ok(Authenticated::Verified(identity)) => Ok(Identified::Verified(identity)),
-            Ok(Authenticated::Anonymous) => match route.anonymous {
-                Anonymous::Pass => Ok(Identified::PassAnonymous),
-                Anonymous::Deny => {
-                    Err(ProxyError::Unauthenticated("this route needs a credential"))
-                }
-            },
-            Err(AuthFailure::Error(err)) => Err(err),
-            Err(AuthFailure::Rejected(response)) => Ok(Identified::Answer(response)),
-        }
     }
 
     /// The one place an outcome becomes the `Cache-Status` header and is counted.

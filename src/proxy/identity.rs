@@ -4,7 +4,8 @@
 //! gateway that already verified the caller), a JWT bearer token, then introspection of the
 //! credential headers by the backend. No source at all is an anonymous caller.
 
-use super::Proxy;
+use super::classify::needs_identity;
+use super::{Proxy, Resolved};
 use crate::auth::cidr::Cidr;
 use crate::auth::digest::DigestKey;
 use crate::auth::introspect::{IntrospectFailure, IntrospectSettings, Introspector};
@@ -13,10 +14,10 @@ use crate::auth::Identity;
 use crate::body::ProxyBody;
 use crate::config::AuthConfig;
 use crate::error::ProxyError;
-use crate::policy::route::{Route, TenantSource};
+use crate::policy::route::{Anonymous, Route, TenantSource};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
-use crate::upstream::Upstream;
+use crate::upstream::{ClientInfo, Upstream};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Response};
 use std::net::IpAddr;
@@ -109,7 +110,49 @@ impl Authenticator {
     }
 }
 
+/// Who the caller is, as far as the read path is concerned.
+pub(super) enum Identified {
+    /// Nobody to verify on this route.
+    NotRequired,
+    Verified(Identity),
+    /// An anonymous caller on a route with `anonymous = "pass"`.
+    PassAnonymous,
+    /// The identity endpoint's own refusal, passed on as is.
+    Answer(Response<ProxyBody>),
+}
+
 impl Proxy {
+    /// On a cached `tenant` or `user` route of a deployment with `[auth]`, verifies the caller
+    /// before anything else; elsewhere there is nobody to verify.
+    pub(super) async fn identify(
+        &self,
+        resolved: &Resolved<'_, '_>,
+        parts: &http::request::Parts,
+        client: &ClientInfo<'_>,
+    ) -> Result<Identified, ProxyError> {
+        let route = resolved.found.route;
+        let Some(auth) = &self.inner.auth else {
+            return Ok(Identified::NotRequired);
+        };
+        if !needs_identity(&self.inner.config, route) {
+            return Ok(Identified::NotRequired);
+        }
+        let caller = self
+            .authenticate(auth, route, &parts.headers, client.peer.ip(), client.host)
+            .await;
+        match caller {
+            Ok(Authenticated::Verified(identity)) => Ok(Identified::Verified(identity)),
+            Ok(Authenticated::Anonymous) => match route.anonymous {
+                Anonymous::Pass => Ok(Identified::PassAnonymous),
+                Anonymous::Deny => {
+                    Err(ProxyError::Unauthenticated("this route needs a credential"))
+                }
+            },
+            Err(AuthFailure::Error(err)) => Err(err),
+            Err(AuthFailure::Rejected(response)) => Ok(Identified::Answer(response)),
+        }
+    }
+
     /// Authenticates a request for `route`. A trusted peer's tenant header wins; then a bearer
     /// JWT; then introspection of the credential headers. Refusals are counted by the outcome
     /// they become (see `proxy::error_outcome`), so a write verified only to scope its

@@ -7,6 +7,7 @@
 mod classify;
 mod dispatch;
 mod fill;
+mod hit;
 mod http_cache;
 pub mod identity;
 mod report;
@@ -23,14 +24,13 @@ use crate::error::ProxyError;
 use crate::metrics::{Metrics, RouteId};
 use crate::policy::cache_key::{self, Target};
 use crate::policy::cacheability::{self, Bypass};
-use crate::policy::freshness::{self, Situation, StaleWhy, Usability};
-use crate::policy::outcome::{Failure, Outcome, Refusal, StaleServed};
+use crate::policy::outcome::{Failure, Outcome, Refusal};
 use crate::policy::vary;
 use crate::policy::Key;
 use crate::single_flight::SingleFlight;
 use crate::stats::Stats;
 use crate::store::shared::{SharedEvent, SharedTier};
-use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, Source, Tiered};
+use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, Tiered};
 use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
 use arc_swap::ArcSwap;
@@ -437,117 +437,24 @@ impl Proxy {
             .store
             .find(tenant, &primary, &variant_of, now)
             .await;
-        let route = cacheable.route;
-        if let Some((entry, source)) = found.entry {
-            let outcome = match source {
-                Source::Memory => Outcome::Hit,
-                Source::Shared => Outcome::SharedHit,
-            };
-            // The request's own Cache-Control, where the route honours it (RFC 9111 §5.2.1).
-            match http_cache::entry_use(route, &parts.headers, &entry, now) {
-                http_cache::Use::Stored { .. } => {
-                    let response =
-                        http_cache::respond(&entry, &parts.method, &parts.headers, Some(now));
-                    return Ok(Answer::cached(response, outcome, &cacheable));
-                }
-                http_cache::Use::GatewayTimeout => {
-                    let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
-                    let response = http_cache::gateway_timeout();
-                    return Ok(Answer::cached(response, outcome, &cacheable));
-                }
-                http_cache::Use::Forward => {}
+        if let Some((entry, source)) = &found.entry {
+            if let Some(answer) = self.answer_fresh(entry, *source, &cacheable, &parts, now) {
+                return Ok(answer);
             }
-        } else if found.held.is_none() && http_cache::only_if_cached(route, &parts.headers) {
+        } else if found.held.is_none()
+            && http_cache::only_if_cached(cacheable.route, &parts.headers)
+        {
             let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
             let response = http_cache::gateway_timeout();
             return Ok(Answer::cached(response, outcome, &cacheable));
         }
-        let mut miss = fill::Miss {
+        let miss = fill::Miss {
             lookup: found.lookup,
             varies: found.varies,
             user,
-            held: None,
+            held: found.held,
         };
-        // An entry held past its freshness (or soft-purged): answered stale while one request
-        // refreshes it, kept for a conditional fill and as a fallback, or of no use.
-        if let Some(held) = found.held {
-            let facts = freshness::EntryFacts {
-                lifetimes: held.entry.lifetimes(),
-                soft_purged: held.soft_purged,
-                has_validators: freshness::has_validators(&held.entry.headers),
-                route_revalidates: cacheable.route.freshness.serves_while_revalidating(),
-            };
-            let mut usability = freshness::usability(&facts, Situation::Lookup, now);
-            let mut stale_why = None;
-            if let Usability::StaleServable(why) = usability {
-                stale_why = Some(match why {
-                    StaleWhy::SoftPurged => StaleServed::SoftPurged,
-                    StaleWhy::WhileRevalidate | StaleWhy::IfError => StaleServed::WhileRevalidate,
-                });
-            }
-            // The request's own Cache-Control, where the route honours it (RFC 9111 §5.2.1):
-            // it may restrict the cache's windows, or widen them with `max-stale`.
-            let servable = matches!(usability, Usability::StaleServable(_));
-            let asked = match usability {
-                Usability::Fresh | Usability::Unusable => None,
-                _ => http_cache::held_use(
-                    route,
-                    &parts.headers,
-                    &held.entry,
-                    (servable, held.soft_purged),
-                    now,
-                ),
-            };
-            match asked {
-                None => {}
-                Some(http_cache::Use::Stored { .. }) if servable => {}
-                Some(http_cache::Use::Stored { .. }) => {
-                    usability = Usability::StaleServable(StaleWhy::WhileRevalidate);
-                    stale_why = Some(StaleServed::MaxStale);
-                }
-                Some(http_cache::Use::Forward) => usability = Usability::MustRevalidate,
-                Some(http_cache::Use::GatewayTimeout) => {
-                    let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
-                    let response = http_cache::gateway_timeout();
-                    return Ok(Answer::cached(response, outcome, &cacheable));
-                }
-            }
-            let outcome = match usability {
-                Usability::Fresh => match held.source {
-                    Source::Memory => Outcome::Hit,
-                    Source::Shared => Outcome::SharedHit,
-                },
-                Usability::StaleServable(_) => {
-                    // Conditional requests and ranges are answered from the stale entry too.
-                    let response =
-                        http_cache::respond(&held.entry, &parts.method, &parts.headers, Some(now));
-                    miss.held = Some(held);
-                    self.refresh_in_background(&cacheable, &miss, &resolved, &parts, client);
-                    let why = stale_why.unwrap_or(StaleServed::WhileRevalidate);
-                    return Ok(Answer::cached(response, Outcome::Stale(why), &cacheable));
-                }
-                Usability::MustRevalidate => {
-                    miss.held = Some(held);
-                    return self
-                        .fill_or_join(cacheable, miss, &resolved, &parts, client)
-                        .await;
-                }
-                Usability::Unusable => {
-                    if http_cache::only_if_cached(route, &parts.headers) {
-                        let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
-                        let response = http_cache::gateway_timeout();
-                        return Ok(Answer::cached(response, outcome, &cacheable));
-                    }
-                    return self
-                        .fill_or_join(cacheable, miss, &resolved, &parts, client)
-                        .await;
-                }
-            };
-            let response =
-                http_cache::respond(&held.entry, &parts.method, &parts.headers, Some(now));
-            return Ok(Answer::cached(response, outcome, &cacheable));
-        }
-        self.fill_or_join(cacheable, miss, &resolved, &parts, client)
+        self.answer_held(cacheable, miss, &resolved, &parts, client, now)
             .await
     }
 

@@ -385,7 +385,7 @@ impl Proxy {
                 .await;
         };
         let route = resolved.found.route.index;
-        let identity = match self.identify(&resolved, &parts, client).await? {
+        let identity = match self.identify(resolved.found.route, &parts, client).await? {
             Identified::NotRequired => None,
             Identified::Verified(identity) => Some(identity),
             Identified::Answer(response) => {

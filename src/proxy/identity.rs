@@ -4,17 +4,16 @@
 //! gateway that already verified the caller), a JWT bearer token, then introspection of the
 //! credential headers by the backend. No source at all is an anonymous caller.
 
-use super::classify::needs_identity;
-use super::{Proxy, Resolved};
+use super::Proxy;
 use crate::auth::cidr::Cidr;
 use crate::auth::digest::DigestKey;
 use crate::auth::introspect::{IntrospectFailure, IntrospectSettings, Introspector};
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::Identity;
 use crate::body::ProxyBody;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, Config};
 use crate::error::ProxyError;
-use crate::policy::route::{Anonymous, Route, TenantSource};
+use crate::policy::route::{Anonymous, Route, Scope, TenantSource};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
 use crate::upstream::{ClientInfo, Upstream};
@@ -110,6 +109,13 @@ impl Authenticator {
     }
 }
 
+/// Whether a route's entries are keyed by a verified caller: a cached `tenant` or `user` route
+/// of a deployment with `[auth]`. `identify` verifies exactly there, and `classify` refuses to
+/// key such a route without a verified caller.
+pub(super) fn needs_identity(config: &Config, route: &Route) -> bool {
+    config.auth.is_some() && route.cache && route.scope != Scope::Public
+}
+
 /// Who the caller is, as far as the read path is concerned.
 pub(super) enum Identified {
     /// Nobody to verify on this route.
@@ -126,11 +132,10 @@ impl Proxy {
     /// before anything else; elsewhere there is nobody to verify.
     pub(super) async fn identify(
         &self,
-        resolved: &Resolved<'_, '_>,
+        route: &Route,
         parts: &http::request::Parts,
         client: &ClientInfo<'_>,
     ) -> Result<Identified, ProxyError> {
-        let route = resolved.found.route;
         let Some(auth) = &self.inner.auth else {
             return Ok(Identified::NotRequired);
         };

@@ -12,8 +12,10 @@
 mod encode;
 mod render;
 mod shared;
+mod snapshot;
 
 pub use render::{render, Scrape, TierFigures};
+pub use snapshot::{HistogramSnapshot, MetricsSnapshot, RequestSeries};
 
 use crate::policy::outcome::{Fill, Outcome, StaleServed};
 use arc_swap::ArcSwap;
@@ -85,15 +87,6 @@ pub struct Histogram {
     /// Not cumulative: an observation lands in one bucket; the last is `+Inf`.
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
-}
-
-/// A point-in-time copy of a [`Histogram`], buckets cumulative as the exposition wants them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistogramSnapshot {
-    /// `(upper bound in seconds, observations at or below it)`, without `+Inf`.
-    pub buckets: Vec<(f64, u64)>,
-    pub count: u64,
-    pub sum_seconds: f64,
 }
 
 impl Histogram {
@@ -356,27 +349,6 @@ fn outcome_index(outcome: Option<Outcome>) -> usize {
         Outcome::Revalidated(_) => 15,
         Outcome::Stale(StaleServed::MaxStale) => 16,
     }
-}
-
-/// What [`Metrics::snapshot`] copies out.
-#[derive(Debug, Clone, Default)]
-pub struct MetricsSnapshot {
-    /// The request counters that are not zero.
-    pub requests: Vec<RequestSeries>,
-    /// The request latency by `route` label, every route (and `""`, no route) listed.
-    pub latency: Vec<(String, HistogramSnapshot)>,
-    pub reloads: u64,
-    pub reload_failures: u64,
-}
-
-/// One `cachegate_requests_total` series.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestSeries {
-    pub route: String,
-    pub method: &'static str,
-    pub status_class: &'static str,
-    pub outcome: &'static str,
-    pub count: u64,
 }
 
 #[cfg(test)]

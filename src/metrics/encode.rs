@@ -1,7 +1,7 @@
 //! The exposition's building blocks: a family of counters or gauges, one counter, a histogram,
 //! each written through `prometheus-client`'s encoder from figures read at scrape time.
 
-use super::HistogramSnapshot;
+use super::snapshot::HistogramSnapshot;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;

@@ -4,7 +4,7 @@
 
 use super::encode::{counter, family, histogram, Labels};
 use super::shared::shared_tier;
-use super::{HistogramSnapshot, MetricsSnapshot};
+use super::snapshot::{HistogramSnapshot, MetricsSnapshot};
 use crate::policy::cacheability::{Bypass, NotStored};
 use crate::policy::outcome::{Failure, Refusal};
 use crate::stats::Report;

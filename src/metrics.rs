@@ -1,12 +1,13 @@
 //! Prometheus metrics: per-request series and latency histograms kept in atomics; the text
 //! exposition of `GET /metrics` is rendered from them at scrape time (`render`, with the shared
-//! tier's families in `shared` and the encoding blocks in `encode`).
+//! tier's families in `shared`, the encoding blocks in `encode` and the values copied out for a
+//! scrape in `snapshot`).
 //!
 //! Recording a request costs a few relaxed atomic adds into arrays indexed by position (route,
 //! method, status class, outcome; the histogram bucket found by a binary search over fixed
 //! bounds): no label is looked up, formatted or allocated on the request path. Labels are only
 //! spelled out when a scrape renders a [`Scrape`], which also carries the `/stats` counters
-//! ([`Report`]) so both answers read the same numbers. Knows nothing of caching beyond the
+//! ([`Report`](crate::stats::Report)) so both answers read the same numbers. Knows nothing of caching beyond the
 //! outcome labels.
 
 mod encode;

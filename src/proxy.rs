@@ -5,55 +5,46 @@
 //! the IO (store, upstream). See ARCHITECTURE.md for the flow and the invariants it keeps.
 
 mod classify;
+mod dispatch;
 mod fill;
+mod hit;
 mod http_cache;
 pub mod identity;
+mod report;
 mod reserved;
 mod scrape;
 mod warm;
 mod write;
 
-use crate::access::{self, AccessLine, X_REQUEST_ID};
 use crate::auth::digest::DigestKey;
-use crate::auth::Identity;
 use crate::body::ProxyBody;
 use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::error::ProxyError;
-use crate::metrics::{Finished, Metrics, RouteId};
+use crate::metrics::{Metrics, RouteId};
 use crate::policy::cache_key::{self, Target};
 use crate::policy::cacheability::{self, Bypass};
-use crate::policy::freshness::{self, Situation, StaleWhy, Usability};
-use crate::policy::http_cache as http_cache_policy;
-use crate::policy::outcome::{Failure, Outcome, Refusal, StaleServed};
-use crate::policy::route::Anonymous;
+use crate::policy::outcome::{Failure, Outcome, Refusal};
 use crate::policy::vary;
 use crate::policy::Key;
-use crate::server::Handler;
 use crate::single_flight::SingleFlight;
-use crate::stats::{
-    RedisCounts, Report, RouteMemory, SharedCounts, Stats, StoreCounts, TenantMemory,
-    OTHER_TENANTS, TOP_MEMORY_TENANTS,
-};
-use crate::store::shared::Breaker;
+use crate::stats::Stats;
 use crate::store::shared::{SharedEvent, SharedTier};
-use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, Source, Tiered};
-use crate::upstream::{forward_headers, ClientInfo, Trace, Upstream, UpstreamOptions};
+use crate::store::{CachedResponse, FillTicket, MemoryOptions, SharedSettings, Tiered};
+use crate::upstream::{forward_headers, ClientInfo, Upstream, UpstreamOptions};
 use crate::webhook::Verifier;
 use arc_swap::ArcSwap;
-use classify::{classify, fill_scope, needs_identity, resolve, Denied, TenantId};
+use classify::{classify, fill_scope, resolve, Denied, TenantId};
 pub(crate) use classify::{Cacheable, Caller, Resolved};
-use http::header::{HeaderValue, AGE, CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, AGE, CONTENT_TYPE};
 use http::{HeaderName, Method, Request, Response};
 use hyper::body::Incoming;
-use identity::{AuthFailure, Authenticated, Authenticator};
+use identity::{Authenticator, Identified};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 
 pub(crate) static CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
@@ -174,24 +165,6 @@ impl Answer {
             tenant: cacheable.tenant,
         }
     }
-}
-
-/// What `dispatch` produced: an answer with its outcome, or a response cachegate gives under
-/// the reserved prefix (the webhook), which is none of the cache's outcomes.
-enum Dispatched {
-    Answer(Answer),
-    Reserved(Response<ProxyBody>),
-}
-
-/// Who the caller is, as far as the read path is concerned.
-enum Identified {
-    /// Nobody to verify on this route.
-    NotRequired,
-    Verified(Identity),
-    /// An anonymous caller on a route with `anonymous = "pass"`.
-    PassAnonymous,
-    /// The identity endpoint's own refusal, passed on as is.
-    Answer(Response<ProxyBody>),
 }
 
 // === impl Proxy ===
@@ -385,183 +358,6 @@ impl Proxy {
         &self.inner.stats
     }
 
-    /// Calls made to the introspection endpoint since start (0 without introspection).
-    pub fn introspections(&self) -> u64 {
-        let live = self.live.load();
-        let now = live.auth.as_ref().map_or(0, |auth| auth.introspections());
-        live.replaced_introspections.load(Relaxed) + now
-    }
-
-    /// The `/stats` answer: request counters, introspection calls and the store's counters.
-    pub fn stats_report(&self) -> Report {
-        let store = self.inner.store.stats();
-        let usage = self.inner.store.usage(TOP_MEMORY_TENANTS);
-        let mut tenant_memory: Vec<TenantMemory> = usage
-            .tenants
-            .into_iter()
-            .map(|t| TenantMemory {
-                tenant: t.tenant.id().unwrap_or_default().to_owned(),
-                bytes: t.bytes,
-                entries: t.entries,
-                tenants: 1,
-            })
-            .collect();
-        let (others, bytes, entries) = usage.other_tenants;
-        if others > 0 {
-            tenant_memory.push(TenantMemory {
-                tenant: OTHER_TENANTS.to_owned(),
-                bytes,
-                entries,
-                tenants: others,
-            });
-        }
-        // The store's books are by route id; the report lists the table in force.
-        let config = self.config();
-        let route_memory = config
-            .routes
-            .routes()
-            .iter()
-            .enumerate()
-            .map(|(position, route)| {
-                let used = usage.routes.get(route.id);
-                RouteMemory {
-                    route: position,
-                    path: route.pattern.as_str().to_owned(),
-                    bytes: used.map_or(0, |u| u.bytes),
-                    entries: used.map_or(0, |u| u.entries),
-                    max_memory: route.max_memory,
-                }
-            })
-            .collect();
-        let store = StoreCounts {
-            entries: store.entries,
-            bytes: store.bytes,
-            max_bytes: Some(self.inner.config.cache.max_memory),
-            evictions: store.evictions,
-            share_evictions: store.share_evictions,
-            route_evictions: store.route_evictions,
-            purged: store.purged,
-            soft_purged: store.soft_purged,
-            fenced: store.fenced,
-            tenant_share: usage.tenant_share,
-            tenant_memory,
-            route_memory,
-        };
-        let mut report = Report::new(self.inner.stats.snapshot(), self.introspections(), store);
-        report.shared = self.shared_counts();
-        report
-    }
-
-    /// [`Proxy::stats_report`] with what Redis reports about itself (one bounded round trip).
-    pub async fn stats_report_with_redis(&self) -> Report {
-        let mut report = self.stats_report();
-        if let Some(shared) = &mut report.shared {
-            shared.redis = self
-                .inner
-                .store
-                .shared_info()
-                .await
-                .map(|info| RedisCounts {
-                    version: info.version,
-                    mode: info.mode,
-                    used_memory: info.used_memory,
-                    entries: info.entries,
-                    tenants: info.tenants,
-                });
-        }
-        report
-    }
-
-    fn shared_counts(&self) -> Option<SharedCounts> {
-        let store = &self.inner.store;
-        let s = store.shared_stats()?;
-        let (promoted, _failures) = store.shared_counts();
-        let breaker = match s.breaker {
-            Some(Breaker::Closed) | None => "closed",
-            Some(Breaker::Open) => "open",
-            Some(Breaker::HalfOpen) => "half_open",
-        };
-        Some(SharedCounts {
-            hits: s.hits,
-            misses: s.misses,
-            errors: s.errors,
-            timeouts: s.timeouts,
-            stores: s.stores,
-            fenced: s.fenced,
-            purges: s.purges,
-            replay_pending: s.replay_pending,
-            breaker: breaker.to_owned(),
-            breaker_opened: s.breaker_opened,
-            subscribed: s.subscribed,
-            pubsub_reconnects: s.pubsub_reconnects,
-            invalidations_received: s.invalidations_received,
-            invalidations_applied: store.invalidations_applied(),
-            pubsub_lag_ms: s.pubsub_lag_ms,
-            leases_acquired: s.leases_acquired,
-            lease_waits: s.lease_waits,
-            promoted,
-            memory_trusted: store.memory_trusted_now(),
-            redis: None,
-        })
-    }
-
-    async fn dispatch(
-        &self,
-        mut req: Request<Incoming>,
-        peer: SocketAddr,
-        trace: &Trace,
-    ) -> Result<Dispatched, ProxyError> {
-        let limits = &self.inner.config.server;
-        if head_size(&req) > limits.max_header_bytes {
-            return Err(ProxyError::HeadersTooLarge(limits.max_header_bytes));
-        }
-        // First of all: a header the client lists in `Connection` never reaches the backend, so it
-        // must not take part in any decision either (e.g. `Connection: x-org-id` would key by a
-        // tenant header the backend never sees).
-        cacheability::strip_hop_by_hop(req.headers_mut());
-        let host = request_host(&req)?;
-        if let Some(allowed) = &self.inner.config.server.hosts {
-            if !allowed.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
-                return Err(ProxyError::MisdirectedHost(host));
-            }
-        }
-        if self.is_reserved(req.uri().path()) {
-            return Ok(Dispatched::Reserved(self.reserved(req).await));
-        }
-        // The body limit, up front when the length is announced, else while it streams
-        // (`ProxyBody::Limited`, which aborts the backend request past it).
-        let max_body = limits.max_request_body;
-        if content_length(&req).is_some_and(|n| n > max_body) {
-            return Err(ProxyError::BodyTooLarge(max_body));
-        }
-        let client = ClientInfo {
-            peer,
-            tls: limits.tls.is_some(),
-            host: &host,
-            trace,
-        };
-        let answer = match *req.method() {
-            Method::GET | Method::HEAD => {
-                let (parts, body) = req.into_parts();
-                self.read(parts, ProxyBody::limited(body, max_body), &client)
-                    .await?
-            }
-            // Unsafe methods, unknown ones included, invalidate what they name (RFC 9111 §4.4).
-            ref method
-                if *method != Method::CONNECT
-                    && !http_cache_policy::invalidate::is_safe(method) =>
-            {
-                self.write(req, &client).await?
-            }
-            _ => {
-                let (parts, body) = req.into_parts();
-                let req = Request::from_parts(parts, ProxyBody::limited(body, max_body));
-                self.pass(req, &client, Outcome::Method, None).await?
-            }
-        };
-        Ok(Dispatched::Answer(answer))
-    }
-
     /// GET and HEAD: answer from the cache when the rules allow it, otherwise pass through.
     ///
     /// The target is normalized and its route found here, once; everything after reads the
@@ -589,7 +385,7 @@ impl Proxy {
                 .await;
         };
         let route = resolved.found.route.index;
-        let identity = match self.identify(&resolved, &parts, client).await? {
+        let identity = match self.identify(resolved.found.route, &parts, client).await? {
             Identified::NotRequired => None,
             Identified::Verified(identity) => Some(identity),
             Identified::Answer(response) => {
@@ -641,117 +437,24 @@ impl Proxy {
             .store
             .find(tenant, &primary, &variant_of, now)
             .await;
-        let route = cacheable.route;
-        if let Some((entry, source)) = found.entry {
-            let outcome = match source {
-                Source::Memory => Outcome::Hit,
-                Source::Shared => Outcome::SharedHit,
-            };
-            // The request's own Cache-Control, where the route honours it (RFC 9111 §5.2.1).
-            match http_cache::entry_use(route, &parts.headers, &entry, now) {
-                http_cache::Use::Stored { .. } => {
-                    let response =
-                        http_cache::respond(&entry, &parts.method, &parts.headers, Some(now));
-                    return Ok(Answer::cached(response, outcome, &cacheable));
-                }
-                http_cache::Use::GatewayTimeout => {
-                    let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
-                    let response = http_cache::gateway_timeout();
-                    return Ok(Answer::cached(response, outcome, &cacheable));
-                }
-                http_cache::Use::Forward => {}
+        if let Some((entry, source)) = &found.entry {
+            if let Some(answer) = self.answer_fresh(entry, *source, &cacheable, &parts, now) {
+                return Ok(answer);
             }
-        } else if found.held.is_none() && http_cache::only_if_cached(route, &parts.headers) {
+        } else if found.held.is_none()
+            && http_cache::only_if_cached(cacheable.route, &parts.headers)
+        {
             let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
             let response = http_cache::gateway_timeout();
             return Ok(Answer::cached(response, outcome, &cacheable));
         }
-        let mut miss = fill::Miss {
+        let miss = fill::Miss {
             lookup: found.lookup,
             varies: found.varies,
             user,
-            held: None,
+            held: found.held,
         };
-        // An entry held past its freshness (or soft-purged): answered stale while one request
-        // refreshes it, kept for a conditional fill and as a fallback, or of no use.
-        if let Some(held) = found.held {
-            let facts = freshness::EntryFacts {
-                lifetimes: held.entry.lifetimes(),
-                soft_purged: held.soft_purged,
-                has_validators: freshness::has_validators(&held.entry.headers),
-                route_revalidates: cacheable.route.freshness.serves_while_revalidating(),
-            };
-            let mut usability = freshness::usability(&facts, Situation::Lookup, now);
-            let mut stale_why = None;
-            if let Usability::StaleServable(why) = usability {
-                stale_why = Some(match why {
-                    StaleWhy::SoftPurged => StaleServed::SoftPurged,
-                    StaleWhy::WhileRevalidate | StaleWhy::IfError => StaleServed::WhileRevalidate,
-                });
-            }
-            // The request's own Cache-Control, where the route honours it (RFC 9111 §5.2.1):
-            // it may restrict the cache's windows, or widen them with `max-stale`.
-            let servable = matches!(usability, Usability::StaleServable(_));
-            let asked = match usability {
-                Usability::Fresh | Usability::Unusable => None,
-                _ => http_cache::held_use(
-                    route,
-                    &parts.headers,
-                    &held.entry,
-                    (servable, held.soft_purged),
-                    now,
-                ),
-            };
-            match asked {
-                None => {}
-                Some(http_cache::Use::Stored { .. }) if servable => {}
-                Some(http_cache::Use::Stored { .. }) => {
-                    usability = Usability::StaleServable(StaleWhy::WhileRevalidate);
-                    stale_why = Some(StaleServed::MaxStale);
-                }
-                Some(http_cache::Use::Forward) => usability = Usability::MustRevalidate,
-                Some(http_cache::Use::GatewayTimeout) => {
-                    let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
-                    let response = http_cache::gateway_timeout();
-                    return Ok(Answer::cached(response, outcome, &cacheable));
-                }
-            }
-            let outcome = match usability {
-                Usability::Fresh => match held.source {
-                    Source::Memory => Outcome::Hit,
-                    Source::Shared => Outcome::SharedHit,
-                },
-                Usability::StaleServable(_) => {
-                    // Conditional requests and ranges are answered from the stale entry too.
-                    let response =
-                        http_cache::respond(&held.entry, &parts.method, &parts.headers, Some(now));
-                    miss.held = Some(held);
-                    self.refresh_in_background(&cacheable, &miss, &resolved, &parts, client);
-                    let why = stale_why.unwrap_or(StaleServed::WhileRevalidate);
-                    return Ok(Answer::cached(response, Outcome::Stale(why), &cacheable));
-                }
-                Usability::MustRevalidate => {
-                    miss.held = Some(held);
-                    return self
-                        .fill_or_join(cacheable, miss, &resolved, &parts, client)
-                        .await;
-                }
-                Usability::Unusable => {
-                    if http_cache::only_if_cached(route, &parts.headers) {
-                        let outcome = Outcome::Bypass(Bypass::OnlyIfCached);
-                        let response = http_cache::gateway_timeout();
-                        return Ok(Answer::cached(response, outcome, &cacheable));
-                    }
-                    return self
-                        .fill_or_join(cacheable, miss, &resolved, &parts, client)
-                        .await;
-                }
-            };
-            let response =
-                http_cache::respond(&held.entry, &parts.method, &parts.headers, Some(now));
-            return Ok(Answer::cached(response, outcome, &cacheable));
-        }
-        self.fill_or_join(cacheable, miss, &resolved, &parts, client)
+        self.answer_held(cacheable, miss, &resolved, &parts, client, now)
             .await
     }
 
@@ -777,60 +480,6 @@ impl Proxy {
         *req.headers_mut() = headers;
         req.extensions_mut().insert(client.trace.timer());
         Ok(req)
-    }
-
-    /// On a cached `tenant` or `user` route of a deployment with `[auth]`, verifies the caller
-    /// before anything else; elsewhere there is nobody to verify.
-    async fn identify(
-        &self,
-        resolved: &Resolved<'_, '_>,
-        parts: &http::request::Parts,
-        client: &ClientInfo<'_>,
-    ) -> Result<Identified, ProxyError> {
-        let route = resolved.found.route;
-        let Some(auth) = &self.inner.auth else {
-            return Ok(Identified::NotRequired);
-        };
-        if !needs_identity(&self.inner.config, route) {
-            return Ok(Identified::NotRequired);
-        }
-        let caller = self
-            .authenticate(auth, route, &parts.headers, client.peer.ip(), client.host)
-            .await;
-        match caller {
-            Ok(Authenticated::Verified(identity)) => Ok(Identified::Verified(identity)),
-            Ok(Authenticated::Anonymous) => match route.anonymous {
-                Anonymous::Pass => Ok(Identified::PassAnonymous),
-                Anonymous::Deny => {
-                    Err(ProxyError::Unauthenticated("this route needs a credential"))
-                }
-            },
-            Err(AuthFailure::Error(err)) => Err(err),
-            Err(AuthFailure::Rejected(response)) => Ok(Identified::Answer(response)),
-        }
-    }
-
-    /// Whether a path is under the reserved prefix, as sent or once normalized (so that an
-    /// encoded spelling of the prefix cannot slip past to the backend).
-    fn is_reserved(&self, path: &str) -> bool {
-        let prefix = &self.inner.config.webhook.prefix;
-        if path.starts_with(prefix.as_str()) {
-            return true;
-        }
-        // Other spellings (escapes, dot segments, `//`, `\`, another case) could still reach
-        // the same path on a lenient backend. Only paths that could be one are examined, so the
-        // common request pays a scan, not an allocation.
-        let core = prefix.trim_matches('/');
-        let maybe = path.contains('%')
-            || path
-                .as_bytes()
-                .windows(core.len())
-                .any(|w| w.eq_ignore_ascii_case(core.as_bytes()));
-        maybe && {
-            let lenient = cache_key::lenient_path(path).to_ascii_lowercase();
-            lenient.starts_with(&prefix.to_ascii_lowercase())
-                || lenient == prefix.trim_end_matches('/').to_ascii_lowercase()
-        }
     }
 
     /// The one place an outcome becomes the `Cache-Status` header and is counted.
@@ -904,63 +553,6 @@ impl Proxy {
     }
 }
 
-impl Handler for Proxy {
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-        // The config version in force now serves this request to its end, its fill included.
-        self.current().respond(req, peer).await
-    }
-}
-
-impl Proxy {
-    async fn respond(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<ProxyBody> {
-        let started = Instant::now();
-        let trace = Trace::new(access::request_id(req.headers()));
-        let method = req.method().clone();
-        let access = (self.inner.config.log.access
-            && tracing::enabled!(target: "cachegate::access", tracing::Level::INFO))
-        .then(|| req.uri().clone());
-        let log = access.is_some();
-        let (mut response, done) = match self.dispatch(req, peer, &trace).await {
-            Ok(Dispatched::Answer(answer)) => self.finish_request(answer, log),
-            Ok(Dispatched::Reserved(response)) => (response, Done::default()),
-            Err(err) => self.finish_request(self.error_answer(&err), log),
-        };
-        response
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), trace.id.clone());
-        let elapsed = started.elapsed();
-        self.inner.metrics.record(&Finished {
-            route: self.route_id(done.route),
-            method: &method,
-            status: response.status(),
-            outcome: done.outcome,
-            elapsed,
-        });
-        if let Some(uri) = access {
-            let routes = self.inner.config.routes.routes();
-            AccessLine {
-                request_id: &trace.id,
-                peer,
-                method: &method,
-                path: uri.path(),
-                query: uri.query(),
-                route: done
-                    .route
-                    .and_then(|i| routes.get(i))
-                    .map_or("", |r| r.pattern.as_str()),
-                tenant: done.tenant.as_deref(),
-                status: response.status().as_u16(),
-                outcome: done.outcome.as_ref().map_or("reserved", Outcome::as_str),
-                cache_status: response.headers().get(&CACHE_STATUS),
-                duration: elapsed,
-                backend: trace.backend_time(),
-            }
-            .log();
-        }
-        response
-    }
-}
-
 /// The identity of a route as its `/metrics` series are labelled.
 fn route_label_id(route: &crate::policy::route::Route) -> RouteId {
     RouteId {
@@ -969,34 +561,6 @@ fn route_label_id(route: &crate::policy::route::Route) -> RouteId {
             .methods
             .as_ref()
             .map(|m| m.iter().map(ToString::to_string).collect()),
-    }
-}
-
-/// What `handle` keeps of an answer once `finish` has consumed it: what the metrics and the
-/// access line need.
-#[derive(Default)]
-struct Done {
-    outcome: Option<Outcome>,
-    route: Option<usize>,
-    /// The tenant's digest, only when the access line is written.
-    tenant: Option<String>,
-}
-
-impl Proxy {
-    fn finish_request(&self, answer: Answer, log: bool) -> (Response<ProxyBody>, Done) {
-        let route = answer.route;
-        let tenant = answer
-            .tenant
-            .as_ref()
-            .filter(|_| log)
-            .map(|t| access::tenant_digest(t.as_str()));
-        let (response, outcome) = self.finish(answer);
-        let done = Done {
-            outcome: Some(outcome),
-            route,
-            tenant,
-        };
-        (response, done)
     }
 }
 
@@ -1025,55 +589,6 @@ pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// The size of a request head as it came: the request line and each header line.
-fn head_size<B>(req: &Request<B>) -> usize {
-    let uri = req.uri();
-    let target = uri.path_and_query().map_or(1, |pq| pq.as_str().len())
-        + uri.authority().map_or(0, |a| a.as_str().len());
-    let line = req.method().as_str().len() + target + 12;
-    req.headers().iter().fold(line, |n, (name, value)| {
-        n + name.as_str().len() + value.len() + 4
-    })
-}
-
-/// The announced `Content-Length`, when there is one readable.
-fn content_length<B>(req: &Request<B>) -> Option<u64> {
-    req.headers()
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
-
-/// The Host the client addressed: exactly one `Host` header (HTTP/1.1) or the `:authority` (h2).
-fn request_host<B>(req: &Request<B>) -> Result<String, ProxyError> {
-    let mut values = req.headers().get_all(HOST).iter();
-    let host = match (values.next(), values.next()) {
-        (Some(_), Some(_)) => return Err(ProxyError::BadRequest("repeated host header")),
-        (Some(value), None) => value
-            .to_str()
-            .map_err(|_| ProxyError::BadRequest("host header is not valid text"))?
-            .to_owned(),
-        (None, _) => match req.uri().authority() {
-            Some(authority) => authority.as_str().to_owned(),
-            None => return Err(ProxyError::BadRequest("missing host header")),
-        },
-    };
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
-    {
-        return Err(ProxyError::BadRequest("malformed host header"));
-    }
-    let mut host = host.to_ascii_lowercase();
-    if let Some(stripped) = host.strip_suffix(".") {
-        host = stripped.to_owned();
-    }
-    Ok(host)
 }
 
 /// A response from a stored entry. `now` is given for hits (which carry `Age`).

@@ -5,7 +5,7 @@
 //! Pure apart from reading the request and the config: no IO, no clock. `Proxy::read` sequences
 //! it between identification and the store lookup.
 
-use super::identity;
+use super::identity::{self, needs_identity};
 use crate::auth::Identity;
 use crate::config::Config;
 use crate::error::ProxyError;
@@ -38,13 +38,6 @@ pub(crate) fn resolve<'c, 't>(
 ) -> Option<Resolved<'c, 't>> {
     let found = routes.find(method, &target.path)?;
     Some(Resolved { target, found })
-}
-
-/// Whether a route's entries are keyed by a verified caller: a cached `tenant` or `user` route
-/// of a deployment with `[auth]`. `identify` verifies exactly there, and `classify` refuses to
-/// key such a route without a verified caller.
-pub(super) fn needs_identity(config: &Config, route: &Route) -> bool {
-    config.auth.is_some() && route.cache && route.scope != Scope::Public
 }
 
 /// Who is asking, as far as the key is concerned.

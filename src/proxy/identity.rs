@@ -11,12 +11,12 @@ use crate::auth::introspect::{IntrospectFailure, IntrospectSettings, Introspecto
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::Identity;
 use crate::body::ProxyBody;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, Config};
 use crate::error::ProxyError;
-use crate::policy::route::{Route, TenantSource};
+use crate::policy::route::{Anonymous, Route, Scope, TenantSource};
 use crate::policy::tenant::{self, Tenant, TenantInputs};
 use crate::policy::Captures;
-use crate::upstream::Upstream;
+use crate::upstream::{ClientInfo, Upstream};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Response};
 use std::net::IpAddr;
@@ -109,7 +109,55 @@ impl Authenticator {
     }
 }
 
+/// Whether a route's entries are keyed by a verified caller: a cached `tenant` or `user` route
+/// of a deployment with `[auth]`. `identify` verifies exactly there, and `classify` refuses to
+/// key such a route without a verified caller.
+pub(super) fn needs_identity(config: &Config, route: &Route) -> bool {
+    config.auth.is_some() && route.cache && route.scope != Scope::Public
+}
+
+/// Who the caller is, as far as the read path is concerned.
+pub(super) enum Identified {
+    /// Nobody to verify on this route.
+    NotRequired,
+    Verified(Identity),
+    /// An anonymous caller on a route with `anonymous = "pass"`.
+    PassAnonymous,
+    /// The identity endpoint's own refusal, passed on as is.
+    Answer(Response<ProxyBody>),
+}
+
 impl Proxy {
+    /// On a cached `tenant` or `user` route of a deployment with `[auth]`, verifies the caller
+    /// before anything else; elsewhere there is nobody to verify.
+    pub(super) async fn identify(
+        &self,
+        route: &Route,
+        parts: &http::request::Parts,
+        client: &ClientInfo<'_>,
+    ) -> Result<Identified, ProxyError> {
+        let Some(auth) = &self.inner.auth else {
+            return Ok(Identified::NotRequired);
+        };
+        if !needs_identity(&self.inner.config, route) {
+            return Ok(Identified::NotRequired);
+        }
+        let caller = self
+            .authenticate(auth, route, &parts.headers, client.peer.ip(), client.host)
+            .await;
+        match caller {
+            Ok(Authenticated::Verified(identity)) => Ok(Identified::Verified(identity)),
+            Ok(Authenticated::Anonymous) => match route.anonymous {
+                Anonymous::Pass => Ok(Identified::PassAnonymous),
+                Anonymous::Deny => {
+                    Err(ProxyError::Unauthenticated("this route needs a credential"))
+                }
+            },
+            Err(AuthFailure::Error(err)) => Err(err),
+            Err(AuthFailure::Rejected(response)) => Ok(Identified::Answer(response)),
+        }
+    }
+
     /// Authenticates a request for `route`. A trusted peer's tenant header wins; then a bearer
     /// JWT; then introspection of the credential headers. Refusals are counted by the outcome
     /// they become (see `proxy::error_outcome`), so a write verified only to scope its

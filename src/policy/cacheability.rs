@@ -10,8 +10,6 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, StatusCode};
 
-use super::http_cache::{self, RequestCacheControl};
-
 /// Why a request is passed through uncached (feeds the Cache-Status detail, a log field and a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bypass {
@@ -121,7 +119,7 @@ pub fn request_bypass(f: &RequestFacts<'_>) -> Option<Bypass> {
     if no_cache && f.request_cache_control == RequestCacheControl::Bypass {
         return Some(Bypass::RequestNoCache);
     }
-    if http_cache::conditional::has_origin_preconditions(f.headers) {
+    if has_origin_preconditions(f.headers) {
         return Some(Bypass::Precondition);
     }
     // A credential may select what the origin returns. It is safe to cache only when the key
@@ -528,4 +526,47 @@ mod declared_tag_tests {
         let names = [HeaderName::from_static("cache-tag")];
         assert_eq!(declared_tags(&headers, &names).len(), MAX_DECLARED_TAGS);
     }
+}
+
+/// The per-route switch `request_cache_control`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequestCacheControl {
+    /// RFC 9111 §5.2.1: `no-cache`, `max-age`, `max-stale`, `min-fresh`, `only-if-cached`,
+    /// `no-store`. The default with `honor_origin`.
+    Honor,
+    /// `no-cache` and `no-store` (and `Pragma: no-cache`) pass the request through uncached;
+    /// other directives are ignored. The default without `honor_origin`.
+    #[default]
+    Bypass,
+    /// Fresh entries are served whatever the request asks; `no-store` answers are still never
+    /// stored.
+    Ignore,
+}
+
+impl RequestCacheControl {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestCacheControl::Honor => "honor",
+            RequestCacheControl::Bypass => "bypass",
+            RequestCacheControl::Ignore => "ignore",
+        }
+    }
+
+    /// Reads the config spelling.
+    pub fn parse(text: &str) -> Option<RequestCacheControl> {
+        match text {
+            "honor" => Some(RequestCacheControl::Honor),
+            "bypass" => Some(RequestCacheControl::Bypass),
+            "ignore" => Some(RequestCacheControl::Ignore),
+            _ => None,
+        }
+    }
+}
+
+/// Preconditions only the origin server can judge (`If-Match`, `If-Unmodified-Since`): their
+/// presence sends the request there (RFC 9111 §4.3.2 leaves them to the origin).
+pub fn has_origin_preconditions(request: &HeaderMap) -> bool {
+    request.contains_key(http::header::IF_MATCH)
+        || request.contains_key(http::header::IF_UNMODIFIED_SINCE)
 }

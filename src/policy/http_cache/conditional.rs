@@ -8,8 +8,8 @@
 use std::time::SystemTime;
 
 use http::header::{
-    CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, IF_MATCH, IF_MODIFIED_SINCE,
-    IF_NONE_MATCH, IF_UNMODIFIED_SINCE, LAST_MODIFIED, VARY,
+    CACHE_CONTROL, CONTENT_LOCATION, DATE, ETAG, EXPIRES, IF_MODIFIED_SINCE, IF_NONE_MATCH,
+    LAST_MODIFIED, VARY,
 };
 use http::{HeaderMap, HeaderName, Method};
 
@@ -26,9 +26,7 @@ pub enum Evaluation {
 }
 
 /// Preconditions only the origin server can judge: their presence sends the request there.
-pub fn has_origin_preconditions(request: &HeaderMap) -> bool {
-    request.contains_key(IF_MATCH) || request.contains_key(IF_UNMODIFIED_SINCE)
-}
+pub use crate::policy::cacheability::has_origin_preconditions;
 
 /// RFC 9110 §13.2.2 steps 3 and 4 for a GET or HEAD answered from a stored response.
 pub fn evaluate(method: &Method, request: &HeaderMap, stored: &HeaderMap) -> Evaluation {

@@ -8,41 +8,9 @@
 
 use super::directives::{MaxStale, RequestDirectives};
 
-/// The per-route switch `request_cache_control`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RequestCacheControl {
-    /// RFC 9111 §5.2.1: `no-cache`, `max-age`, `max-stale`, `min-fresh`, `only-if-cached`,
-    /// `no-store`. The default with `honor_origin`.
-    Honor,
-    /// `no-cache` and `no-store` (and `Pragma: no-cache`) pass the request through uncached;
-    /// other directives are ignored. The default without `honor_origin`.
-    #[default]
-    Bypass,
-    /// Fresh entries are served whatever the request asks; `no-store` answers are still never
-    /// stored.
-    Ignore,
-}
-
-impl RequestCacheControl {
-    /// The config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestCacheControl::Honor => "honor",
-            RequestCacheControl::Bypass => "bypass",
-            RequestCacheControl::Ignore => "ignore",
-        }
-    }
-
-    /// Reads the config spelling.
-    pub fn parse(text: &str) -> Option<RequestCacheControl> {
-        match text {
-            "honor" => Some(RequestCacheControl::Honor),
-            "bypass" => Some(RequestCacheControl::Bypass),
-            "ignore" => Some(RequestCacheControl::Ignore),
-            _ => None,
-        }
-    }
-}
+/// The per-route switch `request_cache_control`; defined beside the request-side checks
+/// that read it.
+pub use crate::policy::cacheability::RequestCacheControl;
 
 /// A stored response as the request directives see it, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,6 +29,8 @@ pub mod upstream;
 
 pub mod proxy;
 
+pub mod secrets;
+
 pub mod admin;
 pub mod admin_client;
 pub mod ui;

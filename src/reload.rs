@@ -8,7 +8,7 @@
 //!
 //! A reload runs what a start runs: `Config::from_toml` (every problem with its file, line and
 //! key), then the secrets the new config names, read through the resolver the `App` was built
-//! with and checked by the same builders (`app::keyed`). Only then are the changes listed
+//! with and checked by the same builders (`secrets::keyed`). Only then are the changes listed
 //! ([`Config::changes`]), the [`Reloadable`] parts given the new config, and the proxy updated
 //! ([`Proxy::update`]), in one swap. A verifier whose secrets did not change is kept, with what
 //! it remembers (accepted webhook messages, verified credentials); so is the credential digest
@@ -16,11 +16,10 @@
 //! are reported as needing a restart, and their old values stay in force.
 
 use crate::admin::AdminAccess;
-use crate::app::{keyed, SecretError, StartError, StartWarning};
 use crate::auth::digest::DigestKey;
-use crate::auth::jwt::JwtKeys;
 use crate::config::{Config, ConfigError, SecretSource};
 use crate::proxy::{Part, Proxy, Update};
+use crate::secrets::{keyed, Prints, SecretError, StartError, StartWarning};
 use arc_swap::ArcSwap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -89,36 +88,6 @@ pub enum ReloadError {
     Secrets(StartError),
     #[error("{part}: {reason}")]
     Part { part: String, reason: String },
-}
-
-/// Digests of the secret values in force, so a reload can tell which ones changed without
-/// keeping a second copy of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Prints {
-    pub webhook: Option<blake3::Hash>,
-    pub key: Option<blake3::Hash>,
-    pub jwt: Option<blake3::Hash>,
-    pub admin_token: Option<blake3::Hash>,
-}
-
-impl Prints {
-    pub(crate) fn of(secret: Option<&str>) -> Option<blake3::Hash> {
-        secret.map(|s| blake3::hash(s.as_bytes()))
-    }
-
-    /// A JWT verifier's key material (a JWKS file is re-read by the verifier itself: its
-    /// path stands for it).
-    pub(crate) fn of_jwt(keys: &JwtKeys) -> blake3::Hash {
-        let mut hasher = blake3::Hasher::new();
-        match keys {
-            JwtKeys::Secret(secret) => hasher.update(b"secret\0").update(secret),
-            JwtKeys::PublicKeyPem(pem) => hasher.update(b"pem\0").update(pem),
-            JwtKeys::Jwks { path } => hasher
-                .update(b"jwks\0")
-                .update(path.as_os_str().as_encoded_bytes()),
-        };
-        hasher.finalize()
-    }
 }
 
 /// Reloads the config of a running `App`. Cheap to clone.

@@ -125,8 +125,7 @@ pub struct CachedResponse {
     pub readable_key: String,
     /// The tenant the entry belongs to. A fill shares the id with the stored entries of the
     /// same tenant (`Tiered::tenant`), so the weight does not count it: the index holds it
-    /// while the tenant has entries. (A copy decoded from the shared tier keeps an id of its
-    /// own, a few dozen bytes the weight leaves out.)
+    /// while the tenant has entries.
     pub tenant: TenantScope,
     /// The normalized `path` or `path?query` the entry was filled from.
     pub target: String,

@@ -675,12 +675,7 @@ async fn run_fill(
                 let readable_key = format!("{readable_key} {}", variant_label(&selection, &sent));
                 (key, Some(selection), readable_key)
             };
-            // The tenant's id is shared with the stored entries of the same tenant.
-            let tenant = inner.store.tenant(tenant);
             let mut tags = tags;
-            for tag in &mut tags {
-                tag.tenant = tenant.clone();
-            }
             for tag in declared {
                 let tag = TagKey::new(tenant.clone(), Tag::parse(&tag));
                 if !tags.contains(&tag) {

@@ -152,18 +152,6 @@ impl TagIndex {
         out
     }
 
-    /// The scope `tenant` names, sharing the id the index already holds for it when one of
-    /// its entries is stored: a tenant's id is then one allocation, not one per entry.
-    pub(crate) fn tenant(&self, tenant: TenantScope) -> TenantScope {
-        match &tenant {
-            TenantScope::Shared => tenant,
-            TenantScope::One(_) => self
-                .paths
-                .get(&tenant)
-                .map_or(tenant, |bucket| bucket.key().clone()),
-        }
-    }
-
     /// Number of tenants with at least one entry carrying a path tag.
     pub(crate) fn tenants(&self) -> usize {
         self.paths.len()

@@ -57,7 +57,8 @@ const MAX_VICTIMS: usize = 4096;
 struct Slot(Arc<SlotInner>);
 
 struct SlotInner {
-    /// The entry; the key it is stored under is its own `key`, which the eviction queues name.
+    /// The key the entry is stored under, so the eviction queues can name it.
+    key: Key,
     entry: Arc<CachedResponse>,
     /// The tier holds the entry before this instant only: its last usable instant, or earlier
     /// for a copy of a shared entry (see `Tiered`). It is fresh before the earlier of this and
@@ -269,14 +270,13 @@ impl MemoryTier {
         (slot.is_published() && slot.is_stale()).then(|| Arc::clone(slot.entry()))
     }
 
-    /// Indexes then inserts `entry` unpublished, replacing any entry under its key.
+    /// Indexes then inserts `entry` unpublished, replacing any entry under `key`.
     ///
     /// The index entries go in before the cache entry so that a purge which can see the entry
     /// can also find it. Before the insert, the entries its route's bound or its tenant's
     /// share name are evicted (see `shares`), so that quick_cache has to choose only when no
     /// limit does.
-    pub(crate) fn insert(&self, entry: Arc<CachedResponse>, until: UnixMillis) -> Insert {
-        let key = entry.key;
+    pub(crate) fn insert(&self, key: Key, entry: Arc<CachedResponse>, until: UnixMillis) -> Insert {
         let weight = entry.weight();
         let over_route = self
             .books
@@ -287,6 +287,7 @@ impl MemoryTier {
         }
         self.index.add(key, &entry.tags);
         let slot = Slot(Arc::new(SlotInner {
+            key,
             entry,
             until,
             weight,
@@ -334,8 +335,7 @@ impl MemoryTier {
             let victim = Slot(victim);
             // An entry that has left the cache (or been replaced) meanwhile is skipped: what
             // removed it has counted it out.
-            let Some((gone_key, gone)) =
-                self.cache.remove_if(&victim.0.entry.key, |h| h.is(&victim))
+            let Some((gone_key, gone)) = self.cache.remove_if(&victim.0.key, |h| h.is(&victim))
             else {
                 continue;
             };

@@ -123,9 +123,7 @@ pub struct CachedResponse {
     pub tags: Vec<TagKey>,
     /// The human-readable form of the key, for logs and the admin API.
     pub readable_key: String,
-    /// The tenant the entry belongs to. A fill shares the id with the stored entries of the
-    /// same tenant (`Tiered::tenant`), so the weight does not count it: the index holds it
-    /// while the tenant has entries.
+    /// The tenant the entry belongs to.
     pub tenant: TenantScope,
     /// The normalized `path` or `path?query` the entry was filled from.
     pub target: String,
@@ -154,10 +152,9 @@ pub struct CachedResponse {
 // filled through the proxy differ from the measured RSS growth by more than 10 %.
 
 /// Per entry, beside its `Arc`'d struct: the memory tier's slot, and quick_cache's entry,
-/// hash table and queue bookkeeping for it. Measured (130), plus the tenant queue's weak
-/// reference, which fair shares added (8). The slot does not repeat the key: the eviction
-/// queues read the entry's own.
-pub const SLOT_OVERHEAD: u64 = 138;
+/// hash table and queue bookkeeping for it. Measured (130), plus the key the slot keeps and
+/// the tenant queue's weak reference, which fair shares added (32 + 8).
+pub const SLOT_OVERHEAD: u64 = 170;
 
 /// Per header the map has room for: its bucket (hash, links, name, value handle) and its
 /// index slot. The value bytes are in the entry's block; standard names cost nothing more, a
@@ -277,6 +274,10 @@ impl CachedResponse {
             })
             .sum();
         let tag_list = allocation(self.tags.capacity() * std::mem::size_of::<TagKey>());
+        let tenant = match &self.tenant {
+            TenantScope::Shared => 0,
+            TenantScope::One(id) => allocation(ARC_HEADER + id.len()),
+        };
         allocation(ARC_HEADER + std::mem::size_of::<CachedResponse>())
             + SLOT_OVERHEAD
             + block
@@ -285,6 +286,7 @@ impl CachedResponse {
             + allocation(self.target.capacity())
             + tag_list
             + tags
+            + tenant
     }
 }
 

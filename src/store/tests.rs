@@ -130,7 +130,7 @@ fn purge_all(tag: &str) -> Purge {
 /// Inserts without a fence check or publication, as `store` does before its second check.
 fn insert_pending(s: &Tiered, k: Key, e: Arc<CachedResponse>) -> memory::Pending {
     let until = e.fresh_until;
-    match s.local().memory.insert(keyed(k, e), until) {
+    match s.local().memory.insert(k, e, until) {
         memory::Insert::Stored(p) => p,
         memory::Insert::TooLarge => panic!("a small entry was refused"),
     }
@@ -434,9 +434,9 @@ async fn weight_is_the_cost_of_each_part() {
         ),
         ("the readable key", key, allocation(6)),
         (
-            "a tag: its name, its index slot, the tag list (the tenant's id is shared)",
+            "a tag: its name, its index slot, the tag list, the tenant",
             tag,
-            allocation(16 + 6) + TAG_OVERHEAD + allocation(tag_key),
+            allocation(16 + 6) + TAG_OVERHEAD + allocation(tag_key) + allocation(16 + 4),
         ),
     ];
     for (what, weight, extra) in cases {

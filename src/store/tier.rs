@@ -163,7 +163,7 @@ impl Local {
         // the insert, so the race tests exercise the second check below.
         #[cfg(test)]
         tokio::task::yield_now().await;
-        let pending = match self.memory.insert(Arc::clone(&entry), until) {
+        let pending = match self.memory.insert(key, Arc::clone(&entry), until) {
             Insert::TooLarge => return StoreOutcome::TooLarge,
             Insert::Stored(pending) => pending,
         };

@@ -307,12 +307,6 @@ impl Tiered {
         }
     }
 
-    /// `tenant`, sharing the id of the memory tier's entries of the same tenant: a fill calls
-    /// it before building its entry, so the entry and its tags do not allocate the id again.
-    pub fn tenant(&self, tenant: TenantScope) -> TenantScope {
-        self.local.memory.index().tenant(tenant)
-    }
-
     /// Removes (or with `soft`, marks stale) every entry matching the purge, in every tier,
     /// after fencing the in-flight fills it could have covered.
     pub async fn purge(&self, purge: &Purge) -> PurgeResult {

@@ -97,6 +97,35 @@ impl ProxyError {
     }
 }
 
+/// Waiters answer with the same error the leader got. `ProxyError` holds boxed sources that
+/// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message,
+/// with the source chain flattened into one text.
+impl ProxyError {
+    /// The copy each waiter of a failed fill answers with.
+    pub(crate) fn copy_for_waiters(&self) -> ProxyError {
+        match self {
+            ProxyError::UpstreamConnect(source) => {
+                ProxyError::UpstreamConnect(chain(source.as_ref()).into())
+            }
+            ProxyError::UpstreamTimeout(d) => ProxyError::UpstreamTimeout(*d),
+            ProxyError::UpstreamConnectTimeout(d) => ProxyError::UpstreamConnectTimeout(*d),
+            ProxyError::UpstreamTls(m) => ProxyError::UpstreamTls(m.clone()),
+            ProxyError::BodyTooLarge(n) => ProxyError::BodyTooLarge(*n),
+            ProxyError::HeadersTooLarge(n) => ProxyError::HeadersTooLarge(*n),
+            ProxyError::UpstreamProtocol(source) => {
+                ProxyError::UpstreamProtocol(chain(source.as_ref()).into())
+            }
+            ProxyError::BadRequest(m) => ProxyError::BadRequest(m),
+            ProxyError::MisdirectedHost(h) => ProxyError::MisdirectedHost(h.clone()),
+            ProxyError::Internal(m) => ProxyError::Internal(m),
+            ProxyError::Unauthenticated(m) => ProxyError::Unauthenticated(m),
+            ProxyError::BadCredential(m) => ProxyError::BadCredential(m),
+            ProxyError::Forbidden(m) => ProxyError::Forbidden(m),
+            ProxyError::AuthUnavailable(m) => ProxyError::AuthUnavailable(m.clone()),
+        }
+    }
+}
+
 /// An error and each error it was caused by, outermost first. Unlike `source()` alone, it
 /// steps into an `io::Error` that wraps another error (as TLS layers do), which `source()`
 /// skips over.
@@ -130,6 +159,16 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_error_reads_like_the_original() {
+        let original = ProxyError::UpstreamConnect("connection refused".into());
+        let copy = original.copy_for_waiters();
+        assert_eq!(copy.chain(), original.chain());
+        assert_eq!(copy.status(), original.status());
+        let timeout = ProxyError::UpstreamTimeout(Duration::from_secs(2));
+        assert_eq!(timeout.copy_for_waiters().chain(), timeout.chain());
+    }
 
     #[test]
     fn each_error_maps_to_its_status_and_json() {

@@ -6,18 +6,20 @@
 //! so waiters never see it: they go round again behind a new leader.
 
 mod fetch;
+mod refresh;
+mod request;
 
 use super::{stream_response, Answer, Cacheable, FlightMeta, Inner, Proxy, Resolved};
 use crate::body::ProxyBody;
 use crate::clock::UnixMillis;
-use crate::error::{chain, ProxyError};
+use crate::error::ProxyError;
 use crate::policy::cache_key::{self, KeyParts};
 use crate::policy::cacheability::{self, NotStored, StoreRules};
 use crate::policy::freshness::{self, Rules, Situation, StaleWhy, Usability};
 use crate::policy::http_cache::{self as http_cache_policy, EtagRule};
 use crate::policy::outcome::{BackendFault, Fill, Outcome, StaleServed};
-use crate::policy::route::{Scope, TenantSource};
-use crate::policy::vary::{self, FillRules, Selection, VaryRules};
+use crate::policy::route::Scope;
+use crate::policy::vary::{self, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
 use crate::store::{
@@ -27,6 +29,8 @@ use crate::store::{
 use crate::upstream::ClientInfo;
 use fetch::{fetch, Expect, Fetched};
 use http::{HeaderName, Request, Response};
+use refresh::{add_validators, fault_of, revalidated};
+use request::{fill_rules, keyed_headers, variant_label};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -180,7 +184,7 @@ impl Proxy {
                     continue;
                 }
                 Wait::Done(Shared::Error(err)) => {
-                    return Err(clone_error(&err));
+                    return Err(err.copy_for_waiters());
                 }
                 Wait::Done(Shared::Stale(entry, fault)) => {
                     if answers(&entry, &cacheable.key, &parts.headers, miss.user) {
@@ -321,7 +325,7 @@ impl Proxy {
                 let outcome = outcome(Fill::NotStored(reason));
                 Ok(Some(Answer::cached(response, outcome, cacheable)))
             }
-            LeaderAnswer::Error(err) => Err(clone_error(&err)),
+            LeaderAnswer::Error(err) => Err(err.copy_for_waiters()),
             // The held entry is the leader's own (looked up under its key).
             LeaderAnswer::Stale(entry, fault) => {
                 let response = super::http_cache::respond(
@@ -589,24 +593,9 @@ async fn run_fill(
                 &switches,
                 request_time,
             ));
-            let fill = match inner
-                .store
-                .store(&leader.meta().ticket, shared_ticket.as_ref(), entry.clone())
-                .await
-            {
-                StoreOutcome::Stored => {
-                    lease.filled = true;
-                    Fill::Stored
-                }
-                StoreOutcome::Fenced => Fill::Fenced,
-                StoreOutcome::TooLarge => Fill::NotStored(NotStored::TooLarge),
-            };
+            let fill =
+                store_and_publish(&inner, leader, shared_ticket.as_ref(), &mut lease, &entry).await;
             tracing::debug!(key = %entry.key.short_hex(), fill = ?fill, "revalidated");
-            if fill == Fill::Fenced {
-                leader.publish(Shared::NotShareable);
-            } else {
-                leader.publish(Shared::Entry(entry.clone()));
-            }
             let _ = answer.send(LeaderAnswer::Revalidated(entry, fill));
         }
         Ok(Fetched::Failing(..)) => unreachable!("turned into a private answer above"),
@@ -705,30 +694,9 @@ async fn run_fill(
                 variant,
                 route,
             });
-            let fill = match inner
-                .store
-                .store(&leader.meta().ticket, shared_ticket.as_ref(), entry.clone())
-                .await
-            {
-                StoreOutcome::Stored => {
-                    lease.filled = true;
-                    Fill::Stored
-                }
-                StoreOutcome::Fenced => Fill::Fenced,
-                StoreOutcome::TooLarge => Fill::NotStored(NotStored::TooLarge),
-            };
+            let fill =
+                store_and_publish(&inner, leader, shared_ticket.as_ref(), &mut lease, &entry).await;
             tracing::debug!(key = %entry.key.short_hex(), fill = ?fill, "filled");
-            // Store first, publish second: a request arriving in between finds the entry.
-            if fill == Fill::Fenced {
-                // A purge overtook this fill. Requests joining after the purge were let in when
-                // it named only tags they could not see (tags the origin declares in its
-                // response), so no waiter may take this body: each goes round again, behind a
-                // fill that starts after the purge. The leader's own request started before the
-                // purge and may have it.
-                leader.publish(Shared::NotShareable);
-            } else {
-                leader.publish(Shared::Entry(entry.clone()));
-            }
             let _ = answer.send(LeaderAnswer::Entry(entry, fill));
         }
         Ok(Fetched::Private(response, reason)) => {
@@ -750,6 +718,41 @@ async fn run_fill(
     }
 }
 
+/// Stores what a fill (or a `304` refresh) produced, through the tickets taken before its
+/// request went out, then publishes it to the waiters; a stored entry lets the other
+/// instances' waiters look it up (the lease says `filled`).
+async fn store_and_publish(
+    inner: &Inner,
+    leader: Leader<Key, Shared, FlightMeta>,
+    shared_ticket: Option<&crate::store::shared::SharedTicket>,
+    lease: &mut LeaseGuard,
+    entry: &Arc<CachedResponse>,
+) -> Fill {
+    let fill = match inner
+        .store
+        .store(&leader.meta().ticket, shared_ticket, entry.clone())
+        .await
+    {
+        StoreOutcome::Stored => {
+            lease.filled = true;
+            Fill::Stored
+        }
+        StoreOutcome::Fenced => Fill::Fenced,
+        StoreOutcome::TooLarge => Fill::NotStored(NotStored::TooLarge),
+    };
+    // Store first, publish second: a request arriving in between finds the entry.
+    if fill == Fill::Fenced {
+        // A purge overtook this fill. Requests joining after the purge were let in when it
+        // named only tags they could not see (tags the origin declares in its response), so
+        // no waiter may take this body: each goes round again, behind a fill that starts
+        // after the purge. The leader's own request started before the purge and may have it.
+        leader.publish(Shared::NotShareable);
+    } else {
+        leader.publish(Shared::Entry(entry.clone()));
+    }
+    fill
+}
+
 /// A fill's cross-instance lease, released (in the background) however the fill ends; with
 /// `filled`, the other instances' waiters are told to look the key up.
 struct LeaseGuard {
@@ -764,168 +767,5 @@ impl Drop for LeaseGuard {
             let (inner, filled) = (self.inner.clone(), self.filled);
             tokio::spawn(async move { inner.store.release_lease(token, filled).await });
         }
-    }
-}
-
-/// Adds the stored validators to a fill request: `If-None-Match` from the `ETag`,
-/// `If-Modified-Since` from the `Last-Modified`. True when it added any.
-fn add_validators(request: &mut http::HeaderMap, stored: &http::HeaderMap) -> bool {
-    let mut added = false;
-    if let Some(etag) = stored.get(http::header::ETAG) {
-        request.insert(http::header::IF_NONE_MATCH, etag.clone());
-        added = true;
-    }
-    if let Some(modified) = stored.get(http::header::LAST_MODIFIED) {
-        request.insert(http::header::IF_MODIFIED_SINCE, modified.clone());
-        added = true;
-    }
-    added
-}
-
-/// The held entry refreshed by a `304` (RFC 9111 §3.2): the header fields the `304` carries
-/// replace the stored ones of the same name (bar `Content-Length`, which describes the 304's
-/// own empty body, and what is never stored), and its lifetimes start again now. The body
-/// is the stored one; the entry is compacted again so nothing in it refers to the
-/// connection's buffers.
-fn revalidated(
-    held: &CachedResponse,
-    not_modified: &http::HeaderMap,
-    rules: &Rules,
-    switches: &http_cache_policy::Rules,
-    request_time: UnixMillis,
-) -> CachedResponse {
-    // The 304's fields replace the stored ones (RFC 9111 §3.2, §4.3.4), its length aside.
-    let mut update = cacheability::stored_headers(not_modified);
-    update.remove(http::header::CONTENT_LENGTH);
-    let headers = http_cache_policy::validate::updated_headers(&held.headers, &update);
-    let (headers, body) = compact(&headers, std::iter::once(&held.body));
-    let (stored_at, origin) = http_cache_policy::origin_says(
-        switches,
-        held.status,
-        &headers,
-        super::http_cache::system_time(request_time),
-        super::http_cache::system_time(UnixMillis::now()),
-    );
-    let stored_at = super::http_cache::unix_millis(stored_at);
-    let mut entry = CachedResponse {
-        headers,
-        body,
-        stored_at,
-        ..held.clone()
-    };
-    entry.set_lifetimes(freshness::lifetimes(
-        rules,
-        entry.status.as_u16(),
-        &origin,
-        stored_at,
-    ));
-    entry
-}
-
-/// What the backend's failure is called in `Cache-Status` when a stale entry answers it.
-fn fault_of(err: &ProxyError) -> BackendFault {
-    match err {
-        ProxyError::UpstreamConnect(_) => BackendFault::Down,
-        ProxyError::UpstreamTimeout(_) => BackendFault::Timeout,
-        _ => BackendFault::Broken,
-    }
-}
-
-/// Request headers the key covers: the route's `vary` (and `forward_headers`), and the tenant
-/// header when the key holds a tenant. A declared `public` route keeps no tenant even where its
-/// source is a header: that header is then neither forwarded on fills nor taken as keyed when
-/// a response's `Vary` names it.
-fn keyed_headers(cacheable: &Cacheable<'_>) -> Vec<HeaderName> {
-    let mut keyed = cacheable.route.vary.clone();
-    if let (TenantSource::Header(name), Some(_)) = (&cacheable.route.tenant, &cacheable.tenant) {
-        keyed.push(name.clone());
-    }
-    keyed
-}
-
-/// What a fill of this request may carry.
-fn fill_rules<'a>(
-    cacheable: &Cacheable<'_>,
-    miss: &'a Miss<'_>,
-    keyed: &'a [HeaderName],
-) -> FillRules<'a> {
-    FillRules {
-        keyed,
-        selected: miss
-            .varies
-            .as_ref()
-            .map_or(&[][..], |state| &state.selection().headers),
-        // The key separates callers by tenant (or user): their credential may go. What a
-        // `public` route shares must not depend on one caller's credential.
-        credentials: cacheable.tenant.is_some() || cacheable.user.is_some(),
-    }
-}
-
-/// How a variant shows in its readable key: the selecting headers with their normalised values
-/// (credentials never in clear: they only select per user, which shows as `user`).
-fn variant_label(selection: &Selection, sent: &http::HeaderMap) -> String {
-    let mut label = String::from("vary(");
-    for (i, name) in selection.headers.iter().enumerate() {
-        if i > 0 {
-            label.push(' ');
-        }
-        label.push_str(name.as_str());
-        label.push('=');
-        match vary::normalised_value(sent, name) {
-            Some(value) if !cache_key::is_credential_header(name) => label.push_str(&value),
-            Some(_) => label.push_str("(credential)"),
-            None => label.push('-'),
-        }
-    }
-    if selection.by_user {
-        label.push_str(if selection.headers.is_empty() {
-            "user"
-        } else {
-            " user"
-        });
-    }
-    label.push(')');
-    label
-}
-
-/// Waiters answer with the same error the leader got. `ProxyError` holds boxed sources that
-/// cannot be cloned, so the copy keeps the kind (and so the status and code) and the message,
-/// with the source chain flattened into one text.
-fn clone_error(err: &ProxyError) -> ProxyError {
-    match err {
-        ProxyError::UpstreamConnect(source) => {
-            ProxyError::UpstreamConnect(chain(source.as_ref()).into())
-        }
-        ProxyError::UpstreamTimeout(d) => ProxyError::UpstreamTimeout(*d),
-        ProxyError::UpstreamConnectTimeout(d) => ProxyError::UpstreamConnectTimeout(*d),
-        ProxyError::UpstreamTls(m) => ProxyError::UpstreamTls(m.clone()),
-        ProxyError::BodyTooLarge(n) => ProxyError::BodyTooLarge(*n),
-        ProxyError::HeadersTooLarge(n) => ProxyError::HeadersTooLarge(*n),
-        ProxyError::UpstreamProtocol(source) => {
-            ProxyError::UpstreamProtocol(chain(source.as_ref()).into())
-        }
-        ProxyError::BadRequest(m) => ProxyError::BadRequest(m),
-        ProxyError::MisdirectedHost(h) => ProxyError::MisdirectedHost(h.clone()),
-        ProxyError::Internal(m) => ProxyError::Internal(m),
-        ProxyError::Unauthenticated(m) => ProxyError::Unauthenticated(m),
-        ProxyError::BadCredential(m) => ProxyError::BadCredential(m),
-        ProxyError::Forbidden(m) => ProxyError::Forbidden(m),
-        ProxyError::AuthUnavailable(m) => ProxyError::AuthUnavailable(m.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn a_shared_error_reads_like_the_original() {
-        let original = ProxyError::UpstreamConnect("connection refused".into());
-        let copy = clone_error(&original);
-        assert_eq!(copy.chain(), original.chain());
-        assert_eq!(copy.status(), original.status());
-        let timeout = ProxyError::UpstreamTimeout(Duration::from_secs(2));
-        assert_eq!(clone_error(&timeout).chain(), timeout.chain());
     }
 }

@@ -591,8 +591,14 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A response from a stored entry. `now` is given for hits (which carry `Age`).
-fn from_entry(entry: &CachedResponse, head: bool, now: Option<UnixMillis>) -> Response<ProxyBody> {
+/// A response from a stored entry, with `headers` (the entry's, as a map). `now` is given for
+/// hits (which carry `Age`).
+fn from_entry(
+    entry: &CachedResponse,
+    headers: http::HeaderMap,
+    head: bool,
+    now: Option<UnixMillis>,
+) -> Response<ProxyBody> {
     let body = if head {
         ProxyBody::empty()
     } else {
@@ -600,7 +606,7 @@ fn from_entry(entry: &CachedResponse, head: bool, now: Option<UnixMillis>) -> Re
     };
     let mut response = Response::new(body);
     *response.status_mut() = entry.status;
-    *response.headers_mut() = entry.headers.clone();
+    *response.headers_mut() = headers;
     if let Some(now) = now {
         response
             .headers_mut()

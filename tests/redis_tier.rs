@@ -14,7 +14,9 @@ use cachegate::policy::vary::Selection;
 use cachegate::store::shared::{
     Breaker, Lease, LeaseWait, SharedError, SharedEvent, SharedOptions, SharedStored, SharedTier,
 };
-use cachegate::store::{CachedResponse, Key, Purge, PurgeScope, Tag, TagKey, TenantScope};
+use cachegate::store::{
+    compact, extra_tags, CachedResponse, Key, Purge, PurgeScope, Tag, TenantScope,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use redis_support::{RedisCluster, RedisServer};
 use tokio::sync::mpsc;
@@ -79,31 +81,24 @@ fn key(name: &str) -> Key {
 
 /// An entry of `tenant` filled from `target` (`path?query`), with extra named `tags`.
 fn entry(tenant: &TenantScope, target: &str, tags: &[&str], body: &[u8]) -> CachedResponse {
-    let path = target.split_once('?').map_or(target, |(p, _)| p);
-    let mut all = vec![
-        TagKey::new(tenant.clone(), Tag::Tenant),
-        TagKey::new(tenant.clone(), Tag::path(path)),
-    ];
-    all.extend(
-        tags.iter()
-            .map(|t| TagKey::new(tenant.clone(), Tag::parse(t))),
-    );
+    let extra: Vec<Tag> = tags.iter().map(|t| Tag::parse(t)).collect();
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("text/plain"));
+    let (headers, body) = compact(&headers, [Bytes::copy_from_slice(body)].iter());
     let now = UnixMillis::now();
     CachedResponse {
         status: StatusCode::OK,
         headers,
-        body: Bytes::copy_from_slice(body),
+        body,
         stored_at: now,
         fresh_until: now.plus(Duration::from_secs(60)),
         stale_while_revalidate_until: now.plus(Duration::from_secs(60)),
         stale_if_error_until: now.plus(Duration::from_secs(60)),
         revalidate_until: now.plus(Duration::from_secs(60)),
-        tags: all,
-        readable_key: format!("GET {target}"),
+        extra_tags: extra_tags(&extra),
+        readable_key: format!("GET {target}").into(),
         tenant: tenant.clone(),
-        target: target.to_string(),
+        target: target.into(),
         key: key(&format!("{tenant:?} {target}")),
         variant: None,
         route: 0,
@@ -147,7 +142,7 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
     let got = found.entry.unwrap();
     assert_eq!(got.body, plain.body);
     assert_eq!(got.headers, plain.headers);
-    assert_eq!(got.tags, plain.tags);
+    assert_eq!(got.tags(), plain.tags());
     assert_eq!(found.key, Some(plain.key));
     assert!(found.varies.is_none() && !found.stale);
 
@@ -187,9 +182,9 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
     // Metadata update keeps the body.
     let mut fresher = plain.clone();
     fresher.fresh_until = plain.fresh_until.plus(Duration::from_secs(30));
-    fresher
-        .headers
-        .insert("etag", HeaderValue::from_static("\"v2\""));
+    let mut headers = fresher.headers.to_map();
+    headers.insert("etag", HeaderValue::from_static("\"v2\""));
+    fresher.headers = compact(&headers, []).0;
     fresher.body = Bytes::new();
     assert!(tier.update_meta(&fresher, until()).await.unwrap());
     let got = tier
@@ -200,7 +195,7 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
         .unwrap();
     assert_eq!(got.body, plain.body);
     assert_eq!(got.fresh_until, fresher.fresh_until);
-    assert_eq!(got.headers.get("etag").unwrap(), "\"v2\"");
+    assert_eq!(got.headers.get(&http::header::ETAG).unwrap(), "\"v2\"");
     let gone = entry(&t, "/never", &[], b"");
     assert!(!tier.update_meta(&gone, until()).await.unwrap());
 

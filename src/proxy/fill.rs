@@ -23,8 +23,8 @@ use crate::policy::vary::{self, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
 use crate::store::{
-    compact, CachedResponse, Held, LeaseDecision, LeaseWait, Source, StoreOutcome, Tag, TagKey,
-    TenantScope, VaryState,
+    compact, extra_tags, CachedResponse, Held, LeaseDecision, LeaseWait, Source, StoreOutcome, Tag,
+    TagKey, TenantScope, VaryState,
 };
 use crate::upstream::ClientInfo;
 use fetch::{fetch, Expect, Fetched};
@@ -366,10 +366,9 @@ impl Proxy {
         let sent = request.headers().clone();
         // Validators go on fills on behalf of the cache only (the client's own conditional
         // headers never do): a `304` then refreshes the held entry without a body.
-        let conditional = miss
-            .held
-            .as_ref()
-            .is_some_and(|held| add_validators(request.headers_mut(), &held.entry.headers));
+        let conditional = miss.held.as_ref().is_some_and(|held| {
+            add_validators(request.headers_mut(), &held.entry.headers.to_map())
+        });
         let config = &self.inner.config;
         let readable_key = cache_key::readable(&KeyParts {
             namespace: &config.cache.namespace,
@@ -557,7 +556,7 @@ async fn run_fill(
         let facts = freshness::EntryFacts {
             lifetimes: held.entry.lifetimes(),
             soft_purged: held.soft_purged,
-            has_validators: freshness::has_validators(&held.entry.headers),
+            has_validators: freshness::has_validators(&held.entry.headers.to_map()),
             route_revalidates: freshness.serves_while_revalidating(),
         };
         let now = UnixMillis::now();
@@ -670,13 +669,8 @@ async fn run_fill(
                 headers.insert(http::header::ETAG, tag);
             }
             // The entry owns what it stores: nothing in it may keep a connection's read
-            // buffer alive (issue 12). Strings and lists are trimmed to their length too.
+            // buffer alive (issue 12). Strings and lists are of their exact length too.
             let (headers, body) = compact(&headers, body.chunks.iter());
-            let mut readable_key = readable_key;
-            readable_key.shrink_to_fit();
-            let mut target = target;
-            target.shrink_to_fit();
-            tags.shrink_to_fit();
             let entry = Arc::new(CachedResponse {
                 status: parts.status,
                 headers,
@@ -686,10 +680,10 @@ async fn run_fill(
                 stale_while_revalidate_until: lifetimes.stale_while_revalidate_until,
                 stale_if_error_until: lifetimes.stale_if_error_until,
                 revalidate_until: lifetimes.revalidate_until,
-                tags,
-                readable_key,
+                extra_tags: extra_tags(tags.iter().map(|t| &t.tag)),
+                readable_key: readable_key.into_boxed_str(),
                 tenant,
-                target,
+                target: Arc::from(target.as_str()),
                 key,
                 variant,
                 route,

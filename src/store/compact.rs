@@ -1,51 +1,290 @@
-//! Copies what an entry stores into allocations of its own: the body and every header value in
-//! one block of exactly their size.
+//! The stored form of an entry's body and headers: one block of exactly their size.
 //!
 //! A response read from a connection arrives as slices of the connection's read buffer: the
 //! header values hyper parses, and a body that came in one chunk. Kept as they are, each entry
 //! would hold a whole buffer of at least 8 KiB alive, whatever its own size, so the store would
 //! cost several times what it counts (issue 12 measured 7.3 KB of RSS per entry of 971 bytes).
-//! Copying once per fill makes an entry own exactly what it stores; hits only clone handles.
+//! Copying once per fill makes an entry own exactly what it stores.
+//!
+//! The headers are not kept as an `http::HeaderMap`: a map costs about a hundred bytes of
+//! buckets and index per header beyond the header's own bytes, more than a small entry's body.
+//! They are encoded after the body in the same block, a few bytes per header beyond its name
+//! and value ([`StoredHeaders`]), and a hit builds the map it answers with from them: the
+//! values are slices of the block (a reference count each), the standard names constants.
 
 use bytes::Bytes;
+use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue};
 
-/// The headers and body (its chunks, in order) in one block: the body first, then the header
-/// values in map order.
+/// Names written as one byte: the index in this table, plus one (zero marks a name written
+/// out). The order is part of the encoding of an entry in memory only: shared tiers encode
+/// headers by name.
+static STANDARD: [HeaderName; 71] = [
+    header::ACCEPT,
+    header::ACCEPT_CHARSET,
+    header::ACCEPT_ENCODING,
+    header::ACCEPT_LANGUAGE,
+    header::ACCEPT_RANGES,
+    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    header::ACCESS_CONTROL_ALLOW_HEADERS,
+    header::ACCESS_CONTROL_ALLOW_METHODS,
+    header::ACCESS_CONTROL_ALLOW_ORIGIN,
+    header::ACCESS_CONTROL_EXPOSE_HEADERS,
+    header::ACCESS_CONTROL_MAX_AGE,
+    header::ACCESS_CONTROL_REQUEST_HEADERS,
+    header::ACCESS_CONTROL_REQUEST_METHOD,
+    header::AGE,
+    header::ALLOW,
+    header::ALT_SVC,
+    header::AUTHORIZATION,
+    header::CACHE_CONTROL,
+    header::CACHE_STATUS,
+    header::CDN_CACHE_CONTROL,
+    header::CONNECTION,
+    header::CONTENT_DISPOSITION,
+    header::CONTENT_ENCODING,
+    header::CONTENT_LANGUAGE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_LOCATION,
+    header::CONTENT_RANGE,
+    header::CONTENT_SECURITY_POLICY,
+    header::CONTENT_SECURITY_POLICY_REPORT_ONLY,
+    header::CONTENT_TYPE,
+    header::COOKIE,
+    header::DNT,
+    header::DATE,
+    header::ETAG,
+    header::EXPECT,
+    header::EXPIRES,
+    header::FORWARDED,
+    header::FROM,
+    header::HOST,
+    header::IF_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_NONE_MATCH,
+    header::IF_RANGE,
+    header::IF_UNMODIFIED_SINCE,
+    header::LAST_MODIFIED,
+    header::LINK,
+    header::LOCATION,
+    header::MAX_FORWARDS,
+    header::ORIGIN,
+    header::PRAGMA,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::PUBLIC_KEY_PINS,
+    header::RANGE,
+    header::REFERER,
+    header::REFERRER_POLICY,
+    header::REFRESH,
+    header::RETRY_AFTER,
+    header::SERVER,
+    header::SET_COOKIE,
+    header::STRICT_TRANSPORT_SECURITY,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::USER_AGENT,
+    header::UPGRADE,
+    header::VARY,
+    header::VIA,
+    header::WARNING,
+    header::WWW_AUTHENTICATE,
+    header::X_CONTENT_TYPE_OPTIONS,
+];
+
+/// The high bit of a record's first byte: the value is sensitive (`HeaderValue::is_sensitive`).
+const SENSITIVE: u8 = 0x80;
+
+/// An entry's headers, encoded in its block after the body.
 ///
-/// The returned map has room for exactly its headers; its values and the body are slices of
-/// the block, so the entry holds one data allocation (plus the block's shared handle, made
-/// here rather than on the first hit, so that the entry's size does not change once stored).
-pub fn compact<'a, B>(headers: &HeaderMap, body: B) -> (HeaderMap, Bytes)
+/// Each header is one record, in the order of the map it was made from: a byte holding the
+/// name's place in the table of standard names plus one (zero for a name written out, then its
+/// length in one byte and its bytes; the high bit marks a sensitive value), the value's length
+/// (LEB128) and the value's bytes. Cloning costs a reference count.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct StoredHeaders {
+    records: Bytes,
+    len: u16,
+}
+
+impl StoredHeaders {
+    /// Number of headers (a name with two values counts twice).
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes of the encoded records (names, values and their few bytes of framing).
+    pub fn encoded_len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The headers in their stored order. A standard name is a constant and a value a slice
+    /// of the block; only a name outside the standard table is copied.
+    pub fn iter(&self) -> Records<'_> {
+        Records {
+            records: &self.records,
+            at: 0,
+        }
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &HeaderName) -> Option<HeaderValue> {
+        self.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Whether a header named `name` is stored.
+    pub fn contains_key(&self, name: &HeaderName) -> bool {
+        self.iter().any(|(n, _)| n == *name)
+    }
+
+    /// The headers as a map (what a response carries).
+    pub fn to_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.len());
+        for (name, value) in self.iter() {
+            map.append(name, value);
+        }
+        map
+    }
+}
+
+impl std::fmt::Debug for StoredHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// The headers of a [`StoredHeaders`], decoded one record at a time.
+pub struct Records<'a> {
+    records: &'a Bytes,
+    at: usize,
+}
+
+impl Iterator for Records<'_> {
+    type Item = (HeaderName, HeaderValue);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = &self.records[..];
+        let first = *bytes.get(self.at)?;
+        self.at += 1;
+        let code = usize::from(first & !SENSITIVE);
+        let name = if code == 0 {
+            let len = usize::from(*bytes.get(self.at)?);
+            let name = HeaderName::from_bytes(bytes.get(self.at + 1..self.at + 1 + len)?).ok()?;
+            self.at += 1 + len;
+            name
+        } else {
+            STANDARD.get(code - 1)?.clone()
+        };
+        let (len, used) = read_len(bytes.get(self.at..)?)?;
+        self.at += used;
+        let end = self.at.checked_add(len).filter(|end| *end <= bytes.len())?;
+        // The records were written from valid values, so the check never refuses one; if it
+        // did, the iteration ends rather than answer a header that was not stored.
+        let mut value = HeaderValue::from_maybe_shared(self.records.slice(self.at..end)).ok()?;
+        value.set_sensitive(first & SENSITIVE != 0);
+        self.at = end;
+        Some((name, value))
+    }
+}
+
+fn write_len(out: &mut Vec<u8>, mut len: usize) {
+    while len >= 0x80 {
+        out.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+}
+
+fn read_len(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut len = 0usize;
+    for (i, b) in bytes.iter().enumerate().take(4) {
+        len |= usize::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((len, i + 1));
+        }
+    }
+    None
+}
+
+/// The record of one header, appended to `out`.
+fn write_record(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    let sensitive = if value.is_sensitive() { SENSITIVE } else { 0 };
+    match STANDARD.iter().position(|s| s == name) {
+        Some(i) => out.push((i as u8 + 1) | sensitive),
+        None => {
+            // Names longer than a byte can count are refused by every HTTP parser in front of
+            // this one (and by hyper); if one reaches here it is truncated, not lost silently
+            // as a shorter valid name: `HeaderName::from_bytes` on the cut name may differ, so
+            // such a header is dropped instead.
+            let bytes = name.as_str().as_bytes();
+            let Ok(len) = u8::try_from(bytes.len()) else {
+                return;
+            };
+            out.push(sensitive);
+            out.push(len);
+            out.extend_from_slice(bytes);
+        }
+    }
+    write_len(out, value.as_bytes().len());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// The encoded size of `headers`' records.
+fn records_len(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let name = if STANDARD.contains(name) {
+                1
+            } else {
+                2 + name.as_str().len()
+            };
+            let len = value.as_bytes().len();
+            name + len + (usize::BITS - len.max(1).leading_zeros()).div_ceil(7) as usize
+        })
+        .sum()
+}
+
+/// Copies `headers` and the body (its chunks, in order) into one block of exactly their size:
+/// the body first, then the header records. The body returned and every value the headers
+/// give out are slices of that block, so nothing refers to the buffers they came from.
+///
+/// The block's shared handle is made here rather than on the first hit, so that an entry's
+/// size does not change once it is stored.
+pub fn compact<'a, B>(headers: &HeaderMap, body: B) -> (StoredHeaders, Bytes)
 where
     B: IntoIterator<Item = &'a Bytes>,
     B::IntoIter: Clone,
 {
     let body = body.into_iter();
     let body_len: usize = body.clone().map(Bytes::len).sum();
-    let values: usize = headers.values().map(|v| v.as_bytes().len()).sum();
-    let mut data = Vec::with_capacity(body_len + values);
+    let mut data = Vec::with_capacity(body_len + records_len(headers));
     for chunk in body {
         data.extend_from_slice(chunk);
     }
-    for value in headers.values() {
-        data.extend_from_slice(value.as_bytes());
+    let mut len = 0u16;
+    for (name, value) in headers {
+        if len == u16::MAX {
+            break;
+        }
+        let before = data.len();
+        write_record(&mut data, name, value);
+        len += u16::from(data.len() > before);
     }
     let block = Bytes::from(data);
     let owned_body = block.slice(..body_len);
-    let mut out = HeaderMap::with_capacity(headers.len());
-    let mut at = body_len;
-    for (name, value) in headers {
-        let len = value.as_bytes().len();
-        // A value that came from a `HeaderValue` is valid, so the copy is never refused; if it
-        // were, the original value is kept rather than the header lost.
-        let mut copy =
-            HeaderValue::from_maybe_shared(block.slice(at..at + len)).unwrap_or(value.clone());
-        copy.set_sensitive(value.is_sensitive());
-        out.append(name.clone(), copy);
-        at += len;
-    }
-    (out, owned_body)
+    let records = block.slice(body_len..);
+    (StoredHeaders { records, len }, owned_body)
+}
+
+/// Stored headers of their own (no body), for tests and tools that build entries by hand.
+pub fn stored(headers: &HeaderMap) -> StoredHeaders {
+    compact(headers, []).0
 }
 
 #[cfg(test)]
@@ -63,17 +302,27 @@ mod tests {
         let mut secret = HeaderValue::from_static("s");
         secret.set_sensitive(true);
         headers.insert("x-secret", secret);
+        headers.insert("etag", HeaderValue::from_static("\"v1\""));
+        let long = "x".repeat(300);
+        headers.insert("x-long", HeaderValue::from_str(&long).unwrap());
         let buffer = Bytes::from(b"....{\"a\":1}....".to_vec());
         let chunks = [buffer.slice(4..8), buffer.slice(8..11)];
         let (copy, body) = compact(&headers, &chunks);
-        assert_eq!(copy, headers);
+        assert_eq!(copy.to_map(), headers);
+        assert_eq!(copy.len(), headers.len());
+        assert_eq!(copy.encoded_len(), records_len(&headers));
         assert_eq!(&body[..], b"{\"a\":1}");
-        assert!(copy["x-secret"].is_sensitive());
-        assert!(copy.capacity() >= copy.len());
+        assert!(copy
+            .get(&HeaderName::from_static("x-secret"))
+            .unwrap()
+            .is_sensitive());
+        assert_eq!(copy.get(&header::ETAG).unwrap(), "\"v1\"");
+        assert!(copy.contains_key(&header::CONTENT_TYPE));
+        assert!(!copy.contains_key(&header::LOCATION));
         // Nothing points into the source buffer any more.
         let source = buffer.as_ptr_range();
         assert!(!source.contains(&body.as_ptr()));
-        for value in copy.values() {
+        for value in copy.to_map().values() {
             assert!(!source.contains(&value.as_bytes().as_ptr()));
         }
     }
@@ -82,6 +331,27 @@ mod tests {
     fn an_empty_response_makes_an_empty_block() {
         let (copy, body) = compact(&HeaderMap::new(), &[]);
         assert!(copy.is_empty());
+        assert!(copy.to_map().is_empty());
         assert!(body.is_empty());
+    }
+
+    #[test]
+    fn every_standard_name_is_one_byte_and_the_table_has_room_for_the_flag() {
+        assert!(STANDARD.len() < usize::from(SENSITIVE));
+        for name in &STANDARD {
+            let mut map = HeaderMap::new();
+            map.insert(name.clone(), HeaderValue::from_static("v"));
+            assert_eq!(stored(&map).encoded_len(), 3, "{name}");
+            assert_eq!(stored(&map).to_map(), map);
+        }
+    }
+
+    #[test]
+    fn lengths_round_trip() {
+        for len in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let mut out = Vec::new();
+            write_len(&mut out, len);
+            assert_eq!(read_len(&out), Some((len, out.len())));
+        }
     }
 }

@@ -1,19 +1,21 @@
-//! The indexes of the memory tier: tag -> tenant -> keys of the entries carrying that tag, and
-//! tenant -> ordered path tags, which prefix purges walk.
+//! The indexes of the memory tier: tenant -> ordered paths -> keys of the entries filled from
+//! each path, which whole-tenant, path and prefix purges go through, and tag -> tenant -> keys
+//! for the other tags (a route's, a user's).
 //!
 //! A purge looks its tag up here instead of scanning the cache, so purging (tenant, tag) costs
-//! O(entries of that tag) and purging a tag for all tenants costs O(tenants of that tag plus
-//! their entries). A prefix purge finds the paths under its prefix in the ordered path index,
-//! in O(log paths + matched paths) per tenant, and then purges their path tags.
+//! O(entries of that tag), a whole tenant O(its entries), and a tag for all tenants O(tenants of
+//! that tag plus their entries). A prefix purge finds the paths under its prefix in the ordered
+//! path index, in O(log paths + matched paths) per tenant, and then purges them.
 //!
 //! The index may over-approximate (name a key whose entry no longer carries the tag) but must
 //! never miss a stored entry, or a purge would leave stale data servable. Every key is therefore
-//! reference-counted: each entry adds one count per tag before it enters the cache and takes it
-//! away exactly once, after it has left the cache (evicted, replaced, expired, purged or removed).
-//! A plain set would lose a key when an old entry's late cleanup runs after a newer entry under
-//! the same key has registered the same tag. The path index counts entries per (tenant, path
-//! tag) the same way and is updated in the same calls, so the two never disagree for long.
+//! reference-counted: each entry adds one count per tag (and one under its path) before it
+//! enters the cache and takes it away exactly once, after it has left the cache (evicted,
+//! replaced, expired, purged or removed). A plain set would lose a key when an old entry's late
+//! cleanup runs after a newer entry under the same key has registered the same tag.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering as Order;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,91 +23,154 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::{Key, PurgeScope, Tag, TagKey, TenantScope};
+use super::{path_of, CachedResponse, Key, PurgeScope, Tag, TagKey, TenantScope};
+
+/// What the memory tier's cache is keyed by: the first eight bytes of a key's digest. Two keys
+/// that share them cannot both be held (the later replaces the earlier), and every lookup
+/// compares the whole key of the entry it finds, so a shared prefix costs a miss, never a
+/// wrong answer.
+pub(crate) type Short = u64;
+
+/// The [`Short`] form of `key`.
+pub(crate) fn short(key: &Key) -> Short {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&key.0[..8]);
+    u64::from_le_bytes(first)
+}
 
 /// Tenant -> key -> number of live entries under that key that carry the tag.
 ///
-/// Most tags are carried by the entries of one tenant, and many (a path, a detail's own tag)
-/// by one entry: those are kept inline, since a table of their own would cost an entry
-/// several hundred bytes of bookkeeping (issue 12).
+/// Most tags are carried by the entries of one tenant, and many (a detail's own tag) by one
+/// entry: those are kept inline, since a table of their own would cost an entry several
+/// hundred bytes of bookkeeping (issue 12).
 #[derive(Debug)]
 enum TenantKeys {
     One(TenantScope, Keys),
     Many(HashMap<TenantScope, Keys>),
 }
 
-/// Key -> number of live entries under that key that carry one (tag, tenant).
+/// Key -> number of live entries under that key that carry one (tag, tenant), or one path.
 #[derive(Debug)]
 enum Keys {
     /// One key (a count of zero: none).
-    One(Key, u32),
-    Many(HashMap<Key, u32>),
+    One(Short, u32),
+    Many(HashMap<Short, u32>),
 }
 
-/// Path (of a [`Tag::Path`]) -> number of live entries carrying its tag, in path order.
-///
-/// The map key shares the allocation of the entries' own path tags.
-type PathTags = BTreeMap<Arc<str>, u32>;
+/// A path in the path index: the path part of the `target` of the entry that first brought
+/// it, shared with that entry rather than copied. It may outlive that entry while other
+/// entries of the path are held (a few bytes, until the path's last entry leaves).
+#[derive(Debug)]
+struct PathKey {
+    target: Arc<str>,
+    len: u32,
+}
 
+impl PathKey {
+    fn of(target: &Arc<str>) -> Self {
+        let len = path_of(target).len();
+        Self {
+            target: Arc::clone(target),
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.target.get(..self.len as usize).unwrap_or(&self.target)
+    }
+}
+
+impl Borrow<str> for PathKey {
+    fn borrow(&self) -> &str {
+        self.path()
+    }
+}
+
+impl PartialEq for PathKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.path() == other.path()
+    }
+}
+
+impl Eq for PathKey {}
+
+impl PartialOrd for PathKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Order> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PathKey {
+    fn cmp(&self, other: &Self) -> Order {
+        self.path().cmp(other.path())
+    }
+}
+
+/// Path -> the keys of the entries filled from it (their query and `Vary` variants), in path
+/// order.
+type PathKeys = BTreeMap<PathKey, Keys>;
+
+/// The memory tier's indexes.
+///
+/// Every entry carries the whole-tenant tag and its path tag (see [`CachedResponse::tags`]);
+/// both are answered from the per-tenant path index, which holds each entry once. The other
+/// tags (a route's, a user's) are in the tag index.
 #[derive(Debug, Default)]
 pub(crate) struct TagIndex {
     by_tag: DashMap<Tag, TenantKeys>,
-    /// Tenant -> the paths of the path tags its entries carry.
-    paths: DashMap<TenantScope, PathTags>,
+    /// Tenant -> the paths its entries were filled from, with their keys.
+    paths: DashMap<TenantScope, PathKeys>,
     /// Tenant buckets, paths and keys looked at by purges and listings, so tests can pin the
     /// cost of a purge.
     visits: AtomicU64,
 }
 
 impl TagIndex {
-    /// Counts one more entry under `key` for each of `tags`. Call before the entry is inserted.
-    pub(crate) fn add(&self, key: Key, tags: &[TagKey]) {
-        for t in tags {
-            // Each guard is dropped before the next map is locked, so no two index locks are
-            // ever held at once and the two maps cannot deadlock against each other.
+    /// Counts one more entry under `key` for each tag `entry` carries. Call before the entry
+    /// is inserted.
+    pub(crate) fn add(&self, key: Short, entry: &CachedResponse) {
+        // Each guard is dropped before the next map is locked, so no two index locks are
+        // ever held at once and the two maps cannot deadlock against each other.
+        for tag in entry.extra_tags.iter() {
             self.by_tag
-                .entry(t.tag.clone())
-                .and_modify(|tenants| tenants.add(&t.tenant, key))
-                .or_insert_with(|| TenantKeys::One(t.tenant.clone(), Keys::One(key, 1)));
-            if let Tag::Path(path) = &t.tag {
-                let mut paths = self.paths.entry(t.tenant.clone()).or_default();
-                *paths.entry(Arc::clone(path)).or_insert(0) += 1;
+                .entry(tag.clone())
+                .and_modify(|tenants| tenants.add(&entry.tenant, key))
+                .or_insert_with(|| TenantKeys::One(entry.tenant.clone(), Keys::One(key, 1)));
+        }
+        let mut paths = self.paths.entry(entry.tenant.clone()).or_default();
+        match paths.get_mut(entry.path()) {
+            Some(keys) => keys.add(key),
+            None => {
+                paths.insert(PathKey::of(&entry.target), Keys::One(key, 1));
             }
         }
     }
 
-    /// Takes away the counts added for an entry under `key`. Call once the entry has left the
-    /// cache, with the same tags it was added with.
-    pub(crate) fn remove(&self, key: &Key, tags: &[TagKey]) {
-        for t in tags {
+    /// Takes away the counts added for `entry` under `key`. Call once the entry has left the
+    /// cache.
+    pub(crate) fn remove(&self, key: &Short, entry: &CachedResponse) {
+        for tag in entry.extra_tags.iter() {
             let tag_empty = {
-                let Some(mut tenants) = self.by_tag.get_mut(&t.tag) else {
+                let Some(mut tenants) = self.by_tag.get_mut(tag) else {
                     continue;
                 };
-                tenants.remove(&t.tenant, key);
+                tenants.remove(&entry.tenant, key);
                 tenants.is_empty()
             };
             // The guard is released above; the emptiness is checked again under the new lock
             // because an entry may have registered the tag in between.
             if tag_empty {
-                self.by_tag
-                    .remove_if(&t.tag, |_, tenants| tenants.is_empty());
-            }
-            if let Tag::Path(path) = &t.tag {
-                self.remove_path(&t.tenant, path);
+                self.by_tag.remove_if(tag, |_, tenants| tenants.is_empty());
             }
         }
-    }
-
-    /// Takes one count away from `path` in `tenant`'s path index.
-    fn remove_path(&self, tenant: &TenantScope, path: &str) {
         let tenant_empty = {
-            let Some(mut paths) = self.paths.get_mut(tenant) else {
+            let Some(mut paths) = self.paths.get_mut(&entry.tenant) else {
                 return;
             };
-            if let Some(count) = paths.get_mut(path) {
-                *count -= 1;
-                if *count == 0 {
+            let path = entry.path();
+            if let Some(keys) = paths.get_mut(path) {
+                keys.remove(key);
+                if keys.is_empty() {
                     paths.remove(path);
                 }
             }
@@ -113,7 +178,8 @@ impl TagIndex {
         };
         // Checked again under the new lock, as for the tag index above.
         if tenant_empty {
-            self.paths.remove_if(tenant, |_, paths| paths.is_empty());
+            self.paths
+                .remove_if(&entry.tenant, |_, paths| paths.is_empty());
         }
     }
 
@@ -124,35 +190,40 @@ impl TagIndex {
     pub(crate) fn paths(&self, scope: &PurgeScope, prefix: &str) -> Vec<(TenantScope, Arc<str>)> {
         let mut out = Vec::new();
         let mut visits = 0;
-        let mut walk = |tenant: &TenantScope, paths: &PathTags| {
+        let mut walk = |tenant: &TenantScope, paths: &PathKeys| {
             visits += 1;
             let from = (Bound::Included(prefix), Bound::Unbounded);
             for path in paths
                 .range::<str, _>(from)
-                .map(|(path, _)| path)
+                .map(|(path, _)| path.path())
                 .take_while(|path| path.starts_with(prefix))
             {
                 visits += 1;
-                out.push((tenant.clone(), Arc::clone(path)));
+                out.push((tenant.clone(), Arc::from(path)));
             }
         };
-        match scope {
-            PurgeScope::Only(tenant) => {
-                if let Some(paths) = self.paths.get(tenant) {
-                    walk(tenant, &paths);
-                }
-            }
-            PurgeScope::All => {
-                for bucket in &self.paths {
-                    walk(bucket.key(), bucket.value());
-                }
-            }
-        }
+        self.each_tenant(scope, |tenant, paths| walk(tenant, paths));
         self.visits.fetch_add(visits as u64, Ordering::Relaxed);
         out
     }
 
-    /// Number of tenants with at least one entry carrying a path tag.
+    /// Calls `f` with the path index of each tenant within `scope`.
+    fn each_tenant(&self, scope: &PurgeScope, mut f: impl FnMut(&TenantScope, &PathKeys)) {
+        match scope {
+            PurgeScope::Only(tenant) => {
+                if let Some(paths) = self.paths.get(tenant) {
+                    f(tenant, &paths);
+                }
+            }
+            PurgeScope::All => {
+                for bucket in &self.paths {
+                    f(bucket.key(), bucket.value());
+                }
+            }
+        }
+    }
+
+    /// Number of tenants with at least one entry.
     pub(crate) fn tenants(&self) -> usize {
         self.paths.len()
     }
@@ -160,24 +231,36 @@ impl TagIndex {
     /// A snapshot of the keys that may carry `tag` within `scope`.
     ///
     /// The keys are copied out so that no index lock is held while the caller touches the
-    /// cache (whose removals update this index).
-    pub(crate) fn keys(&self, scope: &PurgeScope, tag: &Tag) -> Vec<Key> {
-        let Some(tenants) = self.by_tag.get(tag) else {
-            return Vec::new();
-        };
+    /// cache (whose removals update this index). The whole-tenant tag costs a walk of the
+    /// tenant's paths, so it is proportional to the entries it names.
+    pub(crate) fn keys(&self, scope: &PurgeScope, tag: &Tag) -> Vec<Short> {
         let mut out = Vec::new();
         let mut visits = 0;
         let mut take = |keys: &Keys| {
             visits += 1 + keys.len();
             keys.extend_into(&mut out);
         };
-        match scope {
-            PurgeScope::Only(tenant) => {
-                if let Some(keys) = tenants.get(tenant) {
+        match tag {
+            Tag::Tenant => self.each_tenant(scope, |_, paths| {
+                paths.values().for_each(&mut take);
+            }),
+            Tag::Path(path) => self.each_tenant(scope, |_, paths| {
+                if let Some(keys) = paths.get(&**path) {
                     take(keys);
                 }
+            }),
+            _ => {
+                if let Some(tenants) = self.by_tag.get(tag) {
+                    match scope {
+                        PurgeScope::Only(tenant) => {
+                            if let Some(keys) = tenants.get(tenant) {
+                                take(keys);
+                            }
+                        }
+                        PurgeScope::All => tenants.for_each(|_, keys| take(keys)),
+                    }
+                }
             }
-            PurgeScope::All => tenants.for_each(|_, keys| take(keys)),
         }
         self.visits.fetch_add(visits as u64, Ordering::Relaxed);
         out
@@ -185,35 +268,61 @@ impl TagIndex {
 
     /// Whether any entry of `tag.tenant` may carry `tag.tag` (over-approximates like the index).
     pub(crate) fn holds(&self, tag: &TagKey) -> bool {
-        self.by_tag
-            .get(&tag.tag)
-            .is_some_and(|tenants| tenants.get(&tag.tenant).is_some())
+        match &tag.tag {
+            Tag::Tenant => self.paths.contains_key(&tag.tenant),
+            Tag::Path(path) => self
+                .paths
+                .get(&tag.tenant)
+                .is_some_and(|paths| paths.contains_key(&**path)),
+            other => self
+                .by_tag
+                .get(other)
+                .is_some_and(|tenants| tenants.get(&tag.tenant).is_some()),
+        }
     }
 
-    /// Number of (tag, tenant, key) triples held.
+    /// Number of (tag, tenant, key) triples held, the implied tags counted once per path key.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.by_tag
+        let tagged: usize = self
+            .by_tag
             .iter()
             .map(|tenants| {
                 let mut n = 0;
                 tenants.for_each(|_, keys| n += keys.len());
                 n
             })
-            .sum()
+            .sum();
+        let pathed: usize = self
+            .paths
+            .iter()
+            .map(|paths| paths.values().map(Keys::len).sum::<usize>())
+            .sum();
+        tagged + pathed
     }
 
     /// Whether `key` is indexed under `tag`.
     #[cfg(test)]
     pub(crate) fn contains(&self, tag: &TagKey, key: &Key) -> bool {
-        self.by_tag.get(&tag.tag).is_some_and(|tenants| {
-            tenants
+        let key = short(key);
+        match &tag.tag {
+            Tag::Tenant => self
+                .paths
                 .get(&tag.tenant)
-                .is_some_and(|keys| keys.contains(key))
-        })
+                .is_some_and(|paths| paths.values().any(|keys| keys.contains(&key))),
+            Tag::Path(path) => self
+                .paths
+                .get(&tag.tenant)
+                .is_some_and(|paths| paths.get(&**path).is_some_and(|keys| keys.contains(&key))),
+            other => self.by_tag.get(other).is_some_and(|tenants| {
+                tenants
+                    .get(&tag.tenant)
+                    .is_some_and(|keys| keys.contains(&key))
+            }),
+        }
     }
 
-    /// Every (tenant, path) pair of the path index with its count.
+    /// Every (tenant, path) pair of the path index with its number of entries.
     #[cfg(test)]
     pub(crate) fn path_counts(&self) -> HashMap<(TenantScope, Arc<str>), u32> {
         self.paths
@@ -223,7 +332,7 @@ impl TagIndex {
                 bucket
                     .value()
                     .iter()
-                    .map(|(path, &n)| ((tenant.clone(), Arc::clone(path)), n))
+                    .map(|(path, keys)| ((tenant.clone(), Arc::from(path.path())), keys.total()))
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -240,7 +349,7 @@ impl TagIndex {
 
 impl TenantKeys {
     /// Counts one more entry under `key` for `tenant`.
-    fn add(&mut self, tenant: &TenantScope, key: Key) {
+    fn add(&mut self, tenant: &TenantScope, key: Short) {
         match self {
             TenantKeys::One(held, keys) if held == tenant => keys.add(key),
             // An emptied bucket waiting for its removal is taken over.
@@ -263,7 +372,7 @@ impl TenantKeys {
     }
 
     /// Takes one count away from `key` under `tenant`.
-    fn remove(&mut self, tenant: &TenantScope, key: &Key) {
+    fn remove(&mut self, tenant: &TenantScope, key: &Short) {
         match self {
             TenantKeys::One(held, keys) => {
                 if held == tenant {
@@ -317,7 +426,7 @@ impl TenantKeys {
 // === impl Keys ===
 
 impl Keys {
-    fn add(&mut self, key: Key) {
+    fn add(&mut self, key: Short) {
         match self {
             Keys::One(held, count) if *held == key || *count == 0 => {
                 *held = key;
@@ -333,7 +442,7 @@ impl Keys {
         }
     }
 
-    fn remove(&mut self, key: &Key) {
+    fn remove(&mut self, key: &Short) {
         match self {
             Keys::One(held, count) => {
                 if held == key {
@@ -369,7 +478,16 @@ impl Keys {
         self.len() == 0
     }
 
-    fn extend_into(&self, out: &mut Vec<Key>) {
+    /// The number of entries counted, over every key.
+    #[cfg(test)]
+    fn total(&self) -> u32 {
+        match self {
+            Keys::One(_, count) => *count,
+            Keys::Many(map) => map.values().sum(),
+        }
+    }
+
+    fn extend_into(&self, out: &mut Vec<Short>) {
         match self {
             Keys::One(key, count) => {
                 if *count > 0 {
@@ -381,7 +499,7 @@ impl Keys {
     }
 
     #[cfg(test)]
-    fn contains(&self, key: &Key) -> bool {
+    fn contains(&self, key: &Short) -> bool {
         match self {
             Keys::One(held, count) => *count > 0 && held == key,
             Keys::Many(map) => map.contains_key(key),
@@ -392,6 +510,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::entry_at;
 
     fn key(n: u8) -> Key {
         Key([n; 32])
@@ -405,29 +524,40 @@ mod tests {
     #[test]
     fn inline_buckets_keep_every_count() {
         let index = TagIndex::default();
-        let (a, b) = (tag("a", "x"), tag("b", "x"));
-        index.add(key(1), std::slice::from_ref(&a));
-        index.add(key(1), std::slice::from_ref(&a)); // a replaced entry's late cleanup pending
-        index.add(key(2), std::slice::from_ref(&a));
-        index.add(key(3), std::slice::from_ref(&b));
-        assert_eq!(index.len(), 3);
+        let now = crate::clock::UnixMillis::now();
+        let a1 = entry_at(now, "a", "/p/1", &["x"], "1");
+        let a2 = entry_at(now, "a", "/p/2", &["x"], "2");
+        let b3 = entry_at(now, "b", "/p/3", &["x"], "3");
+        let (ka, kb) = (tag("a", "x"), tag("b", "x"));
+        index.add(short(&key(1)), &a1);
+        index.add(short(&key(1)), &a1); // a replaced entry's late cleanup pending
+        index.add(short(&key(2)), &a2);
+        index.add(short(&key(3)), &b3);
+        assert_eq!(index.len(), 6);
         let all = |t: &Tag| {
             let mut keys = index.keys(&PurgeScope::All, t);
-            keys.sort_by_key(|k| k.0);
+            keys.sort();
             keys
         };
-        assert_eq!(all(&a.tag), vec![key(1), key(2), key(3)]);
-        index.remove(&key(2), std::slice::from_ref(&a));
-        index.remove(&key(3), std::slice::from_ref(&b));
-        assert!(!index.holds(&b));
-        index.remove(&key(1), std::slice::from_ref(&a));
-        assert!(index.contains(&a, &key(1)), "one of two counts is left");
-        index.remove(&key(1), std::slice::from_ref(&a));
+        let mut expected = vec![short(&key(1)), short(&key(2)), short(&key(3))];
+        expected.sort();
+        assert_eq!(all(&ka.tag), expected);
+        assert_eq!(all(&Tag::Tenant), expected);
+        assert_eq!(all(&Tag::path("/p/3")), vec![short(&key(3))]);
+        index.remove(&short(&key(2)), &a2);
+        index.remove(&short(&key(3)), &b3);
+        assert!(!index.holds(&kb));
+        assert!(!index.holds(&TagKey::new(TenantScope::one("b"), Tag::Tenant)));
+        index.remove(&short(&key(1)), &a1);
+        assert!(index.contains(&ka, &key(1)), "one of two counts is left");
+        assert!(index.contains(&tag("a", "path:/p/1"), &key(1)));
+        index.remove(&short(&key(1)), &a1);
         assert_eq!(index.len(), 0);
-        assert!(!index.holds(&a));
+        assert!(!index.holds(&ka));
+        assert_eq!(index.tenants(), 0);
         // An emptied tag is gone; the next tenant starts it anew.
-        index.add(key(4), std::slice::from_ref(&b));
-        assert_eq!(all(&b.tag), vec![key(4)]);
-        assert!(!index.holds(&a));
+        index.add(short(&key(4)), &b3);
+        assert_eq!(all(&kb.tag), vec![short(&key(4))]);
+        assert!(!index.holds(&ka));
     }
 }

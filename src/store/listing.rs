@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use crate::clock::UnixMillis;
 
+use super::index::Short;
 use super::memory::Listed;
-use super::{Key, PurgeScope, Tag, TagKey, TenantScope, Tiered};
+use super::{PurgeScope, Tag, TagKey, TenantScope, Tiered};
 
 /// One stored entry as the admin API shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl Tiered {
                 return sorted(listed.iter().map(|l| info(l, now)).collect(), limit);
             }
         };
-        let mut seen: HashSet<Key> = HashSet::new();
+        let mut seen: HashSet<Short> = HashSet::new();
         let mut out = Vec::new();
         for tag in &tags {
             let scope = PurgeScope::Only(tag.tenant.clone());
@@ -72,10 +73,10 @@ impl Tiered {
                 if !seen.insert(key) {
                     continue;
                 }
-                let Some(listed) = self.local().memory.listed(&key) else {
+                let Some(listed) = self.local().memory.listed_short(key) else {
                     continue;
                 };
-                if listed.entry.tags.contains(tag) {
+                if listed.entry.carries(&scope, &tag.tag) {
                     out.push(info(&listed, now));
                 }
             }
@@ -111,14 +112,14 @@ fn info(listed: &Listed, now: UnixMillis) -> EntryInfo {
     let entry = &listed.entry;
     let age = entry.age(now);
     EntryInfo {
-        readable_key: entry.readable_key.clone(),
+        readable_key: entry.readable_key.to_string(),
         tenant: entry.tenant.clone(),
-        target: entry.target.clone(),
+        target: entry.target.to_string(),
         status: entry.status.as_u16(),
         ttl_left: now.until(entry.fresh_until),
         age,
         size: listed.weight,
-        tags: entry.tags.iter().map(|t| t.tag.to_string()).collect(),
+        tags: entry.tags().iter().map(|t| t.tag.to_string()).collect(),
         stale: listed.stale,
         hits: listed.hits,
     }

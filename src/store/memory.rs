@@ -20,14 +20,14 @@
 //! books name: the route's own oldest entries when the insert would take it over its
 //! `max_memory`, and when the tier is full, the oldest entries of a tenant over its share.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::clock::UnixMillis;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
 
-use super::index::TagIndex;
+use super::index::{short, Short, TagIndex};
 use super::shares::{Books, Charge, Limits, MemoryUsage, Reason};
 use super::{CachedResponse, Key, MemoryOptions, PurgeScope, StoreStats, Tag, TenantScope};
 
@@ -57,8 +57,8 @@ const MAX_VICTIMS: usize = 4096;
 struct Slot(Arc<SlotInner>);
 
 struct SlotInner {
-    /// The key the entry is stored under, so the eviction queues can name it.
-    key: Key,
+    /// The entry; its `key` is the one it is stored under (the cache holds it by the
+    /// [`Short`] form of that key).
     entry: Arc<CachedResponse>,
     /// The tier holds the entry before this instant only: its last usable instant, or earlier
     /// for a copy of a shared entry (see `Tiered`). It is fresh before the earlier of this and
@@ -66,18 +66,24 @@ struct SlotInner {
     until: UnixMillis,
     /// Computed once at insert so the weighter is a plain load.
     weight: u64,
+    /// Lookups this tier answered with the entry (one relaxed add per hit), for the admin
+    /// API's busiest keys.
+    hits: AtomicU32,
     /// Set once the fill that inserted the entry has passed its fence check.
     published: AtomicBool,
     /// Set by a soft purge; never cleared, since a fresh copy arrives as a new slot.
     stale: AtomicBool,
-    /// Lookups this tier answered with the entry (one relaxed add per hit), for the admin
-    /// API's busiest keys.
-    hits: AtomicU64,
 }
 
 impl Slot {
     fn entry(&self) -> &Arc<CachedResponse> {
         &self.0.entry
+    }
+
+    /// Whether the slot holds the entry of `key` itself (not one whose key shares its
+    /// [`Short`] form).
+    fn holds_key(&self, key: &Key) -> bool {
+        self.0.entry.key == *key
     }
 
     fn is(&self, other: &Slot) -> bool {
@@ -119,8 +125,8 @@ pub(crate) struct Listed {
 #[derive(Clone, Copy, Debug, Default)]
 struct SlotWeighter;
 
-impl Weighter<Key, Slot> for SlotWeighter {
-    fn weight(&self, _key: &Key, slot: &Slot) -> u64 {
+impl Weighter<Short, Slot> for SlotWeighter {
+    fn weight(&self, _key: &Short, slot: &Slot) -> u64 {
         slot.0.weight
     }
 }
@@ -130,10 +136,10 @@ impl Weighter<Key, Slot> for SlotWeighter {
 #[derive(Clone, Copy, Debug, Default)]
 struct CollectEvicted;
 
-impl Lifecycle<Key, Slot> for CollectEvicted {
-    type RequestState = Vec<(Key, Slot)>;
+impl Lifecycle<Short, Slot> for CollectEvicted {
+    type RequestState = Vec<(Short, Slot)>;
 
-    fn on_evict(&self, state: &mut Self::RequestState, key: Key, slot: Slot) {
+    fn on_evict(&self, state: &mut Self::RequestState, key: Short, slot: Slot) {
         state.push((key, slot));
     }
 }
@@ -150,7 +156,7 @@ pub(crate) struct Pending(Slot);
 
 /// The byte-bounded memory tier with its tag index and counters.
 pub(crate) struct MemoryTier {
-    cache: Cache<Key, Slot, SlotWeighter, DefaultHashBuilder, CollectEvicted>,
+    cache: Cache<Short, Slot, SlotWeighter, DefaultHashBuilder, CollectEvicted>,
     index: TagIndex,
     books: Books<SlotInner>,
     max_entry_weight: u64,
@@ -228,8 +234,8 @@ impl MemoryTier {
     /// entries). An entry whose fill is still checking its fence counts as a miss, and so does
     /// a stale-marked one, which is kept for [`MemoryTier::get_stale`].
     pub(crate) fn get(&self, key: &Key, now: UnixMillis) -> Option<Arc<CachedResponse>> {
-        let slot = self.cache.get(key)?;
-        if !slot.is_published() || slot.is_stale() {
+        let slot = self.cache.get(&short(key))?;
+        if !slot.holds_key(key) || !slot.is_published() || slot.is_stale() {
             return None;
         }
         if now < slot.0.until {
@@ -241,7 +247,7 @@ impl MemoryTier {
             return Some(Arc::clone(slot.entry()));
         }
         // Only this expired entry goes: a fresh one stored meanwhile under the key stays.
-        self.remove_slot(key, &slot);
+        self.remove_slot(&slot);
         None
     }
 
@@ -253,30 +259,33 @@ impl MemoryTier {
         key: &Key,
         now: UnixMillis,
     ) -> Option<(Arc<CachedResponse>, bool)> {
-        let slot = self.cache.get(key)?;
-        if !slot.is_published() {
+        let slot = self.cache.get(&short(key))?;
+        if !slot.holds_key(key) || !slot.is_published() {
             return None;
         }
         if now < slot.0.until {
             return Some((Arc::clone(slot.entry()), slot.is_stale()));
         }
-        self.remove_slot(key, &slot);
+        self.remove_slot(&slot);
         None
     }
 
     /// The published entry under `key` if a soft purge marked it stale, whatever its age.
     pub(crate) fn get_stale(&self, key: &Key) -> Option<Arc<CachedResponse>> {
-        let slot = self.cache.get(key)?;
-        (slot.is_published() && slot.is_stale()).then(|| Arc::clone(slot.entry()))
+        let slot = self.cache.get(&short(key))?;
+        (slot.holds_key(key) && slot.is_published() && slot.is_stale())
+            .then(|| Arc::clone(slot.entry()))
     }
 
-    /// Indexes then inserts `entry` unpublished, replacing any entry under `key`.
+    /// Indexes then inserts `entry` unpublished under its key, replacing any entry held under
+    /// that key (or under another key of the same [`Short`] form).
     ///
     /// The index entries go in before the cache entry so that a purge which can see the entry
     /// can also find it. Before the insert, the entries its route's bound or its tenant's
     /// share name are evicted (see `shares`), so that quick_cache has to choose only when no
     /// limit does.
-    pub(crate) fn insert(&self, key: Key, entry: Arc<CachedResponse>, until: UnixMillis) -> Insert {
+    pub(crate) fn insert(&self, entry: Arc<CachedResponse>, until: UnixMillis) -> Insert {
+        let key = short(&entry.key);
         let weight = entry.weight();
         let over_route = self
             .books
@@ -285,26 +294,25 @@ impl MemoryTier {
         if weight > self.max_entry_weight || over_route {
             return Insert::TooLarge;
         }
-        self.index.add(key, &entry.tags);
+        self.index.add(key, &entry);
         let slot = Slot(Arc::new(SlotInner {
-            key,
             entry,
             until,
             weight,
+            hits: AtomicU32::new(0),
             published: AtomicBool::new(false),
             stale: AtomicBool::new(false),
-            hits: AtomicU64::new(0),
         }));
         self.make_room(slot.charge());
         self.books.count_in(slot.charge());
-        let mut left: Vec<(Key, Slot)> = Vec::new();
+        let mut left: Vec<(Short, Slot)> = Vec::new();
         self.cache
             .insert_with_lifecycle(key, slot.clone(), &mut left);
         // The shard lock is released: settle the index and the books for everything that left
         // the cache.
         let mut refused = false;
         for (gone_key, gone) in &left {
-            self.index.remove(gone_key, &gone.entry().tags);
+            self.index.remove(gone_key, gone.entry());
             if gone.is(&slot) {
                 refused = true;
             } else if *gone_key != key {
@@ -335,11 +343,13 @@ impl MemoryTier {
             let victim = Slot(victim);
             // An entry that has left the cache (or been replaced) meanwhile is skipped: what
             // removed it has counted it out.
-            let Some((gone_key, gone)) = self.cache.remove_if(&victim.0.key, |h| h.is(&victim))
+            let Some((gone_key, gone)) = self
+                .cache
+                .remove_if(&short(&victim.0.entry.key), |h| h.is(&victim))
             else {
                 continue;
             };
-            self.index.remove(&gone_key, &gone.entry().tags);
+            self.index.remove(&gone_key, gone.entry());
             self.books.count_out([gone.charge()]);
             self.evictions.fetch_add(1, Ordering::Relaxed);
             let counter = match reason {
@@ -353,7 +363,7 @@ impl MemoryTier {
     /// Counts out a batch of entries that have left the cache, releasing them first: the books
     /// trim a queue by dropping the references whose entry is gone, and a batch still held
     /// here would keep its references alive through every trim while it is counted out.
-    fn count_out_released(&self, gone: Vec<(Key, Slot)>) {
+    fn count_out_released(&self, gone: Vec<(Short, Slot)>) {
         let charges: Vec<(TenantScope, usize, u64)> = gone
             .iter()
             .map(|(_, slot)| {
@@ -381,23 +391,26 @@ impl MemoryTier {
 
     /// Takes an inserted entry out again, unless another entry has replaced it under `key`;
     /// true when it was removed.
-    pub(crate) fn withdraw(&self, key: &Key, pending: &Pending) -> bool {
-        self.remove_slot(key, &pending.0)
+    pub(crate) fn withdraw(&self, pending: &Pending) -> bool {
+        self.remove_slot(&pending.0)
     }
 
     /// Removes whatever entry is held under `key` (with its index entries); true when one was.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        match self.cache.peek(key) {
-            Some(slot) => self.remove_slot(key, &slot),
-            None => false,
+        match self.cache.peek(&short(key)) {
+            Some(slot) if slot.holds_key(key) => self.remove_slot(&slot),
+            _ => false,
         }
     }
 
-    /// Removes the entry under `key` only if it is `slot` itself, so a newer entry stays.
-    fn remove_slot(&self, key: &Key, slot: &Slot) -> bool {
-        match self.cache.remove_if(key, |held| held.is(slot)) {
+    /// Removes the entry under its key only if it is `slot` itself, so a newer entry stays.
+    fn remove_slot(&self, slot: &Slot) -> bool {
+        match self
+            .cache
+            .remove_if(&short(&slot.0.entry.key), |held| held.is(slot))
+        {
             Some((gone_key, slot)) => {
-                self.index.remove(&gone_key, &slot.entry().tags);
+                self.index.remove(&gone_key, slot.entry());
                 self.books.count_out([slot.charge()]);
                 true
             }
@@ -409,7 +422,7 @@ impl MemoryTier {
     /// returns how many were removed or newly marked.
     pub(crate) fn purge_tag(&self, scope: &PurgeScope, tag: &Tag, soft: bool) -> usize {
         let keys = self.index.keys(scope, tag);
-        self.purge_keys(keys, |entry| carries(entry, scope, tag), soft)
+        self.purge_keys(keys, |entry| entry.carries(scope, tag), soft)
     }
 
     /// Like [`MemoryTier::purge_tag`] for the path tag `path_tag`, but only for the entries
@@ -424,7 +437,7 @@ impl MemoryTier {
         let keys = self.index.keys(scope, path_tag);
         self.purge_keys(
             keys,
-            |entry| entry.target == uri && carries(entry, scope, path_tag),
+            |entry| *entry.target == *uri && entry.carries(scope, path_tag),
             soft,
         )
     }
@@ -436,7 +449,7 @@ impl MemoryTier {
     /// entry replaced meanwhile is never taken out by mistake.
     fn purge_keys(
         &self,
-        keys: Vec<Key>,
+        keys: Vec<Short>,
         matches: impl Fn(&CachedResponse) -> bool,
         soft: bool,
     ) -> usize {
@@ -453,7 +466,7 @@ impl MemoryTier {
             } else if let Some((gone_key, slot)) =
                 self.cache.remove_if(&key, |slot| matches(slot.entry()))
             {
-                self.index.remove(&gone_key, &slot.entry().tags);
+                self.index.remove(&gone_key, slot.entry());
                 self.books.count_out([slot.charge()]);
                 count += 1;
             }
@@ -477,9 +490,9 @@ impl MemoryTier {
                 }
             }
         } else {
-            let gone: Vec<(Key, Slot)> = self.cache.drain().collect();
+            let gone: Vec<(Short, Slot)> = self.cache.drain().collect();
             for (gone_key, slot) in &gone {
-                self.index.remove(gone_key, &slot.entry().tags);
+                self.index.remove(gone_key, slot.entry());
             }
             count = gone.len();
             self.count_out_released(gone);
@@ -491,9 +504,9 @@ impl MemoryTier {
     /// Drops every entry without counting a purge: the tier can no longer vouch for what it
     /// holds (a shared tier's invalidations may have been missed). Returns how many.
     pub(crate) fn flush(&self) -> usize {
-        let gone: Vec<(Key, Slot)> = self.cache.drain().collect();
+        let gone: Vec<(Short, Slot)> = self.cache.drain().collect();
         for (gone_key, slot) in &gone {
-            self.index.remove(gone_key, &slot.entry().tags);
+            self.index.remove(gone_key, slot.entry());
         }
         let count = gone.len();
         self.count_out_released(gone);
@@ -512,7 +525,16 @@ impl MemoryTier {
     /// The published entry under `key` with its listing details, without touching hotness.
     pub(crate) fn listed(&self, key: &Key) -> Option<Listed> {
         self.cache
-            .peek(key)
+            .peek(&short(key))
+            .filter(|slot| slot.holds_key(key) && slot.is_published())
+            .map(|slot| listed(&slot))
+    }
+
+    /// The published entry held under the [`Short`] form of a key (which the index names),
+    /// whatever its whole key.
+    pub(crate) fn listed_short(&self, key: Short) -> Option<Listed> {
+        self.cache
+            .peek(&key)
             .filter(Slot::is_published)
             .map(|slot| listed(&slot))
     }
@@ -543,7 +565,7 @@ impl MemoryTier {
             if !slot.is_published() {
                 continue;
             }
-            let hits = slot.0.hits.load(Ordering::Relaxed);
+            let hits = u64::from(slot.0.hits.load(Ordering::Relaxed));
             if kept.len() == limit {
                 match kept.peek() {
                     Some(Reverse((least, _))) if hits > *least => {}
@@ -617,8 +639,9 @@ impl MemoryTier {
     /// Whether `key` holds an entry a request could still be served: fresh and not marked
     /// stale, or a fill still checking its fence. Does not touch hotness.
     pub(crate) fn servable(&self, key: &Key, now: UnixMillis) -> bool {
-        self.cache.peek(key).is_some_and(|slot| {
-            !slot.is_stale()
+        self.cache.peek(&short(key)).is_some_and(|slot| {
+            slot.holds_key(key)
+                && !slot.is_stale()
                 && (!slot.is_published() || (now < slot.0.until && now < slot.entry().fresh_until))
         })
     }
@@ -626,22 +649,20 @@ impl MemoryTier {
     /// The entry under `key` regardless of freshness, without touching its hotness.
     #[cfg(test)]
     pub(crate) fn peek(&self, key: &Key) -> Option<Arc<CachedResponse>> {
-        self.cache.peek(key).map(|slot| Arc::clone(slot.entry()))
+        self.cache
+            .peek(&short(key))
+            .filter(|slot| slot.holds_key(key))
+            .map(|slot| Arc::clone(slot.entry()))
     }
 
     /// Every key held, for tests that compare the cache with the index.
     #[cfg(test)]
     pub(crate) fn keys(&self) -> Vec<Key> {
-        self.cache.iter().map(|(k, _)| k).collect()
+        self.cache
+            .iter()
+            .map(|(_, slot)| slot.0.entry.key)
+            .collect()
     }
-}
-
-/// Whether `entry` carries `tag` for a tenant within `scope`.
-fn carries(entry: &CachedResponse, scope: &PurgeScope, tag: &Tag) -> bool {
-    entry
-        .tags
-        .iter()
-        .any(|t| t.tag == *tag && scope.covers(&t.tenant))
 }
 
 fn listed(slot: &Slot) -> Listed {
@@ -649,6 +670,6 @@ fn listed(slot: &Slot) -> Listed {
         entry: Arc::clone(slot.entry()),
         weight: slot.0.weight,
         stale: slot.is_stale(),
-        hits: slot.0.hits.load(Ordering::Relaxed),
+        hits: u64::from(slot.0.hits.load(Ordering::Relaxed)),
     }
 }

@@ -34,7 +34,7 @@ use crate::policy::freshness::Lifetimes;
 
 pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
-pub use compact::compact;
+pub use compact::{compact, stored, StoredHeaders};
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
 pub use purge::{Purge, PurgeResult};
@@ -97,11 +97,16 @@ impl TagKey {
 }
 
 /// The stored form of a response (a compatibility surface: see [`FORMAT_VERSION`]).
+///
+/// Kept small, since a small entry's bookkeeping costs more than its body (issue 12): the
+/// headers are encoded after the body in one block ([`StoredHeaders`]), the target is shared
+/// with the tier's path index, and the whole-tenant and path tags every entry carries are
+/// implied by `tenant` and `target` rather than listed (see [`CachedResponse::tags`]).
 #[derive(Clone, Debug)]
 pub struct CachedResponse {
     pub status: http::StatusCode,
     /// End-to-end headers only: the caller has already filtered out hop-by-hop headers.
-    pub headers: http::HeaderMap,
+    pub headers: StoredHeaders,
     /// A hit clones the `Bytes` handle (a reference count), never the body itself.
     pub body: bytes::Bytes,
     /// When the response was stored, by the wall clock (the same instant in every process).
@@ -118,15 +123,17 @@ pub struct CachedResponse {
     /// revalidation only (never answered before a `304` confirms it); equal to the end of its
     /// widest window when it is not held longer.
     pub revalidate_until: UnixMillis,
-    /// The route's tags plus [`Tag::Tenant`] and the path tag ([`Tag::Path`]), all scoped to
-    /// `tenant`: whole-tenant, path and prefix purges only find entries through those two.
-    pub tags: Vec<TagKey>,
+    /// The tags the entry carries beyond the two every entry carries (the whole-tenant tag
+    /// and its path tag): the route's tags and the user tag, all scoped to `tenant`. Use
+    /// [`CachedResponse::tags`] for the whole list.
+    pub extra_tags: Box<[Tag]>,
     /// The human-readable form of the key, for logs and the admin API.
-    pub readable_key: String,
+    pub readable_key: Box<str>,
     /// The tenant the entry belongs to.
     pub tenant: TenantScope,
-    /// The normalized `path` or `path?query` the entry was filled from.
-    pub target: String,
+    /// The normalized `path` or `path?query` the entry was filled from; its path (up to the
+    /// `?`) is the entry's path tag.
+    pub target: Arc<str>,
     /// The key the entry is stored under: the request's key, or the variant key when the
     /// response varies (see `variant`).
     pub key: Key,
@@ -140,41 +147,52 @@ pub struct CachedResponse {
     pub route: usize,
 }
 
+/// Splits a list of tags as a fill or a shared tier gives them into what an entry lists: the
+/// whole-tenant and path tags are implied by the entry's tenant and target, so they are left
+/// out, and so is a repeated tag.
+pub fn extra_tags<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> Box<[Tag]> {
+    let mut out: Vec<Tag> = Vec::new();
+    for tag in tags {
+        if !matches!(tag, Tag::Tenant | Tag::Path(_)) && !out.contains(tag) {
+            out.push(tag.clone());
+        }
+    }
+    out.into_boxed_slice()
+}
+
+/// The path part (up to the `?`) of a target.
+pub fn path_of(target: &str) -> &str {
+    target.split_once('?').map_or(target, |(path, _)| path)
+}
+
 // The weight model. An entry's weight is what storing it adds to the process's resident
 // memory: every allocation the entry and the store's bookkeeping for it make, as the allocator
 // rounds it (`allocation`). The sizes of the entry's own allocations are computed from the
-// entry; what cannot be seen from here (the tier's slot, quick_cache's tables, the tag index)
-// is a constant measured with `cachegate-bench-memory calibrate` (see docs/benchmarks.md):
-// each constant is the growth of RSS per entry between two scenarios that differ by that part
-// only, minus what the formula already counts. Hash tables double as they grow, so a table's
-// cost per entry is taken at an average load, not at its best or worst.
+// entry; what cannot be seen from here (the tier's slot and quick_cache's tables, the path
+// index, the tag index) is a constant measured with `cachegate-bench-memory calibrate` (see
+// docs/benchmarks.md): each constant is the growth of RSS per entry between two scenarios
+// that differ by that part only, minus what the formula already counts. Hash tables and
+// B-trees grow in steps, so a table's cost per entry is taken at an average load.
 // `cachegate-bench-memory weight --check` (run by `.ci/run`) fails when the weights of entries
 // filled through the proxy differ from the measured RSS growth by more than 10 %.
 
-/// Per entry, beside its `Arc`'d struct: the memory tier's slot, and quick_cache's entry,
-/// hash table and queue bookkeeping for it. Measured (130), plus the key the slot keeps and
-/// the tenant queue's weak reference, which fair shares added (32 + 8).
-pub const SLOT_OVERHEAD: u64 = 170;
+/// Per entry, beside its `Arc`'d struct: the memory tier's slot, quick_cache's entry, hash
+/// table and queue bookkeeping for it, and the tenant queue's weak reference. Measured.
+pub const SLOT_OVERHEAD: u64 = 120;
 
-/// Per header the map has room for: its bucket (hash, links, name, value handle) and its
-/// index slot. The value bytes are in the entry's block; standard names cost nothing more, a
-/// custom name its own allocation, counted as its length. Measured.
-pub const HEADER_OVERHEAD: u64 = 102;
+/// Per entry, its place in the tenant's path index (which whole-tenant, path and prefix
+/// purges go through): a path is usually carried by few entries (its query and `Vary`
+/// variants), so each entry is charged a place of its own, a slight over-count for the
+/// variants of one path. The path's text is the entry's own `target`. Measured.
+pub const PATH_INDEX_OVERHEAD: u64 = 64;
 
-/// Per tag, in the tag index: the key's slot under a (tag, tenant) that other entries carry too
-/// (the whole-tenant tag, a route's tag, a user's tag). Measured.
+/// Per extra tag, in the tag index: the key's slot under a (tag, tenant) that other entries
+/// carry too (a route's tag, a user's tag). Measured.
 pub const TAG_OVERHEAD: u64 = 70;
-
-/// Per path tag, in the tag index and the path index: a path is usually carried by few entries
-/// (its query and `Vary` variants), so each entry is charged a bucket of its own, a slight
-/// over-count for the variants of one path. Measured.
-pub const PATH_TAG_OVERHEAD: u64 = 200;
 
 /// Per byte of an entry's block, the share of allocator fragmentation it brings: a fill's
 /// transient buffers are of the body's size and leave holes between stored blocks that later
-/// blocks do not always fit. Measured through the proxy: from about 100 bytes an entry for
-/// 2 KiB bodies to 1,350 for 64 KiB ones, so a sixteenth of the block, at most
-/// [`BLOCK_SLACK_MAX`].
+/// blocks do not always fit. Measured through the proxy, at most [`BLOCK_SLACK_MAX`].
 pub const BLOCK_SLACK_DIVISOR: u64 = 16;
 
 /// The most fragmentation an entry's block is charged. Measured.
@@ -197,6 +215,36 @@ const SHARED_BYTES_HANDLE: usize = 24;
 const ARC_HEADER: usize = 16;
 
 impl CachedResponse {
+    /// The path the entry was filled from: its `target` up to the `?`.
+    pub fn path(&self) -> &str {
+        path_of(&self.target)
+    }
+
+    /// Every tag the entry carries, scoped to its tenant: [`CachedResponse::extra_tags`], then
+    /// the whole-tenant tag and its path tag. Fences, shared tiers and listings read this; the
+    /// memory tier indexes the two implied tags through its path index.
+    pub fn tags(&self) -> Vec<TagKey> {
+        let mut out: Vec<TagKey> = Vec::with_capacity(self.extra_tags.len() + 2);
+        out.extend(
+            self.extra_tags
+                .iter()
+                .map(|t| TagKey::new(self.tenant.clone(), t.clone())),
+        );
+        out.push(TagKey::new(self.tenant.clone(), Tag::Tenant));
+        out.push(TagKey::new(self.tenant.clone(), Tag::path(self.path())));
+        out
+    }
+
+    /// Whether the entry carries `tag` for a tenant within `scope`.
+    pub fn carries(&self, scope: &PurgeScope, tag: &Tag) -> bool {
+        scope.covers(&self.tenant)
+            && match tag {
+                Tag::Tenant => true,
+                Tag::Path(path) => **path == *self.path(),
+                _ => self.extra_tags.contains(tag),
+            }
+    }
+
     /// True before `fresh_until`; an entry is stale from that instant on, so a zero TTL is
     /// never fresh.
     pub fn is_fresh(&self, now: UnixMillis) -> bool {
@@ -214,8 +262,7 @@ impl CachedResponse {
     }
 
     /// The last instant the entry is of any use (the end of its widest window or of its
-    /// revalidation period): the tiers
-    /// keep it until then.
+    /// revalidation period): the tiers keep it until then.
     pub fn usable_until(&self) -> UnixMillis {
         self.lifetimes().usable_until()
     }
@@ -241,49 +288,38 @@ impl CachedResponse {
     /// The memory this entry costs once stored, bookkeeping included, which bounds the memory
     /// tier by bytes (see the weight model above).
     ///
-    /// It assumes the stored form [`compact`] makes: the body and header values in one block,
-    /// the header map sized to its headers, strings and the tag list trimmed. The result only
-    /// depends on immutable fields, so it is constant for an entry.
+    /// It assumes the stored form [`compact`] makes: the body and header records in one
+    /// block, strings and the tag list of their exact length. The result only depends on
+    /// immutable fields, so it is constant for an entry.
     pub fn weight(&self) -> u64 {
-        let values: usize = self.headers.values().map(|v| v.as_bytes().len()).sum();
-        let block = match self.body.len() + values {
+        let block = match self.body.len() + self.headers.encoded_len() {
             0 => 0,
             len => {
                 let slack = (len as u64 / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
                 allocation(len) + allocation(SHARED_BYTES_HANDLE) + slack
             }
         };
-        let names: u64 = self
-            .headers
-            .iter()
-            .map(|(n, _)| n.as_str().len() as u64)
-            .sum();
-        // A second value of a name takes a slot of the map's extra values.
-        let extra_values = self.headers.len() - self.headers.keys_len();
-        let slots = (self.headers.capacity() + extra_values) as u64;
-        let headers = slots * HEADER_OVERHEAD + names;
         let tags: u64 = self
-            .tags
+            .extra_tags
             .iter()
-            .map(|t| match &t.tag {
-                Tag::Tenant => TAG_OVERHEAD,
-                Tag::Path(path) => allocation(ARC_HEADER + path.len()) + PATH_TAG_OVERHEAD,
-                Tag::User(name) | Tag::Named(name) => {
+            .map(|tag| match tag {
+                Tag::User(name) | Tag::Named(name) | Tag::Path(name) => {
                     allocation(ARC_HEADER + name.len()) + TAG_OVERHEAD
                 }
+                Tag::Tenant => TAG_OVERHEAD,
             })
             .sum();
-        let tag_list = allocation(self.tags.capacity() * std::mem::size_of::<TagKey>());
+        let tag_list = allocation(std::mem::size_of_val::<[Tag]>(&self.extra_tags));
         let tenant = match &self.tenant {
             TenantScope::Shared => 0,
             TenantScope::One(id) => allocation(ARC_HEADER + id.len()),
         };
         allocation(ARC_HEADER + std::mem::size_of::<CachedResponse>())
             + SLOT_OVERHEAD
+            + PATH_INDEX_OVERHEAD
             + block
-            + headers
-            + allocation(self.readable_key.capacity())
-            + allocation(self.target.capacity())
+            + allocation(self.readable_key.len())
+            + allocation(ARC_HEADER + self.target.len())
             + tag_list
             + tags
             + tenant

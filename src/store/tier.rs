@@ -153,7 +153,6 @@ impl Local {
         entry: Arc<CachedResponse>,
         until: UnixMillis,
     ) -> StoreOutcome {
-        let key = entry.key;
         // A cheap early out: most fenced fills are caught here without touching the cache.
         if self.fenced(ticket, &entry) {
             self.memory.count_fenced();
@@ -163,12 +162,12 @@ impl Local {
         // the insert, so the race tests exercise the second check below.
         #[cfg(test)]
         tokio::task::yield_now().await;
-        let pending = match self.memory.insert(key, Arc::clone(&entry), until) {
+        let pending = match self.memory.insert(Arc::clone(&entry), until) {
             Insert::TooLarge => return StoreOutcome::TooLarge,
             Insert::Stored(pending) => pending,
         };
         if self.fenced(ticket, &entry) {
-            self.memory.withdraw(&key, &pending);
+            self.memory.withdraw(&pending);
             self.memory.count_fenced();
             return StoreOutcome::Fenced;
         }
@@ -177,7 +176,7 @@ impl Local {
     }
 
     fn fenced(&self, ticket: &FillTicket, entry: &CachedResponse) -> bool {
-        self.fences.is_fenced(ticket, &entry.tags) || ticket.epoch != self.trust.epoch()
+        self.fences.is_fenced(ticket, &entry.tags()) || ticket.epoch != self.trust.epoch()
     }
 }
 
@@ -232,8 +231,7 @@ impl Tier for Local {
         entry: Arc<CachedResponse>,
         until: UnixMillis,
     ) -> Result<bool, Self::Error> {
-        let key = entry.key;
-        if self.memory.listed(&key).is_none() {
+        if self.memory.listed(&entry.key).is_none() {
             return Ok(false);
         }
         // Same body, new times and headers: a fill that needed no body, fenced like one.

@@ -271,7 +271,7 @@ impl Tiered {
     ) -> StoreOutcome {
         let local = &self.local;
         // A cheap early out, before any round trip.
-        if local.fences.is_fenced(ticket, &entry.tags) {
+        if local.fences.is_fenced(ticket, &entry.tags()) {
             local.memory.count_fenced();
             return StoreOutcome::Fenced;
         }

@@ -40,12 +40,12 @@ pub(super) fn revalidated(
     // The 304's fields replace the stored ones (RFC 9111 §3.2, §4.3.4), its length aside.
     let mut update = cacheability::stored_headers(not_modified);
     update.remove(http::header::CONTENT_LENGTH);
-    let headers = http_cache_policy::validate::updated_headers(&held.headers, &update);
-    let (headers, body) = compact(&headers, std::iter::once(&held.body));
+    let updated = http_cache_policy::validate::updated_headers(&held.headers.to_map(), &update);
+    let (headers, body) = compact(&updated, std::iter::once(&held.body));
     let (stored_at, origin) = http_cache_policy::origin_says(
         switches,
         held.status,
-        &headers,
+        &updated,
         system_time(request_time),
         system_time(UnixMillis::now()),
     );

@@ -20,7 +20,7 @@ use crate::clock::UnixMillis;
 use crate::policy::tag::Tag;
 use crate::policy::vary::Selection;
 use crate::policy::Key;
-use crate::store::{CachedResponse, TagKey, TenantScope, FORMAT_VERSION};
+use crate::store::{compact, extra_tags, CachedResponse, TenantScope, FORMAT_VERSION};
 
 const ENTRY_MAGIC: &[u8; 4] = b"CGE1";
 const VARY_MAGIC: &[u8; 4] = b"CGV1";
@@ -72,12 +72,13 @@ pub fn encode_entry(entry: &CachedResponse, compress_above: usize) -> Vec<u8> {
             out.selection(selection);
         }
     }
-    out.u32(entry.tags.len() as u32);
-    for tag in &entry.tags {
+    let tags = entry.tags();
+    out.u32(tags.len() as u32);
+    for tag in &tags {
         out.str(&tag.tag.to_string());
     }
     out.u32(entry.headers.len() as u32);
-    for (name, value) in &entry.headers {
+    for (name, value) in entry.headers.iter() {
         out.str(name.as_str());
         out.blob(value.as_bytes());
     }
@@ -116,8 +117,8 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
         1 => TenantScope::One(Arc::from(r.str()?)),
         _ => return Err(DecodeError("bad tenant")),
     };
-    let target = r.str()?.to_string();
-    let readable_key = r.str()?.to_string();
+    let target: Arc<str> = Arc::from(r.str()?);
+    let readable_key: Box<str> = Box::from(r.str()?);
     let mut key = [0u8; 32];
     key.copy_from_slice(r.take(32)?);
     let variant = match r.u8()? {
@@ -128,7 +129,7 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
     let count = r.count()?;
     let mut tags = Vec::with_capacity(count);
     for _ in 0..count {
-        tags.push(TagKey::new(tenant.clone(), Tag::parse(r.str()?)));
+        tags.push(Tag::parse(r.str()?));
     }
     let count = r.count()?;
     let mut headers = HeaderMap::with_capacity(count);
@@ -156,6 +157,8 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
     if !r.0.is_empty() {
         return Err(DecodeError("trailing bytes"));
     }
+    // The entry owns one block of its own, as a fill's does.
+    let (headers, body) = compact(&headers, std::iter::once(&body));
     Ok(CachedResponse {
         status,
         headers,
@@ -165,7 +168,7 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
         stale_while_revalidate_until,
         stale_if_error_until,
         revalidate_until,
-        tags,
+        extra_tags: extra_tags(&tags),
         readable_key,
         tenant,
         target,

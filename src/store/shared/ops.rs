@@ -154,7 +154,8 @@ struct Placement {
 }
 
 fn placement(names: &TenantNames, entry: &CachedResponse) -> Placement {
-    let mut tags: Vec<&Tag> = entry.tags.iter().map(|t| &t.tag).collect();
+    let all = entry.tags();
+    let mut tags: Vec<&Tag> = all.iter().map(|t| &t.tag).collect();
     tags.sort();
     tags.dedup();
     let path = tags.iter().find_map(|t| match t {

@@ -211,7 +211,7 @@ async fn the_books_follow_every_way_out() {
     ))
     .await;
     let pending = insert_pending(&s, item_key("a", 0, 100), item(now, "a", 0, 100));
-    assert!(s.local().memory.withdraw(&item_key("a", 0, 100), &pending));
+    assert!(s.local().memory.withdraw(&pending));
     tokio::time::advance(TTL).await;
     assert!(s
         .lookup(&item_key("a", 0, 2), Instant::now())

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use cachegate::clock::UnixMillis;
 use cachegate::compress;
 use cachegate::policy::Key;
-use cachegate::store::{compact, CachedResponse, TenantScope};
+use cachegate::store::{compact, CachedResponse, EntryText, TenantScope};
 use std::hint::black_box;
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -165,9 +165,11 @@ fn weight(body: &[u8], coding: Option<&str>) -> u64 {
         stale_if_error_until: UnixMillis::now().plus(Duration::from_secs(60)),
         revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
         extra_tags: Box::new([]),
-        readable_key: "cg:v1 api.example.com t=42 GET /api/faculty/".into(),
         tenant: TenantScope::one("42"),
-        target: "/api/faculty/".into(),
+        text: EntryText::new(
+            "/api/faculty/",
+            "cg:v1 api.example.com t=42 GET /api/faculty/",
+        ),
         key: Key([7; 32]),
         variant: None,
         route: 0,

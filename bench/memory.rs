@@ -675,7 +675,7 @@ fn calibrate(opts: &Options) -> Result<(), Error> {
 fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
     use cachegate::policy::Key;
     use cachegate::store::{
-        compact, extra_tags, CachedResponse, MemoryOptions, Tag, TenantScope, Tiered,
+        compact, extra_tags, CachedResponse, EntryText, MemoryOptions, Tag, TenantScope, Tiered,
     };
     let level = SCENARIOS
         .iter()
@@ -722,9 +722,8 @@ fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
             stale_if_error_until: later,
             revalidate_until: later,
             extra_tags: extra_tags(&tags),
-            readable_key: readable_key.into(),
             tenant,
-            target: target.into(),
+            text: EntryText::new(&target, &readable_key),
             key,
             variant: None,
             route: 0,

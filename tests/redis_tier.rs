@@ -15,7 +15,7 @@ use cachegate::store::shared::{
     Breaker, Lease, LeaseWait, SharedError, SharedEvent, SharedOptions, SharedStored, SharedTier,
 };
 use cachegate::store::{
-    compact, extra_tags, CachedResponse, Key, Purge, PurgeScope, Tag, TenantScope,
+    compact, extra_tags, CachedResponse, EntryText, Key, Purge, PurgeScope, Tag, TenantScope,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use redis_support::{RedisCluster, RedisServer};
@@ -96,9 +96,8 @@ fn entry(tenant: &TenantScope, target: &str, tags: &[&str], body: &[u8]) -> Cach
         stale_if_error_until: now.plus(Duration::from_secs(60)),
         revalidate_until: now.plus(Duration::from_secs(60)),
         extra_tags: extra_tags(&extra),
-        readable_key: format!("GET {target}").into(),
         tenant: tenant.clone(),
-        target: target.into(),
+        text: EntryText::new(target, &format!("GET {target}")),
         key: key(&format!("{tenant:?} {target}")),
         variant: None,
         route: 0,

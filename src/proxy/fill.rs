@@ -23,8 +23,8 @@ use crate::policy::vary::{self, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
 use crate::store::{
-    compact, extra_tags, CachedResponse, Held, LeaseDecision, LeaseWait, Source, StoreOutcome, Tag,
-    TagKey, TenantScope, VaryState,
+    compact, extra_tags, CachedResponse, EntryText, Held, LeaseDecision, LeaseWait, Source,
+    StoreOutcome, Tag, TagKey, TenantScope, VaryState,
 };
 use crate::upstream::ClientInfo;
 use fetch::{fetch, Expect, Fetched};
@@ -681,12 +681,13 @@ async fn run_fill(
                 stale_if_error_until: lifetimes.stale_if_error_until,
                 revalidate_until: lifetimes.revalidate_until,
                 extra_tags: extra_tags(tags.iter().map(|t| &t.tag)),
-                readable_key: readable_key.into_boxed_str(),
-                tenant,
-                target: Arc::from(target.as_str()),
+                // Entries of one tenant share one copy of its id.
+                tenant: inner.store.interned_tenant(tenant),
+                text: EntryText::new(&target, &readable_key),
                 key,
                 variant,
-                route,
+                // Route ids are handed out one by one from zero.
+                route: u32::try_from(route).unwrap_or(u32::MAX),
             });
             let fill =
                 store_and_publish(&inner, leader, shared_ticket.as_ref(), &mut lease, &entry).await;

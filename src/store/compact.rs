@@ -14,6 +14,8 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
+
+use super::{allocation, SHARED_BYTES_HANDLE};
 use http::{HeaderMap, HeaderValue};
 
 /// Names written as one byte: the index in this table, plus one (zero marks a name written
@@ -105,17 +107,16 @@ const SENSITIVE: u8 = 0x80;
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct StoredHeaders {
     records: Bytes,
-    len: u16,
 }
 
 impl StoredHeaders {
-    /// Number of headers (a name with two values counts twice).
+    /// Number of headers (a name with two values counts twice). Counts the records.
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        self.iter().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.records.is_empty()
     }
 
     /// The bytes of the encoded records (names, values and their few bytes of framing).
@@ -250,11 +251,14 @@ fn records_len(headers: &HeaderMap) -> usize {
         .sum()
 }
 
-/// Copies `headers` and the body (its chunks, in order) into one block of exactly their size:
-/// the body first, then the header records. The body returned and every value the headers
-/// give out are slices of that block, so nothing refers to the buffers they came from.
+/// Copies `headers` and the body (its chunks, in order) into allocations of exactly their
+/// size: one block with the body first and the header records after it, or, where the
+/// allocator would round that block up by more than a second allocation costs (a body just
+/// under one of its size classes), the body and the records each in a block of its own. The
+/// body returned and every value the headers give out are slices of those blocks, so nothing
+/// refers to the buffers they came from.
 ///
-/// The block's shared handle is made here rather than on the first hit, so that an entry's
+/// Each block's shared handle is made here rather than on the first hit, so that an entry's
 /// size does not change once it is stored.
 pub fn compact<'a, B>(headers: &HeaderMap, body: B) -> (StoredHeaders, Bytes)
 where
@@ -263,23 +267,47 @@ where
 {
     let body = body.into_iter();
     let body_len: usize = body.clone().map(Bytes::len).sum();
-    let mut data = Vec::with_capacity(body_len + records_len(headers));
+    let records_len = records_len(headers);
+    let joint = body_len == 0 || records_len == 0 || {
+        let one = allocation(body_len + records_len);
+        let two = allocation(body_len) + allocation(records_len) + allocation(SHARED_BYTES_HANDLE);
+        one <= two
+    };
+    let mut data = Vec::with_capacity(body_len + if joint { records_len } else { 0 });
     for chunk in body {
         data.extend_from_slice(chunk);
     }
-    let mut len = 0u16;
+    let mut records = Vec::with_capacity(if joint { 0 } else { records_len });
+    let out = if joint { &mut data } else { &mut records };
     for (name, value) in headers {
-        if len == u16::MAX {
-            break;
-        }
-        let before = data.len();
-        write_record(&mut data, name, value);
-        len += u16::from(data.len() > before);
+        write_record(out, name, value);
     }
     let block = Bytes::from(data);
     let owned_body = block.slice(..body_len);
-    let records = block.slice(body_len..);
-    (StoredHeaders { records, len }, owned_body)
+    let records = if joint {
+        block.slice(body_len..)
+    } else {
+        let block = Bytes::from(records);
+        block.slice(..)
+    };
+    (StoredHeaders { records }, owned_body)
+}
+
+/// What the blocks of an entry's body and headers take: the allocations and their shared
+/// handles, as [`compact`] made them (one block when the records follow the body in memory).
+pub(crate) fn blocks_cost(headers: &StoredHeaders, body: &Bytes) -> u64 {
+    let block = |len: usize| match len {
+        0 => 0,
+        len => allocation(len) + allocation(SHARED_BYTES_HANDLE),
+    };
+    let records = &headers.records;
+    let joint =
+        !body.is_empty() && !records.is_empty() && body.as_ptr_range().end == records.as_ptr();
+    if joint {
+        block(body.len() + records.len())
+    } else {
+        block(body.len()) + block(records.len())
+    }
 }
 
 /// Stored headers of their own (no body), for tests and tools that build entries by hand.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::{path_of, CachedResponse, Key, PurgeScope, Tag, TagKey, TenantScope};
+use super::{CachedResponse, EntryText, Key, PurgeScope, Tag, TagKey, TenantScope};
 
 /// What the memory tier's cache is keyed by: the first eight bytes of a key's digest. Two keys
 /// that share them cannot both be held (the later replaces the earlier), and every lookup
@@ -57,26 +57,15 @@ enum Keys {
     Many(HashMap<Short, u32>),
 }
 
-/// A path in the path index: the path part of the `target` of the entry that first brought
-/// it, shared with that entry rather than copied. It may outlive that entry while other
+/// A path in the path index: the path of the entry that first brought it, whose text
+/// ([`EntryText`]) it shares rather than copies. It may outlive that entry while other
 /// entries of the path are held (a few bytes, until the path's last entry leaves).
 #[derive(Debug)]
-struct PathKey {
-    target: Arc<str>,
-    len: u32,
-}
+struct PathKey(EntryText);
 
 impl PathKey {
-    fn of(target: &Arc<str>) -> Self {
-        let len = path_of(target).len();
-        Self {
-            target: Arc::clone(target),
-            len: u32::try_from(len).unwrap_or(u32::MAX),
-        }
-    }
-
     fn path(&self) -> &str {
-        self.target.get(..self.len as usize).unwrap_or(&self.target)
+        self.0.path()
     }
 }
 
@@ -141,7 +130,7 @@ impl TagIndex {
         match paths.get_mut(entry.path()) {
             Some(keys) => keys.add(key),
             None => {
-                paths.insert(PathKey::of(&entry.target), Keys::One(key, 1));
+                paths.insert(PathKey(entry.text.clone()), Keys::One(key, 1));
             }
         }
     }

@@ -112,9 +112,9 @@ fn info(listed: &Listed, now: UnixMillis) -> EntryInfo {
     let entry = &listed.entry;
     let age = entry.age(now);
     EntryInfo {
-        readable_key: entry.readable_key.to_string(),
+        readable_key: entry.readable_key().to_owned(),
         tenant: entry.tenant.clone(),
-        target: entry.target.to_string(),
+        target: entry.target().to_owned(),
         status: entry.status.as_u16(),
         ttl_left: now.until(entry.fresh_until),
         age,

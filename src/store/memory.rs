@@ -107,7 +107,7 @@ impl Slot {
     fn charge(&self) -> Charge<'_> {
         Charge {
             tenant: &self.0.entry.tenant,
-            route: self.0.entry.route,
+            route: self.0.entry.route as usize,
             weight: self.0.weight,
         }
     }
@@ -225,6 +225,11 @@ impl MemoryTier {
         }
     }
 
+    /// The copy of `tenant`'s id this tier's entries share, when it holds some of them.
+    pub(crate) fn interned(&self, tenant: TenantScope) -> TenantScope {
+        self.books.interned(tenant)
+    }
+
     /// The largest entry weight this tier admits.
     pub(crate) fn max_entry_weight(&self) -> u64 {
         self.max_entry_weight
@@ -289,7 +294,7 @@ impl MemoryTier {
         let weight = entry.weight();
         let over_route = self
             .books
-            .route_limit(entry.route)
+            .route_limit(entry.route as usize)
             .is_some_and(|limit| weight > limit);
         if weight > self.max_entry_weight || over_route {
             return Insert::TooLarge;
@@ -369,7 +374,7 @@ impl MemoryTier {
             .map(|(_, slot)| {
                 (
                     slot.0.entry.tenant.clone(),
-                    slot.0.entry.route,
+                    slot.0.entry.route as usize,
                     slot.0.weight,
                 )
             })
@@ -437,7 +442,7 @@ impl MemoryTier {
         let keys = self.index.keys(scope, path_tag);
         self.purge_keys(
             keys,
-            |entry| *entry.target == *uri && entry.carries(scope, path_tag),
+            |entry| entry.target() == uri && entry.carries(scope, path_tag),
             soft,
         )
     }

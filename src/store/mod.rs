@@ -35,6 +35,7 @@ use crate::policy::freshness::Lifetimes;
 pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
 pub use compact::{compact, stored, StoredHeaders};
+
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
 pub use purge::{Purge, PurgeResult};
@@ -127,13 +128,10 @@ pub struct CachedResponse {
     /// and its path tag): the route's tags and the user tag, all scoped to `tenant`. Use
     /// [`CachedResponse::tags`] for the whole list.
     pub extra_tags: Box<[Tag]>,
-    /// The human-readable form of the key, for logs and the admin API.
-    pub readable_key: Box<str>,
     /// The tenant the entry belongs to.
     pub tenant: TenantScope,
-    /// The normalized `path` or `path?query` the entry was filled from; its path (up to the
-    /// `?`) is the entry's path tag.
-    pub target: Arc<str>,
+    /// The target the entry was filled from and the readable form of its key.
+    pub text: EntryText,
     /// The key the entry is stored under: the request's key, or the variant key when the
     /// response varies (see `variant`).
     pub key: Key,
@@ -144,7 +142,69 @@ pub struct CachedResponse {
     /// memory tier's per-route books (see [`MemoryOptions::route_max_bytes`]). An id, not a
     /// position: a reload that moves routes keeps each route's id, so the entry stays charged
     /// to the route that filled it; an id no table names any more is charged to nothing.
-    pub route: usize,
+    pub route: u32,
+}
+
+/// An entry's target (the normalized `path` or `path?query` it was filled from, whose path is
+/// its path tag) and the human-readable form of its key (for logs and the admin API), in one
+/// allocation that the memory tier's path index shares.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EntryText(Arc<str>);
+
+/// Between the target and the readable key: a request target cannot hold a line break.
+const TEXT_SEPARATOR: char = '\n';
+
+impl EntryText {
+    /// The text of `target` and `readable_key`. A line break in the target (which no request
+    /// target can hold) is written percent-encoded, as a request would carry it.
+    pub fn new(target: &str, readable_key: &str) -> EntryText {
+        let mut text = String::with_capacity(target.len() + 1 + readable_key.len());
+        if target.contains(TEXT_SEPARATOR) {
+            text.push_str(&target.replace(TEXT_SEPARATOR, "%0A"));
+        } else {
+            text.push_str(target);
+        }
+        text.push(TEXT_SEPARATOR);
+        text.push_str(readable_key);
+        EntryText(Arc::from(text))
+    }
+
+    /// The normalized `path` or `path?query` the entry was filled from.
+    pub fn target(&self) -> &str {
+        self.0
+            .split_once(TEXT_SEPARATOR)
+            .map_or(&*self.0, |(target, _)| target)
+    }
+
+    /// The human-readable form of the entry's key.
+    pub fn readable_key(&self) -> &str {
+        self.0
+            .split_once(TEXT_SEPARATOR)
+            .map_or("", |(_, readable)| readable)
+    }
+
+    /// The path part (up to the `?`) of the target.
+    pub fn path(&self) -> &str {
+        path_of(self.target())
+    }
+
+    /// Bytes of the text.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for EntryText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryText")
+            .field("target", &self.target())
+            .field("readable_key", &self.readable_key())
+            .finish()
+    }
 }
 
 /// Splits a list of tags as a fill or a shared tier gives them into what an entry lists: the
@@ -209,15 +269,25 @@ pub fn allocation(len: usize) -> u64 {
 }
 
 /// The shared handle a `Bytes` block gets once it is sliced (see `compact`).
-const SHARED_BYTES_HANDLE: usize = 24;
+pub(crate) const SHARED_BYTES_HANDLE: usize = 24;
 
 /// Bytes of an `Arc` header (strong and weak counts).
 const ARC_HEADER: usize = 16;
 
 impl CachedResponse {
-    /// The path the entry was filled from: its `target` up to the `?`.
+    /// The path the entry was filled from: its target up to the `?`.
     pub fn path(&self) -> &str {
-        path_of(&self.target)
+        self.text.path()
+    }
+
+    /// The normalized `path` or `path?query` the entry was filled from.
+    pub fn target(&self) -> &str {
+        self.text.target()
+    }
+
+    /// The human-readable form of the entry's key.
+    pub fn readable_key(&self) -> &str {
+        self.text.readable_key()
     }
 
     /// Every tag the entry carries, scoped to its tenant: [`CachedResponse::extra_tags`], then
@@ -292,13 +362,9 @@ impl CachedResponse {
     /// block, strings and the tag list of their exact length. The result only depends on
     /// immutable fields, so it is constant for an entry.
     pub fn weight(&self) -> u64 {
-        let block = match self.body.len() + self.headers.encoded_len() {
-            0 => 0,
-            len => {
-                let slack = (len as u64 / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
-                allocation(len) + allocation(SHARED_BYTES_HANDLE) + slack
-            }
-        };
+        let len = (self.body.len() + self.headers.encoded_len()) as u64;
+        let slack = (len / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
+        let block = compact::blocks_cost(&self.headers, &self.body) + slack;
         let tags: u64 = self
             .extra_tags
             .iter()
@@ -310,19 +376,13 @@ impl CachedResponse {
             })
             .sum();
         let tag_list = allocation(std::mem::size_of_val::<[Tag]>(&self.extra_tags));
-        let tenant = match &self.tenant {
-            TenantScope::Shared => 0,
-            TenantScope::One(id) => allocation(ARC_HEADER + id.len()),
-        };
         allocation(ARC_HEADER + std::mem::size_of::<CachedResponse>())
             + SLOT_OVERHEAD
             + PATH_INDEX_OVERHEAD
             + block
-            + allocation(self.readable_key.len())
-            + allocation(ARC_HEADER + self.target.len())
+            + allocation(ARC_HEADER + self.text.len())
             + tag_list
             + tags
-            + tenant
     }
 }
 

@@ -210,6 +210,19 @@ impl<T> Books<T> {
         self.route_limits.store(Arc::new(routes));
     }
 
+    /// The scope the books hold for `tenant` when it has entries, else `tenant` itself: entries
+    /// of one tenant then share one copy of its id.
+    pub(super) fn interned(&self, tenant: TenantScope) -> TenantScope {
+        let TenantScope::One(_) = &tenant else {
+            return tenant;
+        };
+        let state = self.lock();
+        match state.tenants.get_key_value(&tenant) {
+            Some((held, _)) => held.clone(),
+            None => tenant,
+        }
+    }
+
     /// Counts an entry in; call before it enters the cache.
     pub(super) fn count_in(&self, charge: Charge<'_>) {
         let mut state = self.lock();

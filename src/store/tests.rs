@@ -57,9 +57,8 @@ fn entry_named(
         stale_if_error_until: now.plus(TTL),
         revalidate_until: now.plus(TTL),
         extra_tags: extra_tags(&tags),
-        readable_key: readable_key.into(),
         tenant: scope(tag_pairs.first().map_or("", |(t, _)| *t)),
-        target: Arc::from("/items"),
+        text: EntryText::new("/items", readable_key),
         key: Key([0; 32]),
         variant: None,
         route: 0,
@@ -86,9 +85,8 @@ pub(crate) fn entry_at(
         stale_if_error_until: now.plus(TTL),
         revalidate_until: now.plus(TTL),
         extra_tags: extra_tags(&tags),
-        readable_key: readable_key.into(),
         tenant: scope(tenant),
-        target: Arc::from(target),
+        text: EntryText::new(target, readable_key),
         key: Key([0; 32]),
         variant: None,
         route: 0,
@@ -402,8 +400,8 @@ async fn weight_is_the_cost_of_each_part() {
     let entry = allocation(16 + std::mem::size_of::<CachedResponse>());
     assert_eq!(
         base,
-        entry + SLOT_OVERHEAD + PATH_INDEX_OVERHEAD + allocation(16 + "/items".len()),
-        "an empty entry: its struct, its slot, its place in the path index and its target"
+        entry + SLOT_OVERHEAD + PATH_INDEX_OVERHEAD + allocation(16 + "/items\n".len()),
+        "an empty entry: its struct, its slot, its place in the path index and its text"
     );
     let block = |len: usize| {
         let slack = (len as u64 / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
@@ -432,14 +430,15 @@ async fn weight_is_the_cost_of_each_part() {
             custom,
             block(3 + 12 + 3),
         ),
-        ("the readable key", key, allocation(6)),
         (
-            "a tag: its name, its index slot, the tag list, the tenant",
+            "the readable key, in the text",
+            key,
+            allocation(16 + 7 + 6) - allocation(16 + 7),
+        ),
+        (
+            "a tag: its name, its index slot, the tag list (the tenant's id is shared)",
             tag,
-            allocation(16 + 6)
-                + TAG_OVERHEAD
-                + allocation(std::mem::size_of::<Tag>())
-                + allocation(16 + 4),
+            allocation(16 + 6) + TAG_OVERHEAD + allocation(std::mem::size_of::<Tag>()),
         ),
     ];
     for (what, weight, extra) in cases {
@@ -590,7 +589,7 @@ async fn check_no_stale_reads(purge: Purge) {
                 let floor = acked.load(Ordering::SeqCst);
                 if let Some(e) = s.lookup(&key(n % KEYS), Instant::now()).await {
                     hits += 1;
-                    let v: u64 = e.readable_key.parse().unwrap_or(0);
+                    let v: u64 = e.readable_key().parse().unwrap_or(0);
                     if v < floor {
                         stale.push((v, floor));
                     }
@@ -620,7 +619,7 @@ async fn check_no_stale_reads(purge: Purge) {
         let Some(e) = s.lookup(&k, Instant::now()).await else {
             continue;
         };
-        let v: u64 = e.readable_key.parse().unwrap_or(0);
+        let v: u64 = e.readable_key().parse().unwrap_or(0);
         assert!(v >= WRITES, "entry of version {v} survived write {WRITES}");
     }
     check_index(&s);

@@ -205,7 +205,12 @@ impl Tiered {
         let Some(entry) = found.entry else {
             return miss(varies, lookup, held);
         };
-        if self.memory_trusted() {
+        let entry = if self.memory_trusted() {
+            // The copy shares the tier's copy of its tenant id, as a fill's entry does (the
+            // decoded entry is not shared yet, so this moves rather than copies it).
+            let mut copy = Arc::unwrap_or_clone(entry);
+            copy.tenant = local.memory.interned(copy.tenant);
+            let entry = Arc::new(copy);
             // Kept for its stale windows too, but never past `local_ttl`: the bound on how
             // long an instance trusts a copy whose invalidation it might have missed.
             let until = entry
@@ -215,7 +220,10 @@ impl Tiered {
             if outcome == StoreOutcome::Stored {
                 shared.promoted.fetch_add(1, Ordering::Relaxed);
             }
-        }
+            entry
+        } else {
+            entry
+        };
         Found {
             entry: Some((entry, Source::Shared)),
             held: None,
@@ -501,6 +509,12 @@ impl Tiered {
     /// Puts a new route table's `max_memory` bounds in force, by route id (a reload).
     pub fn set_route_limits(&self, routes: Vec<Option<u64>>) {
         self.local.memory.set_route_limits(routes);
+    }
+
+    /// The scope to build an entry of `tenant` with: the memory tier's copy of the id when it
+    /// holds entries of the tenant, so that they share one allocation.
+    pub fn interned_tenant(&self, tenant: TenantScope) -> TenantScope {
+        self.local.memory.interned(tenant)
     }
 
     /// The largest entry weight the memory tier admits; heavier entries are not kept in

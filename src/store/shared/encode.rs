@@ -20,7 +20,7 @@ use crate::clock::UnixMillis;
 use crate::policy::tag::Tag;
 use crate::policy::vary::Selection;
 use crate::policy::Key;
-use crate::store::{compact, extra_tags, CachedResponse, TenantScope, FORMAT_VERSION};
+use crate::store::{compact, extra_tags, CachedResponse, EntryText, TenantScope, FORMAT_VERSION};
 
 const ENTRY_MAGIC: &[u8; 4] = b"CGE1";
 const VARY_MAGIC: &[u8; 4] = b"CGV1";
@@ -62,8 +62,8 @@ pub fn encode_entry(entry: &CachedResponse, compress_above: usize) -> Vec<u8> {
             out.str(id);
         }
     }
-    out.str(&entry.target);
-    out.str(&entry.readable_key);
+    out.str(entry.target());
+    out.str(entry.readable_key());
     out.bytes(&entry.key.0);
     match &entry.variant {
         None => out.u8(0),
@@ -111,14 +111,14 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
     let stale_while_revalidate_until = UnixMillis(r.u64()?);
     let stale_if_error_until = UnixMillis(r.u64()?);
     let revalidate_until = UnixMillis(r.u64()?);
-    let route = usize::try_from(r.u64()?).map_err(|_| DecodeError("bad route"))?;
+    let route = u32::try_from(r.u64()?).map_err(|_| DecodeError("bad route"))?;
     let tenant = match r.u8()? {
         0 => TenantScope::Shared,
         1 => TenantScope::One(Arc::from(r.str()?)),
         _ => return Err(DecodeError("bad tenant")),
     };
-    let target: Arc<str> = Arc::from(r.str()?);
-    let readable_key: Box<str> = Box::from(r.str()?);
+    let target = r.str()?;
+    let text = EntryText::new(target, r.str()?);
     let mut key = [0u8; 32];
     key.copy_from_slice(r.take(32)?);
     let variant = match r.u8()? {
@@ -169,9 +169,8 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
         stale_if_error_until,
         revalidate_until,
         extra_tags: extra_tags(&tags),
-        readable_key,
         tenant,
-        target,
+        text,
         key: Key(key),
         variant,
         route,

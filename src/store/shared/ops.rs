@@ -164,7 +164,7 @@ fn placement(names: &TenantNames, entry: &CachedResponse) -> Placement {
     });
     Placement {
         member: hex::encode(entry.key.0),
-        uri_set: names.uri_set(&entry.target),
+        uri_set: names.uri_set(entry.target()),
         path,
         tag_sets: tags.iter().map(|t| names.tag_set(t)).collect(),
         tag_digests: tags.iter().map(|t| tag_digest(t)).collect(),

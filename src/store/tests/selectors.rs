@@ -269,7 +269,9 @@ async fn stale_entry_is_kept_past_ttl_and_replaced_by_a_new_fill() {
     let e = entry_at(now, "a", "/api/courses/", &[], "new");
     assert_eq!(fill(&s, key(1), e).await, StoreOutcome::Stored);
     assert_eq!(
-        s.lookup(&key(1), now).await.map(|e| e.readable_key.clone()),
+        s.lookup(&key(1), now)
+            .await
+            .map(|e| e.readable_key().to_owned()),
         Some("new".into())
     );
     assert!(s.lookup_stale(&key(1), now).await.is_none());

@@ -17,7 +17,7 @@ fn item(now: Instant, tenant: &str, route: usize, n: u64) -> Arc<CachedResponse>
     ))
     .clone();
     e.body = Bytes::from(vec![b'x'; 1024]);
-    e.route = route;
+    e.route = route as u32;
     Arc::new(e)
 }
 
@@ -56,7 +56,7 @@ fn check_books(s: &Tiered) {
         let w = e.weight();
         let t = tenants.entry(e.tenant.clone()).or_default();
         *t = (t.0 + w, t.1 + 1);
-        let r = routes.entry(e.route).or_default();
+        let r = routes.entry(e.route as usize).or_default();
         *r = (r.0 + w, r.1 + 1);
     }
     let booked: std::collections::HashMap<TenantScope, (u64, u64)> = usage

@@ -19,9 +19,8 @@ fn entry(body: Vec<u8>) -> CachedResponse {
         stale_if_error_until: UnixMillis(1_700_000_660_000),
         revalidate_until: UnixMillis(1_700_001_260_000),
         extra_tags: Box::new([Tag::user("bob"), Tag::parse("faculty:12")]),
-        readable_key: "GET /api/items?a=1".into(),
         tenant,
-        target: "/api/items?a=1".into(),
+        text: EntryText::new("/api/items?a=1", "GET /api/items?a=1"),
         key: Key([7; 32]),
         variant: Some(Arc::new(Selection {
             headers: vec![HeaderName::from_static("accept-language")],
@@ -40,9 +39,9 @@ fn same(a: &CachedResponse, b: &CachedResponse) {
     assert_eq!(a.lifetimes(), b.lifetimes());
     assert_eq!(a.tags(), b.tags());
     assert_eq!(a.extra_tags, b.extra_tags);
-    assert_eq!(a.readable_key, b.readable_key);
+    assert_eq!(a.readable_key(), b.readable_key());
     assert_eq!(a.tenant, b.tenant);
-    assert_eq!(a.target, b.target);
+    assert_eq!(a.target(), b.target());
     assert_eq!(a.key, b.key);
     assert_eq!(a.variant, b.variant);
     assert_eq!(a.route, b.route);

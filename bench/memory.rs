@@ -29,6 +29,12 @@
 //! [--entries N] [--check] [--max-overhead B] [--flat-entries N] [--flat-secs S] [--rounds R]
 //! [--cachegate PATH]` (`bench/memory.sh` builds and runs it).
 
+/// The allocator of the `cachegate` binary: `calibrate` stores entries in this process, so their
+/// RSS must come from the same allocator as the proxy's.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};

@@ -11,6 +11,7 @@
 //! Purges select entries by tag, path, exact URI, path prefix or whole tenant ([`Purge`]); the
 //! admin API lists entries through [`Tiered::entries`].
 
+pub mod alloc_size;
 mod compact;
 mod fence;
 mod index;

@@ -1,0 +1,159 @@
+//! What jemalloc, the global allocator of the `cachegate` binary (the `jemalloc` feature), takes
+//! for one allocation: the weight model counts an entry's allocations with [`allocation`].
+//!
+//! jemalloc (5.3, built for 4 KiB pages as on x86-64) serves a request of `len` bytes from its
+//! size class ([`size_class`], what `malloc_usable_size` reports):
+//!
+//! - small requests, up to [`SMALL_MAX`] (14 KiB), come out of slabs of their class: 8, then
+//!   multiples of 16 up to 128, then four classes per doubling (160, 192, 224, 256, 320, ...,
+//!   10 KiB, 12 KiB, 14 KiB). A slab spans the fewest whole pages that hold a whole number of
+//!   regions, so nothing is lost at its end; its descriptor (an extent header of
+//!   [`EXTENT_HEADER`] bytes, kept apart from the slab) is shared by its regions.
+//! - larger requests get an extent of pages of their own, sized to their class (16 KiB,
+//!   20 KiB, 24 KiB, 28 KiB, 32 KiB, 40 KiB, ...) plus one page, and start at a random cache
+//!   line within the first page so that large blocks do not all contend for the same cache
+//!   sets. Only the pages written become resident: measured, a block filled to its length
+//!   costs its length plus one page on average (the random start, half a page less a cache
+//!   line on average, and the partly used last page, half a page) and its extent's header,
+//!   not its class: a block of 65,836 bytes (a 64 KiB body and its header values) adds about
+//!   70 KB of RSS, where its class is 80 KiB.
+
+/// The page size jemalloc is built for (taken from the build machine, 4 KiB on x86-64).
+pub const PAGE: usize = 4096;
+
+/// The largest small size class: larger requests get page extents of their own.
+pub const SMALL_MAX: usize = 14 * 1024;
+
+/// The descriptor of one extent (a slab or a large block), allocated apart from it.
+pub const EXTENT_HEADER: usize = 128;
+
+/// jemalloc's size class for a request of `len` bytes: what the block really spans, and what
+/// `malloc_usable_size` reports; 0 for 0.
+pub fn size_class(len: usize) -> usize {
+    match len {
+        0 => 0,
+        1..=8 => 8,
+        9..=128 => len.next_multiple_of(16),
+        _ => {
+            // Four classes per doubling: above 2^k, steps of 2^(k-2).
+            let lg = (len - 1).ilog2();
+            let step = 1usize << (lg - 2);
+            len.checked_next_multiple_of(step).unwrap_or(usize::MAX)
+        }
+    }
+}
+
+/// Regions in one slab of a small size class: a slab is the least common multiple of the
+/// class and the page, so it holds `PAGE / gcd(class, PAGE)` regions.
+fn slab_regions(class: usize) -> usize {
+    let gcd = 1usize << class.trailing_zeros().min(PAGE.trailing_zeros());
+    PAGE / gcd
+}
+
+/// The bytes a request of `len` bytes adds to the resident memory, written in full: for a
+/// small request its size class and its share of its slab's descriptor; for a large one its
+/// length, one page and its extent's descriptor (see the module's text); nothing for 0.
+pub fn allocation(len: usize) -> u64 {
+    let bytes = match len {
+        0 => 0,
+        1..=SMALL_MAX => {
+            let class = size_class(len);
+            class + EXTENT_HEADER / slab_regions(class)
+        }
+        _ => len.saturating_add(PAGE + EXTENT_HEADER),
+    };
+    bytes as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_at_their_boundaries() {
+        let classes = [
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (16, 16),
+            (17, 32),
+            (33, 48),
+            (100, 112),
+            (128, 128),
+            (129, 160),
+            (160, 160),
+            (161, 192),
+            (256, 256),
+            (257, 320),
+            (1024, 1024),
+            (1025, 1280),
+            (4096, 4096),
+            (4097, 5120),
+            (8192, 8192),
+            (8193, 10240),
+            (12289, 14336),
+            (SMALL_MAX, SMALL_MAX),
+            (SMALL_MAX + 1, 16384),
+            (16385, 20480),
+            (32769, 40960),
+            (65536, 65536),
+            (65537, 81920),
+            (1 << 20, 1 << 20),
+            ((1 << 20) + 1, 1_310_720),
+        ];
+        for (len, class) in classes {
+            assert_eq!(size_class(len), class, "len {len}");
+        }
+        assert_eq!(size_class(0), 0);
+        assert_eq!(size_class(usize::MAX), usize::MAX);
+    }
+
+    #[test]
+    fn four_classes_per_doubling_above_128() {
+        let mut classes: Vec<usize> = (1..=(1 << 16)).map(size_class).collect();
+        classes.dedup();
+        assert_eq!(&classes[..9], &[8, 16, 32, 48, 64, 80, 96, 112, 128]);
+        // 128 to 64 KiB: nine doublings.
+        assert_eq!(classes.len() - 9, 9 * 4);
+        for pair in classes.windows(2) {
+            let step = pair[1] - pair[0];
+            assert!(step >= pair[0] / 8 && step <= pair[0] / 4 + 16, "{pair:?}");
+        }
+    }
+
+    #[test]
+    fn small_requests_cost_their_class_and_a_share_of_their_slab() {
+        assert_eq!(slab_regions(8), 512);
+        assert_eq!(slab_regions(112), 256);
+        assert_eq!(slab_regions(1024), 4);
+        assert_eq!(slab_regions(1280), 16);
+        assert_eq!(slab_regions(8192), 1);
+        assert_eq!(slab_regions(10240), 2);
+        assert_eq!(slab_regions(SMALL_MAX), 2);
+        assert_eq!(allocation(0), 0);
+        assert_eq!(allocation(1), 8);
+        assert_eq!(allocation(100), 112);
+        assert_eq!(allocation(1000), 1024 + 32);
+        assert_eq!(allocation(1100), 1280 + 8);
+        assert_eq!(allocation(8192), 8192 + 128);
+        assert_eq!(allocation(8300), 10240 + 64);
+        assert_eq!(allocation(SMALL_MAX), 14336 + 64);
+    }
+
+    #[test]
+    fn large_requests_cost_their_length_a_page_and_a_descriptor() {
+        assert_eq!(allocation(SMALL_MAX + 1), 14337 + 4096 + 128);
+        assert_eq!(allocation(65536), 65536 + 4096 + 128);
+        assert_eq!(allocation(65836), 65836 + 4096 + 128);
+        assert_eq!(allocation(usize::MAX), usize::MAX as u64);
+    }
+
+    #[test]
+    fn an_allocation_never_costs_less_than_its_length() {
+        for len in (0..70_000).chain([1 << 20, (1 << 20) + 1]) {
+            assert!(allocation(len) >= len as u64, "len {len}");
+            assert!(size_class(len) >= len, "len {len}");
+            assert!(size_class(len + 1) >= size_class(len), "len {len}");
+        }
+    }
+}

@@ -9,14 +9,13 @@
 //!   10 KiB, 12 KiB, 14 KiB). A slab spans the fewest whole pages that hold a whole number of
 //!   regions, so nothing is lost at its end; its descriptor (an extent header of
 //!   [`EXTENT_HEADER`] bytes, kept apart from the slab) is shared by its regions.
-//! - larger requests get an extent of pages of their own, sized to their class (16 KiB,
-//!   20 KiB, 24 KiB, 28 KiB, 32 KiB, 40 KiB, ...) plus one page, and start at a random cache
-//!   line within the first page so that large blocks do not all contend for the same cache
-//!   sets. Only the pages written become resident: measured, a block filled to its length
-//!   costs its length plus one page on average (the random start, half a page less a cache
-//!   line on average, and the partly used last page, half a page) and its extent's header,
-//!   not its class: a block of 65,836 bytes (a 64 KiB body and its header values) adds about
-//!   70 KB of RSS, where its class is 80 KiB.
+//! - larger requests get an extent of whole pages of their own, sized to their class (16 KiB,
+//!   20 KiB, 24 KiB, 28 KiB, 32 KiB, 40 KiB, ...). jemalloc is built without its
+//!   "cache-oblivious" placement (which starts each large block at a random cache line of an
+//!   extra page, about a page more per large entry), so a block starts at its first page, and
+//!   only the pages written become resident: a block filled to its length costs its length
+//!   rounded up to whole pages and its extent's header, not its class (a 65,590-byte block
+//!   spans 17 pages of an 80 KiB extent).
 
 /// The page size jemalloc is built for (taken from the build machine, 4 KiB on x86-64).
 pub const PAGE: usize = 4096;
@@ -52,7 +51,7 @@ fn slab_regions(class: usize) -> usize {
 
 /// The bytes a request of `len` bytes adds to the resident memory, written in full: for a
 /// small request its size class and its share of its slab's descriptor; for a large one its
-/// length, one page and its extent's descriptor (see the module's text); nothing for 0.
+/// length in whole pages and its extent's descriptor (see the module's text); nothing for 0.
 pub fn allocation(len: usize) -> u64 {
     let bytes = match len {
         0 => 0,
@@ -60,7 +59,9 @@ pub fn allocation(len: usize) -> u64 {
             let class = size_class(len);
             class + EXTENT_HEADER / slab_regions(class)
         }
-        _ => len.saturating_add(PAGE + EXTENT_HEADER),
+        _ => len
+            .checked_next_multiple_of(PAGE)
+            .map_or(usize::MAX, |pages| pages.saturating_add(EXTENT_HEADER)),
     };
     bytes as u64
 }
@@ -141,10 +142,10 @@ mod tests {
     }
 
     #[test]
-    fn large_requests_cost_their_length_a_page_and_a_descriptor() {
-        assert_eq!(allocation(SMALL_MAX + 1), 14337 + 4096 + 128);
-        assert_eq!(allocation(65536), 65536 + 4096 + 128);
-        assert_eq!(allocation(65836), 65836 + 4096 + 128);
+    fn large_requests_cost_their_whole_pages_and_a_descriptor() {
+        assert_eq!(allocation(SMALL_MAX + 1), 16384 + 128);
+        assert_eq!(allocation(65536), 65536 + 128);
+        assert_eq!(allocation(65590), 69632 + 128);
         assert_eq!(allocation(usize::MAX), usize::MAX as u64);
     }
 

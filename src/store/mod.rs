@@ -239,7 +239,7 @@ pub fn path_of(target: &str) -> &str {
 
 /// Per entry, beside its `Arc`'d struct: the memory tier's slot, quick_cache's entry, hash
 /// table and queue bookkeeping for it, and the tenant queue's weak reference. Measured.
-pub const SLOT_OVERHEAD: u64 = 120;
+pub const SLOT_OVERHEAD: u64 = 170;
 
 /// Per entry, its place in the tenant's path index (which whole-tenant, path and prefix
 /// purges go through): a path is usually carried by few entries (its query and `Vary`
@@ -249,18 +249,17 @@ pub const PATH_INDEX_OVERHEAD: u64 = 64;
 
 /// Per extra tag, in the tag index: the key's slot under a (tag, tenant) that other entries
 /// carry too (a route's tag, a user's tag). Measured.
-pub const TAG_OVERHEAD: u64 = 70;
+pub const TAG_OVERHEAD: u64 = 60;
 
-/// Per byte of an entry's block, the share of allocator fragmentation it brings: a fill's
-/// transient buffers are of the body's size and leave holes between stored blocks that later
-/// blocks do not always fit. Measured through the proxy, at most [`BLOCK_SLACK_MAX`].
-pub const BLOCK_SLACK_DIVISOR: u64 = 16;
+/// The bytes the allocator takes for a request of `len` bytes: jemalloc's size classes (see
+/// `alloc_size`), the global allocator of the `cachegate` binary.
+#[cfg(feature = "jemalloc")]
+pub use alloc_size::allocation;
 
-/// The most fragmentation an entry's block is charged. Measured.
-pub const BLOCK_SLACK_MAX: u64 = 1400;
-
-/// The bytes the allocator takes for a request of `len` bytes: glibc's malloc adds an 8-byte
-/// header, rounds up to 16 bytes and hands out at least 32; nothing for 0.
+/// The bytes the allocator takes for a request of `len` bytes, in a build without jemalloc:
+/// glibc's malloc adds an 8-byte header, rounds up to 16 bytes and hands out at least 32;
+/// nothing for 0.
+#[cfg(not(feature = "jemalloc"))]
 pub fn allocation(len: usize) -> u64 {
     if len == 0 {
         0
@@ -363,9 +362,7 @@ impl CachedResponse {
     /// block, strings and the tag list of their exact length. The result only depends on
     /// immutable fields, so it is constant for an entry.
     pub fn weight(&self) -> u64 {
-        let len = (self.body.len() + self.headers.encoded_len()) as u64;
-        let slack = (len / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
-        let block = compact::blocks_cost(&self.headers, &self.body) + slack;
+        let block = compact::blocks_cost(&self.headers, &self.body);
         let tags: u64 = self
             .extra_tags
             .iter()

@@ -403,10 +403,7 @@ async fn weight_is_the_cost_of_each_part() {
         entry + SLOT_OVERHEAD + PATH_INDEX_OVERHEAD + allocation(16 + "/items\n".len()),
         "an empty entry: its struct, its slot, its place in the path index and its text"
     );
-    let block = |len: usize| {
-        let slack = (len as u64 / BLOCK_SLACK_DIVISOR).min(BLOCK_SLACK_MAX);
-        allocation(len) + allocation(24) + slack
-    };
+    let block = |len: usize| allocation(len) + allocation(24);
     let body = weight_of(1000, &[], "", &[]);
     let etag = weight_of(0, &[("etag", "\"abc\"")], "", &[]);
     let vary = weight_of(0, &[("vary", "a"), ("vary", "b")], "", &[]);

@@ -46,15 +46,18 @@ pub(crate) fn short(key: &Key) -> Short {
 #[derive(Debug)]
 enum TenantKeys {
     One(TenantScope, Keys),
-    Many(HashMap<TenantScope, Keys>),
+    Many(Box<HashMap<TenantScope, Keys>>),
 }
 
 /// Key -> number of live entries under that key that carry one (tag, tenant), or one path.
+///
+/// The table is boxed: most paths and tags have one key, and a table inline would make every
+/// bucket of the path index (one per path) three times its size.
 #[derive(Debug)]
 enum Keys {
     /// One key (a count of zero: none).
     One(Short, u32),
-    Many(HashMap<Short, u32>),
+    Many(Box<HashMap<Short, u32>>),
 }
 
 /// A path in the path index: the path of the entry that first brought it, whose text
@@ -349,7 +352,7 @@ impl TenantKeys {
                 let mut map = HashMap::with_capacity(2);
                 map.insert(held.clone(), std::mem::replace(keys, Keys::One(key, 0)));
                 map.insert(tenant.clone(), Keys::One(key, 1));
-                *self = TenantKeys::Many(map);
+                *self = TenantKeys::Many(Box::new(map));
             }
             TenantKeys::Many(map) => match map.get_mut(tenant) {
                 Some(keys) => keys.add(key),
@@ -425,7 +428,7 @@ impl Keys {
                 let mut map = HashMap::with_capacity(2);
                 map.insert(*held, *count);
                 map.insert(key, 1);
-                *self = Keys::Many(map);
+                *self = Keys::Many(Box::new(map));
             }
             Keys::Many(map) => *map.entry(key).or_insert(0) += 1,
         }

@@ -705,8 +705,8 @@ fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
         .enable_all()
         .build()?;
     let entry = |i: u64| {
-        // As a fill builds it: a tenant and path of its own, the key's digest.
-        let tenant = TenantScope::one(TENANT);
+        // As a fill builds it: the tenant id the store shares, a path of its own, the key's digest.
+        let tenant = store.interned_tenant(TenantScope::one(TENANT));
         let target = format!("/m/100/k-{i}");
         let tags: Vec<Tag> = if level >= 2 {
             vec![Tag::parse("items")]

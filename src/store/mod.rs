@@ -239,7 +239,7 @@ pub fn path_of(target: &str) -> &str {
 
 /// Per entry, beside its `Arc`'d struct: the memory tier's slot, quick_cache's entry, hash
 /// table and queue bookkeeping for it, and the tenant queue's weak reference. Measured.
-pub const SLOT_OVERHEAD: u64 = 130;
+pub const SLOT_OVERHEAD: u64 = 100;
 
 /// Per entry, its place in the tenant's path index (which whole-tenant, path and prefix
 /// purges go through): a path is usually carried by few entries (its query and `Vary`
@@ -249,7 +249,7 @@ pub const PATH_INDEX_OVERHEAD: u64 = 64;
 
 /// Per extra tag, in the tag index: the key's slot under a (tag, tenant) that other entries
 /// carry too (a route's tag, a user's tag). Measured.
-pub const TAG_OVERHEAD: u64 = 55;
+pub const TAG_OVERHEAD: u64 = 45;
 
 /// The bytes the allocator takes for a request of `len` bytes: jemalloc's size classes (see
 /// `alloc_size`), the global allocator of the `cachegate` binary.

@@ -46,6 +46,8 @@ pub(crate) fn short(key: &Key) -> Short {
 #[derive(Debug)]
 enum TenantKeys {
     One(TenantScope, Keys),
+    // Boxed on purpose: the enum stays small for the common inline case (see `Keys`).
+    #[allow(clippy::box_collection)]
     Many(Box<HashMap<TenantScope, Keys>>),
 }
 
@@ -57,6 +59,7 @@ enum TenantKeys {
 enum Keys {
     /// One key (a count of zero: none).
     One(Short, u32),
+    #[allow(clippy::box_collection)]
     Many(Box<HashMap<Short, u32>>),
 }
 

@@ -20,8 +20,10 @@ use http::{HeaderMap, HeaderValue};
 
 /// Names written as one byte: the index in this table, plus one (zero marks a name written
 /// out). The order is part of the encoding of an entry in memory only: shared tiers encode
-/// headers by name.
-static STANDARD: [HeaderName; 71] = [
+/// headers by name. Besides the standard names, those that API frameworks and their
+/// middleware commonly send: a name in the table costs a hit nothing, one written out is
+/// copied into a name of its own on every hit.
+static STANDARD: [HeaderName; 89] = [
     header::ACCEPT,
     header::ACCEPT_CHARSET,
     header::ACCEPT_ENCODING,
@@ -93,6 +95,24 @@ static STANDARD: [HeaderName; 71] = [
     header::WARNING,
     header::WWW_AUTHENTICATE,
     header::X_CONTENT_TYPE_OPTIONS,
+    header::X_DNS_PREFETCH_CONTROL,
+    header::X_FRAME_OPTIONS,
+    header::X_XSS_PROTECTION,
+    HeaderName::from_static("cross-origin-embedder-policy"),
+    HeaderName::from_static("cross-origin-opener-policy"),
+    HeaderName::from_static("cross-origin-resource-policy"),
+    HeaderName::from_static("permissions-policy"),
+    HeaderName::from_static("server-timing"),
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("x-correlation-id"),
+    HeaderName::from_static("x-runtime"),
+    HeaderName::from_static("x-total-count"),
+    HeaderName::from_static("x-ratelimit-limit"),
+    HeaderName::from_static("x-ratelimit-remaining"),
+    HeaderName::from_static("x-ratelimit-reset"),
+    HeaderName::from_static("ratelimit-policy"),
+    HeaderName::from_static("surrogate-key"),
 ];
 
 /// The high bit of a record's first byte: the value is sensitive (`HeaderValue::is_sensitive`).

@@ -164,7 +164,7 @@ fn weight(body: &[u8], coding: Option<&str>) -> u64 {
         stale_while_revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
         stale_if_error_until: UnixMillis::now().plus(Duration::from_secs(60)),
         revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
-        extra_tags: Box::new([]),
+        extra_tags: Default::default(),
         tenant: TenantScope::one("42"),
         text: EntryText::new(
             "/api/faculty/",

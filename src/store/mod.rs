@@ -28,7 +28,10 @@ mod variants;
 mod tests;
 
 use std::sync::Arc;
+
+use arcstr::ArcStr;
 use std::time::Duration;
+use thin_vec::ThinVec;
 
 use crate::clock::UnixMillis;
 use crate::policy::freshness::Lifetimes;
@@ -66,14 +69,15 @@ pub const FORMAT_VERSION: u32 = 6;
 pub enum TenantScope {
     /// Entries of routes that are not keyed by tenant (public routes, `tenant = "none"`).
     Shared,
-    /// One tenant's entries, by its validated id.
-    One(Arc<str>),
+    /// One tenant's entries, by its validated id (a thin shared string: eight bytes in every
+    /// entry).
+    One(ArcStr),
 }
 
 impl TenantScope {
     /// The scope of one tenant id.
     pub fn one(id: &str) -> TenantScope {
-        TenantScope::One(Arc::from(id))
+        TenantScope::One(ArcStr::from(id))
     }
 
     /// The tenant id, `None` for the shared scope.
@@ -128,7 +132,7 @@ pub struct CachedResponse {
     /// The tags the entry carries beyond the two every entry carries (the whole-tenant tag
     /// and its path tag): the route's tags and the user tag, all scoped to `tenant`. Use
     /// [`CachedResponse::tags`] for the whole list.
-    pub extra_tags: Box<[Tag]>,
+    pub extra_tags: ThinVec<Tag>,
     /// The tenant the entry belongs to.
     pub tenant: TenantScope,
     /// The target the entry was filled from and the readable form of its key.
@@ -150,7 +154,7 @@ pub struct CachedResponse {
 /// its path tag) and the human-readable form of its key (for logs and the admin API), in one
 /// allocation that the memory tier's path index shares.
 #[derive(Clone, PartialEq, Eq)]
-pub struct EntryText(Arc<str>);
+pub struct EntryText(ArcStr);
 
 /// Between the target and the readable key: a request target cannot hold a line break.
 const TEXT_SEPARATOR: char = '\n';
@@ -167,7 +171,7 @@ impl EntryText {
         }
         text.push(TEXT_SEPARATOR);
         text.push_str(readable_key);
-        EntryText(Arc::from(text))
+        EntryText(ArcStr::from(text))
     }
 
     /// The normalized `path` or `path?query` the entry was filled from.
@@ -211,14 +215,15 @@ impl std::fmt::Debug for EntryText {
 /// Splits a list of tags as a fill or a shared tier gives them into what an entry lists: the
 /// whole-tenant and path tags are implied by the entry's tenant and target, so they are left
 /// out, and so is a repeated tag.
-pub fn extra_tags<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> Box<[Tag]> {
-    let mut out: Vec<Tag> = Vec::new();
+pub fn extra_tags<'a>(tags: impl IntoIterator<Item = &'a Tag>) -> ThinVec<Tag> {
+    let mut out: ThinVec<Tag> = ThinVec::new();
     for tag in tags {
         if !matches!(tag, Tag::Tenant | Tag::Path(_)) && !out.contains(tag) {
             out.push(tag.clone());
         }
     }
-    out.into_boxed_slice()
+    out.shrink_to_fit();
+    out
 }
 
 /// The path part (up to the `?`) of a target.
@@ -239,7 +244,7 @@ pub fn path_of(target: &str) -> &str {
 
 /// Per entry, beside its `Arc`'d struct: the memory tier's slot, quick_cache's entry, hash
 /// table and queue bookkeeping for it, and the tenant queue's weak reference. Measured.
-pub const SLOT_OVERHEAD: u64 = 100;
+pub const SLOT_OVERHEAD: u64 = 90;
 
 /// Per entry, its place in the tenant's path index (which whole-tenant, path and prefix
 /// purges go through): a path is usually carried by few entries (its query and `Vary`
@@ -249,7 +254,7 @@ pub const PATH_INDEX_OVERHEAD: u64 = 64;
 
 /// Per extra tag, in the tag index: the key's slot under a (tag, tenant) that other entries
 /// carry too (a route's tag, a user's tag). Measured.
-pub const TAG_OVERHEAD: u64 = 45;
+pub const TAG_OVERHEAD: u64 = 40;
 
 /// The bytes the allocator takes for a request of `len` bytes: jemalloc's size classes (see
 /// `alloc_size`), the global allocator of the `cachegate` binary.
@@ -271,8 +276,11 @@ pub fn allocation(len: usize) -> u64 {
 /// The shared handle a `Bytes` block gets once it is sliced (see `compact`).
 pub(crate) const SHARED_BYTES_HANDLE: usize = 24;
 
-/// Bytes of an `Arc` header (strong and weak counts).
+/// Bytes of an `Arc` header (strong and weak counts), or of an `ArcStr`'s (count and length).
 const ARC_HEADER: usize = 16;
+
+/// Bytes of a `ThinVec`'s header (length and capacity).
+const THIN_HEADER: usize = 16;
 
 impl CachedResponse {
     /// The path the entry was filled from: its target up to the `?`.
@@ -373,7 +381,11 @@ impl CachedResponse {
                 Tag::Tenant => TAG_OVERHEAD,
             })
             .sum();
-        let tag_list = allocation(std::mem::size_of_val::<[Tag]>(&self.extra_tags));
+        // A thin list: its length and capacity live in its allocation; an empty one has none.
+        let tag_list = match self.extra_tags.len() {
+            0 => 0,
+            n => allocation(THIN_HEADER + n * std::mem::size_of::<Tag>()),
+        };
         allocation(ARC_HEADER + std::mem::size_of::<CachedResponse>())
             + SLOT_OVERHEAD
             + PATH_INDEX_OVERHEAD

@@ -114,7 +114,7 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
     let route = u32::try_from(r.u64()?).map_err(|_| DecodeError("bad route"))?;
     let tenant = match r.u8()? {
         0 => TenantScope::Shared,
-        1 => TenantScope::One(Arc::from(r.str()?)),
+        1 => TenantScope::one(r.str()?),
         _ => return Err(DecodeError("bad tenant")),
     };
     let target = r.str()?;

@@ -18,7 +18,7 @@ fn entry(body: Vec<u8>) -> CachedResponse {
         stale_while_revalidate_until: UnixMillis(1_700_000_090_000),
         stale_if_error_until: UnixMillis(1_700_000_660_000),
         revalidate_until: UnixMillis(1_700_001_260_000),
-        extra_tags: Box::new([Tag::user("bob"), Tag::parse("faculty:12")]),
+        extra_tags: crate::store::extra_tags(&[Tag::user("bob"), Tag::parse("faculty:12")]),
         tenant,
         text: EntryText::new("/api/items?a=1", "GET /api/items?a=1"),
         key: Key([7; 32]),
@@ -78,7 +78,7 @@ fn incompressible_body_is_stored_raw() {
 fn shared_scope_and_no_variant_roundtrip() {
     let mut e = entry(Vec::new());
     e.tenant = TenantScope::Shared;
-    e.extra_tags = Box::new([]);
+    e.extra_tags = Default::default();
     e.variant = None;
     same(&decode_entry(&encode_entry(&e, 0)).unwrap(), &e);
 }

@@ -130,9 +130,16 @@ pub struct StoredHeaders {
 }
 
 impl StoredHeaders {
-    /// Number of headers (a name with two values counts twice). Counts the records.
+    /// Number of headers (a name with two values counts twice). Walks the records' framing
+    /// only: no name or value is built.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        let mut count = 0;
+        let mut at = 0;
+        while let Some(frame) = frame(&self.records, at) {
+            count += 1;
+            at = frame.value.end;
+        }
+        count
     }
 
     pub fn is_empty(&self) -> bool {
@@ -185,31 +192,53 @@ pub struct Records<'a> {
     at: usize,
 }
 
+/// One record's framing: where its written-out name is (`None` for a table name, whose code
+/// is the record's first byte less the sensitive bit), where its value is, and where the next
+/// record starts.
+struct Frame {
+    first: u8,
+    name: Option<std::ops::Range<usize>>,
+    value: std::ops::Range<usize>,
+}
+
+/// The framing of the record at `at`, without building its name or value.
+fn frame(bytes: &[u8], mut at: usize) -> Option<Frame> {
+    let first = *bytes.get(at)?;
+    at += 1;
+    let name = if first & !SENSITIVE == 0 {
+        let len = usize::from(*bytes.get(at)?);
+        let range = at + 1..at + 1 + len;
+        bytes.get(range.clone())?;
+        at = range.end;
+        Some(range)
+    } else {
+        None
+    };
+    let (len, used) = read_len(bytes.get(at..)?)?;
+    at += used;
+    let end = at.checked_add(len).filter(|end| *end <= bytes.len())?;
+    Some(Frame {
+        first,
+        name,
+        value: at..end,
+    })
+}
+
 impl Iterator for Records<'_> {
     type Item = (HeaderName, HeaderValue);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let bytes = &self.records[..];
-        let first = *bytes.get(self.at)?;
-        self.at += 1;
-        let code = usize::from(first & !SENSITIVE);
-        let name = if code == 0 {
-            let len = usize::from(*bytes.get(self.at)?);
-            let name = HeaderName::from_bytes(bytes.get(self.at + 1..self.at + 1 + len)?).ok()?;
-            self.at += 1 + len;
-            name
-        } else {
-            STANDARD.get(code - 1)?.clone()
+        let Frame { first, name, value } = frame(self.records, self.at)?;
+        let name = match name {
+            Some(range) => HeaderName::from_bytes(&self.records[range]).ok()?,
+            None => STANDARD.get(usize::from(first & !SENSITIVE) - 1)?.clone(),
         };
-        let (len, used) = read_len(bytes.get(self.at..)?)?;
-        self.at += used;
-        let end = self.at.checked_add(len).filter(|end| *end <= bytes.len())?;
         // The records were written from valid values, so the check never refuses one; if it
         // did, the iteration ends rather than answer a header that was not stored.
-        let mut value = HeaderValue::from_maybe_shared(self.records.slice(self.at..end)).ok()?;
-        value.set_sensitive(first & SENSITIVE != 0);
-        self.at = end;
-        Some((name, value))
+        let mut header = HeaderValue::from_maybe_shared(self.records.slice(value.clone())).ok()?;
+        header.set_sensitive(first & SENSITIVE != 0);
+        self.at = value.end;
+        Some((name, header))
     }
 }
 

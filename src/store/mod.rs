@@ -153,16 +153,32 @@ pub struct CachedResponse {
 /// An entry's target (the normalized `path` or `path?query` it was filled from, whose path is
 /// its path tag) and the human-readable form of its key (for logs and the admin API), in one
 /// allocation that the memory tier's path index shares.
+///
+/// The readable key names the target (`cg:v1 host t=42 GET /items?a=1 ...`), so when the
+/// target can be read back from it, as it can for every key `policy::cache_key::readable`
+/// writes, only the readable key is kept; otherwise the text is the target, a line break and
+/// the readable key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EntryText(ArcStr);
 
 /// Between the target and the readable key: a request target cannot hold a line break.
 const TEXT_SEPARATOR: char = '\n';
 
+/// The target a readable key names: the word after its method class (words are separated by
+/// single spaces, which no word of a readable key holds).
+fn named_target(readable_key: &str) -> Option<&str> {
+    let mut words = readable_key.split(' ');
+    words.find(|word| *word == "GET")?;
+    words.next()
+}
+
 impl EntryText {
     /// The text of `target` and `readable_key`. A line break in the target (which no request
     /// target can hold) is written percent-encoded, as a request would carry it.
     pub fn new(target: &str, readable_key: &str) -> EntryText {
+        if !readable_key.contains(TEXT_SEPARATOR) && named_target(readable_key) == Some(target) {
+            return EntryText(ArcStr::from(readable_key));
+        }
         let mut text = String::with_capacity(target.len() + 1 + readable_key.len());
         if target.contains(TEXT_SEPARATOR) {
             text.push_str(&target.replace(TEXT_SEPARATOR, "%0A"));
@@ -176,16 +192,17 @@ impl EntryText {
 
     /// The normalized `path` or `path?query` the entry was filled from.
     pub fn target(&self) -> &str {
-        self.0
-            .split_once(TEXT_SEPARATOR)
-            .map_or(&*self.0, |(target, _)| target)
+        match self.0.split_once(TEXT_SEPARATOR) {
+            Some((target, _)) => target,
+            None => named_target(&self.0).unwrap_or(""),
+        }
     }
 
     /// The human-readable form of the entry's key.
     pub fn readable_key(&self) -> &str {
         self.0
             .split_once(TEXT_SEPARATOR)
-            .map_or("", |(_, readable)| readable)
+            .map_or(&*self.0, |(_, readable)| readable)
     }
 
     /// The path part (up to the `?`) of the target.

@@ -682,3 +682,29 @@ fn the_entry_struct_stays_in_its_size_class() {
         std::mem::size_of::<CachedResponse>()
     );
 }
+
+#[test]
+fn entry_text_keeps_a_target_its_readable_key_names_once() {
+    let readable = "cg:v1 api.example.com t=42 GET /items?a=1&b=2 accept-language=\"fr\"";
+    let text = EntryText::new("/items?a=1&b=2", readable);
+    assert_eq!(
+        text.len(),
+        readable.len(),
+        "the target is read from the key"
+    );
+    assert_eq!(text.target(), "/items?a=1&b=2");
+    assert_eq!(text.path(), "/items");
+    assert_eq!(text.readable_key(), readable);
+
+    // A key that does not name the target as given: both are kept.
+    for (target, readable) in [
+        ("/items", "cg:v1 h t=42 GET /other"),
+        ("/items", "free text"),
+        ("/a\nb", "cg:v1 h GET /a\nb"),
+        ("/items", ""),
+    ] {
+        let text = EntryText::new(target, readable);
+        assert_eq!(text.target(), target.replace('\n', "%0A"));
+        assert_eq!(text.readable_key(), readable);
+    }
+}

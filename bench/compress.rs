@@ -10,8 +10,9 @@
 use bytes::Bytes;
 use cachegate::clock::UnixMillis;
 use cachegate::compress;
+use cachegate::policy::freshness::Lifetimes;
 use cachegate::policy::Key;
-use cachegate::store::{compact, CachedResponse, EntryText, TenantScope};
+use cachegate::store::{compact, CachedResponse, EntryParts, EntryText, TenantScope};
 use std::hint::black_box;
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -154,16 +155,20 @@ fn weight(body: &[u8], coding: Option<&str>) -> u64 {
         );
         headers.insert("vary", http::HeaderValue::from_static("Accept-Encoding"));
     }
-    let (headers, body) = compact(&headers, [Bytes::copy_from_slice(body)].iter());
-    let entry = CachedResponse {
-        status: http::StatusCode::OK,
-        headers,
-        body,
+    let content = compact(
+        http::StatusCode::OK,
+        &headers,
+        [Bytes::copy_from_slice(body)].iter(),
+    );
+    let entry = CachedResponse::from(EntryParts {
+        content,
         stored_at: UnixMillis::now(),
-        fresh_until: UnixMillis::now().plus(Duration::from_secs(60)),
-        stale_while_revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
-        stale_if_error_until: UnixMillis::now().plus(Duration::from_secs(60)),
-        revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
+        lifetimes: Lifetimes {
+            fresh_until: UnixMillis::now().plus(Duration::from_secs(60)),
+            stale_while_revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
+            stale_if_error_until: UnixMillis::now().plus(Duration::from_secs(60)),
+            revalidate_until: UnixMillis::now().plus(Duration::from_secs(60)),
+        },
         extra_tags: Default::default(),
         tenant: TenantScope::one("42"),
         text: EntryText::new(
@@ -173,6 +178,6 @@ fn weight(body: &[u8], coding: Option<&str>) -> u64 {
         key: Key([7; 32]),
         variant: None,
         route: 0,
-    };
+    });
     entry.weight()
 }

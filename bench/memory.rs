@@ -679,9 +679,11 @@ fn calibrate(opts: &Options) -> Result<(), Error> {
 /// Stores `entries / 4` entries, then `entries` more, and prints the RSS growth and the growth
 /// of counted bytes per entry of the second batch.
 fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
+    use cachegate::policy::freshness::Lifetimes;
     use cachegate::policy::Key;
     use cachegate::store::{
-        compact, extra_tags, CachedResponse, EntryText, MemoryOptions, Tag, TenantScope, Tiered,
+        compact, extra_tags, CachedResponse, EntryParts, EntryText, MemoryOptions, Tag,
+        TenantScope, Tiered,
     };
     let level = SCENARIOS
         .iter()
@@ -713,27 +715,27 @@ fn calibrate_one(scenario: &str, entries: u64) -> Result<(), Error> {
         } else {
             Vec::new()
         };
-        let (headers, body) = compact(&headers, &body);
+        let content = compact(http::StatusCode::OK, &headers, &body);
         let key = Key(*blake3::hash(&i.to_le_bytes()).as_bytes());
         let readable_key = format!("cg:v1 127.0.0.1:18080 t={TENANT} GET {target}");
         let now = cachegate::clock::UnixMillis::now();
         let later = now.plus(Duration::from_secs(3600));
-        Arc::new(CachedResponse {
-            status: http::StatusCode::OK,
-            headers,
-            body,
+        Arc::new(CachedResponse::from(EntryParts {
+            content,
             stored_at: now,
-            fresh_until: later,
-            stale_while_revalidate_until: later,
-            stale_if_error_until: later,
-            revalidate_until: later,
+            lifetimes: Lifetimes {
+                fresh_until: later,
+                stale_while_revalidate_until: later,
+                stale_if_error_until: later,
+                revalidate_until: later,
+            },
             extra_tags: extra_tags(&tags),
             tenant,
             text: EntryText::new(&target, &readable_key),
             key,
             variant: None,
             route: 0,
-        })
+        }))
     };
     let pid = std::process::id();
     runtime.block_on(async {

@@ -602,10 +602,10 @@ fn from_entry(
     let body = if head {
         ProxyBody::empty()
     } else {
-        ProxyBody::Full(Some(entry.body.clone()))
+        ProxyBody::Full(Some(entry.body().clone()))
     };
     let mut response = Response::new(body);
-    *response.status_mut() = entry.status;
+    *response.status_mut() = entry.status();
     *response.headers_mut() = headers;
     if let Some(now) = now {
         response

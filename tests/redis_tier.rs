@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cachegate::clock::UnixMillis;
+use cachegate::policy::freshness::Lifetimes;
 use cachegate::policy::vary::Selection;
 use cachegate::store::shared::{
     Breaker, Lease, LeaseWait, SharedError, SharedEvent, SharedOptions, SharedStored, SharedTier,
 };
 use cachegate::store::{
-    compact, extra_tags, stored, CachedResponse, EntryText, Key, Purge, PurgeScope, Tag,
-    TenantScope,
+    compact, extra_tags, stored, CachedResponse, EntryParts, EntryText, Key, Purge, PurgeScope,
+    Tag, TenantScope,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use redis_support::{RedisCluster, RedisServer};
@@ -85,24 +86,28 @@ fn entry(tenant: &TenantScope, target: &str, tags: &[&str], body: &[u8]) -> Cach
     let extra: Vec<Tag> = tags.iter().map(|t| Tag::parse(t)).collect();
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("text/plain"));
-    let (headers, body) = compact(&headers, [Bytes::copy_from_slice(body)].iter());
+    let content = compact(
+        StatusCode::OK,
+        &headers,
+        [Bytes::copy_from_slice(body)].iter(),
+    );
     let now = UnixMillis::now();
-    CachedResponse {
-        status: StatusCode::OK,
-        headers,
-        body,
+    CachedResponse::from(EntryParts {
+        content,
         stored_at: now,
-        fresh_until: now.plus(Duration::from_secs(60)),
-        stale_while_revalidate_until: now.plus(Duration::from_secs(60)),
-        stale_if_error_until: now.plus(Duration::from_secs(60)),
-        revalidate_until: now.plus(Duration::from_secs(60)),
+        lifetimes: Lifetimes {
+            fresh_until: now.plus(Duration::from_secs(60)),
+            stale_while_revalidate_until: now.plus(Duration::from_secs(60)),
+            stale_if_error_until: now.plus(Duration::from_secs(60)),
+            revalidate_until: now.plus(Duration::from_secs(60)),
+        },
         extra_tags: extra_tags(&extra),
         tenant: tenant.clone(),
         text: EntryText::new(target, &format!("GET {target}")),
         key: key(&format!("{tenant:?} {target}")),
         variant: None,
         route: 0,
-    }
+    })
 }
 
 fn until() -> UnixMillis {
@@ -140,8 +145,8 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
         .await
         .unwrap();
     let got = found.entry.unwrap();
-    assert_eq!(got.body, plain.body);
-    assert_eq!(got.headers, plain.headers);
+    assert_eq!(got.body(), plain.body());
+    assert_eq!(got.headers(), plain.headers());
     assert_eq!(got.tags(), plain.tags());
     assert_eq!(found.key, Some(plain.key));
     assert!(found.varies.is_none() && !found.stale);
@@ -169,7 +174,7 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
         .unwrap();
     assert_eq!(found.varies.as_deref(), Some(&selection));
     assert_eq!(found.key, Some(key("variant-fr")));
-    assert_eq!(found.entry.unwrap().body, Bytes::from_static(b"bonjour"));
+    assert_eq!(found.entry.unwrap().body(), Bytes::from_static(b"bonjour"));
 
     // No longer varying.
     tier.store_vary(&t, &primary, None, until()).await.unwrap();
@@ -181,11 +186,13 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
 
     // Metadata update keeps the body.
     let mut fresher = plain.clone();
-    fresher.fresh_until = plain.fresh_until.plus(Duration::from_secs(30));
-    let mut headers = fresher.headers.to_map();
+    let mut lifetimes = plain.lifetimes();
+    lifetimes.fresh_until = plain.fresh_until().plus(Duration::from_secs(30));
+    fresher.set_lifetimes(lifetimes);
+    let mut headers = fresher.headers().to_map();
     headers.insert("etag", HeaderValue::from_static("\"v2\""));
-    fresher.headers = stored(&headers);
-    fresher.body = Bytes::new();
+    // Headers only: the update keeps the stored body.
+    fresher.content = stored(&headers);
     assert!(tier.update_meta(&fresher, until()).await.unwrap());
     let got = tier
         .lookup(&t, &plain.key, &|_: &Selection| unreachable!())
@@ -193,9 +200,9 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
         .unwrap()
         .entry
         .unwrap();
-    assert_eq!(got.body, plain.body);
-    assert_eq!(got.fresh_until, fresher.fresh_until);
-    assert_eq!(got.headers.get(&http::header::ETAG).unwrap(), "\"v2\"");
+    assert_eq!(got.body(), plain.body());
+    assert_eq!(got.fresh_until(), fresher.fresh_until());
+    assert_eq!(got.headers().get(&http::header::ETAG).unwrap(), "\"v2\"");
     let gone = entry(&t, "/never", &[], b"");
     assert!(!tier.update_meta(&gone, until()).await.unwrap());
 

@@ -23,8 +23,8 @@ use crate::policy::vary::{self, Selection, VaryRules};
 use crate::policy::Key;
 use crate::single_flight::{Leader, Role, Wait};
 use crate::store::{
-    compact, extra_tags, CachedResponse, EntryText, Held, LeaseDecision, LeaseWait, Source,
-    StoreOutcome, Tag, TagKey, TenantScope, VaryState,
+    compact, extra_tags, CachedResponse, EntryParts, EntryText, Held, LeaseDecision, LeaseWait,
+    Source, StoreOutcome, Tag, TagKey, TenantScope, VaryState,
 };
 use crate::upstream::ClientInfo;
 use fetch::{fetch, Expect, Fetched};
@@ -367,7 +367,7 @@ impl Proxy {
         // Validators go on fills on behalf of the cache only (the client's own conditional
         // headers never do): a `304` then refreshes the held entry without a body.
         let conditional = miss.held.as_ref().is_some_and(|held| {
-            add_validators(request.headers_mut(), &held.entry.headers.to_map())
+            add_validators(request.headers_mut(), &held.entry.headers().to_map())
         });
         let config = &self.inner.config;
         let readable_key = cache_key::readable(&KeyParts {
@@ -556,7 +556,7 @@ async fn run_fill(
         let facts = freshness::EntryFacts {
             lifetimes: held.entry.lifetimes(),
             soft_purged: held.soft_purged,
-            has_validators: freshness::has_validators(&held.entry.headers.to_map()),
+            has_validators: freshness::has_validators(&held.entry.headers().to_map()),
             route_revalidates: freshness.serves_while_revalidating(),
         };
         let now = UnixMillis::now();
@@ -670,16 +670,10 @@ async fn run_fill(
             }
             // The entry owns what it stores: nothing in it may keep a connection's read
             // buffer alive (issue 12). Strings and lists are of their exact length too.
-            let (headers, body) = compact(&headers, body.chunks.iter());
-            let entry = Arc::new(CachedResponse {
-                status: parts.status,
-                headers,
-                body,
+            let entry = Arc::new(CachedResponse::from(EntryParts {
+                content: compact(parts.status, &headers, body.chunks.iter()),
                 stored_at,
-                fresh_until: lifetimes.fresh_until,
-                stale_while_revalidate_until: lifetimes.stale_while_revalidate_until,
-                stale_if_error_until: lifetimes.stale_if_error_until,
-                revalidate_until: lifetimes.revalidate_until,
+                lifetimes,
                 extra_tags: extra_tags(tags.iter().map(|t| &t.tag)),
                 // Entries of one tenant share one copy of its id.
                 tenant: inner.store.interned_tenant(tenant),
@@ -688,7 +682,7 @@ async fn run_fill(
                 variant,
                 // Route ids are handed out one by one from zero.
                 route: u32::try_from(route).unwrap_or(u32::MAX),
-            });
+            }));
             let fill =
                 store_and_publish(&inner, leader, shared_ticket.as_ref(), &mut lease, &entry).await;
             tracing::debug!(key = %entry.key.short_hex(), fill = ?fill, "filled");

@@ -64,7 +64,7 @@ impl Proxy {
         let facts = freshness::EntryFacts {
             lifetimes: held.entry.lifetimes(),
             soft_purged: held.soft_purged,
-            has_validators: freshness::has_validators(&held.entry.headers.to_map()),
+            has_validators: freshness::has_validators(&held.entry.headers().to_map()),
             route_revalidates: cacheable.route.freshness.serves_while_revalidating(),
         };
         let mut usability = freshness::usability(&facts, Situation::Lookup, now);

@@ -52,7 +52,9 @@ pub(super) fn entry_use(
     let stored = Stored {
         age: entry.age(now).as_secs(),
         lifetime: entry.ttl().as_secs(),
-        stale_forbidden: freshness::stale_forbidden(&directives::response(&entry.headers.to_map())),
+        stale_forbidden: freshness::stale_forbidden(&directives::response(
+            &entry.headers().to_map(),
+        )),
     };
     request::decide(&asked, Some(stored))
 }
@@ -80,7 +82,9 @@ pub(super) fn held_use(
     let stored = Stored {
         age: entry.age(now).as_secs(),
         lifetime: entry.ttl().as_secs(),
-        stale_forbidden: freshness::stale_forbidden(&directives::response(&entry.headers.to_map())),
+        stale_forbidden: freshness::stale_forbidden(&directives::response(
+            &entry.headers().to_map(),
+        )),
     };
     Some(request::decide_held(
         &asked,
@@ -122,12 +126,12 @@ pub(super) fn respond(
     let conditional =
         headers.contains_key(IF_NONE_MATCH) || headers.contains_key(IF_MODIFIED_SINCE);
     if !conditional && !headers.contains_key(RANGE) {
-        return from_entry(entry, entry.headers.to_map(), head, now);
+        return from_entry(entry, entry.headers().to_map(), head, now);
     }
-    let stored = entry.headers.to_map();
+    let stored = entry.headers().to_map();
     // RFC 9110 §13.2.1: preconditions apply only where the answer would be a 2xx.
     if conditional
-        && entry.status.is_success()
+        && entry.status().is_success()
         && conditional::evaluate(method, headers, &stored) == conditional::Evaluation::NotModified
     {
         let mut response = Response::new(ProxyBody::empty());
@@ -140,12 +144,12 @@ pub(super) fn respond(
         }
         return response;
     }
-    let len = entry.body.len() as u64;
-    match range::evaluate(method, headers, entry.status, &stored, len) {
+    let len = entry.body().len() as u64;
+    match range::evaluate(method, headers, entry.status(), &stored, len) {
         range::Ranged::Full => from_entry(entry, stored, head, now),
         range::Ranged::Partial { start, end } => {
             let mut response = from_entry(entry, stored, head, now);
-            let body = entry.body.slice(start as usize..=end as usize);
+            let body = entry.body().slice(start as usize..=end as usize);
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
             let h = response.headers_mut();
             h.insert(CONTENT_RANGE, range::content_range(start, end, len));

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName};
 
 use super::{allocation, SHARED_BYTES_HANDLE};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, StatusCode};
 
 /// Names written as one byte: the index in this table, plus one (zero marks a name written
 /// out). The order is part of the encoding of an entry in memory only: shared tiers encode
@@ -118,24 +118,27 @@ static STANDARD: [HeaderName; 89] = [
 /// The high bit of a record's first byte: the value is sensitive (`HeaderValue::is_sensitive`).
 const SENSITIVE: u8 = 0x80;
 
-/// An entry's headers, encoded in its block after the body.
+/// An entry's headers, encoded in its block after the body: a view of the records, which
+/// costs nothing to take.
 ///
 /// Each header is one record, in the order of the map it was made from: a byte holding the
 /// name's place in the table of standard names plus one (zero for a name written out, then its
 /// length in one byte and its bytes; the high bit marks a sensitive value), the value's length
-/// (LEB128) and the value's bytes. Cloning costs a reference count.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct StoredHeaders {
-    records: Bytes,
+/// (LEB128) and the value's bytes.
+#[derive(Clone, Copy)]
+pub struct StoredHeaders<'a> {
+    /// The block the records are in, from `start` to its end.
+    block: &'a Bytes,
+    start: usize,
 }
 
-impl StoredHeaders {
+impl<'a> StoredHeaders<'a> {
     /// Number of headers (a name with two values counts twice). Walks the records' framing
     /// only: no name or value is built.
     pub fn len(&self) -> usize {
         let mut count = 0;
-        let mut at = 0;
-        while let Some(frame) = frame(&self.records, at) {
+        let mut at = self.start;
+        while let Some(frame) = frame(self.block, at) {
             count += 1;
             at = frame.value.end;
         }
@@ -143,20 +146,25 @@ impl StoredHeaders {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.start >= self.block.len()
     }
 
-    /// The bytes of the encoded records (names, values and their few bytes of framing).
+    /// The encoded records (names, values and their few bytes of framing).
+    pub fn encoded(&self) -> &'a [u8] {
+        self.block.get(self.start..).unwrap_or_default()
+    }
+
+    /// The bytes of the encoded records.
     pub fn encoded_len(&self) -> usize {
-        self.records.len()
+        self.encoded().len()
     }
 
     /// The headers in their stored order. A standard name is a constant and a value a slice
     /// of the block; only a name outside the standard table is copied.
-    pub fn iter(&self) -> Records<'_> {
+    pub fn iter(&self) -> Records<'a> {
         Records {
-            records: &self.records,
-            at: 0,
+            records: self.block,
+            at: self.start,
         }
     }
 
@@ -180,7 +188,15 @@ impl StoredHeaders {
     }
 }
 
-impl std::fmt::Debug for StoredHeaders {
+impl PartialEq for StoredHeaders<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.encoded() == other.encoded()
+    }
+}
+
+impl Eq for StoredHeaders<'_> {}
+
+impl std::fmt::Debug for StoredHeaders<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
@@ -300,16 +316,104 @@ fn records_len(headers: &HeaderMap) -> usize {
         .sum()
 }
 
-/// Copies `headers` and the body (its chunks, in order) into allocations of exactly their
-/// size: one block with the body first and the header records after it, or, where the
-/// allocator would round that block up by more than a second allocation costs (a body just
-/// under one of its size classes), the body and the records each in a block of its own. The
-/// body returned and every value the headers give out are slices of those blocks, so nothing
-/// refers to the buffers they came from.
+/// A response as stored: its status, and its body and headers in one block with the body
+/// first and the header records after it, or, where the allocator would round that block up by more than a second
+/// block costs (a body just under one of its size classes), the body in one block and the
+/// records in another. Cloning costs a reference count a block.
+#[derive(Clone, Default)]
+pub struct Content {
+    /// The body, then (unless `split` holds them) the records.
+    block: Bytes,
+    /// The records, when they have a block of their own (boxed: rare, and an entry's struct
+    /// is kept small).
+    split: Option<Box<Bytes>>,
+    /// Where the body ends in `block` (all of it when the records are split).
+    body_len: u32,
+    status: StatusCode,
+}
+
+impl Content {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The body: a slice of the block (a reference count, never a copy).
+    pub fn body(&self) -> Bytes {
+        if self.split.is_some() {
+            self.block.clone()
+        } else {
+            self.block.slice(..self.body_len as usize)
+        }
+    }
+
+    /// Bytes of the body.
+    pub fn body_len(&self) -> usize {
+        if self.split.is_some() {
+            self.block.len()
+        } else {
+            self.body_len as usize
+        }
+    }
+
+    /// The headers, read from their records.
+    pub fn headers(&self) -> StoredHeaders<'_> {
+        match &self.split {
+            Some(records) => StoredHeaders {
+                block: records,
+                start: 0,
+            },
+            None => StoredHeaders {
+                block: &self.block,
+                start: self.body_len as usize,
+            },
+        }
+    }
+
+    /// What the blocks take: each allocation as the allocator rounds it, with its shared
+    /// handle, and the box of a split block's handle.
+    pub(crate) fn cost(&self) -> u64 {
+        let block = |len: usize| match len {
+            0 => 0,
+            len => allocation(len) + allocation(SHARED_BYTES_HANDLE),
+        };
+        match &self.split {
+            Some(records) => {
+                block(self.block.len())
+                    + block(records.len())
+                    + allocation(std::mem::size_of::<Bytes>())
+            }
+            None => block(self.block.len()),
+        }
+    }
+}
+
+impl PartialEq for Content {
+    fn eq(&self, other: &Self) -> bool {
+        self.status == other.status
+            && self.body() == other.body()
+            && self.headers() == other.headers()
+    }
+}
+
+impl Eq for Content {}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Content")
+            .field("status", &self.status)
+            .field("body", &self.body())
+            .field("headers", &self.headers())
+            .finish()
+    }
+}
+
+/// A response of `status`: copies `headers` and the body (its chunks, in order) into blocks of exactly their size
+/// (see [`Content`]). The body and every value the headers give out are slices of those
+/// blocks, so nothing refers to the buffers they came from.
 ///
 /// Each block's shared handle is made here rather than on the first hit, so that an entry's
 /// size does not change once it is stored.
-pub fn compact<'a, B>(headers: &HeaderMap, body: B) -> (StoredHeaders, Bytes)
+pub fn compact<'a, B>(status: StatusCode, headers: &HeaderMap, body: B) -> Content
 where
     B: IntoIterator<Item = &'a Bytes>,
     B::IntoIter: Clone,
@@ -317,11 +421,16 @@ where
     let body = body.into_iter();
     let body_len: usize = body.clone().map(Bytes::len).sum();
     let records_len = records_len(headers);
-    let joint = body_len == 0 || records_len == 0 || {
-        let one = allocation(body_len + records_len);
-        let two = allocation(body_len) + allocation(records_len) + allocation(SHARED_BYTES_HANDLE);
-        one <= two
-    };
+    let fits = u32::try_from(body_len).is_ok();
+    let joint = fits
+        && (body_len == 0 || records_len == 0 || {
+            let one = allocation(body_len + records_len);
+            let two = allocation(body_len)
+                + allocation(records_len)
+                + allocation(SHARED_BYTES_HANDLE)
+                + allocation(std::mem::size_of::<Bytes>());
+            one <= two
+        });
     let mut data = Vec::with_capacity(body_len + if joint { records_len } else { 0 });
     for chunk in body {
         data.extend_from_slice(chunk);
@@ -331,37 +440,18 @@ where
     for (name, value) in headers {
         write_record(out, name, value);
     }
-    let block = Bytes::from(data);
-    let owned_body = block.slice(..body_len);
-    let records = if joint {
-        block.slice(body_len..)
-    } else {
-        let block = Bytes::from(records);
-        block.slice(..)
-    };
-    (StoredHeaders { records }, owned_body)
-}
-
-/// What the blocks of an entry's body and headers take: the allocations and their shared
-/// handles, as [`compact`] made them (one block when the records follow the body in memory).
-pub(crate) fn blocks_cost(headers: &StoredHeaders, body: &Bytes) -> u64 {
-    let block = |len: usize| match len {
-        0 => 0,
-        len => allocation(len) + allocation(SHARED_BYTES_HANDLE),
-    };
-    let records = &headers.records;
-    let joint =
-        !body.is_empty() && !records.is_empty() && body.as_ptr_range().end == records.as_ptr();
-    if joint {
-        block(body.len() + records.len())
-    } else {
-        block(body.len()) + block(records.len())
+    let shared = |data: Vec<u8>| Bytes::from(data).slice(..);
+    Content {
+        block: shared(data),
+        split: (!joint).then(|| Box::new(shared(records))),
+        body_len: if joint { body_len as u32 } else { 0 },
+        status,
     }
 }
 
-/// Stored headers of their own (no body), for tests and tools that build entries by hand.
-pub fn stored(headers: &HeaderMap) -> StoredHeaders {
-    compact(headers, []).0
+/// A `200 OK` of `headers` and no body, for tests and tools that build entries by hand.
+pub fn stored(headers: &HeaderMap) -> Content {
+    compact(StatusCode::OK, headers, [])
 }
 
 #[cfg(test)]
@@ -384,7 +474,8 @@ mod tests {
         headers.insert("x-long", HeaderValue::from_str(&long).unwrap());
         let buffer = Bytes::from(b"....{\"a\":1}....".to_vec());
         let chunks = [buffer.slice(4..8), buffer.slice(8..11)];
-        let (copy, body) = compact(&headers, &chunks);
+        let content = compact(StatusCode::OK, &headers, &chunks);
+        let (copy, body) = (content.headers(), content.body());
         assert_eq!(copy.to_map(), headers);
         assert_eq!(copy.len(), headers.len());
         assert_eq!(copy.encoded_len(), records_len(&headers));
@@ -406,7 +497,8 @@ mod tests {
 
     #[test]
     fn an_empty_response_makes_an_empty_block() {
-        let (copy, body) = compact(&HeaderMap::new(), &[]);
+        let content = compact(StatusCode::OK, &HeaderMap::new(), &[]);
+        let (copy, body) = (content.headers(), content.body());
         assert!(copy.is_empty());
         assert!(copy.to_map().is_empty());
         assert!(body.is_empty());
@@ -418,8 +510,8 @@ mod tests {
         for name in &STANDARD {
             let mut map = HeaderMap::new();
             map.insert(name.clone(), HeaderValue::from_static("v"));
-            assert_eq!(stored(&map).encoded_len(), 3, "{name}");
-            assert_eq!(stored(&map).to_map(), map);
+            assert_eq!(stored(&map).headers().encoded_len(), 3, "{name}");
+            assert_eq!(stored(&map).headers().to_map(), map);
         }
     }
 

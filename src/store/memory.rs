@@ -20,7 +20,7 @@
 //! books name: the route's own oldest entries when the insert would take it over its
 //! `max_memory`, and when the tier is full, the oldest entries of a tenant over its share.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::clock::UnixMillis;
@@ -52,63 +52,55 @@ const SHARD_ROOM_DIVISOR: u64 = 32;
 /// The most entries one insert evicts for limits before leaving the rest to quick_cache.
 const MAX_VICTIMS: usize = 4096;
 
-/// What the cache holds; cloning it (on every get) costs one reference count.
+/// What the cache holds, in place: cloning it (on every get) costs one reference count. The
+/// tier's state for the entry (published, soft-purged, hits) is a word of the entry itself
+/// (`CachedResponse::slot`), and its weight is computed from it, so holding an entry costs no
+/// allocation beyond the entry's own.
 #[derive(Clone)]
-struct Slot(Arc<SlotInner>);
-
-struct SlotInner {
+struct Slot {
     /// The entry; its `key` is the one it is stored under (the cache holds it by the
-    /// [`Short`] form of that key).
+    /// [`Short`] form of that key). An entry is held by one slot only: `insert` claims it.
     entry: Arc<CachedResponse>,
     /// The tier holds the entry before this instant only: its last usable instant, or earlier
     /// for a copy of a shared entry (see `Tiered`). It is fresh before the earlier of this and
     /// its `fresh_until`.
     until: UnixMillis,
-    /// Computed once at insert so the weighter is a plain load.
-    weight: u64,
-    /// Lookups this tier answered with the entry (one relaxed add per hit), for the admin
-    /// API's busiest keys.
-    hits: AtomicU32,
-    /// Set once the fill that inserted the entry has passed its fence check.
-    published: AtomicBool,
-    /// Set by a soft purge; never cleared, since a fresh copy arrives as a new slot.
-    stale: AtomicBool,
 }
 
 impl Slot {
     fn entry(&self) -> &Arc<CachedResponse> {
-        &self.0.entry
+        &self.entry
     }
 
     /// Whether the slot holds the entry of `key` itself (not one whose key shares its
     /// [`Short`] form).
     fn holds_key(&self, key: &Key) -> bool {
-        self.0.entry.key == *key
+        self.entry.key == *key
     }
 
-    fn is(&self, other: &Slot) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+    fn is(&self, other: &Arc<CachedResponse>) -> bool {
+        Arc::ptr_eq(&self.entry, other)
     }
 
     fn is_published(&self) -> bool {
-        self.0.published.load(Ordering::Acquire)
+        self.entry.slot.is_published()
     }
 
     fn is_stale(&self) -> bool {
-        self.0.stale.load(Ordering::Acquire)
+        self.entry.slot.is_stale()
     }
 
     /// Marks the entry stale; true when this call is the one that marked it.
     fn mark_stale(&self) -> bool {
-        !self.0.stale.swap(true, Ordering::AcqRel)
+        self.entry.slot.mark_stale()
     }
 
     /// What the entry is charged to in the books.
     fn charge(&self) -> Charge<'_> {
         Charge {
-            tenant: &self.0.entry.tenant,
-            route: self.0.entry.route as usize,
-            weight: self.0.weight,
+            tenant: &self.entry.tenant,
+            route: self.entry.route as usize,
+            weight: self.entry.weight(),
         }
     }
 }
@@ -127,7 +119,7 @@ struct SlotWeighter;
 
 impl Weighter<Short, Slot> for SlotWeighter {
     fn weight(&self, _key: &Short, slot: &Slot) -> u64 {
-        slot.0.weight
+        slot.entry.weight()
     }
 }
 
@@ -158,7 +150,7 @@ pub(crate) struct Pending(Slot);
 pub(crate) struct MemoryTier {
     cache: Cache<Short, Slot, SlotWeighter, DefaultHashBuilder, CollectEvicted>,
     index: TagIndex,
-    books: Books<SlotInner>,
+    books: Books<CachedResponse>,
     max_entry_weight: u64,
     evictions: AtomicU64,
     share_evictions: AtomicU64,
@@ -243,12 +235,12 @@ impl MemoryTier {
         if !slot.holds_key(key) || !slot.is_published() || slot.is_stale() {
             return None;
         }
-        if now < slot.0.until {
+        if now < slot.until {
             // Kept for its stale windows, but no longer fresh: not a hit.
-            if now >= slot.entry().fresh_until {
+            if now >= slot.entry().fresh_until() {
                 return None;
             }
-            slot.0.hits.fetch_add(1, Ordering::Relaxed);
+            slot.entry.slot.hit();
             return Some(Arc::clone(slot.entry()));
         }
         // Only this expired entry goes: a fresh one stored meanwhile under the key stays.
@@ -268,7 +260,7 @@ impl MemoryTier {
         if !slot.holds_key(key) || !slot.is_published() {
             return None;
         }
-        if now < slot.0.until {
+        if now < slot.until {
             return Some((Arc::clone(slot.entry()), slot.is_stale()));
         }
         self.remove_slot(&slot);
@@ -283,13 +275,18 @@ impl MemoryTier {
     }
 
     /// Indexes then inserts `entry` unpublished under its key, replacing any entry held under
-    /// that key (or under another key of the same [`Short`] form).
+    /// that key (or under another key of the same [`Short`] form). An entry another insert
+    /// already claimed is inserted as a copy, so each slot's state is its own.
     ///
     /// The index entries go in before the cache entry so that a purge which can see the entry
     /// can also find it. Before the insert, the entries its route's bound or its tenant's
     /// share name are evicted (see `shares`), so that quick_cache has to choose only when no
     /// limit does.
-    pub(crate) fn insert(&self, entry: Arc<CachedResponse>, until: UnixMillis) -> Insert {
+    pub(crate) fn insert(&self, mut entry: Arc<CachedResponse>, until: UnixMillis) -> Insert {
+        if !entry.slot.claim() {
+            entry = Arc::new(CachedResponse::clone(&entry));
+            entry.slot.claim();
+        }
         let key = short(&entry.key);
         let weight = entry.weight();
         let over_route = self
@@ -300,14 +297,7 @@ impl MemoryTier {
             return Insert::TooLarge;
         }
         self.index.add(key, &entry);
-        let slot = Slot(Arc::new(SlotInner {
-            entry,
-            until,
-            weight,
-            hits: AtomicU32::new(0),
-            published: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
-        }));
+        let slot = Slot { entry, until };
         self.make_room(slot.charge());
         self.books.count_in(slot.charge());
         let mut left: Vec<(Short, Slot)> = Vec::new();
@@ -318,7 +308,7 @@ impl MemoryTier {
         let mut refused = false;
         for (gone_key, gone) in &left {
             self.index.remove(gone_key, gone.entry());
-            if gone.is(&slot) {
+            if gone.is(&slot.entry) {
                 refused = true;
             } else if *gone_key != key {
                 // A value leaving under the inserted key was replaced, not evicted.
@@ -327,7 +317,7 @@ impl MemoryTier {
         }
         self.count_out_released(left);
         if !refused {
-            self.books.enqueue(slot.charge(), &slot.0);
+            self.books.enqueue(slot.charge(), &slot.entry);
         }
         if refused {
             Insert::TooLarge
@@ -345,12 +335,10 @@ impl MemoryTier {
             let Some((victim, reason)) = self.books.victim(charge) else {
                 return;
             };
-            let victim = Slot(victim);
             // An entry that has left the cache (or been replaced) meanwhile is skipped: what
             // removed it has counted it out.
-            let Some((gone_key, gone)) = self
-                .cache
-                .remove_if(&short(&victim.0.entry.key), |h| h.is(&victim))
+            let Some((gone_key, gone)) =
+                self.cache.remove_if(&short(&victim.key), |h| h.is(&victim))
             else {
                 continue;
             };
@@ -373,9 +361,9 @@ impl MemoryTier {
             .iter()
             .map(|(_, slot)| {
                 (
-                    slot.0.entry.tenant.clone(),
-                    slot.0.entry.route as usize,
-                    slot.0.weight,
+                    slot.entry.tenant.clone(),
+                    slot.entry.route as usize,
+                    slot.entry.weight(),
                 )
             })
             .collect();
@@ -391,7 +379,7 @@ impl MemoryTier {
     /// Makes an inserted entry servable.
     pub(crate) fn publish(&self, pending: &Pending) {
         let Pending(slot) = pending;
-        slot.0.published.store(true, Ordering::Release);
+        slot.entry.slot.publish();
     }
 
     /// Takes an inserted entry out again, unless another entry has replaced it under `key`;
@@ -412,7 +400,7 @@ impl MemoryTier {
     fn remove_slot(&self, slot: &Slot) -> bool {
         match self
             .cache
-            .remove_if(&short(&slot.0.entry.key), |held| held.is(slot))
+            .remove_if(&short(&slot.entry.key), |held| held.is(&slot.entry))
         {
             Some((gone_key, slot)) => {
                 self.index.remove(&gone_key, slot.entry());
@@ -570,7 +558,7 @@ impl MemoryTier {
             if !slot.is_published() {
                 continue;
             }
-            let hits = u64::from(slot.0.hits.load(Ordering::Relaxed));
+            let hits = u64::from(slot.entry.slot.hits());
             if kept.len() == limit {
                 match kept.peek() {
                     Some(Reverse((least, _))) if hits > *least => {}
@@ -647,7 +635,7 @@ impl MemoryTier {
         self.cache.peek(&short(key)).is_some_and(|slot| {
             slot.holds_key(key)
                 && !slot.is_stale()
-                && (!slot.is_published() || (now < slot.0.until && now < slot.entry().fresh_until))
+                && (!slot.is_published() || (now < slot.until && now < slot.entry().fresh_until()))
         })
     }
 
@@ -663,18 +651,15 @@ impl MemoryTier {
     /// Every key held, for tests that compare the cache with the index.
     #[cfg(test)]
     pub(crate) fn keys(&self) -> Vec<Key> {
-        self.cache
-            .iter()
-            .map(|(_, slot)| slot.0.entry.key)
-            .collect()
+        self.cache.iter().map(|(_, slot)| slot.entry.key).collect()
     }
 }
 
 fn listed(slot: &Slot) -> Listed {
     Listed {
         entry: Arc::clone(slot.entry()),
-        weight: slot.0.weight,
+        weight: slot.entry.weight(),
         stale: slot.is_stale(),
-        hits: u64::from(slot.0.hits.load(Ordering::Relaxed)),
+        hits: u64::from(slot.entry.slot.hits()),
     }
 }

@@ -17,6 +17,7 @@ mod fence;
 mod index;
 mod listing;
 mod memory;
+mod packed;
 mod purge;
 pub mod shared;
 mod shares;
@@ -38,7 +39,8 @@ use crate::policy::freshness::Lifetimes;
 
 pub use crate::policy::tag::Tag;
 pub use crate::policy::Key;
-pub use compact::{compact, stored, StoredHeaders};
+pub use compact::{compact, stored, Content, StoredHeaders};
+pub(crate) use packed::SlotState;
 
 pub use fence::FillTicket;
 pub use listing::EntryInfo;
@@ -105,30 +107,20 @@ impl TagKey {
 /// The stored form of a response (a compatibility surface: see [`FORMAT_VERSION`]).
 ///
 /// Kept small, since a small entry's bookkeeping costs more than its body (issue 12): the
-/// headers are encoded after the body in one block ([`StoredHeaders`]), the target is shared
-/// with the tier's path index, and the whole-tenant and path tags every entry carries are
-/// implied by `tenant` and `target` rather than listed (see [`CachedResponse::tags`]).
+/// headers are encoded after the body in one block ([`Content`]), the instants are offsets
+/// from `stored_at`, the text holds the target once, the whole-tenant and path tags every
+/// entry carries are implied by `tenant` and `target` rather than listed (see
+/// [`CachedResponse::tags`]), and the memory tier's state for the entry is one word of it.
+/// Built from [`EntryParts`].
 #[derive(Clone, Debug)]
 pub struct CachedResponse {
-    pub status: http::StatusCode,
-    /// End-to-end headers only: the caller has already filtered out hop-by-hop headers.
-    pub headers: StoredHeaders,
-    /// A hit clones the `Bytes` handle (a reference count), never the body itself.
-    pub body: bytes::Bytes,
+    /// Status, end-to-end headers (the caller has already filtered out hop-by-hop headers) and
+    /// body. A hit clones the body's handle (a reference count), never the body itself.
+    pub content: Content,
     /// When the response was stored, by the wall clock (the same instant in every process).
-    pub stored_at: UnixMillis,
-    /// The entry is fresh before this instant and expired from it on.
-    pub fresh_until: UnixMillis,
-    /// Once expired, the entry is answered at once (while one request refreshes it) before
-    /// this instant; equal to `fresh_until` when the window is closed.
-    pub stale_while_revalidate_until: UnixMillis,
-    /// Once expired, the entry answers instead of a backend error before this instant; equal
-    /// to `fresh_until` when the window is closed.
-    pub stale_if_error_until: UnixMillis,
-    /// Past its windows and before this instant, an entry with validators is held for
-    /// revalidation only (never answered before a `304` confirms it); equal to the end of its
-    /// widest window when it is not held longer.
-    pub revalidate_until: UnixMillis,
+    stored_at: UnixMillis,
+    /// The entry's [`Lifetimes`], packed: see [`CachedResponse::lifetimes`].
+    offsets: packed::Offsets,
     /// The tags the entry carries beyond the two every entry carries (the whole-tenant tag
     /// and its path tag): the route's tags and the user tag, all scoped to `tenant`. Use
     /// [`CachedResponse::tags`] for the whole list.
@@ -148,6 +140,45 @@ pub struct CachedResponse {
     /// position: a reload that moves routes keeps each route's id, so the entry stays charged
     /// to the route that filled it; an id no table names any more is charged to nothing.
     pub route: u32,
+    /// The memory tier's state for this entry (published, soft-purged, hits); a clone starts
+    /// with none.
+    pub(crate) slot: SlotState,
+}
+
+/// What a [`CachedResponse`] is made of, as a fill or a shared tier has it.
+#[derive(Clone, Debug)]
+pub struct EntryParts {
+    pub content: Content,
+    pub stored_at: UnixMillis,
+    /// The entry is fresh before `fresh_until`, and once expired is answered at once (while
+    /// one request refreshes it) before `stale_while_revalidate_until`, instead of a backend
+    /// error before `stale_if_error_until`, and held for revalidation only before
+    /// `revalidate_until` (see `policy::freshness`). Kept to the millisecond for 24 days past
+    /// `stored_at`, to the second (never later) beyond.
+    pub lifetimes: Lifetimes,
+    pub extra_tags: ThinVec<Tag>,
+    pub tenant: TenantScope,
+    pub text: EntryText,
+    pub key: Key,
+    pub variant: Option<Arc<crate::policy::vary::Selection>>,
+    pub route: u32,
+}
+
+impl From<EntryParts> for CachedResponse {
+    fn from(p: EntryParts) -> CachedResponse {
+        CachedResponse {
+            content: p.content,
+            stored_at: p.stored_at,
+            offsets: packed::Offsets::new(p.stored_at, &p.lifetimes),
+            extra_tags: p.extra_tags,
+            tenant: p.tenant,
+            text: p.text,
+            key: p.key,
+            variant: p.variant,
+            route: p.route,
+            slot: SlotState::default(),
+        }
+    }
 }
 
 /// An entry's target (the normalized `path` or `path?query` it was filled from, whose path is
@@ -300,6 +331,31 @@ const ARC_HEADER: usize = 16;
 const THIN_HEADER: usize = 16;
 
 impl CachedResponse {
+    /// The response's status.
+    pub fn status(&self) -> http::StatusCode {
+        self.content.status()
+    }
+
+    /// The body: a reference count, never a copy.
+    pub fn body(&self) -> bytes::Bytes {
+        self.content.body()
+    }
+
+    /// The stored headers (a view: nothing is copied until a value is taken).
+    pub fn headers(&self) -> StoredHeaders<'_> {
+        self.content.headers()
+    }
+
+    /// When the response was stored, by the wall clock (the same instant in every process).
+    pub fn stored_at(&self) -> UnixMillis {
+        self.stored_at
+    }
+
+    /// The entry is fresh before this instant and expired from it on.
+    pub fn fresh_until(&self) -> UnixMillis {
+        self.offsets.fresh_until(self.stored_at)
+    }
+
     /// The path the entry was filled from: its target up to the `?`.
     pub fn path(&self) -> &str {
         self.text.path()
@@ -343,17 +399,12 @@ impl CachedResponse {
     /// True before `fresh_until`; an entry is stale from that instant on, so a zero TTL is
     /// never fresh.
     pub fn is_fresh(&self, now: UnixMillis) -> bool {
-        now < self.fresh_until
+        now < self.fresh_until()
     }
 
     /// The entry's fresh and stale instants, as `policy::freshness` reads them.
     pub fn lifetimes(&self) -> Lifetimes {
-        Lifetimes {
-            fresh_until: self.fresh_until,
-            stale_while_revalidate_until: self.stale_while_revalidate_until,
-            stale_if_error_until: self.stale_if_error_until,
-            revalidate_until: self.revalidate_until,
-        }
+        self.offsets.lifetimes(self.stored_at)
     }
 
     /// The last instant the entry is of any use (the end of its widest window or of its
@@ -364,10 +415,13 @@ impl CachedResponse {
 
     /// Sets the entry's fresh and stale instants.
     pub fn set_lifetimes(&mut self, lifetimes: Lifetimes) {
-        self.fresh_until = lifetimes.fresh_until;
-        self.stale_while_revalidate_until = lifetimes.stale_while_revalidate_until;
-        self.stale_if_error_until = lifetimes.stale_if_error_until;
-        self.revalidate_until = lifetimes.revalidate_until;
+        self.offsets = packed::Offsets::new(self.stored_at, &lifetimes);
+    }
+
+    /// Sets when the entry was stored and its fresh and stale instants.
+    pub fn set_times(&mut self, stored_at: UnixMillis, lifetimes: Lifetimes) {
+        self.stored_at = stored_at;
+        self.set_lifetimes(lifetimes);
     }
 
     /// Time since the entry was stored; zero when `now` is before `stored_at`.
@@ -377,17 +431,17 @@ impl CachedResponse {
 
     /// How long the entry was fresh for when stored.
     pub fn ttl(&self) -> Duration {
-        self.fresh_until.since(self.stored_at)
+        self.fresh_until().since(self.stored_at)
     }
 
     /// The memory this entry costs once stored, bookkeeping included, which bounds the memory
     /// tier by bytes (see the weight model above).
     ///
     /// It assumes the stored form [`compact`] makes: the body and header records in one
-    /// block, strings and the tag list of their exact length. The result only depends on
+    /// block (or two), strings and the tag list of their exact length. The result only depends on
     /// immutable fields, so it is constant for an entry.
     pub fn weight(&self) -> u64 {
-        let block = compact::blocks_cost(&self.headers, &self.body);
+        let block = self.content.cost();
         let tags: u64 = self
             .extra_tags
             .iter()

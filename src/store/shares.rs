@@ -10,9 +10,10 @@
 //!
 //! Where a limit applies (a share below 100 %, a route's `max_memory`) the ledger also keeps
 //! its entries in insertion order, as weak references: an entry that has left the cache is
-//! skipped when it comes up, and the queue is compacted once it holds more dead references than
-//! live entries (checked as entries are counted in and out alike), so it stays within twice the
-//! entries plus a constant. Before an insert, the
+//! skipped when it comes up, and the queue is compacted once its dead references outnumber an
+//! eighth of its live entries (checked as entries are counted in and out alike): a dead
+//! reference keeps its entry's struct allocated until then, an uncounted cost bounded to about
+//! 20 bytes per live entry. Before an insert, the
 //! tier asks [`Books::victim`] for the next entry to evict: first the oldest entry of a route
 //! that the insert would take over its bound; then, when the tier is full, the oldest entry
 //! of the inserting tenant if it would hold more than its share, else of the tenant furthest
@@ -27,7 +28,9 @@ use arc_swap::ArcSwap;
 
 use super::TenantScope;
 
-/// A queue is compacted when it holds more than twice its live entries plus this many.
+/// A queue is compacted when its dead references outnumber an eighth of its live entries plus
+/// this many: a dead reference keeps its entry's struct allocated (not its body), so they are
+/// kept few.
 const QUEUE_SLACK: usize = 64;
 
 /// What an entry is charged to, and how much.
@@ -98,11 +101,12 @@ impl<T> Ledger<T> {
         self.trim();
     }
 
-    /// Drops the dead references once they outnumber the live entries (plus a constant), so
-    /// the queue stays within twice the entries plus a constant at amortized constant cost.
+    /// Drops the dead references once they outnumber an eighth of the live entries (plus a
+    /// constant), so the queue stays within 9/8 of the entries plus a constant at amortized
+    /// constant cost (a compaction follows at least an eighth as many departures as it walks).
     fn trim(&mut self) {
         let live = usize::try_from(self.entries).unwrap_or(usize::MAX);
-        if self.queue.len() > live.saturating_mul(2).saturating_add(QUEUE_SLACK) {
+        if self.queue.len() > live.saturating_add(live / 8).saturating_add(QUEUE_SLACK) {
             self.queue.retain(|w| w.strong_count() > 0);
         }
     }

@@ -40,28 +40,20 @@ pub(super) fn revalidated(
     // The 304's fields replace the stored ones (RFC 9111 §3.2, §4.3.4), its length aside.
     let mut update = cacheability::stored_headers(not_modified);
     update.remove(http::header::CONTENT_LENGTH);
-    let updated = http_cache_policy::validate::updated_headers(&held.headers.to_map(), &update);
-    let (headers, body) = compact(&updated, std::iter::once(&held.body));
+    let updated = http_cache_policy::validate::updated_headers(&held.headers().to_map(), &update);
+    let content = compact(held.status(), &updated, std::iter::once(&held.body()));
     let (stored_at, origin) = http_cache_policy::origin_says(
         switches,
-        held.status,
+        held.status(),
         &updated,
         system_time(request_time),
         system_time(UnixMillis::now()),
     );
     let stored_at = unix_millis(stored_at);
-    let mut entry = CachedResponse {
-        headers,
-        body,
-        stored_at,
-        ..held.clone()
-    };
-    entry.set_lifetimes(freshness::lifetimes(
-        rules,
-        entry.status.as_u16(),
-        &origin,
-        stored_at,
-    ));
+    let mut entry = held.clone();
+    entry.content = content;
+    let lifetimes = freshness::lifetimes(rules, held.status().as_u16(), &origin, stored_at);
+    entry.set_times(stored_at, lifetimes);
     entry
 }
 

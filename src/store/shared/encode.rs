@@ -17,10 +17,13 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 use crate::clock::UnixMillis;
+use crate::policy::freshness::Lifetimes;
 use crate::policy::tag::Tag;
 use crate::policy::vary::Selection;
 use crate::policy::Key;
-use crate::store::{compact, extra_tags, CachedResponse, EntryText, TenantScope, FORMAT_VERSION};
+use crate::store::{
+    compact, extra_tags, CachedResponse, EntryParts, EntryText, TenantScope, FORMAT_VERSION,
+};
 
 const ENTRY_MAGIC: &[u8; 4] = b"CGE1";
 const VARY_MAGIC: &[u8; 4] = b"CGV1";
@@ -37,23 +40,25 @@ pub struct DecodeError(&'static str);
 
 /// Encodes `entry`; bodies longer than `compress_above` are compressed.
 pub fn encode_entry(entry: &CachedResponse, compress_above: usize) -> Vec<u8> {
-    let mut out = Writer(Vec::with_capacity(entry.body.len() + 256));
+    let body = entry.body();
+    let mut out = Writer(Vec::with_capacity(body.len() + 256));
     out.bytes(ENTRY_MAGIC);
     out.u32(FORMAT_VERSION);
-    let compressed = if entry.body.len() > compress_above {
-        zstd::bulk::compress(&entry.body, ZSTD_LEVEL)
+    let compressed = if body.len() > compress_above {
+        zstd::bulk::compress(&body, ZSTD_LEVEL)
             .ok()
-            .filter(|c| c.len() < entry.body.len())
+            .filter(|c| c.len() < body.len())
     } else {
         None
     };
     out.u8(if compressed.is_some() { COMPRESSED } else { 0 });
-    out.u16(entry.status.as_u16());
-    out.u64(entry.stored_at.0);
-    out.u64(entry.fresh_until.0);
-    out.u64(entry.stale_while_revalidate_until.0);
-    out.u64(entry.stale_if_error_until.0);
-    out.u64(entry.revalidate_until.0);
+    out.u16(entry.status().as_u16());
+    let lifetimes = entry.lifetimes();
+    out.u64(entry.stored_at().0);
+    out.u64(lifetimes.fresh_until.0);
+    out.u64(lifetimes.stale_while_revalidate_until.0);
+    out.u64(lifetimes.stale_if_error_until.0);
+    out.u64(lifetimes.revalidate_until.0);
     out.u64(entry.route as u64);
     match &entry.tenant {
         TenantScope::Shared => out.u8(0),
@@ -77,17 +82,18 @@ pub fn encode_entry(entry: &CachedResponse, compress_above: usize) -> Vec<u8> {
     for tag in &tags {
         out.str(&tag.tag.to_string());
     }
-    out.u32(entry.headers.len() as u32);
-    for (name, value) in entry.headers.iter() {
+    let headers = entry.headers();
+    out.u32(headers.len() as u32);
+    for (name, value) in headers.iter() {
         out.str(name.as_str());
         out.blob(value.as_bytes());
     }
     match compressed {
         Some(frame) => {
-            out.u64(entry.body.len() as u64);
+            out.u64(body.len() as u64);
             out.blob(&frame);
         }
-        None => out.blob(&entry.body),
+        None => out.blob(&body),
     }
     out.0
 }
@@ -158,23 +164,22 @@ pub fn decode_entry(data: &[u8]) -> Result<CachedResponse, DecodeError> {
         return Err(DecodeError("trailing bytes"));
     }
     // The entry owns one block of its own, as a fill's does.
-    let (headers, body) = compact(&headers, std::iter::once(&body));
-    Ok(CachedResponse {
-        status,
-        headers,
-        body,
+    Ok(CachedResponse::from(EntryParts {
+        content: compact(status, &headers, std::iter::once(&body)),
         stored_at,
-        fresh_until,
-        stale_while_revalidate_until,
-        stale_if_error_until,
-        revalidate_until,
+        lifetimes: Lifetimes {
+            fresh_until,
+            stale_while_revalidate_until,
+            stale_if_error_until,
+            revalidate_until,
+        },
         extra_tags: extra_tags(&tags),
         tenant,
         text,
         key: Key(key),
         variant,
         route,
-    })
+    }))
 }
 
 /// Encodes a vary record: what a primary key's responses vary on.

@@ -268,9 +268,14 @@ pub(crate) async fn update_meta(
             return Err(SharedError::Decode(e.to_string()));
         }
     };
-    stored.stored_at = entry.stored_at;
-    stored.fresh_until = entry.fresh_until;
-    stored.headers = entry.headers.clone();
+    let mut lifetimes = stored.lifetimes();
+    lifetimes.fresh_until = entry.fresh_until();
+    stored.set_times(entry.stored_at(), lifetimes);
+    stored.content = crate::store::compact(
+        stored.status(),
+        &entry.headers().to_map(),
+        std::iter::once(&stored.body()),
+    );
     let place = placement(&names, &stored);
     let value = encode_entry(&stored, inner.opts.compress_above);
     let old_digest = sha1_smol::Sha1::from(&old).digest().to_string();

@@ -16,7 +16,11 @@ fn item(now: Instant, tenant: &str, route: usize, n: u64) -> Arc<CachedResponse>
         &format!("GET {target} t={tenant}"),
     ))
     .clone();
-    e.body = Bytes::from(vec![b'x'; 1024]);
+    e.content = compact(
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &[Bytes::from(vec![b'x'; 1024])],
+    );
     e.route = route as u32;
     Arc::new(e)
 }
@@ -182,7 +186,11 @@ async fn a_route_over_its_bound_evicts_its_own_entries_only() {
 
     // An entry heavier than its route's bound is never stored, and evicts nothing.
     let mut heavy = (*item(now, "a", 0, 999)).clone();
-    heavy.body = Bytes::from(vec![b'x'; bound as usize]);
+    heavy.content = compact(
+        StatusCode::OK,
+        &HeaderMap::new(),
+        &[Bytes::from(vec![b'x'; bound as usize])],
+    );
     let heavy_key = item_key("a", 0, 999);
     assert_eq!(
         fill(&s, heavy_key, Arc::new(heavy)).await,

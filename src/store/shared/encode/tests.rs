@@ -8,16 +8,17 @@ fn entry(body: Vec<u8>) -> CachedResponse {
     headers.append("set-thing", HeaderValue::from_static("a"));
     headers.append("set-thing", HeaderValue::from_static("b"));
     headers.insert("x-custom", HeaderValue::from_bytes(b"\x80bin").unwrap());
-    let (headers, body) = crate::store::compact(&headers, [Bytes::from(body)].iter());
-    CachedResponse {
-        status: StatusCode::NOT_FOUND,
-        headers,
-        body,
+    let content =
+        crate::store::compact(StatusCode::NOT_FOUND, &headers, [Bytes::from(body)].iter());
+    CachedResponse::from(crate::store::EntryParts {
+        content,
         stored_at: UnixMillis(1_700_000_000_000),
-        fresh_until: UnixMillis(1_700_000_060_000),
-        stale_while_revalidate_until: UnixMillis(1_700_000_090_000),
-        stale_if_error_until: UnixMillis(1_700_000_660_000),
-        revalidate_until: UnixMillis(1_700_001_260_000),
+        lifetimes: Lifetimes {
+            fresh_until: UnixMillis(1_700_000_060_000),
+            stale_while_revalidate_until: UnixMillis(1_700_000_090_000),
+            stale_if_error_until: UnixMillis(1_700_000_660_000),
+            revalidate_until: UnixMillis(1_700_001_260_000),
+        },
         extra_tags: crate::store::extra_tags(&[Tag::user("bob"), Tag::parse("faculty:12")]),
         tenant,
         text: EntryText::new("/api/items?a=1", "GET /api/items?a=1"),
@@ -27,15 +28,15 @@ fn entry(body: Vec<u8>) -> CachedResponse {
             by_user: true,
         })),
         route: 3,
-    }
+    })
 }
 
 fn same(a: &CachedResponse, b: &CachedResponse) {
-    assert_eq!(a.status, b.status);
-    assert_eq!(a.headers, b.headers);
-    assert_eq!(a.body, b.body);
+    assert_eq!(a.status(), b.status());
+    assert_eq!(a.headers(), b.headers());
+    assert_eq!(a.body(), b.body());
     assert_eq!(a.stored_at, b.stored_at);
-    assert_eq!(a.fresh_until, b.fresh_until);
+    assert_eq!(a.fresh_until(), b.fresh_until());
     assert_eq!(a.lifetimes(), b.lifetimes());
     assert_eq!(a.tags(), b.tags());
     assert_eq!(a.extra_tags, b.extra_tags);
@@ -148,6 +149,6 @@ proptest! {
                                   above in 0usize..2000) {
         let e = entry(body);
         let d = decode_entry(&encode_entry(&e, above)).unwrap();
-        prop_assert_eq!(d.body, e.body);
+        prop_assert_eq!(d.body(), e.body());
     }
 }

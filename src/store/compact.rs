@@ -495,6 +495,50 @@ mod tests {
         }
     }
 
+    fn json_headers(len: usize) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        headers
+    }
+
+    /// A body that fills its size class exactly would be rounded up to the next class with the
+    /// records after it: the records get a block of their own, and the cost says so.
+    #[test]
+    fn a_body_that_fills_its_class_keeps_the_records_apart() {
+        for len in [1024usize, 8192, 65536] {
+            let headers = json_headers(len);
+            let body = Bytes::from(vec![b'x'; len]);
+            let content = compact(StatusCode::OK, &headers, [&body]);
+            assert!(content.split.is_some(), "{len}");
+            assert_eq!(content.body(), body);
+            assert_eq!(content.body_len(), len);
+            assert_eq!(content.headers().to_map(), headers);
+            let records = records_len(&headers);
+            let handle = allocation(SHARED_BYTES_HANDLE);
+            assert_eq!(
+                content.cost(),
+                allocation(len) + handle + allocation(records) + handle + allocation(32)
+            );
+        }
+        // A body with room in its class keeps them after it, in one block.
+        for len in [100usize, 1000, 8000, 60_000] {
+            let headers = json_headers(len);
+            let content = compact(StatusCode::OK, &headers, [&Bytes::from(vec![b'x'; len])]);
+            assert!(content.split.is_none(), "{len}");
+            assert_eq!(content.body_len(), len);
+            assert_eq!(content.headers().to_map(), headers);
+            let block = len + records_len(&headers);
+            assert_eq!(
+                content.cost(),
+                allocation(block) + allocation(SHARED_BYTES_HANDLE)
+            );
+        }
+    }
+
     #[test]
     fn an_empty_response_makes_an_empty_block() {
         let content = compact(StatusCode::OK, &HeaderMap::new(), &[]);

@@ -716,3 +716,64 @@ fn entry_text_keeps_a_target_its_readable_key_names_once() {
         assert_eq!(text.readable_key(), readable);
     }
 }
+
+/// The tier's state for an entry is a word of the entry: the same `Arc` inserted twice is held
+/// as a copy the second time, so each insert publishes, withdraws and counts hits on its own.
+#[tokio::test(start_paused = true)]
+async fn one_response_inserted_twice_has_two_states() {
+    let s = store(1 << 20);
+    let now = Instant::now();
+    let shared = keyed(key(1), entry(now, 10, &[("a", "x")]));
+    let memory = &s.local().memory;
+    let memory::Insert::Stored(first) = memory.insert(Arc::clone(&shared), now.plus(TTL)) else {
+        panic!("refused");
+    };
+    memory.publish(&first);
+    assert!(memory.get(&key(1), now).is_some());
+    let memory::Insert::Stored(second) = memory.insert(Arc::clone(&shared), now.plus(TTL)) else {
+        panic!("refused");
+    };
+    // The second insert replaced the first and is not published yet: a miss.
+    assert!(memory.get(&key(1), now).is_none());
+    assert!(
+        !memory.withdraw(&first),
+        "the first insert no longer holds the key"
+    );
+    memory.publish(&second);
+    let held = memory.get(&key(1), now).unwrap();
+    assert!(
+        !Arc::ptr_eq(&held, &shared),
+        "the second insert holds a copy"
+    );
+    assert_eq!(memory.listed(&key(1)).unwrap().hits, 1);
+    check_index(&s);
+    assert!(memory.withdraw(&second));
+    assert_eq!(memory.index().len(), 0);
+}
+
+/// Instants are packed as offsets from `stored_at`: a year's TTL is kept to the second and
+/// never lengthened; "never" stays never.
+#[test]
+fn long_lifetimes_survive_their_packing() {
+    let now = Instant(1_800_000_000_123);
+    let year = Duration::from_secs(365 * 86_400);
+    let mut e = (*entry(now, 1, &[])).clone();
+    e.set_times(
+        now,
+        Lifetimes {
+            fresh_until: now.plus(year + Duration::from_millis(456)),
+            stale_while_revalidate_until: now.plus(Duration::from_millis(1_500)),
+            stale_if_error_until: Instant::MAX,
+            revalidate_until: now.plus(year * 2),
+        },
+    );
+    let l = e.lifetimes();
+    assert_eq!(l.fresh_until, now.plus(year), "rounded down to the second");
+    assert_eq!(
+        l.stale_while_revalidate_until,
+        now.plus(Duration::from_millis(1_500))
+    );
+    assert_eq!(l.stale_if_error_until, Instant::MAX);
+    assert_eq!(l.revalidate_until, now.plus(year * 2));
+    assert_eq!(e.ttl(), year);
+}

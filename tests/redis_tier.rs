@@ -188,6 +188,9 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
     let mut fresher = plain.clone();
     let mut lifetimes = plain.lifetimes();
     lifetimes.fresh_until = plain.fresh_until().plus(Duration::from_secs(30));
+    lifetimes.stale_while_revalidate_until = lifetimes.fresh_until.plus(Duration::from_secs(20));
+    lifetimes.stale_if_error_until = lifetimes.fresh_until.plus(Duration::from_secs(40));
+    lifetimes.revalidate_until = lifetimes.fresh_until.plus(Duration::from_secs(50));
     fresher.set_lifetimes(lifetimes);
     let mut headers = fresher.headers().to_map();
     headers.insert("etag", HeaderValue::from_static("\"v2\""));
@@ -201,7 +204,11 @@ async fn store_and_lookup_roundtrip_with_a_variant() {
         .entry
         .unwrap();
     assert_eq!(got.body(), plain.body());
-    assert_eq!(got.fresh_until(), fresher.fresh_until());
+    assert_eq!(
+        got.lifetimes(),
+        fresher.lifetimes(),
+        "the stale windows start again too"
+    );
     assert_eq!(got.headers().get(&http::header::ETAG).unwrap(), "\"v2\"");
     let gone = entry(&t, "/never", &[], b"");
     assert!(!tier.update_meta(&gone, until()).await.unwrap());

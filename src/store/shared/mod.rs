@@ -268,7 +268,7 @@ impl SharedTier {
         ops::store_vary(&self.inner, tenant, primary, selection, until).await
     }
 
-    /// Replaces the metadata of a stored entry (stored-at, fresh-until, headers) without
+    /// Replaces the metadata of a stored entry (stored-at, lifetimes, headers) without
     /// sending its body again; false when the entry is gone. A soft purge's stale mark stays.
     pub async fn update_meta(
         &self,

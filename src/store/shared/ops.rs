@@ -268,9 +268,9 @@ pub(crate) async fn update_meta(
             return Err(SharedError::Decode(e.to_string()));
         }
     };
-    let mut lifetimes = stored.lifetimes();
-    lifetimes.fresh_until = entry.fresh_until();
-    stored.set_times(entry.stored_at(), lifetimes);
+    // All the lifetimes, not only the freshness: a revalidated entry's stale windows start
+    // again with it, as they do in the memory tier.
+    stored.set_times(entry.stored_at(), entry.lifetimes());
     stored.content = crate::store::compact(
         stored.status(),
         &entry.headers().to_map(),

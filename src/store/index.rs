@@ -51,10 +51,10 @@ enum TenantKeys {
     Many(Box<HashMap<TenantScope, Keys>>),
 }
 
-/// Key -> number of live entries under that key that carry one (tag, tenant), or one path.
+/// Key -> number of live entries under that key that carry one (tag, tenant).
 ///
-/// The table is boxed: most paths and tags have one key, and a table inline would make every
-/// bucket of the path index (one per path) three times its size.
+/// The table is boxed: most tags of a tenant have one key, and a table inline would make every
+/// bucket three times its size.
 #[derive(Debug)]
 enum Keys {
     /// One key (a count of zero: none).
@@ -101,9 +101,145 @@ impl Ord for PathKey {
     }
 }
 
-/// Path -> the keys of the entries filled from it (their query and `Vary` variants), in path
-/// order.
-type PathKeys = BTreeMap<PathKey, Keys>;
+impl std::hash::Hash for PathKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As its `Borrow<str>` form hashes.
+        self.path().hash(state);
+    }
+}
+
+/// In [`TenantPaths::one`]: the path's keys are in [`TenantPaths::many`].
+const IN_MANY: Short = Short::MAX;
+
+/// One tenant's paths, in path order, with the keys of the entries filled from each (their
+/// query and `Vary` variants).
+///
+/// A path is usually held by one entry: its key is then the path's value in the ordered map,
+/// eight bytes beside the path (a map of key tables there cost about 17 bytes more per entry,
+/// issue 12). A path with several keys (or one key counted twice, while a replaced entry's
+/// cleanup is pending) is marked [`IN_MANY`] there and has its table in `many`; it goes back
+/// to `one` when a single key counted once is left.
+#[derive(Debug, Default)]
+struct TenantPaths {
+    one: BTreeMap<PathKey, Short>,
+    many: HashMap<PathKey, HashMap<Short, u32>>,
+}
+
+impl TenantPaths {
+    /// Counts one more entry of `text`'s path under `key`.
+    fn add(&mut self, text: &EntryText, key: Short) {
+        let path = text.path();
+        if let Some(keys) = self.many.get_mut(path) {
+            *keys.entry(key).or_insert(0) += 1;
+            return;
+        }
+        match self.one.get_mut(path) {
+            None if key != IN_MANY => {
+                self.one.insert(PathKey(text.clone()), key);
+            }
+            None => {
+                self.one.insert(PathKey(text.clone()), IN_MANY);
+                self.many
+                    .insert(PathKey(text.clone()), HashMap::from([(key, 1)]));
+            }
+            Some(held) => {
+                let mut keys = HashMap::with_capacity(2);
+                keys.insert(*held, 1);
+                *keys.entry(key).or_insert(0) += 1;
+                *held = IN_MANY;
+                self.many.insert(PathKey(text.clone()), keys);
+            }
+        }
+    }
+
+    /// Takes one count of `key` away from `path`, and the path once it has no key left.
+    fn remove(&mut self, path: &str, key: &Short) {
+        let Some(keys) = self.many.get_mut(path) else {
+            if self.one.get(path) == Some(key) {
+                self.one.remove(path);
+            }
+            return;
+        };
+        if let Some(count) = keys.get_mut(key) {
+            *count -= 1;
+            if *count == 0 {
+                keys.remove(key);
+            }
+        }
+        let last = match keys.len() {
+            0 => None,
+            1 => match keys.iter().next() {
+                Some((&last, &1)) if last != IN_MANY => Some(last),
+                _ => return,
+            },
+            _ => return,
+        };
+        self.many.remove(path);
+        match last {
+            Some(last) => {
+                if let Some(held) = self.one.get_mut(path) {
+                    *held = last;
+                }
+            }
+            None => {
+                self.one.remove(path);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.one.is_empty()
+    }
+
+    fn contains_path(&self, path: &str) -> bool {
+        self.one.contains_key(path)
+    }
+
+    /// Appends the keys of `path` to `out`; returns how many.
+    fn keys_of(&self, path: &str, out: &mut Vec<Short>) -> usize {
+        if let Some(keys) = self.many.get(path) {
+            out.extend(keys.keys().copied());
+            return keys.len();
+        }
+        match self.one.get(path) {
+            Some(&key) => {
+                out.push(key);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// Appends the keys of every path to `out`; returns how many paths and keys were looked
+    /// at.
+    fn all_keys(&self, out: &mut Vec<Short>) -> usize {
+        let before = out.len();
+        out.extend(self.one.values().copied().filter(|key| *key != IN_MANY));
+        for keys in self.many.values() {
+            out.extend(keys.keys().copied());
+        }
+        self.one.len() + (out.len() - before)
+    }
+
+    /// The paths from the first not below `prefix` on, in order.
+    fn paths_from<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.one
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .map(|(path, _)| path.path())
+    }
+
+    /// Every path with its keys and their counts.
+    #[cfg(test)]
+    fn each(&self) -> impl Iterator<Item = (&str, Vec<(Short, u32)>)> + '_ {
+        self.one.iter().map(|(path, &key)| {
+            let keys = match self.many.get(path.path()) {
+                Some(keys) => keys.iter().map(|(k, n)| (*k, *n)).collect(),
+                None => vec![(key, 1)],
+            };
+            (path.path(), keys)
+        })
+    }
+}
 
 /// The memory tier's indexes.
 ///
@@ -114,7 +250,7 @@ type PathKeys = BTreeMap<PathKey, Keys>;
 pub(crate) struct TagIndex {
     by_tag: DashMap<Tag, TenantKeys>,
     /// Tenant -> the paths its entries were filled from, with their keys.
-    paths: DashMap<TenantScope, PathKeys>,
+    paths: DashMap<TenantScope, TenantPaths>,
     /// Tenant buckets, paths and keys looked at by purges and listings, so tests can pin the
     /// cost of a purge.
     visits: AtomicU64,
@@ -133,12 +269,7 @@ impl TagIndex {
                 .or_insert_with(|| TenantKeys::One(entry.tenant.clone(), Keys::One(key, 1)));
         }
         let mut paths = self.paths.entry(entry.tenant.clone()).or_default();
-        match paths.get_mut(entry.path()) {
-            Some(keys) => keys.add(key),
-            None => {
-                paths.insert(PathKey(entry.text.clone()), Keys::One(key, 1));
-            }
-        }
+        paths.add(&entry.text, key);
     }
 
     /// Takes away the counts added for `entry` under `key`. Call once the entry has left the
@@ -162,13 +293,7 @@ impl TagIndex {
             let Some(mut paths) = self.paths.get_mut(&entry.tenant) else {
                 return;
             };
-            let path = entry.path();
-            if let Some(keys) = paths.get_mut(path) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    paths.remove(path);
-                }
-            }
+            paths.remove(entry.path(), key);
             paths.is_empty()
         };
         // Checked again under the new lock, as for the tag index above.
@@ -185,12 +310,10 @@ impl TagIndex {
     pub(crate) fn paths(&self, scope: &PurgeScope, prefix: &str) -> Vec<(TenantScope, Arc<str>)> {
         let mut out = Vec::new();
         let mut visits = 0;
-        let mut walk = |tenant: &TenantScope, paths: &PathKeys| {
+        let mut walk = |tenant: &TenantScope, paths: &TenantPaths| {
             visits += 1;
-            let from = (Bound::Included(prefix), Bound::Unbounded);
             for path in paths
-                .range::<str, _>(from)
-                .map(|(path, _)| path.path())
+                .paths_from(prefix)
                 .take_while(|path| path.starts_with(prefix))
             {
                 visits += 1;
@@ -203,7 +326,7 @@ impl TagIndex {
     }
 
     /// Calls `f` with the path index of each tenant within `scope`.
-    fn each_tenant(&self, scope: &PurgeScope, mut f: impl FnMut(&TenantScope, &PathKeys)) {
+    fn each_tenant(&self, scope: &PurgeScope, mut f: impl FnMut(&TenantScope, &TenantPaths)) {
         match scope {
             PurgeScope::Only(tenant) => {
                 if let Some(paths) = self.paths.get(tenant) {
@@ -237,11 +360,12 @@ impl TagIndex {
         };
         match tag {
             Tag::Tenant => self.each_tenant(scope, |_, paths| {
-                paths.values().for_each(&mut take);
+                visits += paths.all_keys(&mut out);
             }),
             Tag::Path(path) => self.each_tenant(scope, |_, paths| {
-                if let Some(keys) = paths.get(&**path) {
-                    take(keys);
+                let found = paths.keys_of(path, &mut out);
+                if found > 0 {
+                    visits += 1 + found;
                 }
             }),
             _ => {
@@ -268,7 +392,7 @@ impl TagIndex {
             Tag::Path(path) => self
                 .paths
                 .get(&tag.tenant)
-                .is_some_and(|paths| paths.contains_key(&**path)),
+                .is_some_and(|paths| paths.contains_path(path)),
             other => self
                 .by_tag
                 .get(other)
@@ -291,7 +415,7 @@ impl TagIndex {
         let pathed: usize = self
             .paths
             .iter()
-            .map(|paths| paths.values().map(Keys::len).sum::<usize>())
+            .map(|paths| paths.each().map(|(_, keys)| keys.len()).sum::<usize>())
             .sum();
         tagged + pathed
     }
@@ -301,14 +425,16 @@ impl TagIndex {
     pub(crate) fn contains(&self, tag: &TagKey, key: &Key) -> bool {
         let key = short(key);
         match &tag.tag {
-            Tag::Tenant => self
-                .paths
-                .get(&tag.tenant)
-                .is_some_and(|paths| paths.values().any(|keys| keys.contains(&key))),
-            Tag::Path(path) => self
-                .paths
-                .get(&tag.tenant)
-                .is_some_and(|paths| paths.get(&**path).is_some_and(|keys| keys.contains(&key))),
+            Tag::Tenant => self.paths.get(&tag.tenant).is_some_and(|paths| {
+                paths
+                    .each()
+                    .any(|(_, keys)| keys.iter().any(|(k, _)| *k == key))
+            }),
+            Tag::Path(path) => self.paths.get(&tag.tenant).is_some_and(|paths| {
+                paths
+                    .each()
+                    .any(|(p, keys)| p == &**path && keys.iter().any(|(k, _)| *k == key))
+            }),
             other => self.by_tag.get(other).is_some_and(|tenants| {
                 tenants
                     .get(&tag.tenant)
@@ -326,8 +452,11 @@ impl TagIndex {
                 let tenant = bucket.key().clone();
                 bucket
                     .value()
-                    .iter()
-                    .map(|(path, keys)| ((tenant.clone(), Arc::from(path.path())), keys.total()))
+                    .each()
+                    .map(|(path, keys)| {
+                        let total = keys.iter().map(|(_, n)| n).sum();
+                        ((tenant.clone(), Arc::from(path)), total)
+                    })
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -473,15 +602,6 @@ impl Keys {
         self.len() == 0
     }
 
-    /// The number of entries counted, over every key.
-    #[cfg(test)]
-    fn total(&self) -> u32 {
-        match self {
-            Keys::One(_, count) => *count,
-            Keys::Many(map) => map.values().sum(),
-        }
-    }
-
     fn extend_into(&self, out: &mut Vec<Short>) {
         match self {
             Keys::One(key, count) => {
@@ -554,5 +674,58 @@ mod tests {
         index.add(short(&key(4)), &b3);
         assert_eq!(all(&kb.tag), vec![short(&key(4))]);
         assert!(!index.holds(&ka));
+    }
+    /// A path's keys move between the ordered map (one key counted once) and the tables, and
+    /// back, without losing a count; the key that marks a table is held in a table too.
+    #[test]
+    fn a_path_moves_between_one_key_and_a_table() {
+        let now = crate::clock::UnixMillis::now();
+        let text = entry_at(now, "a", "/p?x=1", &[], "1").text.clone();
+        let other = entry_at(now, "a", "/q", &[], "2").text.clone();
+        let mut paths = TenantPaths::default();
+        let keys = |paths: &TenantPaths, path: &str| {
+            let mut out = Vec::new();
+            paths.keys_of(path, &mut out);
+            out.sort();
+            out
+        };
+        paths.add(&text, 1);
+        assert!(paths.many.is_empty());
+        paths.add(&text, 2);
+        paths.add(&text, 2); // a replaced entry's cleanup pending
+        assert_eq!(keys(&paths, "/p"), vec![1, 2]);
+        paths.add(&other, 3);
+        let mut all = Vec::new();
+        assert_eq!(paths.all_keys(&mut all), 2 + 3);
+        all.sort();
+        assert_eq!(all, vec![1, 2, 3]);
+        paths.remove("/p", &1);
+        assert_eq!(
+            keys(&paths, "/p"),
+            vec![2],
+            "2 is counted twice: still a table"
+        );
+        assert!(!paths.many.is_empty());
+        paths.remove("/p", &2);
+        assert!(
+            paths.many.is_empty(),
+            "one key counted once: back in the ordered map"
+        );
+        assert_eq!(paths.one.get("/p"), Some(&2));
+        paths.remove("/p", &7); // not held: nothing happens
+        paths.remove("/p", &2);
+        assert!(!paths.contains_path("/p"));
+        paths.add(&text, IN_MANY);
+        assert_eq!(keys(&paths, "/p"), vec![IN_MANY]);
+        paths.add(&text, 5);
+        paths.remove("/p", &5);
+        assert_eq!(
+            keys(&paths, "/p"),
+            vec![IN_MANY],
+            "the marking key stays in its table"
+        );
+        paths.remove("/p", &IN_MANY);
+        paths.remove("/q", &3);
+        assert!(paths.is_empty() && paths.many.is_empty());
     }
 }

@@ -296,10 +296,10 @@ pub fn path_of(target: &str) -> &str {
 pub const SLOT_OVERHEAD: u64 = 40;
 
 /// Per entry, its place in the tenant's path index (which whole-tenant, path and prefix
-/// purges go through): a path is usually carried by few entries (its query and `Vary`
-/// variants), so each entry is charged a place of its own, a slight over-count for the
-/// variants of one path. The path's text is the entry's own `target`. Measured.
-pub const PATH_INDEX_OVERHEAD: u64 = 64;
+/// purges go through): a path is usually carried by one entry, whose key is the path's value
+/// in the ordered map, so each entry is charged a place of its own (the variants of one path
+/// share a table instead, about as much). The path's text is the entry's own. Measured.
+pub const PATH_INDEX_OVERHEAD: u64 = 45;
 
 /// Per extra tag, in the tag index: the key's slot under a (tag, tenant) that other entries
 /// carry too (a route's tag, a user's tag). Measured.

@@ -602,7 +602,7 @@ fn from_entry(
     let body = if head {
         ProxyBody::empty()
     } else {
-        ProxyBody::Full(Some(entry.body().clone()))
+        ProxyBody::Full(Some(entry.body()))
     };
     let mut response = Response::new(body);
     *response.status_mut() = entry.status();

@@ -144,7 +144,7 @@ pub(super) fn respond(
         }
         return response;
     }
-    let len = entry.body().len() as u64;
+    let len = entry.content.body_len() as u64;
     match range::evaluate(method, headers, entry.status(), &stored, len) {
         range::Ranged::Full => from_entry(entry, stored, head, now),
         range::Ranged::Partial { start, end } => {

@@ -317,9 +317,9 @@ fn records_len(headers: &HeaderMap) -> usize {
 }
 
 /// A response as stored: its status, and its body and headers in one block with the body
-/// first and the header records after it, or, where the allocator would round that block up by more than a second
-/// block costs (a body just under one of its size classes), the body in one block and the
-/// records in another. Cloning costs a reference count a block.
+/// first and the header records after it, or, where the allocator would round that block up
+/// by more than a second block costs (a body just under one of its size classes), the body in
+/// one block and the records in another. Cloning costs a reference count a block.
 #[derive(Clone, Default)]
 pub struct Content {
     /// The body, then (unless `split` holds them) the records.
@@ -339,11 +339,7 @@ impl Content {
 
     /// The body: a slice of the block (a reference count, never a copy).
     pub fn body(&self) -> Bytes {
-        if self.split.is_some() {
-            self.block.clone()
-        } else {
-            self.block.slice(..self.body_len as usize)
-        }
+        self.block.slice(..self.body_len())
     }
 
     /// Bytes of the body.
@@ -407,8 +403,8 @@ impl std::fmt::Debug for Content {
     }
 }
 
-/// A response of `status`: copies `headers` and the body (its chunks, in order) into blocks of exactly their size
-/// (see [`Content`]). The body and every value the headers give out are slices of those
+/// A response of `status`: copies `headers` and the body (its chunks, in order) into blocks
+/// of exactly their size (see [`Content`]). The body and every value the headers give out are slices of those
 /// blocks, so nothing refers to the buffers they came from.
 ///
 /// Each block's shared handle is made here rather than on the first hit, so that an entry's

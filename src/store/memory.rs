@@ -97,10 +97,15 @@ impl Slot {
 
     /// What the entry is charged to in the books.
     fn charge(&self) -> Charge<'_> {
+        self.charged(self.entry.weight())
+    }
+
+    /// What the entry is charged to, with its weight already computed.
+    fn charged(&self, weight: u64) -> Charge<'_> {
         Charge {
             tenant: &self.entry.tenant,
             route: self.entry.route as usize,
-            weight: self.entry.weight(),
+            weight,
         }
     }
 }
@@ -298,8 +303,10 @@ impl MemoryTier {
         }
         self.index.add(key, &entry);
         let slot = Slot { entry, until };
-        self.make_room(slot.charge());
-        self.books.count_in(slot.charge());
+        // Weighed once here: the weight is computed from the entry, not kept.
+        let charge = slot.charged(weight);
+        self.make_room(charge);
+        self.books.count_in(charge);
         let mut left: Vec<(Short, Slot)> = Vec::new();
         self.cache
             .insert_with_lifecycle(key, slot.clone(), &mut left);
@@ -317,7 +324,7 @@ impl MemoryTier {
         }
         self.count_out_released(left);
         if !refused {
-            self.books.enqueue(slot.charge(), &slot.entry);
+            self.books.enqueue(charge, &slot.entry);
         }
         if refused {
             Insert::TooLarge

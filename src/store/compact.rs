@@ -11,6 +11,9 @@
 //! They are encoded after the body in the same block, a few bytes per header beyond its name
 //! and value ([`StoredHeaders`]), and a hit builds the map it answers with from them: the
 //! values are slices of the block (a reference count each), the standard names constants.
+//! Where the body fills its allocator size class, or nearly, the records are kept in a small
+//! allocation of their own instead ([`Content`]), which a hit shares as one `Bytes` while it
+//! answers.
 
 use bytes::Bytes;
 use http::header::{self, HeaderName};
@@ -118,8 +121,8 @@ static STANDARD: [HeaderName; 89] = [
 /// The high bit of a record's first byte: the value is sensitive (`HeaderValue::is_sensitive`).
 const SENSITIVE: u8 = 0x80;
 
-/// An entry's headers, encoded in its block after the body: a view of the records, which
-/// costs nothing to take.
+/// An entry's headers, encoded after the body in its block or in an allocation of their own:
+/// a view of the records, which costs nothing to take.
 ///
 /// Each header is one record, in the order of the map it was made from: a byte holding the
 /// name's place in the table of standard names plus one (zero for a name written out, then its
@@ -127,9 +130,19 @@ const SENSITIVE: u8 = 0x80;
 /// (LEB128) and the value's bytes.
 #[derive(Clone, Copy)]
 pub struct StoredHeaders<'a> {
-    /// The block the records are in, from `start` to its end.
-    block: &'a Bytes,
-    start: usize,
+    /// The encoded records.
+    records: &'a [u8],
+    /// What a value taken from them shares.
+    source: Source<'a>,
+}
+
+/// Where the records of a [`StoredHeaders`] are kept.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// In the block, from `start` to its end: a value is a slice of the block.
+    Block { block: &'a Bytes, start: usize },
+    /// In an allocation of their own, shared (once per iteration) to give values out.
+    Own(&'a SplitRecords),
 }
 
 impl<'a> StoredHeaders<'a> {
@@ -137,8 +150,8 @@ impl<'a> StoredHeaders<'a> {
     /// only: no name or value is built.
     pub fn len(&self) -> usize {
         let mut count = 0;
-        let mut at = self.start;
-        while let Some(frame) = frame(self.block, at) {
+        let mut at = 0;
+        while let Some(frame) = frame(self.records, at) {
             count += 1;
             at = frame.value.end;
         }
@@ -146,12 +159,12 @@ impl<'a> StoredHeaders<'a> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.start >= self.block.len()
+        self.records.is_empty()
     }
 
     /// The encoded records (names, values and their few bytes of framing).
     pub fn encoded(&self) -> &'a [u8] {
-        self.block.get(self.start..).unwrap_or_default()
+        self.records
     }
 
     /// The bytes of the encoded records.
@@ -160,11 +173,16 @@ impl<'a> StoredHeaders<'a> {
     }
 
     /// The headers in their stored order. A standard name is a constant and a value a slice
-    /// of the block; only a name outside the standard table is copied.
+    /// of the block (or of the records' own allocation, which an iteration shares once: one
+    /// small allocation); only a name outside the standard table is copied.
     pub fn iter(&self) -> Records<'a> {
         Records {
-            records: self.block,
-            at: self.start,
+            records: self.records,
+            at: 0,
+            values: match self.source {
+                Source::Block { block, start } => Values::Block { block, start },
+                Source::Own(own) => Values::Own { own, shared: None },
+            },
         }
     }
 
@@ -204,8 +222,30 @@ impl std::fmt::Debug for StoredHeaders<'_> {
 
 /// The headers of a [`StoredHeaders`], decoded one record at a time.
 pub struct Records<'a> {
-    records: &'a Bytes,
+    records: &'a [u8],
     at: usize,
+    values: Values<'a>,
+}
+
+/// What the values a [`Records`] gives out are slices of.
+enum Values<'a> {
+    /// The block, whose records start at `start`.
+    Block { block: &'a Bytes, start: usize },
+    /// The records' own allocation, shared at the first value.
+    Own {
+        own: &'a SplitRecords,
+        shared: Option<Bytes>,
+    },
+}
+
+impl Values<'_> {
+    /// The bytes at `range` of the records, sharing what holds them.
+    fn slice(&mut self, range: std::ops::Range<usize>) -> Bytes {
+        match self {
+            Values::Block { block, start } => block.slice(*start + range.start..*start + range.end),
+            Values::Own { own, shared } => shared.get_or_insert_with(|| own.share()).slice(range),
+        }
+    }
 }
 
 /// One record's framing: where its written-out name is (`None` for a table name, whose code
@@ -251,7 +291,7 @@ impl Iterator for Records<'_> {
         };
         // The records were written from valid values, so the check never refuses one; if it
         // did, the iteration ends rather than answer a header that was not stored.
-        let mut header = HeaderValue::from_maybe_shared(self.records.slice(value.clone())).ok()?;
+        let mut header = HeaderValue::from_maybe_shared(self.values.slice(value.clone())).ok()?;
         header.set_sensitive(first & SENSITIVE != 0);
         self.at = value.end;
         Some((name, header))
@@ -318,19 +358,54 @@ fn records_len(headers: &HeaderMap) -> usize {
 
 /// A response as stored: its status, and its body and headers in one block with the body
 /// first and the header records after it, or, where the allocator would round that block up
-/// by more than a second block costs (a body just under one of its size classes), the body in
-/// one block and the records in another. Cloning costs a reference count a block.
+/// by more than a second allocation costs (a body that fills one of its size classes, or
+/// nearly), the body in a block and the records in an allocation of their own. Cloning costs
+/// a reference count an allocation.
 #[derive(Clone, Default)]
 pub struct Content {
     /// The body, then (unless `split` holds them) the records.
     block: Bytes,
-    /// The records, when they have a block of their own (boxed: rare, and an entry's struct
-    /// is kept small).
-    split: Option<Box<Bytes>>,
+    /// The records, when they have an allocation of their own.
+    split: Option<SplitRecords>,
     /// Where the body ends in `block` (all of it when the records are split).
     body_len: u32,
     status: StatusCode,
 }
+
+/// Header records in an allocation of their own: a reference count, a length and the bytes,
+/// behind a thin pointer.
+///
+/// They are not a `Bytes` block: that would cost a handle (four words, boxed: the entry has
+/// no room for it) and a shared header of its own, about 64 bytes an entry more. A hit that
+/// takes values from them shares the allocation as one `Bytes` for as long as the values live
+/// ([`SplitRecords::share`]), one small allocation per iteration of the headers.
+#[derive(Clone)]
+pub(crate) struct SplitRecords(triomphe::ThinArc<(), u8>);
+
+impl SplitRecords {
+    fn new(records: &[u8]) -> SplitRecords {
+        SplitRecords(triomphe::ThinArc::from_header_and_slice((), records))
+    }
+
+    /// The records as one `Bytes`, which keeps the allocation alive while any slice of it
+    /// does.
+    fn share(&self) -> Bytes {
+        Bytes::from_owner(self.clone())
+    }
+
+    fn len(&self) -> usize {
+        self.0.slice.len()
+    }
+}
+
+impl AsRef<[u8]> for SplitRecords {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.slice
+    }
+}
+
+/// Bytes before a [`SplitRecords`]' records: its reference count and length.
+pub(crate) const SPLIT_RECORDS_HEADER: usize = 16;
 
 impl Content {
     pub fn status(&self) -> StatusCode {
@@ -354,32 +429,35 @@ impl Content {
     /// The headers, read from their records.
     pub fn headers(&self) -> StoredHeaders<'_> {
         match &self.split {
-            Some(records) => StoredHeaders {
-                block: records,
-                start: 0,
+            Some(own) => StoredHeaders {
+                records: own.as_ref(),
+                source: Source::Own(own),
             },
-            None => StoredHeaders {
-                block: &self.block,
-                start: self.body_len as usize,
-            },
+            None => {
+                let start = self.body_len as usize;
+                StoredHeaders {
+                    records: self.block.get(start..).unwrap_or_default(),
+                    source: Source::Block {
+                        block: &self.block,
+                        start,
+                    },
+                }
+            }
         }
     }
 
-    /// What the blocks take: each allocation as the allocator rounds it, with its shared
-    /// handle, and the box of a split block's handle.
+    /// What the allocations take, each as the allocator rounds it: the block with its shared
+    /// handle, and split records with their count and length.
     pub(crate) fn cost(&self) -> u64 {
-        let block = |len: usize| match len {
+        let block = match self.block.len() {
             0 => 0,
             len => allocation(len) + allocation(SHARED_BYTES_HANDLE),
         };
-        match &self.split {
-            Some(records) => {
-                block(self.block.len())
-                    + block(records.len())
-                    + allocation(std::mem::size_of::<Bytes>())
-            }
-            None => block(self.block.len()),
-        }
+        block
+            + self
+                .split
+                .as_ref()
+                .map_or(0, |own| allocation(SPLIT_RECORDS_HEADER + own.len()))
     }
 }
 
@@ -421,10 +499,7 @@ where
     let joint = fits
         && (body_len == 0 || records_len == 0 || {
             let one = allocation(body_len + records_len);
-            let two = allocation(body_len)
-                + allocation(records_len)
-                + allocation(SHARED_BYTES_HANDLE)
-                + allocation(std::mem::size_of::<Bytes>());
+            let two = allocation(body_len) + allocation(SPLIT_RECORDS_HEADER + records_len);
             one <= two
         });
     let mut data = Vec::with_capacity(body_len + if joint { records_len } else { 0 });
@@ -436,10 +511,9 @@ where
     for (name, value) in headers {
         write_record(out, name, value);
     }
-    let shared = |data: Vec<u8>| Bytes::from(data).slice(..);
     Content {
-        block: shared(data),
-        split: (!joint).then(|| Box::new(shared(records))),
+        block: Bytes::from(data).slice(..),
+        split: (!joint).then(|| SplitRecords::new(&records)),
         body_len: if joint { body_len as u32 } else { 0 },
         status,
     }
@@ -502,7 +576,7 @@ mod tests {
     }
 
     /// A body that fills its size class exactly would be rounded up to the next class with the
-    /// records after it: the records get a block of their own, and the cost says so.
+    /// records after it: the records get an allocation of their own, and the cost says so.
     #[test]
     fn a_body_that_fills_its_class_keeps_the_records_apart() {
         for len in [1024usize, 8192, 65536] {
@@ -514,11 +588,19 @@ mod tests {
             assert_eq!(content.body_len(), len);
             assert_eq!(content.headers().to_map(), headers);
             let records = records_len(&headers);
-            let handle = allocation(SHARED_BYTES_HANDLE);
             assert_eq!(
                 content.cost(),
-                allocation(len) + handle + allocation(records) + handle + allocation(32)
+                allocation(len)
+                    + allocation(SHARED_BYTES_HANDLE)
+                    + allocation(SPLIT_RECORDS_HEADER + records)
             );
+            // A value is a slice of the records' allocation, not a copy, and keeps it alive.
+            let records_at = content.headers().encoded().as_ptr_range();
+            let (name, value) = content.headers().iter().next().unwrap();
+            assert_eq!(name, header::CONTENT_TYPE);
+            assert!(records_at.contains(&value.as_bytes().as_ptr()));
+            drop(content);
+            assert_eq!(value, "application/json");
         }
         // A body with room in its class keeps them after it, in one block.
         for len in [100usize, 1000, 8000, 60_000] {

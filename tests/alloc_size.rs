@@ -62,7 +62,7 @@ fn allocation_matches_resident_growth() {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut kept = Vec::new();
-    // Small classes with slabs of one, four and 256 regions, and large blocks just above a
+    // Small classes with slabs of 256, 64 and 8 regions, and large blocks just above a
     // class boundary (where the class would over-count by a fifth) and at one.
     for (len, count) in [
         (100, 100_000),

@@ -7,8 +7,10 @@
 //! - small requests, up to [`SMALL_MAX`] (14 KiB), come out of slabs of their class: 8, then
 //!   multiples of 16 up to 128, then four classes per doubling (160, 192, 224, 256, 320, ...,
 //!   10 KiB, 12 KiB, 14 KiB). A slab spans the fewest whole pages that hold a whole number of
-//!   regions, so nothing is lost at its end; its descriptor (an extent header of
-//!   [`EXTENT_HEADER`] bytes, kept apart from the slab) is shared by its regions.
+//!   regions, so nothing is lost at its end, or, for the classes `.cargo/config.toml` names
+//!   in jemalloc's `slab_sizes` ([`SLAB_PAGES`]), the pages given there; its descriptor (an
+//!   extent header of [`EXTENT_HEADER`] bytes, kept apart from the slab) is shared by its
+//!   regions.
 //! - larger requests get an extent of whole pages of their own, sized to their class (16 KiB,
 //!   20 KiB, 24 KiB, 28 KiB, 32 KiB, 40 KiB, ...). jemalloc is built without its
 //!   "cache-oblivious" placement (which starts each large block at a random cache line of an
@@ -16,6 +18,10 @@
 //!   only the pages written become resident: a block filled to its length costs its length
 //!   rounded up to whole pages and its extent's header, not its class (a 65,590-byte block
 //!   spans 17 pages of an 80 KiB extent).
+//!
+//! Every page of the heap also has an entry in jemalloc's page map ([`PAGE_MAP_ENTRY`] bytes
+//! with jemalloc built for 48-bit addresses, `.cargo/config.toml`), which a block pays by
+//! the pages it spans.
 
 /// The page size jemalloc is built for (taken from the build machine, 4 KiB on x86-64).
 pub const PAGE: usize = 4096;
@@ -25,6 +31,32 @@ pub const SMALL_MAX: usize = 14 * 1024;
 
 /// The descriptor of one extent (a slab or a large block), allocated apart from it.
 pub const EXTENT_HEADER: usize = 128;
+
+/// Bytes of jemalloc's page map per page of heap (its radix tree's leaves, compact when it is
+/// built for 48-bit addresses).
+pub const PAGE_MAP_ENTRY: usize = 8;
+
+/// The small classes whose slabs `.cargo/config.toml` sets (`slab_sizes`), with their pages
+/// per slab: by default these hold one to sixteen regions (an 8 KiB slab one), so a region
+/// carried up to the whole of its slab's descriptor. A test checks the table against the file.
+pub const SLAB_PAGES: [(usize, usize); 16] = [
+    (512, 4),
+    (1024, 16),
+    (1536, 18),
+    (1792, 14),
+    (2048, 16),
+    (2560, 20),
+    (3072, 18),
+    (3584, 21),
+    (4096, 16),
+    (5120, 20),
+    (6144, 18),
+    (7168, 21),
+    (8192, 16),
+    (10240, 20),
+    (12288, 18),
+    (14336, 21),
+];
 
 /// jemalloc's size class for a request of `len` bytes: what the block really spans, and what
 /// `malloc_usable_size` reports; 0 for 0.
@@ -42,26 +74,33 @@ pub fn size_class(len: usize) -> usize {
     }
 }
 
-/// Regions in one slab of a small size class: a slab is the least common multiple of the
-/// class and the page, so it holds `PAGE / gcd(class, PAGE)` regions.
+/// Regions in one slab of a small size class: the pages [`SLAB_PAGES`] gives it, or by
+/// default the least common multiple of the class and the page, which holds
+/// `PAGE / gcd(class, PAGE)` regions.
 fn slab_regions(class: usize) -> usize {
+    if let Some(&(_, pages)) = SLAB_PAGES.iter().find(|(c, _)| *c == class) {
+        return pages * PAGE / class;
+    }
     let gcd = 1usize << class.trailing_zeros().min(PAGE.trailing_zeros());
     PAGE / gcd
 }
 
 /// The bytes a request of `len` bytes adds to the resident memory, written in full: for a
 /// small request its size class and its share of its slab's descriptor; for a large one its
-/// length in whole pages and its extent's descriptor (see the module's text); nothing for 0.
+/// length in whole pages and its extent's descriptor; for both, the page map of the pages
+/// they span (see the module's text); nothing for 0.
 pub fn allocation(len: usize) -> u64 {
     let bytes = match len {
         0 => 0,
         1..=SMALL_MAX => {
             let class = size_class(len);
-            class + EXTENT_HEADER / slab_regions(class)
+            class + EXTENT_HEADER / slab_regions(class) + class * PAGE_MAP_ENTRY / PAGE
         }
         _ => len
             .checked_next_multiple_of(PAGE)
-            .map_or(usize::MAX, |pages| pages.saturating_add(EXTENT_HEADER)),
+            .map_or(usize::MAX, |pages| {
+                pages.saturating_add(EXTENT_HEADER + pages / PAGE * PAGE_MAP_ENTRY)
+            }),
     };
     bytes as u64
 }
@@ -126,27 +165,61 @@ mod tests {
     fn small_requests_cost_their_class_and_a_share_of_their_slab() {
         assert_eq!(slab_regions(8), 512);
         assert_eq!(slab_regions(112), 256);
-        assert_eq!(slab_regions(1024), 4);
+        assert_eq!(slab_regions(256), 16);
+        assert_eq!(slab_regions(1024), 64);
         assert_eq!(slab_regions(1280), 16);
-        assert_eq!(slab_regions(8192), 1);
-        assert_eq!(slab_regions(10240), 2);
-        assert_eq!(slab_regions(SMALL_MAX), 2);
+        assert_eq!(slab_regions(8192), 8);
+        assert_eq!(slab_regions(10240), 8);
+        assert_eq!(slab_regions(SMALL_MAX), 6);
         assert_eq!(allocation(0), 0);
         assert_eq!(allocation(1), 8);
         assert_eq!(allocation(100), 112);
-        assert_eq!(allocation(1000), 1024 + 32);
-        assert_eq!(allocation(1100), 1280 + 8);
-        assert_eq!(allocation(8192), 8192 + 128);
-        assert_eq!(allocation(8300), 10240 + 64);
-        assert_eq!(allocation(SMALL_MAX), 14336 + 64);
+        assert_eq!(allocation(1000), 1024 + 2 + 2);
+        assert_eq!(allocation(1100), 1280 + 8 + 2);
+        assert_eq!(allocation(8192), 8192 + 16 + 16);
+        assert_eq!(allocation(8300), 10240 + 16 + 20);
+        assert_eq!(allocation(SMALL_MAX), 14336 + 21 + 28);
     }
 
     #[test]
     fn large_requests_cost_their_whole_pages_and_a_descriptor() {
-        assert_eq!(allocation(SMALL_MAX + 1), 16384 + 128);
-        assert_eq!(allocation(65536), 65536 + 128);
-        assert_eq!(allocation(65590), 69632 + 128);
+        assert_eq!(allocation(SMALL_MAX + 1), 16384 + 128 + 4 * 8);
+        assert_eq!(allocation(65536), 65536 + 128 + 16 * 8);
+        assert_eq!(allocation(65590), 69632 + 128 + 17 * 8);
         assert_eq!(allocation(usize::MAX), usize::MAX as u64);
+    }
+
+    /// The slabs the model assumes are the ones jemalloc is built with.
+    #[test]
+    fn the_slab_table_is_the_build_configuration() {
+        let config = include_str!("../../.cargo/config.toml");
+        let line = config
+            .lines()
+            .find(|line| line.starts_with("JEMALLOC_SYS_WITH_MALLOC_CONF"))
+            .expect("the malloc configuration");
+        let slabs = line
+            .split(&['"', ','][..])
+            .find_map(|option| option.strip_prefix("slab_sizes:"))
+            .expect("slab_sizes");
+        let configured: Vec<(usize, usize)> = slabs
+            .split('|')
+            .map(|range| {
+                let (sizes, pages) = range.split_once(':').unwrap();
+                let (from, to) = sizes.split_once('-').unwrap();
+                assert_eq!(from, to, "one class per range: {range}");
+                (from.parse().unwrap(), pages.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(configured, SLAB_PAGES);
+        for (class, pages) in SLAB_PAGES {
+            assert_eq!(size_class(class), class);
+            assert_eq!(
+                pages * PAGE % class,
+                0,
+                "{class}: a whole number of regions"
+            );
+        }
+        assert!(config.contains("JEMALLOC_SYS_WITH_LG_VADDR = \"48\""));
     }
 
     #[test]

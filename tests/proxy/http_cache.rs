@@ -63,6 +63,15 @@ fn reply(seen: &Seen) -> Reply {
             .header("cache-control", "max-age=60"),
         "public" => cc("public, max-age=60"),
         "private-field" => cc("max-age=60, private=\"x-user\"").header("x-user", "alice"),
+        // A body of exactly `len` bytes: 1024, 8192 and 65536 fill an allocator size class,
+        // so the entry keeps its header records in an allocation of their own.
+        len if seen.path().starts_with("/ttl/class/") => {
+            let len: usize = len.parse().unwrap_or(0);
+            let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            Reply::ok(body)
+                .header("etag", "\"class\"")
+                .header("x-custom", "kept")
+        }
         "vary" => Reply::ok(seen.header("accept-language").unwrap_or("none").to_string())
             .header("cache-control", "max-age=60")
             .header("vary", "Accept-Language"),
@@ -199,6 +208,41 @@ async fn a_digest_etag_is_added_when_the_backend_sends_none_and_validates() {
 }
 
 // === ranges from a stored entry ===
+
+/// Entries whose body fills its size class keep their headers apart from it: hits, `304`s
+/// and ranges answer them the same as any other.
+#[tokio::test]
+async fn bodies_that_fill_a_size_class_answer_every_hit_whole() {
+    let (origin, _proxy, client) = setup().await;
+    for len in [1024usize, 8192, 65536, 1000] {
+        let path = format!("/ttl/class/{len}");
+        let first = client.get(&path, &[]).await;
+        assert_eq!(first.cache_status(), "cachegate; fwd=miss; stored", "{len}");
+        assert_eq!(first.body.len(), len);
+        for _ in 0..2 {
+            let hit = client.get(&path, &[]).await;
+            assert_eq!(hit.cache_status(), "cachegate; hit", "{len}");
+            assert_eq!(hit.body, first.body, "{len}");
+            assert_eq!(hit.header("etag"), Some("\"class\""), "{len}");
+            assert_eq!(hit.header("x-custom"), Some("kept"), "{len}");
+            assert_eq!(
+                hit.header("content-type"),
+                Some("application/json"),
+                "{len}"
+            );
+            let expected_len = len.to_string();
+            assert_eq!(hit.header("content-length"), Some(expected_len.as_str()));
+        }
+        let not_modified = client.get(&path, &[("if-none-match", "\"class\"")]).await;
+        assert_eq!(not_modified.status, 304, "{len}");
+        assert_eq!(not_modified.header("etag"), Some("\"class\""), "{len}");
+        let part = client.get(&path, &[("range", "bytes=26-51")]).await;
+        assert_eq!(part.status, 206, "{len}");
+        assert_eq!(part.text(), "abcdefghijklmnopqrstuvwxyz", "{len}");
+        assert_eq!(part.header("x-custom"), Some("kept"), "{len}");
+    }
+    assert_eq!(origin.hits(), 4);
+}
 
 #[tokio::test]
 async fn a_single_byte_range_is_answered_206_from_the_entry() {

@@ -12,7 +12,9 @@
 //!   16 KiB); the growth of RSS per stored entry is compared with the growth of counted bytes
 //!   per entry (the weight). With `--check` the run fails when they differ by more than 10 %;
 //!   with `--max-overhead B`, when an entry costs more than `B` bytes beyond its body, stored
-//!   headers and key.
+//!   headers and key. Beside the overhead it prints the part of it that is jemalloc's
+//!   bookkeeping for a block of the body's size (`store::alloc_size::bookkeeping`), which
+//!   grows with the body.
 //! - `bound`: `max_memory = "32MiB"`, ten times that stored in mixed body sizes; RSS must stay
 //!   under the baseline (RSS after the same traffic through an uncached route) plus 32 MiB
 //!   plus 20 % (a failure with `--check`).
@@ -425,11 +427,24 @@ fn content_bytes(size: usize, readable_key_len: usize) -> u64 {
     (size + headers + date + length + readable_key_len + 32) as u64
 }
 
+/// What the allocator keeps beside a block of `size` bytes (its slab descriptor's share or its
+/// extent's descriptor, and its page map): part of the overhead that grows with the body.
+#[cfg(feature = "jemalloc")]
+fn allocator_bookkeeping(size: usize) -> u64 {
+    cachegate::store::alloc_size::bookkeeping(size)
+}
+
+#[cfg(not(feature = "jemalloc"))]
+fn allocator_bookkeeping(_size: usize) -> u64 {
+    0
+}
+
 async fn weight(opts: &Options, origin: u16) -> Result<bool, Error> {
     println!(
         "{:>8} {:>9} {:>12} {:>12} {:>7} {:>10}",
         "body", "entries", "rss/entry", "weight/entry", "ratio", "overhead"
     );
+    println!("(overhead: of which the allocator's bookkeeping for a block of the body's size)");
     let mut ok = true;
     for &size in &opts.sizes {
         // The largest bodies dominate their entries' cost: a quarter as many measure them as
@@ -456,7 +471,11 @@ async fn weight(opts: &Options, origin: u16) -> Result<bool, Error> {
         let path = format!("/m/{size}/k-{}", count / 2);
         let readable = format!("cg:v1 127.0.0.1:{} t={TENANT} GET {path}", proxy.port);
         let overhead = rss - content_bytes(size, readable.len()) as f64;
-        println!("{size:>8} {entries:>9} {rss:>12.0} {weight:>12.0} {ratio:>7.3} {overhead:>10.0}");
+        let allocator = allocator_bookkeeping(size);
+        println!(
+            "{size:>8} {entries:>9} {rss:>12.0} {weight:>12.0} {ratio:>7.3} {overhead:>10.0} \
+             (allocator {allocator})"
+        );
         if opts.check && !(0.9..=1.1).contains(&ratio) {
             println!("FAIL: weight/rss {ratio:.3} for {size}-byte bodies is off by more than 10 %");
             ok = false;

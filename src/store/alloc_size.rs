@@ -105,6 +105,19 @@ pub fn allocation(len: usize) -> u64 {
     bytes as u64
 }
 
+/// What jemalloc keeps for a block of `len` bytes beside the bytes it spans: its share of its
+/// slab's descriptor, or the descriptor of its own extent, and the page map of its pages.
+/// [`allocation`] less the block's class (or whole pages); it grows with the block, 256 bytes
+/// for 64 KiB.
+pub fn bookkeeping(len: usize) -> u64 {
+    let spanned = match len {
+        0 => 0,
+        1..=SMALL_MAX => size_class(len),
+        _ => len.checked_next_multiple_of(PAGE).unwrap_or(usize::MAX),
+    };
+    allocation(len).saturating_sub(spanned as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +200,15 @@ mod tests {
         assert_eq!(allocation(65536), 65536 + 128 + 16 * 8);
         assert_eq!(allocation(65590), 69632 + 128 + 17 * 8);
         assert_eq!(allocation(usize::MAX), usize::MAX as u64);
+    }
+
+    #[test]
+    fn bookkeeping_is_the_descriptor_and_page_map() {
+        assert_eq!(bookkeeping(0), 0);
+        assert_eq!(bookkeeping(100), 0);
+        assert_eq!(bookkeeping(1024), 2 + 2);
+        assert_eq!(bookkeeping(8192), 16 + 16);
+        assert_eq!(bookkeeping(65536), 128 + 128);
     }
 
     /// The slabs the model assumes are the ones jemalloc is built with.

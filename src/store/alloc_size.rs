@@ -85,37 +85,35 @@ fn slab_regions(class: usize) -> usize {
     PAGE / gcd
 }
 
-/// The bytes a request of `len` bytes adds to the resident memory, written in full: for a
-/// small request its size class and its share of its slab's descriptor; for a large one its
-/// length in whole pages and its extent's descriptor; for both, the page map of the pages
-/// they span (see the module's text); nothing for 0.
+/// The bytes a request of `len` bytes adds to the resident memory, written in full: what the
+/// block spans (for a small request its size class, for a large one its length in whole
+/// pages; see the module's text) and the allocator's [`bookkeeping`] for it; nothing for 0.
 pub fn allocation(len: usize) -> u64 {
-    let bytes = match len {
-        0 => 0,
-        1..=SMALL_MAX => {
-            let class = size_class(len);
-            class + EXTENT_HEADER / slab_regions(class) + class * PAGE_MAP_ENTRY / PAGE
-        }
-        _ => len
-            .checked_next_multiple_of(PAGE)
-            .map_or(usize::MAX, |pages| {
-                pages.saturating_add(EXTENT_HEADER + pages / PAGE * PAGE_MAP_ENTRY)
-            }),
-    };
-    bytes as u64
+    (spanned(len) as u64).saturating_add(bookkeeping(len))
 }
 
-/// What jemalloc keeps for a block of `len` bytes beside the bytes it spans: its share of its
-/// slab's descriptor, or the descriptor of its own extent, and the page map of its pages.
-/// [`allocation`] less the block's class (or whole pages); it grows with the block, 256 bytes
-/// for 64 KiB.
-pub fn bookkeeping(len: usize) -> u64 {
-    let spanned = match len {
+/// The bytes a block of `len` bytes spans once written: its size class if small, its length
+/// in whole pages if large.
+fn spanned(len: usize) -> usize {
+    match len {
         0 => 0,
         1..=SMALL_MAX => size_class(len),
         _ => len.checked_next_multiple_of(PAGE).unwrap_or(usize::MAX),
+    }
+}
+
+/// What jemalloc keeps for a block of `len` bytes beside the bytes it spans: its share of its
+/// slab's descriptor, or the descriptor of its own extent, and the page map of its pages. It
+/// grows with the block: 256 bytes for 64 KiB.
+pub fn bookkeeping(len: usize) -> u64 {
+    let bytes = match spanned(len) {
+        0 | usize::MAX => 0,
+        class if len <= SMALL_MAX => {
+            EXTENT_HEADER / slab_regions(class) + class * PAGE_MAP_ENTRY / PAGE
+        }
+        pages => EXTENT_HEADER + pages / PAGE * PAGE_MAP_ENTRY,
     };
-    allocation(len).saturating_sub(spanned as u64)
+    bytes as u64
 }
 
 #[cfg(test)]
